@@ -1,0 +1,163 @@
+//! The commands, from typed CLI settings to results and an exit status.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command, RunArgs, ServeArgs, ValidateArgs};
+use crate::runner::{self, RunError, RunOptions};
+use crate::scenario::{self, Overrides, ScenarioError};
+use crate::serve::{self, ServeConfig};
+use crate::transport::tls::{self, TlsError};
+
+/// Anything that ends a command, with the exit code it maps to.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error("no client could connect to {url}; see {dir}/errors.csv ({detail})")]
+    NobodyConnected {
+        url: String,
+        dir: String,
+        detail: String,
+    },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+impl AppError {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            AppError::Scenario(_) | AppError::Tls(_) => ExitCode::from(2),
+            _ => ExitCode::from(1),
+        }
+    }
+}
+
+pub async fn execute(cli: Cli) -> Result<ExitCode, AppError> {
+    match cli.command {
+        Command::Run(args) => run(args).await,
+        Command::Serve(args) => serve_command(args).await,
+        Command::Validate(args) => validate(args),
+    }
+}
+
+fn overrides(args: &RunArgs) -> Overrides {
+    Overrides {
+        target: args.target.clone(),
+        clients: args.clients.map(|c| c.0),
+        duration: args.duration.map(|d| d.0),
+        rate: args.rate.map(|r| r.0),
+        ramp: args.ramp,
+        seed: args.seed,
+    }
+}
+
+async fn run(args: RunArgs) -> Result<ExitCode, AppError> {
+    let plan = scenario::load(&args.scenario, &overrides(&args))?;
+    let options = RunOptions {
+        scenario_file: args.scenario.clone(),
+        out: args.out.clone(),
+        quiet: args.quiet,
+        threads: args.threads,
+        insecure: args.insecure,
+    };
+    let outcome = runner::run(plan, options, first_signal_then_exit()).await?;
+    let dir = outcome.dir.display().to_string();
+    let report = &outcome.report;
+    print!("{}", crate::output::table::render(report, &dir));
+    let _ = std::io::stdout().flush();
+    if report.totals.connects == 0 && report.clients_started > 0 {
+        let t = &report.totals;
+        let worst = crate::metrics::ErrorKind::ALL
+            .iter()
+            .max_by_key(|k| t.errors[k.index()])
+            .map(|k| format!("{} × {k}", t.errors[k.index()]))
+            .unwrap_or_default();
+        return Err(AppError::NobodyConnected {
+            url: report.target_url.clone(),
+            dir,
+            detail: worst,
+        });
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve_command(args: ServeArgs) -> Result<ExitCode, AppError> {
+    let tls = match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+        _ => None,
+    };
+    let config = ServeConfig {
+        listen: args.listen,
+        delay: args.delay.map(|d| d.0),
+        threads: args
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+        tls,
+    };
+    let server = serve::spawn(config).map_err(|source| AppError::Listen {
+        addr: args.listen,
+        source,
+    })?;
+    println!("listening on {}", server.url(""));
+    let _ = std::io::stdout().flush();
+    wait_for_signal().await;
+    server.stop();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn validate(args: ValidateArgs) -> Result<ExitCode, AppError> {
+    let plan = scenario::load(&args.scenario, &Overrides::default())?;
+    let emits: usize = plan.groups.iter().map(|g| g.emits.len()).sum();
+    println!(
+        "{}: ok — \"{}\", {} clients in {} group(s), {} emit stream(s), {} expect(s), duration {}, ramp {}",
+        args.scenario.display(),
+        plan.name,
+        plan.total_clients(),
+        plan.groups.len(),
+        emits,
+        plan.expects.len(),
+        crate::units::format_duration(plan.duration),
+        plan.ramp,
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on the first Ctrl-C or SIGTERM; a second one exits the process at once (130).
+async fn first_signal_then_exit() {
+    wait_for_signal().await;
+    tokio::spawn(async {
+        wait_for_signal().await;
+        eprintln!("interrupted again: exiting without waiting for the drain");
+        std::process::exit(130);
+    });
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,139 @@
+//! The command line: clap definitions, turned into typed settings at once.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::units::{CountValue, DurationText, Ramp, RateText};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  the run could not be done (target unreachable at start, no client connected, I/O error)
+  2  bad usage or a bad scenario file (the message names file:line:column)
+  3  thresholds or a comparison failed
+  130  interrupted twice (the second Ctrl-C exits at once)";
+
+/// volley: load tester and traffic inspector for WebSocket servers.
+#[derive(Debug, Parser)]
+#[command(name = "volley", version, after_help = EXIT_CODES, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scenario: connect clients, emit events, record latency and errors to results/.
+    #[command(after_help = EXIT_CODES)]
+    Run(RunArgs),
+    /// Start the embedded reference server (/echo, /broadcast?room=NAME, /ticker?every=10ms).
+    #[command(after_help = EXIT_CODES)]
+    Serve(ServeArgs),
+    /// Check a scenario file without running it.
+    #[command(after_help = EXIT_CODES)]
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The scenario file (TOML).
+    pub scenario: PathBuf,
+    /// Target instead of the scenario's: "builtin", ws://host:port/path or wss://...
+    #[arg(long)]
+    pub target: Option<String>,
+    /// Total clients (e.g. 500 or 10k), shared among the groups in proportion to their sizes.
+    #[arg(long)]
+    pub clients: Option<CountValue>,
+    /// Emitting phase (e.g. 30s, 2m).
+    #[arg(long)]
+    pub duration: Option<DurationText>,
+    /// Per-client rate of every emit (e.g. 5/s, 1/10s).
+    #[arg(long)]
+    pub rate: Option<RateText>,
+    /// Connect the clients over this time (5s) or at this rate (500/s).
+    #[arg(long)]
+    pub ramp: Option<Ramp>,
+    /// Results folder (default: results/<name>-<UTC time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// No progress on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Seed of the client start order (printed at the end of every run).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Client worker threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Accept any TLS certificate (self-signed test servers).
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; port 0 picks a free port (printed at start).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Fixed delay before every echo, to calibrate a client (e.g. 20ms).
+    #[arg(long)]
+    pub delay: Option<DurationText>,
+    /// Runtime threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// TLS certificate chain (PEM); serves wss:// with --key.
+    #[arg(long, requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The scenario file (TOML).
+    pub scenario: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn units_parse_on_the_command_line() {
+        let cli = Cli::try_parse_from([
+            "volley",
+            "run",
+            "s.toml",
+            "--clients",
+            "10k",
+            "--duration",
+            "1m",
+            "--rate",
+            "5/s",
+            "--ramp",
+            "500/s",
+        ])
+        .unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("expected run")
+        };
+        assert_eq!(args.clients.unwrap().0, 10_000);
+        assert_eq!(args.duration.unwrap().0.as_secs(), 60);
+        assert_eq!(args.rate.unwrap().0.events, 5);
+    }
+
+    #[test]
+    fn a_bad_duration_is_a_usage_error_that_shows_the_format() {
+        let err = Cli::try_parse_from(["volley", "run", "s.toml", "--duration", "10"]).unwrap_err();
+        assert!(err.to_string().contains("like 250ms"), "{err}");
+    }
+}

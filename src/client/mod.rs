@@ -1,0 +1,179 @@
+//! One virtual client: connect, run the group's on_connect steps, emit on schedule while reading,
+//! drain, close. Everything it observes goes into its worker's [`WorkerMetrics`].
+
+pub mod schedule;
+mod session;
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_util::sync::CancellationToken;
+
+use crate::metrics::{ErrorKind, ErrorRow, WorkerMetrics};
+use crate::scenario::{Plan, StepPlan};
+use crate::transport::ws::{ClientSocket, Connector, classify};
+use session::{End, Session};
+
+/// What every client of a run shares (read-only).
+pub struct ClientContext {
+    pub plan: Plan,
+    pub connector: Connector,
+    /// Time zero of the run; stamps carry nanoseconds since it.
+    pub t0: Instant,
+    /// When emitting ends for everybody.
+    pub emit_end: Instant,
+    /// Tags this run's stamps.
+    pub run_tag: u32,
+    /// Cancelled on Ctrl-C / SIGTERM: stop emitting, drain, close.
+    pub stop: CancellationToken,
+    /// How long the close handshake may take.
+    pub close_timeout: Duration,
+    /// How long writes may be blocked before the connection counts as stalled.
+    pub stall_timeout: Duration,
+}
+
+/// A client about to start: its global id and group.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientId {
+    pub id: u32,
+    pub group: u16,
+}
+
+/// Runs one client from connect to close.
+pub async fn run(ctx: Arc<ClientContext>, who: ClientId, metrics: &RefCell<WorkerMetrics>) {
+    let group = &ctx.plan.groups[who.group as usize];
+    let report = |kind: ErrorKind, detail: String| {
+        metrics.borrow_mut().error(ErrorRow {
+            at: ctx.t0.elapsed(),
+            client: who.id,
+            group: who.group,
+            kind,
+            detail,
+        });
+    };
+
+    metrics.borrow_mut().connecting += 1;
+    let started = Instant::now();
+    let attempt = tokio::select! {
+        _ = ctx.stop.cancelled() => None,
+        result = tokio::time::timeout(ctx.plan.connect_timeout, ctx.connector.connect(&group.path)) => Some(result),
+    };
+    let connected = {
+        let mut m = metrics.borrow_mut();
+        m.connecting -= 1;
+        match attempt {
+            None => return,
+            Some(Err(_elapsed)) => {
+                m.interval.connect_failures += 1;
+                Err((
+                    ErrorKind::ConnectTimeout,
+                    format!("no WebSocket after {:?}", ctx.plan.connect_timeout),
+                ))
+            }
+            Some(Ok(Err(e))) => {
+                m.interval.connect_failures += 1;
+                Err((e.kind, e.detail))
+            }
+            Some(Ok(Ok(socket))) => {
+                m.record(0, started.elapsed());
+                m.interval.connects += 1;
+                m.connected += 1;
+                Ok(socket)
+            }
+        }
+    };
+    let mut socket = match connected {
+        Ok(socket) => socket,
+        Err((kind, detail)) => {
+            report(kind, detail);
+            return;
+        }
+    };
+
+    let end = match on_connect(&ctx, who, &mut socket).await {
+        Ok(()) => Session::new(&ctx, who, socket, metrics).run().await,
+        Err(e) => (End::Failed(classify(&e), e.to_string()), socket),
+    };
+    let (end, socket) = end;
+    let code = match end {
+        End::Drained => close(socket, ctx.close_timeout).await,
+        End::ServerClosed(frame) => {
+            let (code, reason) = frame
+                .map(|f| (u16::from(f.code), f.reason.to_string()))
+                .unwrap_or((1005, String::new()));
+            report(
+                ErrorKind::ClosedByServer,
+                format!("{code} {reason}").trim_end().to_string(),
+            );
+            Some(code)
+        }
+        End::Failed(kind, detail) => {
+            report(kind, detail);
+            Some(1006)
+        }
+    };
+    let mut m = metrics.borrow_mut();
+    m.connected -= 1;
+    if let Some(code) = code {
+        m.close(code);
+    }
+}
+
+/// Sends the group's on_connect messages in order; `wait` steps pause (ending early on stop).
+async fn on_connect(
+    ctx: &ClientContext,
+    who: ClientId,
+    socket: &mut ClientSocket,
+) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    let group = &ctx.plan.groups[who.group as usize];
+    for (seq, step) in group.on_connect.iter().enumerate() {
+        match step {
+            StepPlan::Emit { template, binary } => {
+                let text = template.render(who.id, seq as u64, &group.name, None);
+                let message = if *binary {
+                    Message::Binary(text.into_bytes().into())
+                } else {
+                    Message::text(text)
+                };
+                socket.send(message).await?;
+            }
+            StepPlan::Wait(pause) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(*pause) => {}
+                    _ = ctx.stop.cancelled() => return Ok(()),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The client's side of the close handshake; returns the code the server answered with.
+async fn close(mut socket: ClientSocket, timeout: Duration) -> Option<u16> {
+    let handshake = async {
+        let frame = CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        };
+        socket.close(Some(frame)).await.ok()?;
+        let mut code = None;
+        while let Some(message) = socket.next().await {
+            match message {
+                Ok(Message::Close(frame)) => {
+                    code = Some(frame.map(|f| u16::from(f.code)).unwrap_or(1005));
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        Some(code.unwrap_or(1006))
+    };
+    tokio::time::timeout(timeout, handshake)
+        .await
+        .unwrap_or(Some(1006))
+}

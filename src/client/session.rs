@@ -1,0 +1,309 @@
+//! The emitting phase of one client as a hand-written poll loop over a single socket: send what is
+//! due, flush once per batch, read everything that arrived, sleep until the next deadline. Reading
+//! and writing progress together, so a server that pushes back never deadlocks the client, and the
+//! loop needs no task, channel or lock of its own.
+
+use std::cell::RefCell;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_util::{Sink, Stream};
+use tokio::time::Sleep;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_util::sync::WaitForCancellationFutureOwned;
+
+use super::schedule::Schedule;
+use super::{ClientContext, ClientId};
+use crate::metrics::{ErrorKind, WorkerMetrics};
+use crate::protocol::stamp::Stamp;
+use crate::scenario::GroupPlan;
+use crate::transport::ws::{ClientSocket, classify};
+
+/// tokio's timers fire on whole milliseconds, up to 1 ms late. Waking 1 ms early and sending what is
+/// due within that millisecond keeps the timer's lateness out of the measurements; an event sent
+/// early is measured from its actual send time, one sent late from its scheduled time.
+const EARLY: Duration = Duration::from_millis(1);
+/// Messages read in one go before yielding to the other clients of the thread.
+const READ_BUDGET: usize = 128;
+
+/// How the emitting phase ended.
+pub enum End {
+    /// Emitting and draining finished; the client closes the connection.
+    Drained,
+    /// The server sent a close frame.
+    ServerClosed(Option<CloseFrame>),
+    Failed(ErrorKind, String),
+}
+
+struct EmitState {
+    schedule: Schedule,
+    /// Index of the next event of this emit.
+    next: u64,
+}
+
+enum Phase {
+    Emitting,
+    Draining { until: Instant },
+}
+
+pub struct Session<'a> {
+    ctx: &'a ClientContext,
+    who: ClientId,
+    group: &'a GroupPlan,
+    socket: ClientSocket,
+    metrics: &'a RefCell<WorkerMetrics>,
+    emits: Vec<EmitState>,
+    /// Tracked events sent and not yet back, per expect.
+    outstanding: Vec<u64>,
+    phase: Phase,
+    sleep: Pin<Box<Sleep>>,
+    sleep_at: Instant,
+    stop: Pin<Box<WaitForCancellationFutureOwned>>,
+    need_flush: bool,
+    blocked_since: Option<Instant>,
+}
+
+impl<'a> Session<'a> {
+    pub fn new(
+        ctx: &'a ClientContext,
+        who: ClientId,
+        socket: ClientSocket,
+        metrics: &'a RefCell<WorkerMetrics>,
+    ) -> Session<'a> {
+        let group = &ctx.plan.groups[who.group as usize];
+        let start = Instant::now();
+        Session {
+            ctx,
+            who,
+            group,
+            socket,
+            metrics,
+            emits: group
+                .emits
+                .iter()
+                .map(|e| EmitState {
+                    schedule: Schedule::at_rate(start, e.rate),
+                    next: 0,
+                })
+                .collect(),
+            outstanding: vec![0; ctx.plan.expects.len()],
+            phase: Phase::Emitting,
+            sleep: Box::pin(tokio::time::sleep_until(start.into())),
+            sleep_at: start,
+            stop: Box::pin(ctx.stop.clone().cancelled_owned()),
+            need_flush: false,
+            blocked_since: None,
+        }
+    }
+
+    /// Runs until drained, closed or failed. Tracked events still outstanding count as lost.
+    pub async fn run(mut self) -> (End, ClientSocket) {
+        let end = poll_fn(|cx| self.poll_session(cx)).await;
+        let mut m = self.metrics.borrow_mut();
+        for (counts, lost) in m.interval.expects.iter_mut().zip(&self.outstanding) {
+            counts.lost += lost;
+        }
+        drop(m);
+        (end, self.socket)
+    }
+
+    /// The earliest pending emit and its due time, if it falls before the end of emitting.
+    fn next_due(&self) -> Option<(usize, Instant)> {
+        self.emits
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (i, e.schedule.at(e.next)))
+            .filter(|(_, at)| *at < self.ctx.emit_end)
+            .min_by_key(|(_, at)| *at)
+    }
+
+    fn render(&self, emit: usize, seq: u64, origin: Instant) -> Message {
+        let plan = &self.group.emits[emit];
+        let stamp = plan.stream.map(|stream| {
+            let stamp = Stamp {
+                run: self.ctx.run_tag,
+                stream,
+                client: self.who.id,
+                seq,
+                origin_ns: origin.saturating_duration_since(self.ctx.t0).as_nanos() as u64,
+            };
+            (stamp, plan.placement)
+        });
+        let text = plan
+            .template
+            .render(self.who.id, seq, &self.group.name, stamp);
+        if plan.binary {
+            Message::Binary(text.into_bytes().into())
+        } else {
+            Message::text(text)
+        }
+    }
+
+    fn on_payload(&mut self, payload: &[u8], now: Instant) {
+        let mut m = self.metrics.borrow_mut();
+        m.interval.received += 1;
+        let Some(stamp) = Stamp::find(payload, self.ctx.run_tag) else {
+            return;
+        };
+        if stamp.client != self.who.id {
+            return;
+        }
+        let stream = stamp.stream as usize;
+        let Some(outstanding) = self.outstanding.get_mut(stream) else {
+            return;
+        };
+        let origin = self.ctx.t0 + Duration::from_nanos(stamp.origin_ns);
+        let latency = now.saturating_duration_since(origin);
+        m.record(1 + stream, latency);
+        let counts = &mut m.interval.expects[stream];
+        counts.received += 1;
+        *outstanding = outstanding.saturating_sub(1);
+        if self.ctx.plan.expects[stream]
+            .within
+            .is_some_and(|within| latency > within)
+        {
+            counts.late += 1;
+        }
+    }
+
+    fn poll_session(&mut self, cx: &mut Context<'_>) -> Poll<End> {
+        for _ in 0..8 {
+            let now = Instant::now();
+            if let Phase::Emitting = self.phase {
+                if now >= self.ctx.emit_end || self.ctx.stop.is_cancelled() {
+                    let from = now.min(self.ctx.emit_end);
+                    self.phase = Phase::Draining {
+                        until: from + self.ctx.plan.drain,
+                    };
+                }
+            }
+
+            // 1. Send everything due, then flush once.
+            if let Phase::Emitting = self.phase {
+                while let Some((emit, at)) = self.next_due() {
+                    if at > now + EARLY {
+                        break;
+                    }
+                    match Pin::new(&mut self.socket).poll_ready(cx) {
+                        Poll::Ready(Ok(())) => {}
+                        Poll::Ready(Err(e)) => return Poll::Ready(failed(&e)),
+                        Poll::Pending => {
+                            self.blocked_since.get_or_insert(now);
+                            break;
+                        }
+                    }
+                    let seq = self.emits[emit].next;
+                    let message = self.render(emit, seq, at.min(now));
+                    if let Err(e) = Pin::new(&mut self.socket).start_send(message) {
+                        return Poll::Ready(failed(&e));
+                    }
+                    self.emits[emit].next += 1;
+                    self.need_flush = true;
+                    let mut m = self.metrics.borrow_mut();
+                    m.interval.sent += 1;
+                    if let Some(stream) = self.group.emits[emit].stream {
+                        m.interval.expects[stream as usize].sent += 1;
+                        self.outstanding[stream as usize] += 1;
+                    }
+                }
+            }
+            if self.need_flush {
+                match Pin::new(&mut self.socket).poll_flush(cx) {
+                    Poll::Ready(Ok(())) => {
+                        self.need_flush = false;
+                        self.blocked_since = None;
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(failed(&e)),
+                    Poll::Pending => {
+                        self.blocked_since.get_or_insert(now);
+                    }
+                }
+            }
+            if let Some(since) = self.blocked_since {
+                if now.saturating_duration_since(since) >= self.ctx.stall_timeout {
+                    return Poll::Ready(End::Failed(
+                        ErrorKind::WriteStalled,
+                        format!(
+                            "nothing could be written for {:?}: the server stopped reading",
+                            self.ctx.stall_timeout
+                        ),
+                    ));
+                }
+            }
+
+            // 2. Read everything that arrived (tungstenite answers pings by itself).
+            for read in 0.. {
+                if read == READ_BUDGET {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                match Pin::new(&mut self.socket).poll_next(cx) {
+                    Poll::Ready(Some(Ok(message))) => {
+                        let now = Instant::now();
+                        match message {
+                            Message::Text(text) => self.on_payload(text.as_bytes(), now),
+                            Message::Binary(bytes) => self.on_payload(&bytes, now),
+                            Message::Close(frame) => {
+                                // Let tungstenite send its close reply; errors no longer matter.
+                                let _ = Pin::new(&mut self.socket).poll_flush(cx);
+                                return Poll::Ready(End::ServerClosed(frame));
+                            }
+                            _ => {}
+                        }
+                    }
+                    Poll::Ready(Some(Err(e))) => return Poll::Ready(failed(&e)),
+                    Poll::Ready(None) => {
+                        return Poll::Ready(End::Failed(
+                            ErrorKind::ConnectionLost,
+                            "connection ended without a close frame".into(),
+                        ));
+                    }
+                    Poll::Pending => break,
+                }
+            }
+
+            // 3. Done draining?
+            let wake = match self.phase {
+                Phase::Draining { until } => {
+                    if self.outstanding.iter().all(|&n| n == 0) || now >= until {
+                        return Poll::Ready(End::Drained);
+                    }
+                    until
+                }
+                // While writes are blocked, the socket wakes us when it drains; due events wait.
+                Phase::Emitting if self.blocked_since.is_some() => self.ctx.emit_end,
+                Phase::Emitting => self
+                    .next_due()
+                    .map(|(_, at)| at.checked_sub(EARLY).unwrap_or(at))
+                    .unwrap_or(self.ctx.emit_end)
+                    .min(self.ctx.emit_end),
+            };
+            let wake = match self.blocked_since {
+                Some(since) => wake.min(since + self.ctx.stall_timeout),
+                None => wake,
+            };
+
+            // 4. Sleep until then, or until stopped.
+            if wake != self.sleep_at {
+                self.sleep.as_mut().reset(wake.into());
+                self.sleep_at = wake;
+            }
+            let timer_fired = self.sleep.as_mut().poll(cx).is_ready();
+            let stopped =
+                matches!(self.phase, Phase::Emitting) && self.stop.as_mut().poll(cx).is_ready();
+            if !timer_fired && !stopped {
+                return Poll::Pending;
+            }
+        }
+        // Deadlines keep expiring (a stalled thread catching up): let other clients run first.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+fn failed(error: &tokio_tungstenite::tungstenite::Error) -> End {
+    End::Failed(classify(error), error.to_string())
+}

@@ -1,0 +1,29 @@
+//! volley: a load tester and traffic inspector for real-time servers (raw WebSocket now,
+//! Socket.IO next). A tour of the crate, in the order data flows:
+//!
+//! - [`units`]: the one parser for durations, rates and counts (`250ms`, `5/s`, `10k`).
+//! - [`scenario`]: the TOML scenario file, errors with file:line:column, overrides, and the
+//!   compiled [`scenario::Plan`] with its message templates.
+//! - [`protocol`]: pure codecs with no I/O; [`protocol::stamp`] is the tracking stamp in every
+//!   tracked event.
+//! - [`transport`]: sockets, TLS and the WebSocket handshake, with small per-connection buffers.
+//! - [`client`]: one virtual client, from connect to close, emitting on an open-model
+//!   [`client::schedule::Schedule`] and measuring from scheduled send times.
+//! - [`runner`]: preflight, worker threads (one single-threaded runtime each), ramp, stop signal,
+//!   and the once-a-second merge of the workers' metrics.
+//! - [`metrics`]: per-worker HDR histograms and counters, merged per interval; error kinds.
+//! - [`output`]: result files (CSV, .hgrm, run.json) and the human summary.
+//! - [`serve`]: the embedded reference server, `target = "builtin"`.
+//! - [`cli`] and [`app`]: the command line and the commands behind it.
+
+pub mod app;
+pub mod cli;
+pub mod client;
+pub mod metrics;
+pub mod output;
+pub mod protocol;
+pub mod runner;
+pub mod scenario;
+pub mod serve;
+pub mod transport;
+pub mod units;

@@ -1,0 +1,84 @@
+//! The kinds of failure a run counts. A misbehaving server is data: each failure becomes one of these.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ErrorKind {
+    /// Nothing listens on the port (TCP RST to SYN).
+    ConnectRefused,
+    /// TCP, TLS and upgrade did not complete within `connect_timeout`.
+    ConnectTimeout,
+    /// The TLS handshake failed (certificate, protocol).
+    Tls,
+    /// The server answered the upgrade request with an HTTP status other than 101.
+    UpgradeRejected,
+    /// The upgrade response was not a valid WebSocket handshake.
+    Handshake,
+    /// The connection was reset (TCP RST) mid-run.
+    Reset,
+    /// The server sent a close frame before the client was done.
+    ClosedByServer,
+    /// The connection ended without a close frame (EOF).
+    ConnectionLost,
+    /// The server broke the WebSocket protocol (bad frame, invalid UTF-8, oversized message).
+    Protocol,
+    /// The server stopped reading: nothing could be written for the stall timeout.
+    WriteStalled,
+    /// Any other I/O error.
+    Io,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 11] = [
+        ErrorKind::ConnectRefused,
+        ErrorKind::ConnectTimeout,
+        ErrorKind::Tls,
+        ErrorKind::UpgradeRejected,
+        ErrorKind::Handshake,
+        ErrorKind::Reset,
+        ErrorKind::ClosedByServer,
+        ErrorKind::ConnectionLost,
+        ErrorKind::Protocol,
+        ErrorKind::WriteStalled,
+        ErrorKind::Io,
+    ];
+    pub const COUNT: usize = Self::ALL.len();
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::ConnectRefused => "connect_refused",
+            ErrorKind::ConnectTimeout => "connect_timeout",
+            ErrorKind::Tls => "tls",
+            ErrorKind::UpgradeRejected => "upgrade_rejected",
+            ErrorKind::Handshake => "handshake",
+            ErrorKind::Reset => "reset",
+            ErrorKind::ClosedByServer => "closed_by_server",
+            ErrorKind::ConnectionLost => "connection_lost",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::WriteStalled => "write_stalled",
+            ErrorKind::Io => "io",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_matches_position_in_all() {
+        for (i, kind) in ErrorKind::ALL.iter().enumerate() {
+            assert_eq!(kind.index(), i);
+        }
+    }
+}

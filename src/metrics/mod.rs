@@ -1,0 +1,207 @@
+//! What a run measures. Each worker thread records into its own [`WorkerMetrics`] (no lock, no
+//! atomic per event), hands the finished [`Interval`] to the coordinator once a second, and the
+//! coordinator merges the intervals of all workers.
+
+mod errors;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+pub use errors::ErrorKind;
+
+/// Latencies are recorded in microseconds, from 1 µs to one hour, with 3 significant digits.
+pub const HIGHEST_US: u64 = 3_600_000_000;
+const SIGNIFICANT_DIGITS: u8 = 3;
+/// Error rows kept per worker and interval; beyond it errors are still counted, not listed.
+const ERROR_ROWS_PER_INTERVAL: usize = 1000;
+
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIGHEST_US, SIGNIFICANT_DIGITS)
+        .expect("static histogram bounds are valid")
+}
+
+/// Counters of one expect (one tracked event stream).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExpectCounts {
+    /// Tracked events sent.
+    pub sent: u64,
+    /// Tracked events that came back.
+    pub received: u64,
+    /// Came back later than the expect's `within`.
+    pub late: u64,
+    /// Never came back by the end of the drain.
+    pub lost: u64,
+}
+
+impl ExpectCounts {
+    fn add(&mut self, other: &ExpectCounts) {
+        self.sent += other.sent;
+        self.received += other.received;
+        self.late += other.late;
+        self.lost += other.lost;
+    }
+}
+
+/// One error as a row of errors.csv.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorRow {
+    /// Since the run's start.
+    pub at: Duration,
+    pub client: u32,
+    pub group: u16,
+    pub kind: ErrorKind,
+    pub detail: String,
+}
+
+/// Everything counted during one interval; intervals merge by addition.
+#[derive(Debug, Clone)]
+pub struct Interval {
+    /// Index 0 is `connect`, then one per expect, in scenario order.
+    pub histograms: Vec<Histogram<u64>>,
+    pub sent: u64,
+    pub received: u64,
+    pub connects: u64,
+    pub connect_failures: u64,
+    pub errors: [u64; ErrorKind::COUNT],
+    /// Connection ends by close code (1006 when the connection ended without a close frame).
+    pub closes: BTreeMap<u16, u64>,
+    pub expects: Vec<ExpectCounts>,
+    pub error_rows: Vec<ErrorRow>,
+    /// Errors counted but not listed because the row limit was reached.
+    pub error_rows_dropped: u64,
+}
+
+impl Interval {
+    pub fn new(metrics: usize) -> Interval {
+        Interval {
+            histograms: (0..metrics).map(|_| new_histogram()).collect(),
+            sent: 0,
+            received: 0,
+            connects: 0,
+            connect_failures: 0,
+            errors: [0; ErrorKind::COUNT],
+            closes: BTreeMap::new(),
+            expects: vec![ExpectCounts::default(); metrics.saturating_sub(1)],
+            error_rows: Vec::new(),
+            error_rows_dropped: 0,
+        }
+    }
+
+    pub fn error_total(&self) -> u64 {
+        self.errors.iter().sum()
+    }
+
+    pub fn close_total(&self) -> u64 {
+        self.closes.values().sum()
+    }
+
+    /// Adds `other` into `self`; error rows are moved, not copied.
+    pub fn merge(&mut self, other: &mut Interval) {
+        for (mine, theirs) in self.histograms.iter_mut().zip(&other.histograms) {
+            mine.add(theirs).expect("histograms share their bounds");
+        }
+        self.sent += other.sent;
+        self.received += other.received;
+        self.connects += other.connects;
+        self.connect_failures += other.connect_failures;
+        for (mine, theirs) in self.errors.iter_mut().zip(other.errors) {
+            *mine += theirs;
+        }
+        for (code, n) in &other.closes {
+            *self.closes.entry(*code).or_default() += n;
+        }
+        for (mine, theirs) in self.expects.iter_mut().zip(&other.expects) {
+            mine.add(theirs);
+        }
+        self.error_rows.append(&mut other.error_rows);
+        self.error_rows_dropped += other.error_rows_dropped;
+    }
+}
+
+/// The recorder of one worker thread, shared by its clients through `Rc<RefCell<_>>`.
+#[derive(Debug)]
+pub struct WorkerMetrics {
+    pub interval: Interval,
+    /// Clients with an open WebSocket now.
+    pub connected: u64,
+    /// Clients between TCP connect and upgrade now.
+    pub connecting: u64,
+}
+
+impl WorkerMetrics {
+    pub fn new(metrics: usize) -> WorkerMetrics {
+        WorkerMetrics {
+            interval: Interval::new(metrics),
+            connected: 0,
+            connecting: 0,
+        }
+    }
+
+    /// Hands over the finished interval and starts a fresh one.
+    pub fn take_interval(&mut self) -> Interval {
+        let fresh = Interval::new(self.interval.histograms.len());
+        std::mem::replace(&mut self.interval, fresh)
+    }
+
+    pub fn record(&mut self, metric: usize, latency: Duration) {
+        let us = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        self.interval.histograms[metric].saturating_record(us);
+    }
+
+    pub fn close(&mut self, code: u16) {
+        *self.interval.closes.entry(code).or_default() += 1;
+    }
+
+    pub fn error(&mut self, row: ErrorRow) {
+        self.interval.errors[row.kind.index()] += 1;
+        if self.interval.error_rows.len() < ERROR_ROWS_PER_INTERVAL {
+            self.interval.error_rows.push(row);
+        } else {
+            self.interval.error_rows_dropped += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_merge_by_addition() {
+        let mut a = WorkerMetrics::new(2);
+        a.record(1, Duration::from_millis(2));
+        a.interval.sent = 3;
+        a.close(1000);
+        a.error(ErrorRow {
+            at: Duration::ZERO,
+            client: 1,
+            group: 0,
+            kind: ErrorKind::Reset,
+            detail: String::new(),
+        });
+        let mut b = WorkerMetrics::new(2);
+        b.record(1, Duration::from_millis(4));
+        b.interval.sent = 4;
+        b.close(1000);
+        let mut total = a.take_interval();
+        total.merge(&mut b.take_interval());
+        assert_eq!(total.sent, 7);
+        assert_eq!(total.histograms[1].len(), 2);
+        assert_eq!(total.closes[&1000], 2);
+        assert_eq!(total.errors[ErrorKind::Reset.index()], 1);
+        assert_eq!(total.error_rows.len(), 1);
+        assert_eq!(a.interval.sent, 0, "taking an interval starts a fresh one");
+    }
+
+    #[test]
+    fn sub_microsecond_and_huge_latencies_are_kept() {
+        let mut m = WorkerMetrics::new(1);
+        m.record(0, Duration::from_nanos(10));
+        m.record(0, Duration::from_secs(10_000));
+        assert_eq!(m.interval.histograms[0].len(), 2);
+    }
+}

@@ -1,0 +1,72 @@
+//! errors.csv, one row per error as it happens: `time_s,client,group,kind,detail`.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::Path;
+
+use super::ExportError;
+use crate::metrics::ErrorRow;
+
+pub const HEADER: [&str; 5] = ["time_s", "client", "group", "kind", "detail"];
+/// Rows written at most; later errors are still counted in summary.csv and run.json.
+pub const MAX_ROWS: u64 = 100_000;
+
+pub struct ErrorsWriter<W: std::io::Write> {
+    csv: csv::Writer<W>,
+    groups: Vec<String>,
+    written: u64,
+    /// Rows not written because of [`MAX_ROWS`].
+    pub dropped: u64,
+}
+
+impl ErrorsWriter<BufWriter<File>> {
+    pub fn create(path: &Path, groups: Vec<String>) -> Result<Self, ExportError> {
+        let file = File::create(path).map_err(|source| ExportError::Write {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        ErrorsWriter::new(BufWriter::new(file), groups)
+    }
+}
+
+impl<W: std::io::Write> ErrorsWriter<W> {
+    pub fn new(out: W, groups: Vec<String>) -> Result<Self, ExportError> {
+        let mut csv = csv::Writer::from_writer(out);
+        csv.write_record(HEADER)?;
+        csv.flush().map_err(csv::Error::from)?;
+        Ok(ErrorsWriter {
+            csv,
+            groups,
+            written: 0,
+            dropped: 0,
+        })
+    }
+
+    pub fn write(&mut self, rows: &[ErrorRow]) -> Result<(), ExportError> {
+        for row in rows {
+            if self.written >= MAX_ROWS {
+                self.dropped += 1;
+                continue;
+            }
+            let group = self
+                .groups
+                .get(row.group as usize)
+                .map(String::as_str)
+                .unwrap_or("");
+            self.csv.write_record([
+                format!("{:.3}", row.at.as_secs_f64()),
+                row.client.to_string(),
+                group.to_string(),
+                row.kind.to_string(),
+                row.detail.clone(),
+            ])?;
+            self.written += 1;
+        }
+        self.csv.flush().map_err(csv::Error::from)?;
+        Ok(())
+    }
+
+    pub fn into_inner(self) -> Option<W> {
+        self.csv.into_inner().ok()
+    }
+}

@@ -1,0 +1,122 @@
+//! The human summary printed on stdout at the end of a run.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use super::{Report, RunStatus};
+use crate::metrics::ErrorKind;
+
+/// A latency in µs for people: `850µs`, `12.3ms`, `1.25s`.
+pub fn human_us(us: u64) -> String {
+    if us < 1_000 {
+        format!("{us}µs")
+    } else if us < 1_000_000 {
+        format!("{:.2}ms", us as f64 / 1e3)
+    } else {
+        format!("{:.2}s", us as f64 / 1e6)
+    }
+}
+
+fn human_duration(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+pub fn render(report: &Report, dir: &str) -> String {
+    let t = &report.totals;
+    let mut out = String::new();
+    let status = match report.status {
+        RunStatus::Completed => "completed",
+        RunStatus::Interrupted => "interrupted",
+    };
+    let _ = writeln!(
+        out,
+        "\nvolley run \"{}\" {status} in {} (run {}, seed {})",
+        report.scenario_name,
+        human_duration(report.elapsed),
+        report.run_id,
+        report.seed
+    );
+    let _ = writeln!(out, "  target    {}", report.target_url);
+    let _ = writeln!(
+        out,
+        "  clients   {} planned, {} started, {} connected, {} failed to connect",
+        report.clients_planned, report.clients_started, t.connects, t.connect_failures
+    );
+    let _ = writeln!(
+        out,
+        "  messages  {} sent, {} received ({:.0}/s out, {:.0}/s in)",
+        t.sent,
+        t.received,
+        report.per_second(t.sent),
+        report.per_second(t.received)
+    );
+    for (name, e) in report.expects() {
+        let _ = writeln!(
+            out,
+            "  {name:<9} {} expected back, {} received, {} lost, {} late",
+            e.sent, e.received, e.lost, e.late
+        );
+    }
+    let errors: Vec<String> = ErrorKind::ALL
+        .iter()
+        .filter(|k| t.errors[k.index()] > 0)
+        .map(|k| format!("{k} {}", t.errors[k.index()]))
+        .collect();
+    let _ = writeln!(
+        out,
+        "  errors    {}",
+        if errors.is_empty() {
+            "none".to_string()
+        } else {
+            errors.join(", ")
+        }
+    );
+    if !t.closes.is_empty() {
+        let closes: Vec<String> = t.closes.iter().map(|(c, n)| format!("{c}×{n}")).collect();
+        let _ = writeln!(out, "  closes    {}", closes.join(", "));
+    }
+    if let Some(cpu) = report.cpu_per_echo() {
+        let _ = writeln!(
+            out,
+            "  client    {:.2}s CPU, {:.1}µs per echo",
+            report.client_cpu.as_secs_f64(),
+            cpu.as_secs_f64() * 1e6
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n  {:<12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "latency", "count", "min", "p50", "p90", "p99", "p99.9", "max"
+    );
+    for (name, h) in report.metric_names.iter().zip(&t.histograms) {
+        if h.is_empty() {
+            let _ = writeln!(out, "  {name:<12} {:>9}", 0);
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "  {name:<12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            h.len(),
+            human_us(h.min()),
+            human_us(h.value_at_quantile(0.5)),
+            human_us(h.value_at_quantile(0.9)),
+            human_us(h.value_at_quantile(0.99)),
+            human_us(h.value_at_quantile(0.999)),
+            human_us(h.max()),
+        );
+    }
+    let _ = writeln!(out, "\n  results   {dir}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latencies_read_naturally() {
+        assert_eq!(human_us(850), "850µs");
+        assert_eq!(human_us(12_345), "12.35ms");
+        assert_eq!(human_us(1_250_000), "1.25s");
+    }
+}

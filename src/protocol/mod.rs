@@ -1,0 +1,3 @@
+//! Pure codecs: bytes in, values out. Nothing here touches a socket or a clock.
+
+pub mod stamp;

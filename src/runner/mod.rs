@@ -1,0 +1,343 @@
+//! Running a scenario: check the target, start the workers, pace the clients, stop on a signal,
+//! collect the metrics once a second and write every result file.
+//!
+//! Phases: preflight (file limit, target reachable) -> ramp (clients start on a seeded schedule)
+//! -> emitting (until `t0 + ramp + duration`) -> drain -> close -> results. A stop signal ends the
+//! emitting phase at once and goes on with drain, close and results, so nothing seen is lost.
+
+mod collect;
+pub mod fdlimit;
+mod progress;
+pub mod worker;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::schedule::Schedule;
+use crate::client::{ClientContext, ClientId};
+use crate::metrics::Interval;
+use crate::output::errors_csv::ErrorsWriter;
+use crate::output::timeseries_csv::TimeseriesWriter;
+use crate::output::{self, ExportError, Report, RunStatus};
+use crate::scenario::{Plan, Target};
+use crate::serve::{self, ServeConfig, ServerHandle};
+use crate::transport::tls::{self, TlsError};
+use crate::transport::ws::Connector;
+use crate::units::Ramp;
+use collect::Collector;
+use worker::{WorkerMessage, WorkerPlan};
+
+/// How to run, beside the scenario itself.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// The scenario file, for run.json.
+    pub scenario_file: PathBuf,
+    /// Results folder; default `results/<name>-<UTC time>`.
+    pub out: Option<PathBuf>,
+    pub quiet: bool,
+    /// Client worker threads; default one per core.
+    pub threads: Option<usize>,
+    /// Accept any TLS certificate.
+    pub insecure: bool,
+}
+
+/// Why a run could not be done (exit code 1).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(
+        "cannot reach {url}: {detail}\n  Is the server running and is the target right? Set it with `target` in the scenario or --target."
+    )]
+    Unreachable { url: String, detail: String },
+    #[error("cannot resolve {host}: {detail}")]
+    Resolve { host: String, detail: String },
+    #[error(
+        "this run needs {needed} open files ({clients} connections{builtin}) but this process may open at most {limit}.\n  Run fewer clients (--clients), use an out-of-process server (`volley serve` and --target), or split the run into shards."
+    )]
+    TooManyFiles {
+        needed: u64,
+        clients: u64,
+        builtin: &'static str,
+        limit: u64,
+    },
+    #[error("cannot start the builtin server: {0}")]
+    Builtin(std::io::Error),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot create the results folder {}: {source}", path.display())]
+    ResultsDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write results: {0}")]
+    Output(#[from] ExportError),
+    #[error("cannot start a worker thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// A finished (or interrupted) run.
+pub struct RunOutcome {
+    pub report: Report,
+    pub dir: PathBuf,
+}
+
+/// How long the close handshake may take at the end.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Workers start this long after the plan is made, so every thread is ready at time zero.
+const START_DELAY: Duration = Duration::from_millis(50);
+/// Worker messages in flight; a full channel makes a worker's tick wait (never its clients).
+const REPORT_CHANNEL: usize = 256;
+
+/// Runs `plan`. `shutdown` resolving stops the run gracefully (drain, close, write results).
+pub async fn run(
+    plan: Plan,
+    options: RunOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<RunOutcome, RunError> {
+    let clients = plan.total_clients();
+    let builtin = plan.target == Target::Builtin;
+    let limit = fdlimit::raise().unwrap_or(1024);
+    let needed = fdlimit::needed(clients, builtin);
+    if needed > limit {
+        return Err(RunError::TooManyFiles {
+            needed,
+            clients,
+            builtin: if builtin {
+                " held at both ends by the in-process builtin server"
+            } else {
+                ""
+            },
+            limit,
+        });
+    }
+
+    // The target: the builtin server in-process, or a remote one resolved once.
+    let (server, connector) = connect_target(&plan, options.insecure).await?;
+    let target_url = connector.url(&plan.groups[0].path);
+    match tokio::time::timeout(plan.connect_timeout, connector.connect_transport()).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            return Err(RunError::Unreachable {
+                url: target_url,
+                detail: e.to_string(),
+            });
+        }
+        Err(_) => {
+            return Err(RunError::Unreachable {
+                url: target_url,
+                detail: format!("no answer within {:?}", plan.connect_timeout),
+            });
+        }
+    }
+
+    let started_at = SystemTime::now();
+    let dir = options
+        .out
+        .clone()
+        .unwrap_or_else(|| output::default_dir(Path::new("results"), &plan.name, started_at));
+    std::fs::create_dir_all(&dir).map_err(|source| RunError::ResultsDir {
+        path: dir.clone(),
+        source,
+    })?;
+    let metric_names: Vec<String> = std::iter::once("connect".to_string())
+        .chain(plan.expects.iter().map(|e| e.name.clone()))
+        .collect();
+    let mut timeseries = TimeseriesWriter::create(&dir.join("timeseries.csv"), &metric_names)?;
+    let mut errors = ErrorsWriter::create(
+        &dir.join("errors.csv"),
+        plan.groups.iter().map(|g| g.name.clone()).collect(),
+    )?;
+
+    // Time zero, the schedule of client starts and the end of emitting.
+    let seed = plan.seed.unwrap_or_else(|| fastrand::u64(..));
+    let run_tag = fastrand::u32(..);
+    let t0 = Instant::now() + START_DELAY;
+    let t0_wall = SystemTime::now() + START_DELAY;
+    let ramp_length = plan.ramp.length(clients);
+    let starts = match plan.ramp {
+        Ramp::Over(over) => Schedule::spread(t0, over, clients),
+        Ramp::At(rate) => Schedule::at_rate(t0, rate),
+    };
+    let workers = options
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, clients.max(1) as usize);
+    let plans = assign(&plan, clients, seed, &starts, workers);
+    let stop = CancellationToken::new();
+    let ctx = Arc::new(ClientContext {
+        emit_end: t0 + ramp_length + plan.duration,
+        plan: plan.clone(),
+        connector,
+        t0,
+        run_tag,
+        stop: stop.clone(),
+        close_timeout: CLOSE_TIMEOUT,
+        stall_timeout: plan.connect_timeout,
+    });
+
+    let (report_tx, mut report_rx) = mpsc::channel::<WorkerMessage>(REPORT_CHANNEL);
+    let mut threads = Vec::new();
+    for worker_plan in plans {
+        let thread = worker::spawn(worker_plan, ctx.clone(), report_tx.clone());
+        match thread {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                stop.cancel();
+                return Err(RunError::Thread(e));
+            }
+        }
+    }
+    drop(report_tx);
+
+    let mut progress = progress::Progress::new(options.quiet, clients, &metric_names);
+    let mut collector = Collector::new(workers, metric_names.len(), t0_wall);
+    let mut totals = Interval::new(metric_names.len());
+    let mut status = RunStatus::Completed;
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut write_error: Option<ExportError> = None;
+    let mut take_rows = |rows: Vec<output::timeseries_csv::SecondRow>,
+                         progress: &mut progress::Progress,
+                         totals: &mut Interval| {
+        for mut row in rows {
+            progress.update(&row);
+            let result = errors
+                .write(&row.interval.error_rows)
+                .and_then(|_| timeseries.write(&row));
+            if let Err(e) = result {
+                write_error.get_or_insert(e);
+            }
+            row.interval.error_rows.clear();
+            totals.merge(&mut row.interval);
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = &mut shutdown, if status == RunStatus::Completed => {
+                status = RunStatus::Interrupted;
+                stop.cancel();
+                progress.note("stopping: no new events; draining in-flight ones and closing (press Ctrl-C again to quit at once)");
+            }
+            message = report_rx.recv() => match message {
+                Some(message) => {
+                    let rows = collector.accept(message);
+                    take_rows(rows, &mut progress, &mut totals);
+                }
+                None => break,
+            },
+        }
+    }
+    let rest = collector.finish();
+    take_rows(rest, &mut progress, &mut totals);
+    for thread in threads {
+        let _ = thread.join();
+    }
+    if let Some(server) = server {
+        server.stop();
+    }
+    drop(progress);
+    let ended_at = SystemTime::now();
+
+    let report = Report {
+        run_id: format!("{run_tag:08x}"),
+        status,
+        scenario_name: plan.name.clone(),
+        scenario_file: options.scenario_file.display().to_string(),
+        scenario: serde_json::to_value(&plan.scenario).unwrap_or_default(),
+        target_url,
+        started_at,
+        ended_at,
+        elapsed: t0.elapsed(),
+        seed,
+        workers,
+        clients_planned: clients,
+        clients_started: collector.started,
+        metric_names,
+        error_rows_dropped: totals.error_rows_dropped + errors.dropped,
+        totals,
+        client_cpu: collector.cpu,
+    };
+    output::write_final(&dir, &report)?;
+    if let Some(e) = write_error {
+        return Err(e.into());
+    }
+    Ok(RunOutcome { report, dir })
+}
+
+async fn connect_target(
+    plan: &Plan,
+    insecure: bool,
+) -> Result<(Option<ServerHandle>, Connector), RunError> {
+    let tls_config = |tls: bool| -> Result<_, RunError> {
+        Ok(if tls {
+            Some(tls::client_config(insecure)?)
+        } else {
+            None
+        })
+    };
+    match &plan.target {
+        Target::Builtin => {
+            let server = serve::spawn(ServeConfig::default()).map_err(RunError::Builtin)?;
+            let addr = server.addr();
+            let connector = Connector::new(addr, &addr.ip().to_string(), addr.port(), None)
+                .expect("plain connector");
+            Ok((Some(server), connector))
+        }
+        Target::Remote { tls, host, port } => {
+            let addr = tokio::net::lookup_host((host.as_str(), *port))
+                .await
+                .map_err(|e| RunError::Resolve {
+                    host: host.clone(),
+                    detail: e.to_string(),
+                })?
+                .next()
+                .ok_or_else(|| RunError::Resolve {
+                    host: host.clone(),
+                    detail: "no address".into(),
+                })?;
+            let connector = Connector::new(addr, host, *port, tls_config(*tls)?).map_err(|e| {
+                RunError::Unreachable {
+                    url: format!("{host}:{port}"),
+                    detail: e.to_string(),
+                }
+            })?;
+            Ok((None, connector))
+        }
+    }
+}
+
+/// Gives every client a global id (groups in order), a start time (a seeded shuffle, so groups mix
+/// during the ramp) and a worker (round robin over the start order, so workers ramp evenly).
+fn assign(
+    plan: &Plan,
+    clients: u64,
+    seed: u64,
+    starts: &Schedule,
+    workers: usize,
+) -> Vec<WorkerPlan> {
+    let mut ids: Vec<ClientId> = Vec::with_capacity(clients as usize);
+    for (group, g) in plan.groups.iter().enumerate() {
+        for _ in 0..g.clients {
+            ids.push(ClientId {
+                id: ids.len() as u32,
+                group: group as u16,
+            });
+        }
+    }
+    fastrand::Rng::with_seed(seed).shuffle(&mut ids);
+    let mut plans: Vec<WorkerPlan> = (0..workers)
+        .map(|index| WorkerPlan {
+            index,
+            clients: Vec::new(),
+        })
+        .collect();
+    for (slot, who) in ids.into_iter().enumerate() {
+        plans[slot % workers]
+            .clients
+            .push((starts.at(slot as u64), who));
+    }
+    plans
+}

@@ -1,0 +1,119 @@
+//! Progress on stderr: an indicatif bar while clients connect, then a live line; on a stream that is
+//! not a terminal (CI logs), a plain line every few seconds; nothing with `--quiet`. No colours are
+//! used, so NO_COLOR holds trivially. Dropping it clears the bar whatever happened.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::output::table::human_us;
+use crate::output::timeseries_csv::SecondRow;
+
+const PLAIN_EVERY: Duration = Duration::from_secs(5);
+
+enum Mode {
+    Off,
+    Bar { bar: ProgressBar, ramping: bool },
+    Plain { last: Instant },
+}
+
+pub struct Progress {
+    mode: Mode,
+    clients: u64,
+    /// Connection attempts finished so far (connected or failed).
+    attempted: u64,
+    errors: u64,
+    /// Index of the latency metric shown (the first expect, or `connect`).
+    main_metric: usize,
+    main_name: String,
+}
+
+impl Progress {
+    pub fn new(quiet: bool, clients: u64, metric_names: &[String]) -> Progress {
+        let main_metric = if metric_names.len() > 1 { 1 } else { 0 };
+        let mode = if quiet {
+            Mode::Off
+        } else if std::io::stderr().is_terminal() {
+            let bar = ProgressBar::with_draw_target(Some(clients), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("connecting {bar:30} {pos}/{len} {msg}")
+                    .expect("static template")
+                    .progress_chars("=> "),
+            );
+            bar.enable_steady_tick(Duration::from_millis(200));
+            Mode::Bar { bar, ramping: true }
+        } else {
+            Mode::Plain {
+                last: Instant::now(),
+            }
+        };
+        Progress {
+            mode,
+            clients,
+            attempted: 0,
+            errors: 0,
+            main_metric,
+            main_name: metric_names[main_metric].clone(),
+        }
+    }
+
+    /// A line for people, also used by the plain mode.
+    fn line(&self, row: &SecondRow) -> String {
+        let h = &row.interval.histograms[self.main_metric];
+        let latency = if !h.is_empty() {
+            format!(
+                "{} p50 {} p99 {}",
+                self.main_name,
+                human_us(h.value_at_quantile(0.5)),
+                human_us(h.value_at_quantile(0.99))
+            )
+        } else {
+            format!("{} -", self.main_name)
+        };
+        format!(
+            "{:>4}s  connected {}  sent {}/s  received {}/s  {latency}  errors {}",
+            row.second, row.connected, row.interval.sent, row.interval.received, self.errors
+        )
+    }
+
+    pub fn update(&mut self, row: &SecondRow) {
+        self.attempted += row.interval.connects + row.interval.connect_failures;
+        self.errors += row.interval.error_total();
+        let line = self.line(row);
+        match &mut self.mode {
+            Mode::Off => {}
+            Mode::Bar { bar, ramping } => {
+                if *ramping && self.attempted >= self.clients {
+                    *ramping = false;
+                    bar.set_style(ProgressStyle::with_template("{msg}").expect("static template"));
+                }
+                bar.set_position(self.attempted.min(self.clients));
+                bar.set_message(line);
+            }
+            Mode::Plain { last } => {
+                if last.elapsed() >= PLAIN_EVERY {
+                    *last = Instant::now();
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+
+    /// A one-off message (e.g. "stopping") that does not disturb the bar.
+    pub fn note(&self, message: &str) {
+        match &self.mode {
+            Mode::Off => {}
+            Mode::Bar { bar, .. } => bar.println(message),
+            Mode::Plain { .. } => eprintln!("{message}"),
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        if let Mode::Bar { bar, .. } = &self.mode {
+            bar.finish_and_clear();
+        }
+    }
+}

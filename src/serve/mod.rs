@@ -1,0 +1,294 @@
+//! `volley serve`: the embedded reference server, the default target of every scenario.
+//!
+//! HTTP/1.1 by hyper (so later endpoints can share the port), WebSocket by tokio-tungstenite after
+//! hyper hands over the upgraded connection. Endpoints:
+//! - `/echo`: every text or binary message back to its sender, after `--delay` if set;
+//! - `/broadcast?room=NAME`: every message to every client of the room, the sender included;
+//! - `/ticker?every=10ms`: `{"seq":N,"ts":EPOCH_MS}` pushed to each client, N from 0 per client.
+//!
+//! The server runs on its own thread and runtime, so a run with `target = "builtin"` measures the
+//! clients' CPU apart from the server's, and stops when its [`ServerHandle`] is stopped or dropped.
+
+mod delay;
+mod endpoints;
+mod session;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_util::sync::CancellationToken;
+
+use crate::units::parse_duration;
+use endpoints::{Broadcast, Echo, Rooms, Ticker};
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    /// A fixed delay before every echo, to calibrate a client against a known latency.
+    pub delay: Option<Duration>,
+    /// Runtime worker threads; 1 runs everything on the server's own thread.
+    pub threads: usize,
+    /// TLS (wss://) when set.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            delay: None,
+            threads: 1,
+            tls: None,
+        }
+    }
+}
+
+/// A running server. Stopping it (or dropping the handle) closes every connection with 1001.
+pub struct ServerHandle {
+    addr: SocketAddr,
+    tls: bool,
+    stop: CancellationToken,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServerHandle {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The URL of an endpoint, e.g. `handle.url("/echo")`.
+    pub fn url(&self, path: &str) -> String {
+        let scheme = if self.tls { "wss" } else { "ws" };
+        format!("{scheme}://{}{path}", self.addr)
+    }
+
+    /// Stops accepting, closes every connection and waits for the server thread.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        self.stop.cancel();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Binds the listening socket now (so the port is known and a bind error is reported at once) and
+/// serves on a new thread.
+pub fn spawn(config: ServeConfig) -> std::io::Result<ServerHandle> {
+    let listener = std::net::TcpListener::bind(config.listen)?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let stop = CancellationToken::new();
+    let runtime = if config.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.threads)
+            .thread_name("volley-serve")
+            .enable_all()
+            .build()?
+    };
+    let tls = config.tls.is_some();
+    let thread_stop = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("volley-serve".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(listener) => serve(listener, config, thread_stop).await,
+                    Err(e) => tracing::error!("builtin server cannot listen: {e}"),
+                }
+            });
+            // Connection tasks end on the stop token; give them a moment to send their close frames.
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        })?;
+    Ok(ServerHandle {
+        addr,
+        tls,
+        stop,
+        thread: Some(thread),
+    })
+}
+
+struct Shared {
+    delay: Option<delay::DelayLine>,
+    rooms: Rooms,
+    stop: CancellationToken,
+}
+
+/// Accepts connections until `shutdown` is cancelled.
+pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: CancellationToken) {
+    let shared = Arc::new(Shared {
+        delay: config.delay.map(delay::DelayLine::start),
+        rooms: Rooms::default(),
+        stop: shutdown.clone(),
+    });
+    let acceptor = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors or a connection reset before accept: wait, keep serving.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            match acceptor {
+                Some(acceptor) => {
+                    if let Ok(tls) = acceptor.accept(stream).await {
+                        serve_http(tls, shared).await;
+                    }
+                }
+                None => serve_http(stream, shared).await,
+            }
+        });
+    }
+}
+
+async fn serve_http<I>(io: I, shared: Arc<Shared>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(route(req, shared)) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades()
+        .await;
+}
+
+enum Endpoint {
+    Echo,
+    Broadcast(String),
+    Ticker(Duration),
+}
+
+fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Full::new(Bytes::from(format!("{text}\n"))))
+        .expect("static response parts are valid")
+}
+
+fn query_param<'a>(req: &'a Request<Incoming>, name: &str) -> Option<&'a str> {
+    req.uri()
+        .query()?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Full<Bytes>> {
+    let endpoint = match req.uri().path() {
+        "/echo" => Endpoint::Echo,
+        "/broadcast" => {
+            Endpoint::Broadcast(query_param(&req, "room").unwrap_or("default").to_string())
+        }
+        "/ticker" => match query_param(&req, "every").map(parse_duration) {
+            None => Endpoint::Ticker(Duration::from_secs(1)),
+            Some(Ok(every)) if !every.is_zero() => Endpoint::Ticker(every),
+            Some(_) => {
+                return plain(
+                    StatusCode::BAD_REQUEST,
+                    "every= must be a duration like 10ms",
+                );
+            }
+        },
+        _ => {
+            return plain(
+                StatusCode::NOT_FOUND,
+                "volley serve: endpoints are /echo, /broadcast?room=NAME and /ticker?every=10ms",
+            );
+        }
+    };
+    let is_upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let key = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned();
+    let (true, Some(key)) = (is_upgrade, key) else {
+        let mut response = plain(
+            StatusCode::UPGRADE_REQUIRED,
+            "this endpoint speaks WebSocket: connect with a WebSocket client",
+        );
+        response.headers_mut().insert(
+            header::UPGRADE,
+            header::HeaderValue::from_static("websocket"),
+        );
+        return response;
+    };
+    let on_upgrade = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let config = WebSocketConfig::default()
+            .read_buffer_size(8 * 1024)
+            .write_buffer_size(8 * 1024)
+            .max_write_buffer_size(1024 * 1024);
+        let ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                .await;
+        let stop = shared.stop.clone();
+        match endpoint {
+            Endpoint::Echo => {
+                let echo = Echo::new(shared.delay.as_ref());
+                session::run(ws, echo, stop).await
+            }
+            Endpoint::Broadcast(room) => {
+                let member = Broadcast::join(&shared.rooms, room);
+                session::run(ws, member, stop).await
+            }
+            Endpoint::Ticker(every) => session::run(ws, Ticker::new(every), stop).await,
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::UPGRADE, "websocket")
+        .header(header::CONNECTION, "Upgrade")
+        .header(
+            header::SEC_WEBSOCKET_ACCEPT,
+            derive_accept_key(key.as_bytes()),
+        )
+        .body(Full::new(Bytes::new()))
+        .expect("static response parts are valid")
+}

@@ -1,0 +1,121 @@
+//! One server-side WebSocket connection: read what the client sends, hand it to the endpoint, write
+//! what the endpoint produces, in batches (many messages, one flush).
+
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_util::sync::CancellationToken;
+
+/// Messages read or produced in one batch before a flush.
+const BATCH: usize = 256;
+
+/// What an endpoint wants sent next.
+pub enum Outgoing {
+    Message(Message),
+    /// Close the connection with this code and reason.
+    Close(CloseCode, String),
+}
+
+/// The behaviour of one endpoint for one connection.
+pub trait Endpoint {
+    /// A text or binary message from the client; push replies to send now into `out`.
+    fn on_message(&mut self, message: Message, out: &mut Vec<Message>);
+    /// The next message from elsewhere (a room, a timer, the delay line). Must be cancel-safe.
+    fn next_outgoing(&mut self) -> impl Future<Output = Outgoing>;
+}
+
+pub async fn run<S, E>(mut ws: WebSocketStream<S>, mut endpoint: E, stop: CancellationToken)
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    E: Endpoint,
+{
+    let mut out: Vec<Message> = Vec::with_capacity(16);
+    loop {
+        let mut ended = false;
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => {
+                close(&mut ws, CloseCode::Away, "server shutting down").await;
+                return;
+            }
+            incoming = ws.next() => match incoming {
+                Some(Ok(message)) => {
+                    take(message, &mut endpoint, &mut out);
+                    // Everything already buffered goes out with one flush.
+                    while out.len() < BATCH {
+                        match ws.next().now_or_never() {
+                            Some(Some(Ok(message))) => take(message, &mut endpoint, &mut out),
+                            Some(_) => { ended = true; break; }
+                            None => break,
+                        }
+                    }
+                }
+                _ => ended = true,
+            },
+            outgoing = endpoint.next_outgoing() => match outgoing {
+                Outgoing::Message(message) => {
+                    out.push(message);
+                    while out.len() < BATCH {
+                        match endpoint.next_outgoing().now_or_never() {
+                            Some(Outgoing::Message(message)) => out.push(message),
+                            Some(Outgoing::Close(code, reason)) => {
+                                flush_all(&mut ws, &mut out).await;
+                                close(&mut ws, code, &reason).await;
+                                return;
+                            }
+                            None => break,
+                        }
+                    }
+                }
+                Outgoing::Close(code, reason) => {
+                    flush_all(&mut ws, &mut out).await;
+                    close(&mut ws, code, &reason).await;
+                    return;
+                }
+            },
+        }
+        // Also flushes a queued pong or close reply that tungstenite prepared while reading.
+        if !flush_all(&mut ws, &mut out).await || ended {
+            return;
+        }
+    }
+}
+
+fn take<E: Endpoint>(message: Message, endpoint: &mut E, out: &mut Vec<Message>) {
+    if message.is_text() || message.is_binary() {
+        endpoint.on_message(message, out);
+    }
+}
+
+async fn flush_all<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+    out: &mut Vec<Message>,
+) -> bool {
+    for message in out.drain(..) {
+        if ws.feed(message).await.is_err() {
+            return false;
+        }
+    }
+    ws.flush().await.is_ok()
+}
+
+async fn close<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+    code: CloseCode,
+    reason: &str,
+) {
+    let frame = CloseFrame {
+        code,
+        reason: reason.into(),
+    };
+    if ws.close(Some(frame)).await.is_ok() {
+        // Wait briefly for the client's close reply so the handshake completes cleanly.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+            while let Some(Ok(_)) = ws.next().await {}
+        })
+        .await;
+    }
+}

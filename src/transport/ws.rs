@@ -1,0 +1,221 @@
+//! Opening a client WebSocket: TCP (no Nagle), optional TLS, the HTTP upgrade, with small buffers
+//! so that thousands of idle connections cost little memory.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use rustls::pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Error as WsError};
+
+use crate::metrics::ErrorKind;
+
+/// A client socket: plain TCP or TLS over TCP.
+pub enum MaybeTls {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// The client WebSocket type used everywhere in volley.
+pub type ClientSocket = WebSocketStream<MaybeTls>;
+
+/// Per-connection buffer sizes. tungstenite allocates its read buffer eagerly (128 KiB by
+/// default); 4 KiB keeps idle connections small and still reads typical events in one call.
+pub fn client_config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(4 * 1024)
+        // Writes above write_buffer_size are flushed first; the cap only refuses absurd backlogs.
+        .max_write_buffer_size(16 * 1024 * 1024)
+        .max_message_size(Some(16 * 1024 * 1024))
+        .max_frame_size(Some(16 * 1024 * 1024))
+}
+
+/// Why a connection could not be opened, already classified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectError {
+    pub kind: ErrorKind,
+    pub detail: String,
+}
+
+impl ConnectError {
+    fn new(kind: ErrorKind, detail: impl Into<String>) -> ConnectError {
+        ConnectError {
+            kind,
+            detail: detail.into(),
+        }
+    }
+
+    fn from_io(error: &io::Error) -> ConnectError {
+        let kind = match error.kind() {
+            io::ErrorKind::ConnectionRefused => ErrorKind::ConnectRefused,
+            io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => ErrorKind::Reset,
+            io::ErrorKind::UnexpectedEof => ErrorKind::ConnectionLost,
+            _ => ErrorKind::Io,
+        };
+        ConnectError::new(kind, error.to_string())
+    }
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.kind, self.detail)
+    }
+}
+
+/// Everything needed to open connections to one target, resolved once per run.
+#[derive(Clone)]
+pub struct Connector {
+    addr: SocketAddr,
+    /// `host:port` as written in the target, for the Host header and the URL.
+    authority: String,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+}
+
+impl Connector {
+    pub fn new(
+        addr: SocketAddr,
+        host: &str,
+        port: u16,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> Result<Connector, ConnectError> {
+        let tls = match tls {
+            Some(config) => {
+                let name = ServerName::try_from(host.to_string()).map_err(|e| {
+                    ConnectError::new(
+                        ErrorKind::Tls,
+                        format!("`{host}` is not a TLS server name: {e}"),
+                    )
+                })?;
+                Some((TlsConnector::from(config), name))
+            }
+            None => None,
+        };
+        let authority = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        Ok(Connector {
+            addr,
+            authority,
+            tls,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The URL a path opens, e.g. `ws://127.0.0.1:9000/echo`.
+    pub fn url(&self, path: &str) -> String {
+        let scheme = if self.tls.is_some() { "wss" } else { "ws" };
+        format!("{scheme}://{}{path}", self.authority)
+    }
+
+    /// TCP connect and, for wss, the TLS handshake: the reachability check before a run.
+    pub async fn connect_transport(&self) -> Result<MaybeTls, ConnectError> {
+        let tcp = TcpStream::connect(self.addr)
+            .await
+            .map_err(|e| ConnectError::from_io(&e))?;
+        let _ = tcp.set_nodelay(true);
+        match &self.tls {
+            None => Ok(MaybeTls::Plain(tcp)),
+            Some((connector, name)) => {
+                let tls =
+                    connector
+                        .connect(name.clone(), tcp)
+                        .await
+                        .map_err(|e| match e.kind() {
+                            io::ErrorKind::InvalidData => {
+                                ConnectError::new(ErrorKind::Tls, e.to_string())
+                            }
+                            _ => ConnectError::from_io(&e),
+                        })?;
+                Ok(MaybeTls::Tls(Box::new(tls)))
+            }
+        }
+    }
+
+    /// Opens a WebSocket on `path` (path and query).
+    pub async fn connect(&self, path: &str) -> Result<ClientSocket, ConnectError> {
+        let stream = self.connect_transport().await?;
+        let request = self
+            .url(path)
+            .into_client_request()
+            .map_err(|e| ConnectError::new(ErrorKind::Handshake, e.to_string()))?;
+        match tokio_tungstenite::client_async_with_config(request, stream, Some(client_config()))
+            .await
+        {
+            Ok((socket, _response)) => Ok(socket),
+            Err(WsError::Http(response)) => Err(ConnectError::new(
+                ErrorKind::UpgradeRejected,
+                format!("HTTP {}", response.status()),
+            )),
+            Err(WsError::Io(e)) => Err(ConnectError::from_io(&e)),
+            Err(e) => Err(ConnectError::new(ErrorKind::Handshake, e.to_string())),
+        }
+    }
+}
+
+/// Classifies an error of an open WebSocket.
+pub fn classify(error: &WsError) -> ErrorKind {
+    match error {
+        WsError::Io(e) => ConnectError::from_io(e).kind,
+        WsError::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => {
+            ErrorKind::ConnectionLost
+        }
+        WsError::ConnectionClosed | WsError::AlreadyClosed => ErrorKind::ConnectionLost,
+        WsError::Tls(_) => ErrorKind::Tls,
+        _ => ErrorKind::Protocol,
+    }
+}
+
+impl AsyncRead for MaybeTls {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for MaybeTls {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => Pin::new(s).poll_flush(cx),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            MaybeTls::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            MaybeTls::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
