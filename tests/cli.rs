@@ -1,0 +1,146 @@
+//! The binary as a user meets it: exit codes, messages, and a graceful stop on SIGINT.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::cargo_bin;
+use common::*;
+use predicates::prelude::*;
+
+fn volley() -> assert_cmd::Command {
+    assert_cmd::Command::cargo_bin("volley").unwrap()
+}
+
+#[test]
+fn help_lists_the_exit_codes() {
+    volley().arg("--help").assert().success().stdout(
+        predicate::str::contains("Exit codes:").and(predicate::str::contains("2  bad usage")),
+    );
+}
+
+#[test]
+fn validate_accepts_the_shipped_scenarios() {
+    for file in ["scenarios/quickstart.toml", "scenarios/ws-echo.toml"] {
+        volley()
+            .args(["validate", file])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("ok"));
+    }
+}
+
+#[test]
+fn a_bad_scenario_exits_2_with_file_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = echo_scenario("builtin", 1, "1/s", "1s").replace("ramp = ", "rmap = ");
+    let path = write_scenario(dir.path(), &text);
+    for command in ["validate", "run"] {
+        volley()
+            .args([command, path.to_str().unwrap()])
+            .assert()
+            .code(2)
+            .stderr(
+                predicate::str::contains("scenario.toml:5:1").and(predicate::str::contains("rmap")),
+            );
+    }
+}
+
+#[test]
+fn a_bad_override_exits_2_and_shows_the_format() {
+    volley()
+        .args(["run", "scenarios/quickstart.toml", "--duration", "ten"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("like 250ms"));
+}
+
+#[test]
+fn an_unreachable_target_exits_1_with_a_clear_message() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    volley()
+        .args(["run", "scenarios/quickstart.toml", "--quiet", "--target"])
+        .arg(format!("ws://127.0.0.1:{port}/echo"))
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "cannot reach ws://127.0.0.1:{port}/echo"
+        )));
+}
+
+fn wait_for(what: &str, deadline: Duration, mut ready: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn sigint_stops_the_run_gracefully_and_every_file_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let mut child = Command::new(cargo_bin("volley"))
+        .args([
+            "run",
+            "scenarios/quickstart.toml",
+            "--duration",
+            "60s",
+            "--clients",
+            "20",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let timeseries = out.join("timeseries.csv");
+    wait_for(
+        "two seconds of time series",
+        Duration::from_secs(30),
+        || std::fs::read_to_string(&timeseries).is_ok_and(|t| t.lines().count() >= 3),
+    );
+    // SAFETY: sending a signal to the child we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let started = Instant::now();
+    wait_for("the child to exit", Duration::from_secs(20), || {
+        child.try_wait().unwrap().is_some()
+    });
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the stop drains within seconds"
+    );
+
+    for file in [
+        "summary.csv",
+        "timeseries.csv",
+        "errors.csv",
+        "connect.hgrm",
+        "echo.hgrm",
+        "run.json",
+    ] {
+        assert!(out.join(file).exists(), "{file} missing");
+    }
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["status"], "interrupted");
+    assert!(run["elapsed_s"].as_f64().unwrap() < 30.0);
+    // Echoes in flight at the stop were drained, not lost.
+    assert_eq!(summary_count(&out, "sent"), summary_count(&out, "received"));
+    assert_eq!(summary_count(&out, "echo.lost"), 0);
+    assert_eq!(summary_count(&out, "closes.1000"), 20);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("interrupted"), "{stdout}");
+}

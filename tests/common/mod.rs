@@ -1,0 +1,74 @@
+//! Helpers shared by the integration tests: scenario files in temporary folders, in-process runs,
+//! CSV reading.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use volley::runner::{self, RunOptions, RunOutcome};
+use volley::scenario::{self, Overrides};
+
+pub fn write_scenario(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("scenario.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Runs a scenario in-process, results into `dir/out`, never interrupted.
+pub async fn run_in_process(dir: &Path, text: &str, overrides: Overrides) -> RunOutcome {
+    let path = write_scenario(dir, text);
+    let plan = scenario::load(&path, &overrides).unwrap();
+    let options = RunOptions {
+        scenario_file: path,
+        out: Some(dir.join("out")),
+        quiet: true,
+        threads: Some(2),
+        insecure: true,
+    };
+    runner::run(plan, options, std::future::pending())
+        .await
+        .expect("the run itself must succeed")
+}
+
+/// A CSV file as a header and rows of strings.
+pub fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let header = reader.headers().unwrap().iter().map(String::from).collect();
+    let rows = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(String::from).collect())
+        .collect();
+    (header, rows)
+}
+
+/// The summary.csv count of one metric.
+pub fn summary_count(dir: &Path, metric: &str) -> u64 {
+    let (_, rows) = read_csv(&dir.join("summary.csv"));
+    rows.iter()
+        .find(|r| r[0] == metric)
+        .unwrap_or_else(|| panic!("no row {metric} in summary.csv"))[2]
+        .parse()
+        .unwrap()
+}
+
+/// An echo scenario against `target`.
+pub fn echo_scenario(target: &str, clients: u64, rate: &str, duration: &str) -> String {
+    format!(
+        r#"
+name = "test echo"
+target = "{target}"
+duration = "{duration}"
+ramp = "200ms"
+drain = "2s"
+connect_timeout = "2s"
+
+[[group]]
+name = "g"
+clients = {clients}
+emit = [{{ event = "echo", data = {{ text = "hi {{{{client}}}}", n = "{{{{seq}}}}" }}, rate = "{rate}" }}]
+
+[[expect]]
+event = "echo"
+within = "500ms"
+"#
+    )
+}

@@ -1,0 +1,133 @@
+//! Servers that misbehave mid-run: every failure becomes a counted error kind in errors.csv and the
+//! run goes on to write its results.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use volley::metrics::ErrorKind;
+use volley::scenario::Overrides;
+
+#[derive(Clone, Copy)]
+enum Fault {
+    /// Answers the upgrade with HTTP 503.
+    Reject503,
+    /// Upgrades, reads one message, closes with 1011.
+    Close1011,
+    /// Upgrades, reads one message, resets the TCP connection.
+    Reset,
+    /// Accepts TCP and never answers the upgrade.
+    Silent,
+}
+
+/// A test server with one fault; runs until the test ends.
+async fn faulty_server(fault: Fault) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut tcp, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                match fault {
+                    Fault::Reject503 => {
+                        let mut buf = [0u8; 2048];
+                        let _ = tcp.read(&mut buf).await;
+                        let _ = tcp
+                            .write_all(
+                                b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n",
+                            )
+                            .await;
+                    }
+                    Fault::Close1011 => {
+                        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+                        let _ = ws.next().await;
+                        let frame = CloseFrame {
+                            code: CloseCode::Error,
+                            reason: "boom".into(),
+                        };
+                        let _ = ws.send(Message::Close(Some(frame))).await;
+                        while let Some(Ok(_)) = ws.next().await {}
+                    }
+                    Fault::Reset => {
+                        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+                        let _ = ws.next().await;
+                        // Linger 0: closing the socket sends RST instead of FIN.
+                        #[allow(deprecated)]
+                        ws.get_ref().set_linger(Some(Duration::ZERO)).unwrap();
+                        drop(ws);
+                    }
+                    Fault::Silent => {
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                        drop(tcp);
+                    }
+                }
+            });
+        }
+    });
+    format!("ws://{addr}/echo")
+}
+
+async fn run_against(fault: Fault) -> (volley::runner::RunOutcome, tempfile::TempDir) {
+    let target = faulty_server(fault).await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = echo_scenario(&target, 4, "10/s", "1s");
+    let outcome = run_in_process(dir.path(), &text, Overrides::default()).await;
+    (outcome, dir)
+}
+
+fn error_rows(outcome: &volley::runner::RunOutcome, kind: ErrorKind) -> usize {
+    let (_, rows) = read_csv(&outcome.dir.join("errors.csv"));
+    rows.iter().filter(|r| r[3] == kind.as_str()).count()
+}
+
+#[tokio::test]
+async fn rejected_upgrades_are_counted_with_their_status() {
+    let (outcome, _dir) = run_against(Fault::Reject503).await;
+    let t = &outcome.report.totals;
+    assert_eq!(t.errors[ErrorKind::UpgradeRejected.index()], 4);
+    assert_eq!(t.connect_failures, 4);
+    assert_eq!(error_rows(&outcome, ErrorKind::UpgradeRejected), 4);
+    let (_, rows) = read_csv(&outcome.dir.join("errors.csv"));
+    assert!(rows[0][4].contains("503"), "{:?}", rows[0]);
+}
+
+#[tokio::test]
+async fn server_close_codes_are_counted() {
+    let (outcome, _dir) = run_against(Fault::Close1011).await;
+    let t = &outcome.report.totals;
+    assert_eq!(t.connects, 4);
+    assert_eq!(t.errors[ErrorKind::ClosedByServer.index()], 4);
+    assert_eq!(t.closes.get(&1011), Some(&4));
+    let (_, rows) = read_csv(&outcome.dir.join("errors.csv"));
+    assert!(rows.iter().all(|r| r[4] == "1011 boom"), "{rows:?}");
+    assert!(
+        outcome.report.totals.expects[0].lost >= 4,
+        "the unanswered echoes are lost"
+    );
+}
+
+#[tokio::test]
+async fn resets_are_counted() {
+    let (outcome, _dir) = run_against(Fault::Reset).await;
+    let t = &outcome.report.totals;
+    let ended = t.errors[ErrorKind::Reset.index()] + t.errors[ErrorKind::ConnectionLost.index()];
+    assert_eq!(ended, 4, "errors {:?}", t.errors);
+    assert_eq!(t.closes.get(&1006), Some(&4));
+}
+
+#[tokio::test]
+async fn a_silent_server_times_out_the_connect() {
+    let (outcome, _dir) = run_against(Fault::Silent).await;
+    let t = &outcome.report.totals;
+    assert_eq!(t.errors[ErrorKind::ConnectTimeout.index()], 4);
+    assert_eq!(error_rows(&outcome, ErrorKind::ConnectTimeout), 4);
+}
