@@ -102,6 +102,8 @@ async fn serve_command(args: ServeArgs) -> Result<ExitCode, AppError> {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         tls,
     };
+    // Every connection is a file: raise the soft limit to the hard one, as `run` does.
+    let _ = crate::runner::fdlimit::raise();
     let server = serve::spawn(config).map_err(|source| AppError::Listen {
         addr: args.listen,
         source,

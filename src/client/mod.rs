@@ -61,7 +61,9 @@ pub async fn run(ctx: Arc<ClientContext>, who: ClientId, metrics: &RefCell<Worke
     let started = Instant::now();
     let attempt = tokio::select! {
         _ = ctx.stop.cancelled() => None,
-        result = tokio::time::timeout(ctx.plan.connect_timeout, ctx.connector.connect(&group.path)) => Some(result),
+        // Boxed: the handshake's state is large and only needed until connected; inline, it
+        // would stay in every client's task for the whole run.
+        result = tokio::time::timeout(ctx.plan.connect_timeout, Box::pin(ctx.connector.connect(&group.path))) => Some(result),
     };
     let connected = {
         let mut m = metrics.borrow_mut();
@@ -96,7 +98,7 @@ pub async fn run(ctx: Arc<ClientContext>, who: ClientId, metrics: &RefCell<Worke
     };
 
     let end = match on_connect(&ctx, who, &mut socket).await {
-        Ok(()) => Session::new(&ctx, who, socket, metrics).run().await,
+        Ok(()) => Box::pin(Session::new(&ctx, who, socket, metrics).run()).await,
         Err(e) => (End::Failed(classify(&e), e.to_string()), socket),
     };
     let (end, socket) = end;
