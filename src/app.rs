@@ -3,6 +3,8 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
 use crate::cli::{Cli, Command, RunArgs, ServeArgs, ValidateArgs};
 use crate::runner::{self, RunError, RunOptions};
 use crate::scenario::{self, Overrides, ScenarioError};
@@ -24,6 +26,8 @@ pub enum AppError {
     },
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error("cannot install the Ctrl-C / SIGTERM handlers: {0}")]
+    Signals(std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -68,7 +72,8 @@ async fn run(args: RunArgs) -> Result<ExitCode, AppError> {
         threads: args.threads,
         insecure: args.insecure,
     };
-    let outcome = runner::run(plan, options, first_signal_then_exit()).await?;
+    let signals = StopSignals::install().map_err(AppError::Signals)?;
+    let outcome = runner::run(plan, options, signals.first_then_exit()).await?;
     let dir = outcome.dir.display().to_string();
     let report = &outcome.report;
     print!("{}", crate::output::table::render(report, &dir));
@@ -108,9 +113,10 @@ async fn serve_command(args: ServeArgs) -> Result<ExitCode, AppError> {
         addr: args.listen,
         source,
     })?;
+    let mut signals = StopSignals::install().map_err(AppError::Signals)?;
     println!("listening on {}", server.url(""));
     let _ = std::io::stdout().flush();
-    wait_for_signal().await;
+    signals.next().await;
     server.stop();
     Ok(ExitCode::SUCCESS)
 }
@@ -132,34 +138,35 @@ fn validate(args: ValidateArgs) -> Result<ExitCode, AppError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Resolves on the first Ctrl-C or SIGTERM; a second one exits the process at once (130).
-async fn first_signal_then_exit() {
-    wait_for_signal().await;
-    tokio::spawn(async {
-        wait_for_signal().await;
-        eprintln!("interrupted again: exiting without waiting for the drain");
-        std::process::exit(130);
-    });
+/// Ctrl-C (SIGINT) and SIGTERM, registered before anything starts so that no early signal is
+/// missed (a signal arriving before registration would kill the process with its default action).
+struct StopSignals {
+    interrupt: Signal,
+    terminate: Signal,
 }
 
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+impl StopSignals {
+    fn install() -> std::io::Result<StopSignals> {
+        Ok(StopSignals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
+    }
+
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    /// Resolves on the first signal; a second one exits the process at once (130).
+    async fn first_then_exit(mut self) {
+        self.next().await;
+        tokio::spawn(async move {
+            self.next().await;
+            eprintln!("interrupted again: exiting without waiting for the drain");
+            std::process::exit(130);
+        });
     }
 }

@@ -30,6 +30,7 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::units::parse_duration;
 use endpoints::{Broadcast, Echo, Rooms, Ticker};
@@ -124,8 +125,7 @@ pub fn spawn(config: ServeConfig) -> std::io::Result<ServerHandle> {
                     Err(e) => tracing::error!("builtin server cannot listen: {e}"),
                 }
             });
-            // Connection tasks end on the stop token; give them a moment to send their close frames.
-            runtime.shutdown_timeout(Duration::from_secs(1));
+            runtime.shutdown_timeout(Duration::from_millis(100));
         })?;
     Ok(ServerHandle {
         addr,
@@ -139,7 +139,12 @@ struct Shared {
     delay: Option<delay::DelayLine>,
     rooms: Rooms,
     stop: CancellationToken,
+    /// Every connection task, so a stop can wait for their close frames to go out.
+    tasks: TaskTracker,
 }
+
+/// How long a stopping server waits for its connections to close.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// Accepts connections until `shutdown` is cancelled.
 pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: CancellationToken) {
@@ -147,6 +152,7 @@ pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Cancell
         delay: config.delay.map(delay::DelayLine::start),
         rooms: Rooms::default(),
         stop: shutdown.clone(),
+        tasks: TaskTracker::new(),
     });
     let acceptor = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     loop {
@@ -164,9 +170,10 @@ pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Cancell
             }
         };
         let _ = stream.set_nodelay(true);
-        let shared = shared.clone();
         let acceptor = acceptor.clone();
-        tokio::spawn(async move {
+        let connection_shared = shared.clone();
+        shared.tasks.spawn(async move {
+            let shared = connection_shared;
             match acceptor {
                 Some(acceptor) => {
                     if let Ok(tls) = acceptor.accept(stream).await {
@@ -177,6 +184,8 @@ pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Cancell
             }
         });
     }
+    shared.tasks.close();
+    let _ = tokio::time::timeout(CLOSE_GRACE, shared.tasks.wait()).await;
 }
 
 async fn serve_http<I>(io: I, shared: Arc<Shared>)
@@ -257,7 +266,8 @@ fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Full<Bytes>> {
         return response;
     };
     let on_upgrade = hyper::upgrade::on(req);
-    tokio::spawn(async move {
+    let tasks = shared.tasks.clone();
+    tasks.spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
             return;
         };
