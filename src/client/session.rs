@@ -9,10 +9,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use futures_util::{Sink, Stream};
 use tokio::time::Sleep;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::schedule::Schedule;
@@ -64,6 +65,9 @@ pub struct Session<'a> {
     stop: Pin<Box<WaitForCancellationFutureOwned>>,
     need_flush: bool,
     blocked_since: Option<Instant>,
+    /// Events are rendered here and copied into an exactly sized message: one allocation per
+    /// event, and none for the buffer after the first.
+    scratch: String,
 }
 
 impl<'a> Session<'a> {
@@ -96,6 +100,7 @@ impl<'a> Session<'a> {
             stop: Box::pin(ctx.stop.clone().cancelled_owned()),
             need_flush: false,
             blocked_since: None,
+            scratch: String::new(),
         }
     }
 
@@ -120,7 +125,7 @@ impl<'a> Session<'a> {
             .min_by_key(|(_, at)| *at)
     }
 
-    fn render(&self, emit: usize, seq: u64, origin: Instant) -> Message {
+    fn render(&mut self, emit: usize, seq: u64, origin: Instant) -> Message {
         let plan = &self.group.emits[emit];
         let stamp = plan.stream.map(|stream| {
             let stamp = Stamp {
@@ -132,13 +137,12 @@ impl<'a> Session<'a> {
             };
             (stamp, plan.placement)
         });
-        let text = plan
-            .template
-            .render(self.who.id, seq, &self.group.name, stamp);
+        plan.template
+            .render_into(&mut self.scratch, self.who.id, seq, &self.group.name, stamp);
         if plan.binary {
-            Message::Binary(text.into_bytes().into())
+            Message::Binary(Bytes::copy_from_slice(self.scratch.as_bytes()))
         } else {
-            Message::text(text)
+            Message::Text(Utf8Bytes::from(self.scratch.as_str()))
         }
     }
 

@@ -109,7 +109,7 @@ impl Template {
         1 + self.literal_len + self.placeholders * (20 + group.len()) + stamp
     }
 
-    /// Renders the payload, with the stamp placed where asked.
+    /// Renders the payload into a new `String`, with the stamp placed where asked.
     pub fn render(
         &self,
         client: u32,
@@ -118,15 +118,29 @@ impl Template {
         stamp: Option<(Stamp, StampPlacement)>,
     ) -> String {
         let mut out = String::with_capacity(self.capacity(group, stamp.is_some()));
+        self.render_into(&mut out, client, seq, group, stamp);
+        out
+    }
+
+    /// Renders the payload into `out` (cleared first), so a caller can reuse one buffer.
+    pub fn render_into(
+        &self,
+        out: &mut String,
+        client: u32,
+        seq: u64,
+        group: &str,
+        stamp: Option<(Stamp, StampPlacement)>,
+    ) {
+        out.clear();
         match stamp {
             Some((stamp, StampPlacement::Field)) if self.is_object => {
-                stamp.write_field_opening(&mut out);
+                stamp.write_field_opening(out);
                 if !self.body_is_empty_object() {
                     out.push(',');
                 }
             }
             Some((stamp, _)) => {
-                stamp.write_token(&mut out);
+                stamp.write_token(out);
                 if self.is_object {
                     out.push('{');
                 }
@@ -149,7 +163,6 @@ impl Template {
                 Segment::Group => out.push_str(group),
             }
         }
-        out
     }
 
     fn body_is_empty_object(&self) -> bool {
