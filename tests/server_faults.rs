@@ -25,6 +25,8 @@ enum Fault {
     Reset,
     /// Accepts TCP and never answers the upgrade.
     Silent,
+    /// Upgrades, then never reads again.
+    StopReading,
 }
 
 /// A test server with one fault; runs until the test ends.
@@ -68,6 +70,11 @@ async fn faulty_server(fault: Fault) -> String {
                     Fault::Silent => {
                         tokio::time::sleep(Duration::from_secs(60)).await;
                         drop(tcp);
+                    }
+                    Fault::StopReading => {
+                        let ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+                        tokio::time::sleep(Duration::from_secs(60)).await;
+                        drop(ws);
                     }
                 }
             });
@@ -130,4 +137,27 @@ async fn a_silent_server_times_out_the_connect() {
     let t = &outcome.report.totals;
     assert_eq!(t.errors[ErrorKind::ConnectTimeout.index()], 4);
     assert_eq!(error_rows(&outcome, ErrorKind::ConnectTimeout), 4);
+}
+
+#[tokio::test]
+async fn a_server_that_stops_reading_is_a_write_stall() {
+    let target = faulty_server(Fault::StopReading).await;
+    let dir = tempfile::tempdir().unwrap();
+    // 64 KiB events at 200/s fill the loopback socket buffers within a second or two; after
+    // connect_timeout (2 s) of blocked writes the connection counts as stalled.
+    let big = "x".repeat(64 * 1024);
+    let text = echo_scenario(&target, 2, "200/s", "8s").replace(
+        "data = { text = \"hi {{client}}\", n = \"{{seq}}\" }",
+        &format!("data = \"{big}\""),
+    );
+    let outcome = run_in_process(dir.path(), &text, Overrides::default()).await;
+    let t = &outcome.report.totals;
+    assert_eq!(
+        t.errors[ErrorKind::WriteStalled.index()],
+        2,
+        "errors {:?}",
+        t.errors
+    );
+    assert_eq!(error_rows(&outcome, ErrorKind::WriteStalled), 2);
+    assert_eq!(t.expects[0].lost, t.expects[0].sent, "nothing came back");
 }
