@@ -5,6 +5,7 @@ pub mod schedule;
 mod session;
 
 use std::cell::RefCell;
+use std::future::poll_fn;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,31 +46,54 @@ pub struct ClientId {
 }
 
 /// Runs one client from connect to close.
+///
+/// A task's future is allocated at the size of its largest state and keeps that size for the whole
+/// run, so every phase but the session is boxed and freed when it ends: what an idle client holds
+/// is this small future plus the boxed [`Session`].
 pub async fn run(ctx: Arc<ClientContext>, who: ClientId, metrics: &RefCell<WorkerMetrics>) {
-    let group = &ctx.plan.groups[who.group as usize];
-    let report = |kind: ErrorKind, detail: String| {
-        metrics.borrow_mut().error(ErrorRow {
-            at: ctx.t0.elapsed(),
-            client: who.id,
-            group: who.group,
-            kind,
-            detail,
-        });
+    let Some(mut session) = Box::pin(open(&ctx, who, metrics)).await else {
+        return;
     };
+    let end = poll_fn(|cx| session.poll_session(cx)).await;
+    let socket = session.finish();
+    Box::pin(finish(&ctx, who, metrics, end, socket)).await;
+}
 
+fn report(
+    ctx: &ClientContext,
+    who: ClientId,
+    metrics: &RefCell<WorkerMetrics>,
+    kind: ErrorKind,
+    detail: String,
+) {
+    metrics.borrow_mut().error(ErrorRow {
+        at: ctx.t0.elapsed(),
+        client: who.id,
+        group: who.group,
+        kind,
+        detail,
+    });
+}
+
+/// Connects and runs the on_connect steps, returning the session ready to start. `None`: stopped,
+/// or the connection failed or ended during on_connect (reported and accounted for).
+async fn open<'a>(
+    ctx: &'a ClientContext,
+    who: ClientId,
+    metrics: &'a RefCell<WorkerMetrics>,
+) -> Option<Box<Session<'a>>> {
+    let group = &ctx.plan.groups[who.group as usize];
     metrics.borrow_mut().connecting += 1;
     let started = Instant::now();
     let attempt = tokio::select! {
         _ = ctx.stop.cancelled() => None,
-        // Boxed: the handshake's state is large and only needed until connected; inline, it
-        // would stay in every client's task for the whole run.
-        result = tokio::time::timeout(ctx.plan.connect_timeout, Box::pin(ctx.connector.connect(&group.path))) => Some(result),
+        result = tokio::time::timeout(ctx.plan.connect_timeout, ctx.connector.connect(&group.path)) => Some(result),
     };
     let connected = {
         let mut m = metrics.borrow_mut();
         m.connecting -= 1;
         match attempt {
-            None => return,
+            None => return None,
             Some(Err(_elapsed)) => {
                 m.interval.connect_failures += 1;
                 Err((
@@ -92,16 +116,28 @@ pub async fn run(ctx: Arc<ClientContext>, who: ClientId, metrics: &RefCell<Worke
     let mut socket = match connected {
         Ok(socket) => socket,
         Err((kind, detail)) => {
-            report(kind, detail);
-            return;
+            report(ctx, who, metrics, kind, detail);
+            return None;
         }
     };
+    match on_connect(ctx, who, &mut socket).await {
+        Ok(()) => Some(Box::new(Session::new(ctx, who, socket, metrics))),
+        Err(e) => {
+            let end = End::Failed(classify(&e), e.to_string());
+            finish(ctx, who, metrics, end, socket).await;
+            None
+        }
+    }
+}
 
-    let end = match on_connect(&ctx, who, &mut socket).await {
-        Ok(()) => Box::pin(Session::new(&ctx, who, socket, metrics).run()).await,
-        Err(e) => (End::Failed(classify(&e), e.to_string()), socket),
-    };
-    let (end, socket) = end;
+/// Closes (or reports why not) and accounts for the end of a connected client.
+async fn finish(
+    ctx: &ClientContext,
+    who: ClientId,
+    metrics: &RefCell<WorkerMetrics>,
+    end: End,
+    socket: ClientSocket,
+) {
     let code = match end {
         End::Drained => close(socket, ctx.close_timeout).await,
         End::ServerClosed(frame) => {
@@ -109,13 +145,16 @@ pub async fn run(ctx: Arc<ClientContext>, who: ClientId, metrics: &RefCell<Worke
                 .map(|f| (u16::from(f.code), f.reason.to_string()))
                 .unwrap_or((1005, String::new()));
             report(
+                ctx,
+                who,
+                metrics,
                 ErrorKind::ClosedByServer,
                 format!("{code} {reason}").trim_end().to_string(),
             );
             Some(code)
         }
         End::Failed(kind, detail) => {
-            report(kind, detail);
+            report(ctx, who, metrics, kind, detail);
             Some(1006)
         }
     };

@@ -4,7 +4,7 @@
 //! loop needs no task, channel or lock of its own.
 
 use std::cell::RefCell;
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -104,15 +104,14 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Runs until drained, closed or failed. Tracked events still outstanding count as lost.
-    pub async fn run(mut self) -> (End, ClientSocket) {
-        let end = poll_fn(|cx| self.poll_session(cx)).await;
+    /// After [`Self::poll_session`] returned: tracked events still outstanding count as lost.
+    pub fn finish(self: Box<Self>) -> ClientSocket {
         let mut m = self.metrics.borrow_mut();
         for (counts, lost) in m.interval.expects.iter_mut().zip(&self.outstanding) {
             counts.lost += lost;
         }
         drop(m);
-        (end, self.socket)
+        self.socket
     }
 
     /// The earliest pending emit and its due time, if it falls before the end of emitting.
@@ -173,7 +172,8 @@ impl<'a> Session<'a> {
         }
     }
 
-    fn poll_session(&mut self, cx: &mut Context<'_>) -> Poll<End> {
+    /// Runs until drained, closed or failed.
+    pub fn poll_session(&mut self, cx: &mut Context<'_>) -> Poll<End> {
         for _ in 0..8 {
             let now = Instant::now();
             if let Phase::Emitting = self.phase {

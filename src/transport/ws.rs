@@ -8,13 +8,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use rustls::pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Error as WsError};
 
 use crate::metrics::ErrorKind;
@@ -29,10 +29,12 @@ pub enum MaybeTls {
 pub type ClientSocket = WebSocketStream<MaybeTls>;
 
 /// Per-connection buffer sizes. tungstenite allocates its read buffer eagerly (128 KiB by
-/// default); 4 KiB keeps idle connections small and still reads typical events in one call.
+/// default) and keeps it for the connection's life; 1 KiB keeps idle connections small (see
+/// BENCHMARKS.md) and still reads typical small events in one call. The write buffer is only
+/// allocated once the client sends.
 pub fn client_config() -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(1024)
         .write_buffer_size(4 * 1024)
         // Writes above write_buffer_size are flushed first; the cap only refuses absurd backlogs.
         .max_write_buffer_size(16 * 1024 * 1024)
@@ -147,24 +149,123 @@ impl Connector {
     }
 
     /// Opens a WebSocket on `path` (path and query).
+    ///
+    /// The upgrade is done here rather than by tungstenite's client handshake: that one reads the
+    /// response into a 4 KiB buffer which then becomes the connection's read buffer for its whole
+    /// life, whatever `read_buffer_size` says. Here the response is read into a temporary buffer
+    /// and the WebSocket starts with a `read_buffer_size` buffer holding only what followed it.
     pub async fn connect(&self, path: &str) -> Result<ClientSocket, ConnectError> {
-        let stream = self.connect_transport().await?;
+        let mut stream = self.connect_transport().await?;
         let request = self
             .url(path)
             .into_client_request()
             .map_err(|e| ConnectError::new(ErrorKind::Handshake, e.to_string()))?;
-        match tokio_tungstenite::client_async_with_config(request, stream, Some(client_config()))
-            .await
-        {
-            Ok((socket, _response)) => Ok(socket),
-            Err(WsError::Http(response)) => Err(ConnectError::new(
+        let target = request
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/");
+        let key = tungstenite::handshake::client::generate_key();
+        let head = format!(
+            "GET {target} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n",
+            self.authority
+        );
+        let io = |e: io::Error| ConnectError::from_io(&e);
+        stream.write_all(head.as_bytes()).await.map_err(io)?;
+        stream.flush().await.map_err(io)?;
+        drop(head);
+
+        let mut buf = Vec::with_capacity(1024);
+        let (status, header_len) = loop {
+            if buf.len() == buf.capacity() {
+                if buf.len() >= MAX_RESPONSE_HEAD {
+                    return Err(ConnectError::new(
+                        ErrorKind::Handshake,
+                        "upgrade response headers too long",
+                    ));
+                }
+                buf.reserve(buf.len());
+            }
+            if stream.read_buf(&mut buf).await.map_err(io)? == 0 {
+                return Err(ConnectError::new(
+                    ErrorKind::ConnectionLost,
+                    "connection closed during the upgrade",
+                ));
+            }
+            let mut headers = [httparse::EMPTY_HEADER; 32];
+            let mut response = httparse::Response::new(&mut headers);
+            let parsed = response
+                .parse(&buf)
+                .map_err(|e| ConnectError::new(ErrorKind::Handshake, e.to_string()))?;
+            if let httparse::Status::Complete(len) = parsed {
+                let status = response.code.unwrap_or(0);
+                if status == 101 {
+                    check_upgrade(response.headers, &key)
+                        .map_err(|e| ConnectError::new(ErrorKind::Handshake, e.to_string()))?;
+                }
+                break (status, len);
+            }
+        };
+        if status != 101 {
+            let status = http::StatusCode::from_u16(status)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|_| status.to_string());
+            return Err(ConnectError::new(
                 ErrorKind::UpgradeRejected,
-                format!("HTTP {}", response.status()),
-            )),
-            Err(WsError::Io(e)) => Err(ConnectError::from_io(&e)),
-            Err(e) => Err(ConnectError::new(ErrorKind::Handshake, e.to_string())),
+                format!("HTTP {status}"),
+            ));
         }
+        // Whatever the server sent after its response (usually nothing) starts the WebSocket.
+        let tail = buf[header_len..].to_vec();
+        drop(buf);
+        Ok(
+            WebSocketStream::from_partially_read(stream, tail, Role::Client, Some(client_config()))
+                .await,
+        )
     }
+}
+
+/// Upgrade responses with longer headers are refused.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// The checks of RFC 6455 4.1 on a 101 response, as tungstenite makes them (no subprotocols or
+/// extensions are requested, so none may be returned).
+fn check_upgrade(headers: &[httparse::Header<'_>], key: &str) -> Result<(), WsError> {
+    use tungstenite::error::{ProtocolError, SubProtocolError};
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    };
+    if !get("Upgrade").is_some_and(|v| v.eq_ignore_ascii_case(b"websocket")) {
+        return Err(WsError::Protocol(
+            ProtocolError::MissingUpgradeWebSocketHeader,
+        ));
+    }
+    let has_upgrade_token = |v: &[u8]| {
+        v.split(|&b| b == b',')
+            .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"upgrade"))
+    };
+    if !get("Connection").is_some_and(has_upgrade_token) {
+        return Err(WsError::Protocol(
+            ProtocolError::MissingConnectionUpgradeHeader,
+        ));
+    }
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    if get("Sec-WebSocket-Accept") != Some(accept.as_bytes()) {
+        return Err(WsError::Protocol(
+            ProtocolError::SecWebSocketAcceptKeyMismatch,
+        ));
+    }
+    if get("Sec-WebSocket-Protocol").is_some() {
+        return Err(WsError::Protocol(
+            ProtocolError::SecWebSocketSubProtocolError(
+                SubProtocolError::ServerSentSubProtocolNoneRequested,
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Classifies an error of an open WebSocket.
