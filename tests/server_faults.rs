@@ -27,6 +27,8 @@ enum Fault {
     Silent,
     /// Upgrades, then never reads again.
     StopReading,
+    /// Upgrades, then reads one message every 2 ms and never answers.
+    SlowReader,
 }
 
 /// A test server with one fault; runs until the test ends.
@@ -70,6 +72,12 @@ async fn faulty_server(fault: Fault) -> String {
                     Fault::Silent => {
                         tokio::time::sleep(Duration::from_secs(60)).await;
                         drop(tcp);
+                    }
+                    Fault::SlowReader => {
+                        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+                        while let Some(Ok(_)) = ws.next().await {
+                            tokio::time::sleep(Duration::from_millis(2)).await;
+                        }
                     }
                     Fault::StopReading => {
                         let ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
@@ -160,4 +168,28 @@ async fn a_server_that_stops_reading_is_a_write_stall() {
     );
     assert_eq!(error_rows(&outcome, ErrorKind::WriteStalled), 2);
     assert_eq!(t.expects[0].lost, t.expects[0].sent, "nothing came back");
+}
+
+#[tokio::test]
+async fn a_slow_reader_is_not_a_stall_and_the_whole_schedule_is_sent() {
+    let target = faulty_server(Fault::SlowReader).await;
+    let dir = tempfile::tempdir().unwrap();
+    // 16 KiB events at 500/s for 2 s: the server takes ~4 s to read them, so writes block again
+    // and again for longer than connect_timeout (2 s) in total, but never without progress.
+    let big = "x".repeat(16 * 1024);
+    let text = echo_scenario(&target, 1, "500/s", "2s").replace(
+        "data = { text = \"hi {{client}}\", n = \"{{seq}}\" }",
+        &format!("data = \"{big}\""),
+    );
+    let outcome = run_in_process(dir.path(), &text, Overrides::default()).await;
+    let t = &outcome.report.totals;
+    assert_eq!(
+        t.errors[ErrorKind::WriteStalled.index()],
+        0,
+        "errors {:?}",
+        t.errors
+    );
+    // Every event scheduled before the end went out, the backlog included: 2.2 s × 500/s.
+    assert!(t.sent >= 1000, "sent {}", t.sent);
+    assert_eq!(t.expects[0].lost, t.sent, "nothing came back");
 }

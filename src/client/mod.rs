@@ -122,8 +122,18 @@ async fn open<'a>(
     };
     match on_connect(ctx, who, &mut socket).await {
         Ok(()) => Some(Box::new(Session::new(ctx, who, socket, metrics))),
-        Err(e) => {
+        Err(OnConnectError::Socket(e)) => {
             let end = End::Failed(classify(&e), e.to_string());
+            finish(ctx, who, metrics, end, socket).await;
+            None
+        }
+        Err(OnConnectError::Stalled(after)) => {
+            let end = End::Failed(
+                ErrorKind::WriteStalled,
+                format!(
+                    "on_connect message not written after {after:?}: the server is not reading"
+                ),
+            );
             finish(ctx, who, metrics, end, socket).await;
             None
         }
@@ -141,6 +151,9 @@ async fn finish(
     let code = match end {
         End::Drained => close(socket, ctx.close_timeout).await,
         End::ServerClosed(frame) => {
+            // Send tungstenite's queued close reply, briefly: the server is waiting for it.
+            let mut socket = socket;
+            let _ = tokio::time::timeout(ctx.close_timeout, socket.flush()).await;
             let (code, reason) = frame
                 .map(|f| (u16::from(f.code), f.reason.to_string()))
                 .unwrap_or((1005, String::new()));
@@ -151,17 +164,26 @@ async fn finish(
                 ErrorKind::ClosedByServer,
                 format!("{code} {reason}").trim_end().to_string(),
             );
-            Some(code)
+            code
         }
         End::Failed(kind, detail) => {
             report(ctx, who, metrics, kind, detail);
-            Some(1006)
+            1006
         }
     };
     let mut m = metrics.borrow_mut();
     m.connected -= 1;
-    if let Some(code) = code {
-        m.close(code);
+    m.close(code);
+}
+
+enum OnConnectError {
+    Socket(tokio_tungstenite::tungstenite::Error),
+    Stalled(Duration),
+}
+
+impl From<tokio_tungstenite::tungstenite::Error> for OnConnectError {
+    fn from(e: tokio_tungstenite::tungstenite::Error) -> Self {
+        OnConnectError::Socket(e)
     }
 }
 
@@ -170,7 +192,7 @@ async fn on_connect(
     ctx: &ClientContext,
     who: ClientId,
     socket: &mut ClientSocket,
-) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+) -> Result<(), OnConnectError> {
     let group = &ctx.plan.groups[who.group as usize];
     for (seq, step) in group.on_connect.iter().enumerate() {
         match step {
@@ -181,7 +203,12 @@ async fn on_connect(
                 } else {
                     Message::text(text)
                 };
-                socket.send(message).await?;
+                match tokio::time::timeout(ctx.stall_timeout, socket.send(message)).await {
+                    Ok(sent) => sent?,
+                    Err(_) => {
+                        return Err(OnConnectError::Stalled(ctx.stall_timeout));
+                    }
+                }
             }
             StepPlan::Wait(pause) => {
                 tokio::select! {
@@ -194,27 +221,30 @@ async fn on_connect(
     Ok(())
 }
 
-/// The client's side of the close handshake; returns the code the server answered with.
-async fn close(mut socket: ClientSocket, timeout: Duration) -> Option<u16> {
+/// The client's side of the close handshake; returns the code the server answered with, or 1006
+/// when it did not answer within `timeout` (or the close could not be sent).
+async fn close(mut socket: ClientSocket, timeout: Duration) -> u16 {
     let handshake = async {
         let frame = CloseFrame {
             code: CloseCode::Normal,
             reason: "".into(),
         };
-        socket.close(Some(frame)).await.ok()?;
-        let mut code = None;
+        if socket.close(Some(frame)).await.is_err() {
+            return 1006;
+        }
+        // The server's close frame completes the handshake; late messages before it are ignored.
         while let Some(message) = socket.next().await {
             match message {
                 Ok(Message::Close(frame)) => {
-                    code = Some(frame.map(|f| u16::from(f.code)).unwrap_or(1005));
+                    return frame.map(|f| u16::from(f.code)).unwrap_or(1005);
                 }
                 Ok(_) => {}
                 Err(_) => break,
             }
         }
-        Some(code.unwrap_or(1006))
+        1006
     };
     tokio::time::timeout(timeout, handshake)
         .await
-        .unwrap_or(Some(1006))
+        .unwrap_or(1006)
 }

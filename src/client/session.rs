@@ -64,7 +64,10 @@ pub struct Session<'a> {
     sleep_at: Instant,
     stop: Pin<Box<WaitForCancellationFutureOwned>>,
     need_flush: bool,
+    /// Since when writes have made no progress; past the stall timeout the connection fails.
     blocked_since: Option<Instant>,
+    /// The last `poll_ready` was Pending: its next Ready means bytes moved.
+    ready_was_pending: bool,
     /// Events are rendered here and copied into an exactly sized message: one allocation per
     /// event, and none for the buffer after the first.
     scratch: String,
@@ -100,6 +103,7 @@ impl<'a> Session<'a> {
             stop: Box::pin(ctx.stop.clone().cancelled_owned()),
             need_flush: false,
             blocked_since: None,
+            ready_was_pending: false,
             scratch: String::new(),
         }
     }
@@ -172,15 +176,25 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Draining ends when every tracked event is back, or at its deadline.
+    fn drain_finished(&self, now: Instant) -> bool {
+        match self.phase {
+            Phase::Draining { until } => now >= until || self.outstanding.iter().all(|&n| n == 0),
+            Phase::Emitting => false,
+        }
+    }
+
     /// Runs until drained, closed or failed.
     pub fn poll_session(&mut self, cx: &mut Context<'_>) -> Poll<End> {
         for _ in 0..8 {
             let now = Instant::now();
+            // Emitting ends when every event scheduled before the end has been sent (a backlog
+            // still goes out, measured from its scheduled times), or at once on a stop signal.
             if let Phase::Emitting = self.phase {
-                if now >= self.ctx.emit_end || self.ctx.stop.is_cancelled() {
-                    let from = now.min(self.ctx.emit_end);
+                let schedule_done = now >= self.ctx.emit_end && self.next_due().is_none();
+                if schedule_done || self.ctx.stop.is_cancelled() {
                     self.phase = Phase::Draining {
-                        until: from + self.ctx.plan.drain,
+                        until: now + self.ctx.plan.drain,
                     };
                 }
             }
@@ -192,9 +206,16 @@ impl<'a> Session<'a> {
                         break;
                     }
                     match Pin::new(&mut self.socket).poll_ready(cx) {
-                        Poll::Ready(Ok(())) => {}
+                        Poll::Ready(Ok(())) => {
+                            if self.ready_was_pending {
+                                // The backlog moved: a slow reader is not a stalled one.
+                                self.ready_was_pending = false;
+                                self.blocked_since = None;
+                            }
+                        }
                         Poll::Ready(Err(e)) => return Poll::Ready(failed(&e)),
                         Poll::Pending => {
+                            self.ready_was_pending = true;
                             self.blocked_since.get_or_insert(now);
                             break;
                         }
@@ -241,6 +262,9 @@ impl<'a> Session<'a> {
             // 2. Read everything that arrived (tungstenite answers pings by itself).
             for read in 0.. {
                 if read == READ_BUDGET {
+                    if self.drain_finished(Instant::now()) {
+                        return Poll::Ready(End::Drained);
+                    }
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
@@ -272,13 +296,14 @@ impl<'a> Session<'a> {
             // 3. Done draining?
             let wake = match self.phase {
                 Phase::Draining { until } => {
-                    if self.outstanding.iter().all(|&n| n == 0) || now >= until {
+                    if self.drain_finished(now) {
                         return Poll::Ready(End::Drained);
                     }
                     until
                 }
                 // While writes are blocked, the socket wakes us when it drains; due events wait.
-                Phase::Emitting if self.blocked_since.is_some() => self.ctx.emit_end,
+                // (The stall deadline below bounds the wait.)
+                Phase::Emitting if self.blocked_since.is_some() => now + self.ctx.stall_timeout,
                 Phase::Emitting => self
                     .next_due()
                     .map(|(_, at)| at.checked_sub(EARLY).unwrap_or(at))

@@ -250,6 +250,14 @@ event = "echo"
     }
 
     #[test]
+    fn a_path_without_slash_points_at_the_path() {
+        let text = GOOD.replace("path = \"/echo\"", "path = \"echo\"");
+        let (line, column, message) = position(compile(&text).unwrap_err());
+        assert_eq!((line, column), (4, 8));
+        assert!(message.contains("must start with `/`"), "{message}");
+    }
+
+    #[test]
     fn clients_override_is_shared_in_proportion() {
         assert_eq!(share(10, &[1000, 10]).unwrap(), vec![10, 0]);
         assert_eq!(share(101, &[100, 1]).unwrap(), vec![100, 1]);

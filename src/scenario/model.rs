@@ -17,7 +17,7 @@ pub struct Scenario {
     #[serde(default = "default_protocol")]
     pub protocol: Spanned<String>,
     /// Request path for every group that does not set its own; defaults to the URL's path.
-    pub path: Option<String>,
+    pub path: Option<Spanned<String>>,
     /// The emitting phase, after the ramp.
     pub duration: DurationText,
     /// Connect the clients over this time (`"5s"`) or at this rate (`"500/s"`).
@@ -41,7 +41,7 @@ pub struct Scenario {
 pub struct Group {
     pub name: Spanned<String>,
     pub clients: CountValue,
-    pub path: Option<String>,
+    pub path: Option<Spanned<String>>,
     #[serde(default)]
     pub on_connect: Vec<Spanned<Step>>,
     #[serde(default)]

@@ -78,15 +78,6 @@ impl Plan {
         self.groups.iter().map(|g| g.clients).sum()
     }
 
-    /// The URL a group's clients open, for messages and run.json (`builtin` resolves at run time).
-    pub fn url(&self, host_port: &str, path: &str) -> String {
-        let scheme = match self.target {
-            Target::Remote { tls: true, .. } => "wss",
-            _ => "ws",
-        };
-        format!("{scheme}://{host_port}{path}")
-    }
-
     pub fn compile(scenario: Scenario, source: &Source) -> Result<Plan, ScenarioError> {
         let at = |span: &std::ops::Range<usize>, message: String| -> ScenarioError {
             if span.is_empty() && span.start == 0 {
@@ -184,21 +175,20 @@ impl Plan {
                     format!("group `{name}` is defined twice"),
                 ));
             }
-            let path = group
-                .path
-                .clone()
-                .or_else(|| scenario.path.clone())
+            let written = group.path.as_ref().or(scenario.path.as_ref());
+            if let Some(path) = written.filter(|p| !p.get_ref().starts_with('/')) {
+                return Err(spanned_err(
+                    path,
+                    format!("path `{}` must start with `/`", path.get_ref()),
+                ));
+            }
+            let path = written
+                .map(|p| p.get_ref().clone())
                 .or_else(|| url_path.clone())
                 .unwrap_or_else(|| match target {
                     Target::Builtin => "/echo".to_string(),
                     Target::Remote { .. } => "/".to_string(),
                 });
-            if !path.starts_with('/') {
-                return Err(spanned_err(
-                    &group.name,
-                    format!("path `{path}` must start with `/`"),
-                ));
-            }
             let mut on_connect = Vec::new();
             for step in &group.on_connect {
                 let span = step.span();

@@ -65,7 +65,8 @@ pub struct Broadcast {
     rooms: Arc<Mutex<HashMap<String, broadcast::Sender<Message>>>>,
     room: String,
     sender: broadcast::Sender<Message>,
-    receiver: broadcast::Receiver<Message>,
+    /// Always `Some` until dropped; taken in `Drop` so the count check below sees it gone.
+    receiver: Option<broadcast::Receiver<Message>>,
 }
 
 impl Broadcast {
@@ -80,7 +81,7 @@ impl Broadcast {
             rooms: rooms.rooms.clone(),
             room,
             sender,
-            receiver,
+            receiver: Some(receiver),
         }
     }
 }
@@ -88,8 +89,10 @@ impl Broadcast {
 impl Drop for Broadcast {
     fn drop(&mut self) {
         let mut map = self.rooms.lock().unwrap_or_else(|p| p.into_inner());
-        // This member's receiver still counts until the struct is gone, hence `<= 1`.
-        if self.sender.receiver_count() <= 1 {
+        // Drop this member's receiver under the lock, so two members leaving at once cannot both
+        // see the other and leave an empty room behind.
+        drop(self.receiver.take());
+        if self.sender.receiver_count() == 0 {
             map.remove(&self.room);
         }
     }
@@ -102,7 +105,10 @@ impl Endpoint for Broadcast {
     }
 
     async fn next_outgoing(&mut self) -> Outgoing {
-        match self.receiver.recv().await {
+        let Some(receiver) = self.receiver.as_mut() else {
+            return std::future::pending().await;
+        };
+        match receiver.recv().await {
             Ok(message) => Outgoing::Message(message),
             Err(broadcast::error::RecvError::Lagged(missed)) => Outgoing::Close(
                 CloseCode::Again,
