@@ -149,16 +149,9 @@ async fn a_silent_server_times_out_the_connect() {
 
 #[tokio::test]
 async fn a_server_that_stops_reading_is_a_write_stall() {
-    let target = faulty_server(Fault::StopReading).await;
-    let dir = tempfile::tempdir().unwrap();
     // 64 KiB events at 200/s fill the loopback socket buffers within a second or two; after
     // connect_timeout (2 s) of blocked writes the connection counts as stalled.
-    let big = "x".repeat(64 * 1024);
-    let text = echo_scenario(&target, 2, "200/s", "8s").replace(
-        "data = { text = \"hi {{client}}\", n = \"{{seq}}\" }",
-        &format!("data = \"{big}\""),
-    );
-    let outcome = run_in_process(dir.path(), &text, Overrides::default()).await;
+    let (outcome, _dir) = run_big_events(Fault::StopReading, 64 * 1024, 2, "200/s", "8s").await;
     let t = &outcome.report.totals;
     assert_eq!(
         t.errors[ErrorKind::WriteStalled.index()],
@@ -172,16 +165,9 @@ async fn a_server_that_stops_reading_is_a_write_stall() {
 
 #[tokio::test]
 async fn a_slow_reader_is_not_a_stall_and_the_whole_schedule_is_sent() {
-    let target = faulty_server(Fault::SlowReader).await;
-    let dir = tempfile::tempdir().unwrap();
     // 16 KiB events at 500/s for 2 s: the server takes ~4 s to read them, so writes block again
     // and again for longer than connect_timeout (2 s) in total, but never without progress.
-    let big = "x".repeat(16 * 1024);
-    let text = echo_scenario(&target, 1, "500/s", "2s").replace(
-        "data = { text = \"hi {{client}}\", n = \"{{seq}}\" }",
-        &format!("data = \"{big}\""),
-    );
-    let outcome = run_in_process(dir.path(), &text, Overrides::default()).await;
+    let (outcome, _dir) = run_big_events(Fault::SlowReader, 16 * 1024, 1, "500/s", "2s").await;
     let t = &outcome.report.totals;
     assert_eq!(
         t.errors[ErrorKind::WriteStalled.index()],
@@ -192,4 +178,22 @@ async fn a_slow_reader_is_not_a_stall_and_the_whole_schedule_is_sent() {
     // Every event scheduled before the end went out, the backlog included: 2.2 s × 500/s.
     assert!(t.sent >= 1000, "sent {}", t.sent);
     assert_eq!(t.expects[0].lost, t.sent, "nothing came back");
+}
+
+/// Runs clients sending `size`-byte text events against a faulty server.
+async fn run_big_events(
+    fault: Fault,
+    size: usize,
+    clients: u64,
+    rate: &str,
+    duration: &str,
+) -> (volley::runner::RunOutcome, tempfile::TempDir) {
+    let target = faulty_server(fault).await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = echo_scenario(&target, clients, rate, duration).replace(
+        "data = { text = \"hi {{client}}\", n = \"{{seq}}\" }",
+        &format!("data = \"{}\"", "x".repeat(size)),
+    );
+    let outcome = run_in_process(dir.path(), &text, Overrides::default()).await;
+    (outcome, dir)
 }
