@@ -21,11 +21,7 @@ pub struct ErrorsWriter<W: std::io::Write> {
 
 impl ErrorsWriter<BufWriter<File>> {
     pub fn create(path: &Path, groups: Vec<String>) -> Result<Self, ExportError> {
-        let file = File::create(path).map_err(|source| ExportError::Write {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        ErrorsWriter::new(BufWriter::new(file), groups)
+        ErrorsWriter::new(super::create_file(path)?, groups)
     }
 }
 

@@ -138,7 +138,12 @@ pub fn default_dir(base: &Path, name: &str, started: SystemTime) -> PathBuf {
     base.join(format!("{}-{stamp}", safe.trim_matches('-')))
 }
 
-/// A latency in µs as a CSV cell.
-pub(crate) fn us(value: u64) -> String {
-    value.to_string()
+/// Creates a result file for streaming writes.
+pub(crate) fn create_file(path: &Path) -> Result<std::io::BufWriter<std::fs::File>, ExportError> {
+    std::fs::File::create(path)
+        .map(std::io::BufWriter::new)
+        .map_err(|source| ExportError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
 }

@@ -1,7 +1,7 @@
 //! summary.csv: one row per metric. Latency rows carry the distribution in microseconds; counter
 //! rows carry a count and its rate, with the latency cells empty.
 
-use super::{ExportError, Exporter, Report, us};
+use super::{ExportError, Exporter, Report};
 use crate::metrics::ErrorKind;
 
 pub const HEADER: [&str; 13] = [
@@ -39,11 +39,11 @@ impl Exporter for SummaryCsv {
                 format!("{:.3}", report.per_second(count)),
             ];
             if count > 0 {
-                row.push(us(h.min()));
+                row.push(h.min().to_string());
                 for q in [0.5, 0.9, 0.95, 0.99, 0.999] {
-                    row.push(us(h.value_at_quantile(q)));
+                    row.push(h.value_at_quantile(q).to_string());
                 }
-                row.push(us(h.max()));
+                row.push(h.max().to_string());
                 row.push(format!("{:.1}", h.mean()));
                 row.push(format!("{:.1}", h.stdev()));
             } else {

@@ -24,11 +24,7 @@ pub struct TimeseriesWriter<W: std::io::Write> {
 
 impl TimeseriesWriter<BufWriter<File>> {
     pub fn create(path: &Path, metrics: &[String]) -> Result<Self, ExportError> {
-        let file = File::create(path).map_err(|source| ExportError::Write {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        TimeseriesWriter::new(BufWriter::new(file), metrics)
+        TimeseriesWriter::new(super::create_file(path)?, metrics)
     }
 }
 

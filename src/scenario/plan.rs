@@ -176,11 +176,18 @@ impl Plan {
                 ));
             }
             let written = group.path.as_ref().or(scenario.path.as_ref());
-            if let Some(path) = written.filter(|p| !p.get_ref().starts_with('/')) {
-                return Err(spanned_err(
-                    path,
-                    format!("path `{}` must start with `/`", path.get_ref()),
-                ));
+            if let Some(path) = written {
+                let text = path.get_ref();
+                let valid =
+                    text.starts_with('/') && text.parse::<http::uri::PathAndQuery>().is_ok();
+                if !valid {
+                    return Err(spanned_err(
+                        path,
+                        format!(
+                            "path `{text}` must start with `/` and be a valid URL path and query (no spaces)"
+                        ),
+                    ));
+                }
             }
             let path = written
                 .map(|p| p.get_ref().clone())

@@ -13,7 +13,6 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Error as WsError};
 
@@ -156,18 +155,9 @@ impl Connector {
     /// and the WebSocket starts with a `read_buffer_size` buffer holding only what followed it.
     pub async fn connect(&self, path: &str) -> Result<ClientSocket, ConnectError> {
         let mut stream = self.connect_transport().await?;
-        let request = self
-            .url(path)
-            .into_client_request()
-            .map_err(|e| ConnectError::new(ErrorKind::Handshake, e.to_string()))?;
-        let target = request
-            .uri()
-            .path_and_query()
-            .map(|p| p.as_str())
-            .unwrap_or("/");
         let key = tungstenite::handshake::client::generate_key();
         let head = format!(
-            "GET {target} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n",
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n",
             self.authority
         );
         let io = |e: io::Error| ConnectError::from_io(&e);
