@@ -1,3 +1,5 @@
 //! Pure codecs: bytes in, values out. Nothing here touches a socket or a clock.
 
+pub mod engineio;
+pub mod socketio;
 pub mod stamp;
