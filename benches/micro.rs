@@ -42,7 +42,7 @@ fn stamps(c: &mut Criterion) {
 }
 
 fn histogram(c: &mut Criterion) {
-    let mut metrics = WorkerMetrics::new(2);
+    let mut metrics = WorkerMetrics::new(2, 1);
     let mut i = 0u64;
     c.bench_function("histogram/record", |b| {
         b.iter(|| {

@@ -8,7 +8,7 @@ use volley::output::summary_csv::SummaryCsv;
 use volley::output::{Exporter, Report, RunStatus, table};
 
 fn report() -> Report {
-    let mut totals = Interval::new(2);
+    let mut totals = Interval::new(2, 1);
     for us in [150u64, 180, 220, 260, 900] {
         totals.histograms[0].record(us).unwrap();
     }

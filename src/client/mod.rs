@@ -1,6 +1,7 @@
 //! One virtual client: connect, run the group's on_connect steps, emit on schedule while reading,
 //! drain, close. Everything it observes goes into its worker's [`WorkerMetrics`].
 
+mod link;
 pub mod schedule;
 mod session;
 
@@ -9,15 +10,14 @@ use std::future::poll_fn;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{ErrorKind, ErrorRow, WorkerMetrics};
-use crate::scenario::{Plan, StepPlan};
-use crate::transport::ws::{ClientSocket, Connector, classify};
+use crate::scenario::{Plan, Protocol, ReconnectPlan, StepPlan};
+use crate::transport::Fault;
+use crate::transport::socketio::{Recovery, SioSocket};
+use crate::transport::ws::{ConnectError, Connector};
+use link::{Link, Scratch, describe_close};
 use session::{End, Session};
 
 /// What every client of a run shares (read-only).
@@ -45,18 +45,35 @@ pub struct ClientId {
     pub group: u16,
 }
 
-/// Runs one client from connect to close.
+/// Runs one client from connect to close, reconnecting when the plan says so.
 ///
 /// A task's future is allocated at the size of its largest state and keeps that size for the whole
 /// run, so every phase but the session is boxed and freed when it ends: what an idle client holds
 /// is this small future plus the boxed [`Session`].
 pub async fn run(ctx: Arc<ClientContext>, who: ClientId, metrics: &RefCell<WorkerMetrics>) {
-    let Some(mut session) = Box::pin(open(&ctx, who, metrics)).await else {
+    let Some(link) = Box::pin(open(&ctx, who, metrics)).await else {
         return;
     };
-    let end = poll_fn(|cx| session.poll_session(cx)).await;
-    let socket = session.finish();
-    Box::pin(finish(&ctx, who, metrics, end, socket)).await;
+    let mut session = Box::new(Session::new(&ctx, who, link, metrics));
+    loop {
+        let end = poll_fn(|cx| session.poll_session(cx)).await;
+        let lost_at = Instant::now();
+        let link = session.take_link();
+        let recovery = match &link {
+            Link::Sio(sio) => Some(sio.recovery().clone()),
+            Link::Ws(_) => None,
+        };
+        let again = reconnects_after(&ctx, &end);
+        Box::pin(finish(&ctx, who, metrics, end, link)).await;
+        let Some(backoff) = again else {
+            break;
+        };
+        match Box::pin(reconnect(&ctx, who, metrics, backoff, recovery, lost_at)).await {
+            Some(link) => session.resume(link),
+            None => break,
+        }
+    }
+    session.finish();
 }
 
 fn report(
@@ -75,69 +92,183 @@ fn report(
     });
 }
 
-/// Connects and runs the on_connect steps, returning the session ready to start. `None`: stopped,
-/// or the connection failed or ended during on_connect (reported and accounted for).
-async fn open<'a>(
-    ctx: &'a ClientContext,
+/// Opens the connection of the plan's protocol: a WebSocket on the group's path, or a Socket.IO
+/// session on the group's namespace (recovering `previous` when given). The flag: recovered.
+async fn connect(
+    ctx: &ClientContext,
     who: ClientId,
-    metrics: &'a RefCell<WorkerMetrics>,
-) -> Option<Box<Session<'a>>> {
+    previous: Option<&Recovery>,
+) -> Result<(Link, bool), ConnectError> {
     let group = &ctx.plan.groups[who.group as usize];
+    match &ctx.plan.protocol {
+        Protocol::Ws => Ok((Link::Ws(ctx.connector.connect(&group.path).await?), false)),
+        Protocol::SocketIo(sio) => {
+            let auth = group
+                .auth
+                .as_ref()
+                .map(|t| t.render(who.id, 0, &group.name, None));
+            let (socket, recovered) = SioSocket::open(
+                &ctx.connector,
+                sio,
+                &group.namespace,
+                auth.as_deref(),
+                previous,
+            )
+            .await?;
+            Ok((Link::Sio(Box::new(socket)), recovered))
+        }
+    }
+}
+
+/// One connection attempt, accounted for: `connecting` while it runs, then a connect or a failure.
+async fn attempt(
+    ctx: &ClientContext,
+    who: ClientId,
+    metrics: &RefCell<WorkerMetrics>,
+    previous: Option<&Recovery>,
+) -> Option<Result<(Link, bool), ()>> {
     metrics.borrow_mut().connecting += 1;
     let started = Instant::now();
-    let attempt = tokio::select! {
+    let result = tokio::select! {
         _ = ctx.stop.cancelled() => None,
-        result = tokio::time::timeout(ctx.plan.connect_timeout, ctx.connector.connect(&group.path)) => Some(result),
+        result = tokio::time::timeout(ctx.plan.connect_timeout, connect(ctx, who, previous)) => Some(result),
     };
-    let connected = {
+    let failure = {
         let mut m = metrics.borrow_mut();
         m.connecting -= 1;
-        match attempt {
+        match result {
             None => return None,
-            Some(Err(_elapsed)) => {
-                m.interval.connect_failures += 1;
-                Err((
-                    ErrorKind::ConnectTimeout,
-                    format!("no WebSocket after {:?}", ctx.plan.connect_timeout),
-                ))
-            }
-            Some(Ok(Err(e))) => {
-                m.interval.connect_failures += 1;
-                Err((e.kind, e.detail))
-            }
-            Some(Ok(Ok(socket))) => {
+            Some(Ok(Ok(connected))) => {
                 m.record(0, started.elapsed());
                 m.interval.connects += 1;
                 m.connected += 1;
-                Ok(socket)
+                return Some(Ok(connected));
             }
+            Some(Err(_elapsed)) => (
+                ErrorKind::ConnectTimeout,
+                format!("not connected after {:?}", ctx.plan.connect_timeout),
+            ),
+            Some(Ok(Err(e))) => (e.kind, e.detail),
         }
     };
-    let mut socket = match connected {
-        Ok(socket) => socket,
-        Err((kind, detail)) => {
-            report(ctx, who, metrics, kind, detail);
-            return None;
-        }
+    metrics.borrow_mut().interval.connect_failures += 1;
+    report(ctx, who, metrics, failure.0, failure.1);
+    Some(Err(()))
+}
+
+/// Connects and runs the on_connect steps, returning the link ready for the session. `None`:
+/// stopped, or the connection failed or ended during on_connect (reported and accounted for).
+async fn open(
+    ctx: &ClientContext,
+    who: ClientId,
+    metrics: &RefCell<WorkerMetrics>,
+) -> Option<Link> {
+    let Ok((link, _)) = attempt(ctx, who, metrics, None).await? else {
+        return None;
     };
-    match on_connect(ctx, who, &mut socket).await {
-        Ok(()) => Some(Box::new(Session::new(ctx, who, socket, metrics))),
-        Err(OnConnectError::Socket(e)) => {
-            let end = End::Failed(classify(&e), e.to_string());
-            finish(ctx, who, metrics, end, socket).await;
-            None
-        }
-        Err(OnConnectError::Stalled(after)) => {
-            let end = End::Failed(
-                ErrorKind::WriteStalled,
-                format!(
-                    "on_connect message not written after {after:?}: the server is not reading"
-                ),
-            );
-            finish(ctx, who, metrics, end, socket).await;
+    setup(ctx, who, metrics, link).await
+}
+
+/// Runs the group's on_connect steps on a new connection; on failure closes it (accounted for).
+async fn setup(
+    ctx: &ClientContext,
+    who: ClientId,
+    metrics: &RefCell<WorkerMetrics>,
+    mut link: Link,
+) -> Option<Link> {
+    match on_connect(ctx, who, &mut link).await {
+        Ok(()) => Some(link),
+        Err(fault) => {
+            finish(
+                ctx,
+                who,
+                metrics,
+                End::Failed(fault.kind, fault.detail),
+                link,
+            )
+            .await;
             None
         }
     }
+}
+
+/// Whether a session that ended this way is followed by a reconnect: only a lost connection
+/// (not a normal end, not a server that disconnected the client on purpose, not after a stop),
+/// and only while emitting goes on.
+fn reconnects_after<'p>(ctx: &'p ClientContext, end: &End) -> Option<&'p ReconnectPlan> {
+    let plan = ctx.plan.reconnect.as_ref()?;
+    let lost = match end {
+        End::Drained => false,
+        End::ServerClosed(_) => true,
+        End::Failed(kind, _) => {
+            !matches!(kind, ErrorKind::ServerDisconnect | ErrorKind::ConnectError)
+        }
+    };
+    (lost && !ctx.stop.is_cancelled() && Instant::now() < ctx.emit_end).then_some(plan)
+}
+
+/// Waits with exponential backoff and jitter, then connects again, until connected, out of
+/// attempts, stopped or past the emitting phase. Records the time from losing the connection to
+/// having it back, and whether a Socket.IO server recovered the session.
+async fn reconnect(
+    ctx: &ClientContext,
+    who: ClientId,
+    metrics: &RefCell<WorkerMetrics>,
+    backoff: &ReconnectPlan,
+    recovery: Option<Recovery>,
+    lost_at: Instant,
+) -> Option<Link> {
+    let recover = ctx.plan.socketio().is_some_and(|s| s.recovery);
+    let previous = recovery.filter(|r| recover && r.pid.is_some());
+    let mut attempts = 0;
+    loop {
+        if backoff.max_attempts.is_some_and(|max| attempts >= max) {
+            report(
+                ctx,
+                who,
+                metrics,
+                ErrorKind::ConnectionLost,
+                format!("gave up reconnecting after {attempts} attempts"),
+            );
+            return None;
+        }
+        let wait = backoff_delay(backoff, attempts);
+        tokio::select! {
+            _ = ctx.stop.cancelled() => return None,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        if Instant::now() >= ctx.emit_end {
+            return None;
+        }
+        attempts += 1;
+        let Ok((link, recovered)) = attempt(ctx, who, metrics, previous.as_ref()).await? else {
+            continue;
+        };
+        {
+            let mut m = metrics.borrow_mut();
+            m.interval.reconnects += 1;
+            if recovered {
+                m.interval.recovered += 1;
+            }
+            if let Some(metric) = ctx.plan.reconnect_metric {
+                m.record(metric, lost_at.elapsed());
+            }
+        }
+        // A recovered session keeps its rooms on the server: the setup steps are not repeated.
+        return if recovered {
+            Some(link)
+        } else {
+            setup(ctx, who, metrics, link).await
+        };
+    }
+}
+
+/// The wait before reconnect attempt `attempt` (from 0): `initial × factor^attempt`, randomised by
+/// ± `jitter`, at most `max`.
+fn backoff_delay(plan: &ReconnectPlan, attempt: u32) -> Duration {
+    let base = plan.initial.as_secs_f64() * plan.factor.powi(attempt.min(64) as i32);
+    let spread = base * plan.jitter * (fastrand::f64() * 2.0 - 1.0);
+    Duration::from_secs_f64((base + spread).clamp(0.0, plan.max.as_secs_f64()))
 }
 
 /// Closes (or reports why not) and accounts for the end of a connected client.
@@ -146,24 +277,14 @@ async fn finish(
     who: ClientId,
     metrics: &RefCell<WorkerMetrics>,
     end: End,
-    socket: ClientSocket,
+    mut link: Link,
 ) {
     let code = match end {
-        End::Drained => close(socket, ctx.close_timeout).await,
+        End::Drained => link.close(ctx.close_timeout).await,
         End::ServerClosed(frame) => {
-            // Send tungstenite's queued close reply, briefly: the server is waiting for it.
-            let mut socket = socket;
-            let _ = tokio::time::timeout(ctx.close_timeout, socket.flush()).await;
-            let (code, reason) = frame
-                .map(|f| (u16::from(f.code), f.reason.to_string()))
-                .unwrap_or((1005, String::new()));
-            report(
-                ctx,
-                who,
-                metrics,
-                ErrorKind::ClosedByServer,
-                format!("{code} {reason}").trim_end().to_string(),
-            );
+            link.flush_close_reply(ctx.close_timeout).await;
+            let (code, text) = describe_close(frame.as_ref());
+            report(ctx, who, metrics, ErrorKind::ClosedByServer, text);
             code
         }
         End::Failed(kind, detail) => {
@@ -176,37 +297,37 @@ async fn finish(
     m.close(code);
 }
 
-enum OnConnectError {
-    Socket(tokio_tungstenite::tungstenite::Error),
-    Stalled(Duration),
-}
-
-impl From<tokio_tungstenite::tungstenite::Error> for OnConnectError {
-    fn from(e: tokio_tungstenite::tungstenite::Error) -> Self {
-        OnConnectError::Socket(e)
-    }
-}
-
 /// Sends the group's on_connect messages in order; `wait` steps pause (ending early on stop).
-async fn on_connect(
-    ctx: &ClientContext,
-    who: ClientId,
-    socket: &mut ClientSocket,
-) -> Result<(), OnConnectError> {
+async fn on_connect(ctx: &ClientContext, who: ClientId, link: &mut Link) -> Result<(), Fault> {
     let group = &ctx.plan.groups[who.group as usize];
+    let mut scratch = Scratch::default();
     for (seq, step) in group.on_connect.iter().enumerate() {
         match step {
-            StepPlan::Emit { template, binary } => {
-                let text = template.render(who.id, seq as u64, &group.name, None);
-                let message = if *binary {
-                    Message::Binary(text.into_bytes().into())
-                } else {
-                    Message::text(text)
+            StepPlan::Emit(message) => {
+                let rendered = link.render(
+                    &mut scratch,
+                    message,
+                    who.id,
+                    seq as u64,
+                    &group.name,
+                    None,
+                    None,
+                );
+                let send = async {
+                    poll_fn(|cx| link.poll_ready(cx)).await?;
+                    link.send_rendered(&scratch, &rendered)?;
+                    poll_fn(|cx| link.poll_flush(cx)).await
                 };
-                match tokio::time::timeout(ctx.stall_timeout, socket.send(message)).await {
+                match tokio::time::timeout(ctx.stall_timeout, send).await {
                     Ok(sent) => sent?,
                     Err(_) => {
-                        return Err(OnConnectError::Stalled(ctx.stall_timeout));
+                        return Err(Fault::new(
+                            ErrorKind::WriteStalled,
+                            format!(
+                                "on_connect message not written after {:?}: the server is not reading",
+                                ctx.stall_timeout
+                            ),
+                        ));
                     }
                 }
             }
@@ -219,32 +340,4 @@ async fn on_connect(
         }
     }
     Ok(())
-}
-
-/// The client's side of the close handshake; returns the code the server answered with, or 1006
-/// when it did not answer within `timeout` (or the close could not be sent).
-async fn close(mut socket: ClientSocket, timeout: Duration) -> u16 {
-    let handshake = async {
-        let frame = CloseFrame {
-            code: CloseCode::Normal,
-            reason: "".into(),
-        };
-        if socket.close(Some(frame)).await.is_err() {
-            return 1006;
-        }
-        // The server's close frame completes the handshake; late messages before it are ignored.
-        while let Some(message) = socket.next().await {
-            match message {
-                Ok(Message::Close(frame)) => {
-                    return frame.map(|f| u16::from(f.code)).unwrap_or(1005);
-                }
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        1006
-    };
-    tokio::time::timeout(timeout, handshake)
-        .await
-        .unwrap_or(1006)
 }

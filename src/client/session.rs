@@ -4,24 +4,24 @@
 //! loop needs no task, channel or lock of its own.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use futures_util::{Sink, Stream};
 use tokio::time::Sleep;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
+use super::link::{Link, Rendered, Scratch};
 use super::schedule::Schedule;
 use super::{ClientContext, ClientId};
 use crate::metrics::{ErrorKind, WorkerMetrics};
 use crate::protocol::stamp::Stamp;
 use crate::scenario::GroupPlan;
-use crate::transport::ws::{ClientSocket, classify};
+use crate::transport::Fault;
+use crate::transport::socketio::Incoming;
 
 /// tokio's timers fire on whole milliseconds, up to 1 ms late. Waking 1 ms early and sending what is
 /// due within that millisecond keeps the timer's lateness out of the measurements; an event sent
@@ -54,11 +54,15 @@ pub struct Session<'a> {
     ctx: &'a ClientContext,
     who: ClientId,
     group: &'a GroupPlan,
-    socket: ClientSocket,
+    /// Taken out between a lost connection and its replacement.
+    link: Option<Link>,
     metrics: &'a RefCell<WorkerMetrics>,
     emits: Vec<EmitState>,
     /// Tracked events sent and not yet back, per expect.
     outstanding: Vec<u64>,
+    /// Socket.IO acks asked for and not answered yet: id and latency origin, in sending order.
+    acks: VecDeque<(u64, Instant)>,
+    next_ack: u64,
     phase: Phase,
     sleep: Pin<Box<Sleep>>,
     sleep_at: Instant,
@@ -70,14 +74,14 @@ pub struct Session<'a> {
     ready_was_pending: bool,
     /// Events are rendered here and copied into an exactly sized message: one allocation per
     /// event, and none for the buffer after the first.
-    scratch: String,
+    scratch: Scratch,
 }
 
 impl<'a> Session<'a> {
     pub fn new(
         ctx: &'a ClientContext,
         who: ClientId,
-        socket: ClientSocket,
+        link: Link,
         metrics: &'a RefCell<WorkerMetrics>,
     ) -> Session<'a> {
         let group = &ctx.plan.groups[who.group as usize];
@@ -86,7 +90,7 @@ impl<'a> Session<'a> {
             ctx,
             who,
             group,
-            socket,
+            link: Some(link),
             metrics,
             emits: group
                 .emits
@@ -97,6 +101,8 @@ impl<'a> Session<'a> {
                 })
                 .collect(),
             outstanding: vec![0; ctx.plan.expects.len()],
+            acks: VecDeque::new(),
+            next_ack: 0,
             phase: Phase::Emitting,
             sleep: Box::pin(tokio::time::sleep_until(start.into())),
             sleep_at: start,
@@ -104,18 +110,35 @@ impl<'a> Session<'a> {
             need_flush: false,
             blocked_since: None,
             ready_was_pending: false,
-            scratch: String::new(),
+            scratch: Scratch::default(),
         }
     }
 
-    /// After [`Self::poll_session`] returned: tracked events still outstanding count as lost.
-    pub fn finish(self: Box<Self>) -> ClientSocket {
+    /// After [`Self::poll_session`] returned: the connection, to close. Acks still awaited are
+    /// lost with it.
+    pub fn take_link(&mut self) -> Link {
+        self.metrics.borrow_mut().interval.acks_lost += self.acks.len() as u64;
+        self.acks.clear();
+        self.link
+            .take()
+            .expect("the session has its link until it ends")
+    }
+
+    /// Goes on over a new connection after a reconnect: events that fell due meanwhile go out
+    /// at once, measured from their scheduled times.
+    pub fn resume(&mut self, link: Link) {
+        self.link = Some(link);
+        self.need_flush = false;
+        self.blocked_since = None;
+        self.ready_was_pending = false;
+    }
+
+    /// At the end of the client: tracked events still outstanding count as lost.
+    pub fn finish(self: Box<Self>) {
         let mut m = self.metrics.borrow_mut();
         for (counts, lost) in m.interval.expects.iter_mut().zip(&self.outstanding) {
             counts.lost += lost;
         }
-        drop(m);
-        self.socket
     }
 
     /// The earliest pending emit and its due time, if it falls before the end of emitting.
@@ -128,7 +151,7 @@ impl<'a> Session<'a> {
             .min_by_key(|(_, at)| *at)
     }
 
-    fn render(&mut self, emit: usize, seq: u64, origin: Instant) -> Message {
+    fn render(&mut self, emit: usize, seq: u64, origin: Instant, ack: Option<u64>) -> Rendered {
         let plan = &self.group.emits[emit];
         let stamp = plan.stream.map(|stream| {
             let stamp = Stamp {
@@ -140,12 +163,28 @@ impl<'a> Session<'a> {
             };
             (stamp, plan.placement)
         });
-        plan.template
-            .render_into(&mut self.scratch, self.who.id, seq, &self.group.name, stamp);
-        if plan.binary {
-            Message::Binary(Bytes::copy_from_slice(self.scratch.as_bytes()))
-        } else {
-            Message::Text(Utf8Bytes::from(self.scratch.as_str()))
+        let link = self.link.as_ref().expect("emitting needs a link");
+        link.render(
+            &mut self.scratch,
+            &plan.message,
+            self.who.id,
+            seq,
+            &self.group.name,
+            stamp,
+            ack,
+        )
+    }
+
+    fn on_ack(&mut self, id: u64, now: Instant) {
+        // Acks come back in order almost always: look from the front.
+        let Some(at) = self.acks.iter().position(|(a, _)| *a == id) else {
+            return;
+        };
+        let (_, origin) = self.acks.remove(at).expect("position is in range");
+        if let Some(metric) = self.ctx.plan.ack_metric {
+            self.metrics
+                .borrow_mut()
+                .record(metric, now.saturating_duration_since(origin));
         }
     }
 
@@ -179,9 +218,35 @@ impl<'a> Session<'a> {
     /// Draining ends when every tracked event is back, or at its deadline.
     fn drain_finished(&self, now: Instant) -> bool {
         match self.phase {
-            Phase::Draining { until } => now >= until || self.outstanding.iter().all(|&n| n == 0),
+            Phase::Draining { until } => {
+                now >= until || (self.outstanding.iter().all(|&n| n == 0) && self.acks.is_empty())
+            }
             Phase::Emitting => false,
         }
+    }
+
+    fn link(&mut self) -> &mut Link {
+        self.link
+            .as_mut()
+            .expect("the session has its link until it ends")
+    }
+
+    /// Flushes what was queued; a flush that cannot finish starts (or continues) a stall.
+    fn flush(&mut self, cx: &mut Context<'_>, now: Instant) -> Result<(), Fault> {
+        if !self.need_flush {
+            return Ok(());
+        }
+        match self.link().poll_flush(cx) {
+            Poll::Ready(Ok(())) => {
+                self.need_flush = false;
+                self.blocked_since = None;
+            }
+            Poll::Ready(Err(e)) => return Err(e),
+            Poll::Pending => {
+                self.blocked_since.get_or_insert(now);
+            }
+        }
+        Ok(())
     }
 
     /// Runs until drained, closed or failed.
@@ -205,7 +270,7 @@ impl<'a> Session<'a> {
                     if at > now + EARLY {
                         break;
                     }
-                    match Pin::new(&mut self.socket).poll_ready(cx) {
+                    match self.link().poll_ready(cx) {
                         Poll::Ready(Ok(())) => {
                             if self.ready_was_pending {
                                 // The backlog moved: a slow reader is not a stalled one.
@@ -213,7 +278,7 @@ impl<'a> Session<'a> {
                                 self.blocked_since = None;
                             }
                         }
-                        Poll::Ready(Err(e)) => return Poll::Ready(failed(&e)),
+                        Poll::Ready(Err(e)) => return Poll::Ready(failed(e)),
                         Poll::Pending => {
                             self.ready_was_pending = true;
                             self.blocked_since.get_or_insert(now);
@@ -221,31 +286,32 @@ impl<'a> Session<'a> {
                         }
                     }
                     let seq = self.emits[emit].next;
-                    let message = self.render(emit, seq, at.min(now));
-                    if let Err(e) = Pin::new(&mut self.socket).start_send(message) {
-                        return Poll::Ready(failed(&e));
+                    let origin = at.min(now);
+                    let ack = self.group.emits[emit].ack.then(|| {
+                        self.next_ack += 1;
+                        self.next_ack - 1
+                    });
+                    let rendered = self.render(emit, seq, origin, ack);
+                    let link = self.link.as_mut().expect("emitting needs a link");
+                    if let Err(e) = link.send_rendered(&self.scratch, &rendered) {
+                        return Poll::Ready(failed(e));
                     }
                     self.emits[emit].next += 1;
                     self.need_flush = true;
                     let mut m = self.metrics.borrow_mut();
                     m.interval.sent += 1;
+                    if let Some(id) = ack {
+                        self.acks.push_back((id, origin));
+                        m.interval.acks_sent += 1;
+                    }
                     if let Some(stream) = self.group.emits[emit].stream {
                         m.interval.expects[stream as usize].sent += 1;
                         self.outstanding[stream as usize] += 1;
                     }
                 }
             }
-            if self.need_flush {
-                match Pin::new(&mut self.socket).poll_flush(cx) {
-                    Poll::Ready(Ok(())) => {
-                        self.need_flush = false;
-                        self.blocked_since = None;
-                    }
-                    Poll::Ready(Err(e)) => return Poll::Ready(failed(&e)),
-                    Poll::Pending => {
-                        self.blocked_since.get_or_insert(now);
-                    }
-                }
+            if let Err(e) = self.flush(cx, now) {
+                return Poll::Ready(failed(e));
             }
             if let Some(since) = self.blocked_since {
                 if now.saturating_duration_since(since) >= self.ctx.stall_timeout {
@@ -259,7 +325,8 @@ impl<'a> Session<'a> {
                 }
             }
 
-            // 2. Read everything that arrived (tungstenite answers pings by itself).
+            // 2. Read everything that arrived (tungstenite answers WebSocket pings by itself, the
+            //    Socket.IO link Engine.IO pings), then flush what reading queued (pongs).
             for read in 0.. {
                 if read == READ_BUDGET {
                     if self.drain_finished(Instant::now()) {
@@ -268,28 +335,28 @@ impl<'a> Session<'a> {
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }
-                match Pin::new(&mut self.socket).poll_next(cx) {
-                    Poll::Ready(Some(Ok(message))) => {
+                match self.link().poll_next(cx) {
+                    Poll::Ready(Ok(incoming)) => {
                         let now = Instant::now();
-                        match message {
-                            Message::Text(text) => self.on_payload(text.as_bytes(), now),
-                            Message::Binary(bytes) => self.on_payload(&bytes, now),
-                            Message::Close(frame) => {
+                        match incoming {
+                            Incoming::Payload(bytes) => self.on_payload(&bytes, now),
+                            Incoming::Ack(id) => self.on_ack(id, now),
+                            Incoming::Closed(frame) => {
                                 // Let tungstenite send its close reply; errors no longer matter.
-                                let _ = Pin::new(&mut self.socket).poll_flush(cx);
+                                let _ = self.link().poll_flush(cx);
                                 return Poll::Ready(End::ServerClosed(frame));
                             }
-                            _ => {}
+                            Incoming::Nothing => {}
                         }
                     }
-                    Poll::Ready(Some(Err(e))) => return Poll::Ready(failed(&e)),
-                    Poll::Ready(None) => {
-                        return Poll::Ready(End::Failed(
-                            ErrorKind::ConnectionLost,
-                            "connection ended without a close frame".into(),
-                        ));
-                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(failed(e)),
                     Poll::Pending => break,
+                }
+            }
+            if self.link().wants_flush() {
+                self.need_flush = true;
+                if let Err(e) = self.flush(cx, now) {
+                    return Poll::Ready(failed(e));
                 }
             }
 
@@ -333,6 +400,6 @@ impl<'a> Session<'a> {
     }
 }
 
-fn failed(error: &tokio_tungstenite::tungstenite::Error) -> End {
-    End::Failed(classify(error), error.to_string())
+fn failed(fault: Fault) -> End {
+    End::Failed(fault.kind, fault.detail)
 }

@@ -26,10 +26,23 @@ pub enum ErrorKind {
     WriteStalled,
     /// Any other I/O error.
     Io,
+    /// Socket.IO: the Engine.IO handshake request was answered with an HTTP error status.
+    HandshakeStatus,
+    /// Socket.IO: the server refused the namespace with CONNECT_ERROR (its message is the detail).
+    ConnectError,
+    /// Socket.IO: no ping from the server within pingInterval + pingTimeout (Engine.IO 4), or no
+    /// pong to the client's ping (Engine.IO 3).
+    PingTimeout,
+    /// Socket.IO: a long-polling request failed, or the upgrade to WebSocket did.
+    Transport,
+    /// Socket.IO: a packet that is not valid Engine.IO or Socket.IO.
+    Parse,
+    /// Socket.IO: the server disconnected the client (DISCONNECT or an Engine.IO close).
+    ServerDisconnect,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 11] = [
+    pub const ALL: [ErrorKind; 17] = [
         ErrorKind::ConnectRefused,
         ErrorKind::ConnectTimeout,
         ErrorKind::Tls,
@@ -41,6 +54,12 @@ impl ErrorKind {
         ErrorKind::Protocol,
         ErrorKind::WriteStalled,
         ErrorKind::Io,
+        ErrorKind::HandshakeStatus,
+        ErrorKind::ConnectError,
+        ErrorKind::PingTimeout,
+        ErrorKind::Transport,
+        ErrorKind::Parse,
+        ErrorKind::ServerDisconnect,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -57,6 +76,12 @@ impl ErrorKind {
             ErrorKind::Protocol => "protocol",
             ErrorKind::WriteStalled => "write_stalled",
             ErrorKind::Io => "io",
+            ErrorKind::HandshakeStatus => "handshake_status",
+            ErrorKind::ConnectError => "connect_error",
+            ErrorKind::PingTimeout => "ping_timeout",
+            ErrorKind::Transport => "transport",
+            ErrorKind::Parse => "parse",
+            ErrorKind::ServerDisconnect => "server_disconnect",
         }
     }
 

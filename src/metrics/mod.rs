@@ -58,12 +58,20 @@ pub struct ErrorRow {
 /// Everything counted during one interval; intervals merge by addition.
 #[derive(Debug, Clone)]
 pub struct Interval {
-    /// Index 0 is `connect`, then one per expect, in scenario order.
+    /// Index 0 is `connect`, then one per expect in scenario order, then `ack` and `reconnect`
+    /// when the plan uses them (see [`crate::scenario::Plan::metric_names`]).
     pub histograms: Vec<Histogram<u64>>,
     pub sent: u64,
     pub received: u64,
     pub connects: u64,
     pub connect_failures: u64,
+    /// Connections lost and opened again.
+    pub reconnects: u64,
+    /// Socket.IO reconnects the server recovered (same session id): missed packets were replayed.
+    pub recovered: u64,
+    /// Socket.IO emits that asked for an ack, and acks that never came.
+    pub acks_sent: u64,
+    pub acks_lost: u64,
     pub errors: [u64; ErrorKind::COUNT],
     /// Connection ends by close code (1006 when the connection ended without a close frame).
     pub closes: BTreeMap<u16, u64>,
@@ -74,16 +82,20 @@ pub struct Interval {
 }
 
 impl Interval {
-    pub fn new(metrics: usize) -> Interval {
+    pub fn new(metrics: usize, expects: usize) -> Interval {
         Interval {
             histograms: (0..metrics).map(|_| new_histogram()).collect(),
             sent: 0,
             received: 0,
             connects: 0,
             connect_failures: 0,
+            reconnects: 0,
+            recovered: 0,
+            acks_sent: 0,
+            acks_lost: 0,
             errors: [0; ErrorKind::COUNT],
             closes: BTreeMap::new(),
-            expects: vec![ExpectCounts::default(); metrics.saturating_sub(1)],
+            expects: vec![ExpectCounts::default(); expects],
             error_rows: Vec::new(),
             error_rows_dropped: 0,
         }
@@ -106,6 +118,10 @@ impl Interval {
         self.received += other.received;
         self.connects += other.connects;
         self.connect_failures += other.connect_failures;
+        self.reconnects += other.reconnects;
+        self.recovered += other.recovered;
+        self.acks_sent += other.acks_sent;
+        self.acks_lost += other.acks_lost;
         for (mine, theirs) in self.errors.iter_mut().zip(other.errors) {
             *mine += theirs;
         }
@@ -131,9 +147,9 @@ pub struct WorkerMetrics {
 }
 
 impl WorkerMetrics {
-    pub fn new(metrics: usize) -> WorkerMetrics {
+    pub fn new(metrics: usize, expects: usize) -> WorkerMetrics {
         WorkerMetrics {
-            interval: Interval::new(metrics),
+            interval: Interval::new(metrics, expects),
             connected: 0,
             connecting: 0,
         }
@@ -141,7 +157,7 @@ impl WorkerMetrics {
 
     /// Hands over the finished interval and starts a fresh one.
     pub fn take_interval(&mut self) -> Interval {
-        let fresh = Interval::new(self.interval.histograms.len());
+        let fresh = Interval::new(self.interval.histograms.len(), self.interval.expects.len());
         std::mem::replace(&mut self.interval, fresh)
     }
 
@@ -172,7 +188,7 @@ mod tests {
 
     #[test]
     fn intervals_merge_by_addition() {
-        let mut a = WorkerMetrics::new(2);
+        let mut a = WorkerMetrics::new(2, 1);
         a.record(1, Duration::from_millis(2));
         a.interval.sent = 3;
         a.close(1000);
@@ -183,7 +199,7 @@ mod tests {
             kind: ErrorKind::Reset,
             detail: String::new(),
         });
-        let mut b = WorkerMetrics::new(2);
+        let mut b = WorkerMetrics::new(2, 1);
         b.record(1, Duration::from_millis(4));
         b.interval.sent = 4;
         b.close(1000);
@@ -199,7 +215,7 @@ mod tests {
 
     #[test]
     fn sub_microsecond_and_huge_latencies_are_kept() {
-        let mut m = WorkerMetrics::new(1);
+        let mut m = WorkerMetrics::new(1, 0);
         m.record(0, Duration::from_nanos(10));
         m.record(0, Duration::from_secs(10_000));
         assert_eq!(m.interval.histograms[0].len(), 2);

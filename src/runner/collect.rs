@@ -9,7 +9,8 @@ use crate::metrics::Interval;
 use crate::output::timeseries_csv::SecondRow;
 
 pub struct Collector {
-    metrics: usize,
+    /// Latency metrics and expects of every interval.
+    metrics: (usize, usize),
     epoch_ms_at_t0: u128,
     /// Last second each worker reported; `None` before its first.
     last: Vec<u64>,
@@ -20,7 +21,7 @@ pub struct Collector {
 }
 
 impl Collector {
-    pub fn new(workers: usize, metrics: usize, t0_wall: SystemTime) -> Collector {
+    pub fn new(workers: usize, metrics: (usize, usize), t0_wall: SystemTime) -> Collector {
         Collector {
             metrics,
             epoch_ms_at_t0: t0_wall
@@ -36,14 +37,14 @@ impl Collector {
     }
 
     fn row(&mut self, second: u64) -> &mut SecondRow {
-        let metrics = self.metrics;
+        let (metrics, expects) = self.metrics;
         let epoch_ms = self.epoch_ms_at_t0 + second as u128 * 1000;
         self.pending.entry(second).or_insert_with(|| SecondRow {
             second,
             epoch_ms,
             connected: 0,
             connecting: 0,
-            interval: Interval::new(metrics),
+            interval: Interval::new(metrics, expects),
         })
     }
 
@@ -103,7 +104,7 @@ mod tests {
     use super::*;
 
     fn tick(worker: usize, second: u64, sent: u64) -> WorkerMessage {
-        let mut interval = Interval::new(1);
+        let mut interval = Interval::new(1, 0);
         interval.sent = sent;
         WorkerMessage::Tick {
             worker,
@@ -116,7 +117,7 @@ mod tests {
 
     #[test]
     fn a_second_is_released_when_every_running_worker_reported_it() {
-        let mut c = Collector::new(2, 1, UNIX_EPOCH);
+        let mut c = Collector::new(2, (1, 0), UNIX_EPOCH);
         assert!(c.accept(tick(0, 1, 5)).is_empty());
         assert!(c.accept(tick(0, 2, 5)).is_empty());
         let rows = c.accept(tick(1, 1, 7));
@@ -130,7 +131,7 @@ mod tests {
         let rows = c.accept(WorkerMessage::Done {
             worker: 1,
             second: 2,
-            interval: Interval::new(1),
+            interval: Interval::new(1, 0),
             started: 3,
             cpu: Duration::from_millis(5),
         });

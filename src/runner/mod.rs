@@ -24,6 +24,7 @@ use crate::metrics::Interval;
 use crate::output::errors_csv::ErrorsWriter;
 use crate::output::timeseries_csv::TimeseriesWriter;
 use crate::output::{self, ExportError, Report, RunStatus};
+use crate::scenario::model::Transport;
 use crate::scenario::{Plan, Target};
 use crate::serve::{self, ServeConfig, ServerHandle};
 use crate::transport::tls::{self, TlsError};
@@ -101,7 +102,12 @@ pub async fn run(
     let clients = plan.total_clients();
     let builtin = plan.target == Target::Builtin;
     let limit = fdlimit::raise().unwrap_or(1024);
-    let needed = fdlimit::needed(clients, builtin);
+    // Long-polling holds two HTTP connections per client (a GET and a POST).
+    let per_client = match plan.socketio().map(|s| s.transport) {
+        Some(Transport::Polling | Transport::PollingUpgrade) => 2,
+        _ => 1,
+    };
+    let needed = fdlimit::needed(clients * per_client, builtin);
     if needed > limit {
         return Err(RunError::TooManyFiles {
             needed,
@@ -117,7 +123,18 @@ pub async fn run(
 
     // The target: the builtin server in-process, or a remote one resolved once.
     let (server, connector) = connect_target(&plan, options.insecure).await?;
-    let target_url = connector.url(&plan.groups[0].path);
+    let target_url = match plan.socketio() {
+        None => connector.url(&plan.groups[0].path),
+        Some(sio) => {
+            let scheme = if connector.is_tls() { "https" } else { "http" };
+            format!(
+                "{scheme}://{}{} (Socket.IO over {})",
+                connector.authority(),
+                sio.path,
+                sio.transport.as_str()
+            )
+        }
+    };
     match tokio::time::timeout(plan.connect_timeout, connector.connect_transport()).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => {
@@ -143,9 +160,7 @@ pub async fn run(
         path: dir.clone(),
         source,
     })?;
-    let metric_names: Vec<String> = std::iter::once("connect".to_string())
-        .chain(plan.expects.iter().map(|e| e.name.clone()))
-        .collect();
+    let metric_names = plan.metric_names();
     let mut timeseries = TimeseriesWriter::create(&dir.join("timeseries.csv"), &metric_names)?;
     let mut errors = ErrorsWriter::create(
         &dir.join("errors.csv"),
@@ -194,8 +209,9 @@ pub async fn run(
     drop(report_tx);
 
     let mut progress = progress::Progress::new(options.quiet, clients, &metric_names);
-    let mut collector = Collector::new(workers, metric_names.len(), t0_wall);
-    let mut totals = Interval::new(metric_names.len());
+    let shape = (metric_names.len(), plan.expects.len());
+    let mut collector = Collector::new(workers, shape, t0_wall);
+    let mut totals = Interval::new(shape.0, shape.1);
     let mut status = RunStatus::Completed;
     let mut shutdown = std::pin::pin!(shutdown);
     let mut write_error: Option<ExportError> = None;
@@ -284,7 +300,7 @@ async fn connect_target(
             let addr = server.addr();
             let connector = Connector::new(addr, &addr.ip().to_string(), addr.port(), None)
                 .expect("plain connector");
-            Ok((Some(server), connector))
+            Ok((Some(server), connector.with_headers(plan.headers.clone())))
         }
         Target::Remote { tls, host, port } => {
             let addr = tokio::net::lookup_host((host.as_str(), *port))
@@ -304,7 +320,7 @@ async fn connect_target(
                     detail: e.to_string(),
                 }
             })?;
-            Ok((None, connector))
+            Ok((None, connector.with_headers(plan.headers.clone())))
         }
     }
 }

@@ -55,7 +55,10 @@ pub fn spawn(
 }
 
 async fn work(plan: WorkerPlan, ctx: Arc<ClientContext>, report: mpsc::Sender<WorkerMessage>) {
-    let metrics = Rc::new(RefCell::new(WorkerMetrics::new(1 + ctx.plan.expects.len())));
+    let metrics = Rc::new(RefCell::new(WorkerMetrics::new(
+        ctx.plan.metric_names().len(),
+        ctx.plan.expects.len(),
+    )));
     let ticking = Rc::new(Cell::new(true));
     let ticker = tokio::task::spawn_local(tick(
         plan.index,

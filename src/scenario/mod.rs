@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use model::{Scenario, StampMode};
-pub use plan::{EmitPlan, ExpectPlan, GroupPlan, Plan, StepPlan, Target};
+pub use plan::{
+    EmitPlan, ExpectPlan, GroupPlan, Message, Placement, Plan, Protocol, ReconnectPlan,
+    SocketIoPlan, StepPlan, Target,
+};
 
 use crate::units::{Ramp, Rate};
 

@@ -18,6 +18,8 @@ pub struct Scenario {
     pub protocol: Spanned<String>,
     /// Request path for every group that does not set its own; defaults to the URL's path.
     pub path: Option<Spanned<String>>,
+    /// Extra HTTP headers on every connection request (cookies, tokens).
+    pub headers: Option<Spanned<toml::Table>>,
     /// The emitting phase, after the ramp.
     pub duration: DurationText,
     /// Connect the clients over this time (`"5s"`) or at this rate (`"500/s"`).
@@ -30,6 +32,10 @@ pub struct Scenario {
     pub connect_timeout: DurationText,
     /// Seeds the order in which clients connect; the run id is printed so a run can be repeated.
     pub seed: Option<u64>,
+    /// Socket.IO settings, for `protocol = "socketio"`.
+    pub socketio: Option<Spanned<SocketIo>>,
+    /// Reconnecting after a lost connection.
+    pub reconnect: Option<Spanned<Reconnect>>,
     #[serde(rename = "group")]
     pub groups: Vec<Group>,
     #[serde(rename = "expect", default)]
@@ -42,6 +48,10 @@ pub struct Group {
     pub name: Spanned<String>,
     pub clients: CountValue,
     pub path: Option<Spanned<String>>,
+    /// Socket.IO namespace of this group (default: `[socketio] namespace`).
+    pub namespace: Option<Spanned<String>>,
+    /// Socket.IO CONNECT auth payload of this group (default: `[socketio] auth`).
+    pub auth: Option<Spanned<toml::Table>>,
     #[serde(default)]
     pub on_connect: Vec<Spanned<Step>>,
     #[serde(default)]
@@ -54,6 +64,8 @@ pub struct Group {
 pub struct Step {
     pub emit: Option<String>,
     pub data: Option<Spanned<toml::Value>>,
+    /// Socket.IO: several arguments instead of one `data`.
+    pub args: Option<Spanned<Vec<toml::Value>>>,
     #[serde(default)]
     pub binary: bool,
     pub wait: Option<DurationText>,
@@ -65,10 +77,14 @@ pub struct Step {
 pub struct Emit {
     pub event: Spanned<String>,
     pub data: Option<Spanned<toml::Value>>,
+    /// Socket.IO: several arguments instead of one `data`.
+    pub args: Option<Spanned<Vec<toml::Value>>>,
     /// Events per client, e.g. `"5/s"`.
     pub rate: RateText,
     #[serde(default)]
     pub binary: bool,
+    /// Socket.IO: ask for an acknowledgement and record its round trip as metric `ack`.
+    pub ack: Option<Spanned<bool>>,
     #[serde(default)]
     pub stamp: StampMode,
 }
@@ -82,8 +98,75 @@ pub enum StampMode {
     Auto,
     Field,
     Prefix,
+    /// Socket.IO: an extra string argument after the event's own.
+    Arg,
     /// Send the payload exactly as written; the event cannot be tracked.
     None,
+}
+
+/// `[socketio]`: how clients speak Socket.IO.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SocketIo {
+    #[serde(default = "default_namespace")]
+    pub namespace: Spanned<String>,
+    #[serde(default)]
+    pub transport: Transport,
+    /// CONNECT auth payload; `{{client}}` and `{{group}}` are filled in per client.
+    pub auth: Option<Spanned<toml::Table>>,
+    /// On reconnect, ask the server to recover the session (Socket.IO 4.6+).
+    #[serde(default = "default_true")]
+    pub recovery: bool,
+    /// Engine.IO protocol revision: 4 (Socket.IO 3 and 4 servers) or 3 (Socket.IO 2).
+    #[serde(default = "default_eio")]
+    pub eio: Spanned<u8>,
+    /// The server's Socket.IO path.
+    #[serde(default = "default_sio_path")]
+    pub path: Spanned<String>,
+    /// Extra query parameters on every Engine.IO request.
+    pub query: Option<Spanned<toml::Table>>,
+}
+
+/// The Engine.IO transport.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transport {
+    /// Straight to WebSocket.
+    #[default]
+    Websocket,
+    /// HTTP long-polling only.
+    Polling,
+    /// Long-polling first, then upgraded to WebSocket: what browsers do.
+    PollingUpgrade,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Websocket => "websocket",
+            Transport::Polling => "polling",
+            Transport::PollingUpgrade => "polling-upgrade",
+        }
+    }
+}
+
+/// `[reconnect]`: what a client does when its connection is lost.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reconnect {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// First and longest wait, e.g. `"100ms..5s"`.
+    #[serde(default = "default_backoff")]
+    pub backoff: Spanned<String>,
+    /// Each wait is this many times the previous one.
+    #[serde(default = "default_factor")]
+    pub factor: Spanned<f64>,
+    /// Each wait is randomised by up to this fraction either way.
+    #[serde(default = "default_jitter")]
+    pub jitter: Spanned<f64>,
+    /// Attempts after one lost connection before the client gives up (default: no limit).
+    pub max_attempts: Option<u32>,
 }
 
 /// What must come back, and the latency metric it feeds.
@@ -110,6 +193,27 @@ fn default_protocol() -> Spanned<String> {
 }
 fn default_from() -> Spanned<String> {
     spanned("self".into())
+}
+fn default_true() -> bool {
+    true
+}
+fn default_namespace() -> Spanned<String> {
+    spanned("/".into())
+}
+fn default_eio() -> Spanned<u8> {
+    spanned(4)
+}
+fn default_sio_path() -> Spanned<String> {
+    spanned("/socket.io/".into())
+}
+fn default_backoff() -> Spanned<String> {
+    spanned("1s..5s".into())
+}
+fn default_factor() -> Spanned<f64> {
+    spanned(2.0)
+}
+fn default_jitter() -> Spanned<f64> {
+    spanned(0.5)
 }
 fn default_ramp() -> Ramp {
     Ramp::Over(std::time::Duration::ZERO)

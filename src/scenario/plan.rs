@@ -7,10 +7,12 @@ use http::Uri;
 use serde::Serialize;
 use toml::Spanned;
 
-use super::model::{Scenario, StampMode};
-use super::template::{StampPlacement, Template};
+use super::model::{Scenario, StampMode, Transport};
+use super::template::{Shape, StampPlacement, Template};
 use super::{ScenarioError, Source};
-use crate::units::{Ramp, Rate};
+use crate::protocol::engineio::Version;
+use crate::protocol::socketio;
+use crate::units::{Ramp, Rate, parse_duration};
 
 /// Where the clients connect.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -34,35 +36,94 @@ pub struct Plan {
     pub drain: Duration,
     pub connect_timeout: Duration,
     pub seed: Option<u64>,
+    pub protocol: Protocol,
+    /// Extra headers on every connection request.
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub reconnect: Option<ReconnectPlan>,
     pub groups: Vec<GroupPlan>,
     pub expects: Vec<ExpectPlan>,
+    /// Index of the `ack` metric, when some emit asks for acks.
+    pub ack_metric: Option<usize>,
+    /// Index of the `reconnect` metric (time from losing a connection to having it back).
+    pub reconnect_metric: Option<usize>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Protocol {
+    Ws,
+    SocketIo(SocketIoPlan),
+}
+
+#[derive(Debug, Clone)]
+pub struct SocketIoPlan {
+    pub transport: Transport,
+    pub version: Version,
+    /// The Engine.IO path, e.g. `/socket.io/`.
+    pub path: String,
+    /// Extra query parameters, each as `&key=value`, percent-encoded.
+    pub query: String,
+    pub recovery: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReconnectPlan {
+    pub initial: Duration,
+    pub max: Duration,
+    pub factor: f64,
+    pub jitter: f64,
+    pub max_attempts: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
 pub struct GroupPlan {
     pub name: String,
     pub clients: u64,
-    /// Request path and query, e.g. `/broadcast?room=a`.
+    /// Raw WebSocket: request path and query, e.g. `/broadcast?room=a`.
     pub path: String,
+    /// Socket.IO namespace, e.g. `/` or `/admin`.
+    pub namespace: String,
+    /// Socket.IO CONNECT auth payload (a JSON object).
+    pub auth: Option<Template>,
     pub on_connect: Vec<StepPlan>,
     pub emits: Vec<EmitPlan>,
 }
 
+/// One message to send: a raw WebSocket payload, or a Socket.IO event with its arguments.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// The event name as a JSON string (Socket.IO only).
+    pub event_json: String,
+    /// Raw WebSocket: exactly one, the payload. Socket.IO: the arguments; with `binary` the first
+    /// is sent as a binary attachment.
+    pub args: Vec<Template>,
+    pub binary: bool,
+}
+
 #[derive(Debug, Clone)]
 pub enum StepPlan {
-    Emit { template: Template, binary: bool },
+    Emit(Message),
     Wait(Duration),
 }
 
 #[derive(Debug, Clone)]
 pub struct EmitPlan {
     pub event: String,
-    pub template: Template,
+    pub message: Message,
     pub rate: Rate,
-    pub binary: bool,
     /// Index of the expect that tracks this event, if any; that index is the stamp's stream.
     pub stream: Option<u32>,
-    pub placement: StampPlacement,
+    pub placement: Placement,
+    /// Socket.IO: ask for an acknowledgement.
+    pub ack: bool,
+}
+
+/// Where an emit's stamp goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Into the payload (raw WebSocket) or the first argument (Socket.IO).
+    In(StampPlacement),
+    /// Socket.IO: as an extra string argument after the others.
+    Arg,
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +137,27 @@ pub struct ExpectPlan {
 impl Plan {
     pub fn total_clients(&self) -> u64 {
         self.groups.iter().map(|g| g.clients).sum()
+    }
+
+    /// The latency metrics in recording order: `connect`, one per expect, then `ack` and
+    /// `reconnect` when used.
+    pub fn metric_names(&self) -> Vec<String> {
+        let mut names = vec!["connect".to_string()];
+        names.extend(self.expects.iter().map(|e| e.name.clone()));
+        if self.ack_metric.is_some() {
+            names.push("ack".into());
+        }
+        if self.reconnect_metric.is_some() {
+            names.push("reconnect".into());
+        }
+        names
+    }
+
+    pub fn socketio(&self) -> Option<&SocketIoPlan> {
+        match &self.protocol {
+            Protocol::SocketIo(sio) => Some(sio),
+            Protocol::Ws => None,
+        }
     }
 
     pub fn compile(scenario: Scenario, source: &Source) -> Result<Plan, ScenarioError> {
@@ -94,15 +176,38 @@ impl Plan {
         if scenario.name.trim().is_empty() {
             return Err(source.error_at(0..0, "`name` must not be empty"));
         }
-        if scenario.protocol.get_ref() != "ws" {
-            let message = match scenario.protocol.get_ref().as_str() {
-                "socketio" => "protocol = \"socketio\" is not available in this version of volley yet; use protocol = \"ws\"".to_string(),
-                other => format!("unknown protocol `{other}`: use \"ws\""),
-            };
-            return Err(spanned_err(&scenario.protocol, message));
-        }
-        let (target, url_path) = parse_target(scenario.target.get_ref())
+        let is_sio = match scenario.protocol.get_ref().as_str() {
+            "ws" => false,
+            "socketio" => true,
+            other => {
+                return Err(spanned_err(
+                    &scenario.protocol,
+                    format!("unknown protocol `{other}`: use \"ws\" or \"socketio\""),
+                ));
+            }
+        };
+        let (target, url_path) = parse_target(scenario.target.get_ref(), is_sio)
             .map_err(|m| spanned_err(&scenario.target, m))?;
+        let protocol = if is_sio {
+            Protocol::SocketIo(socketio_plan(&scenario, source)?)
+        } else {
+            if let Some(sio) = &scenario.socketio {
+                return Err(at(
+                    &sio.span(),
+                    "[socketio] needs protocol = \"socketio\"".into(),
+                ));
+            }
+            Protocol::Ws
+        };
+        let headers = headers_plan(&scenario, source)?;
+        let reconnect = reconnect_plan(&scenario, source)?;
+        let default_namespace = match &scenario.socketio {
+            Some(sio) => sio.get_ref().namespace.get_ref().clone(),
+            None => url_path
+                .clone()
+                .filter(|_| is_sio)
+                .unwrap_or_else(|| "/".into()),
+        };
         if scenario.groups.is_empty() {
             return Err(source.error_at(
                 0..0,
@@ -177,6 +282,13 @@ impl Plan {
             }
             let written = group.path.as_ref().or(scenario.path.as_ref());
             if let Some(path) = written {
+                if is_sio {
+                    return Err(spanned_err(
+                        path,
+                        "`path` is for raw WebSocket; Socket.IO uses [socketio] path and `namespace`"
+                            .into(),
+                    ));
+                }
                 let text = path.get_ref();
                 let valid =
                     text.starts_with('/') && text.parse::<http::uri::PathAndQuery>().is_ok();
@@ -196,26 +308,55 @@ impl Plan {
                     Target::Builtin => "/echo".to_string(),
                     Target::Remote { .. } => "/".to_string(),
                 });
+            if !is_sio {
+                if let Some(ns) = &group.namespace {
+                    return Err(spanned_err(
+                        ns,
+                        "`namespace` needs protocol = \"socketio\"".into(),
+                    ));
+                }
+                if let Some(auth) = &group.auth {
+                    return Err(at(
+                        &auth.span(),
+                        "`auth` needs protocol = \"socketio\"".into(),
+                    ));
+                }
+            }
+            let namespace = match &group.namespace {
+                Some(ns) => {
+                    check_namespace(ns.get_ref()).map_err(|m| spanned_err(ns, m))?;
+                    ns.get_ref().clone()
+                }
+                None => default_namespace.clone(),
+            };
+            let auth = group.auth.as_ref().or(scenario
+                .socketio
+                .as_ref()
+                .and_then(|s| s.get_ref().auth.as_ref()));
+            let auth = match auth {
+                Some(table) => Some(
+                    Template::compile(&toml::Value::Table(table.get_ref().clone()))
+                        .map_err(|m| at(&table.span(), m))?,
+                ),
+                None => None,
+            };
             let mut on_connect = Vec::new();
             for step in &group.on_connect {
                 let span = step.span();
                 let step = step.get_ref();
                 match (&step.emit, step.wait) {
-                    (Some(_), None) => {
-                        let template = match &step.data {
-                            Some(data) => Template::compile(data.get_ref())
-                                .map_err(|m| at(&data.span(), m))?,
-                            None => {
-                                Template::parse(step.emit.as_deref().unwrap_or_default(), false)
-                                    .map_err(|m| at(&span, m))?
-                            }
-                        };
-                        on_connect.push(StepPlan::Emit {
-                            template,
-                            binary: step.binary,
-                        });
+                    (Some(event), None) => {
+                        let message = message_plan(
+                            is_sio,
+                            event,
+                            step.data.as_ref(),
+                            step.args.as_ref(),
+                            step.binary,
+                        )
+                        .map_err(|(s, m)| at(&s.unwrap_or(span.clone()), m))?;
+                        on_connect.push(StepPlan::Emit(message));
                     }
-                    (None, Some(wait)) if step.data.is_none() => {
+                    (None, Some(wait)) if step.data.is_none() && step.args.is_none() => {
                         on_connect.push(StepPlan::Wait(wait.0))
                     }
                     _ => {
@@ -229,54 +370,59 @@ impl Plan {
             let mut emits = Vec::new();
             for emit in &group.emit {
                 let event = emit.event.get_ref().clone();
-                let template = match &emit.data {
-                    Some(data) => {
-                        Template::compile(data.get_ref()).map_err(|m| at(&data.span(), m))?
-                    }
-                    None => {
-                        Template::parse(&event, false).map_err(|m| spanned_err(&emit.event, m))?
-                    }
-                };
+                let message = message_plan(
+                    is_sio,
+                    &event,
+                    emit.data.as_ref(),
+                    emit.args.as_ref(),
+                    emit.binary,
+                )
+                .map_err(|(s, m)| at(&s.unwrap_or(emit.event.span()), m))?;
                 let stream = expects
                     .iter()
                     .position(|e| e.event == event)
                     .map(|i| i as u32);
-                let placement = match emit.stamp {
-                    StampMode::Auto if template.is_object() => StampPlacement::Field,
-                    StampMode::Field if !template.is_object() => {
-                        return Err(spanned_err(
-                            &emit.event,
-                            "stamp = \"field\" needs `data` to be a table (a JSON object)".into(),
+                let ack = match &emit.ack {
+                    Some(ack) if *ack.get_ref() && !is_sio => {
+                        return Err(at(
+                            &ack.span(),
+                            "`ack` needs protocol = \"socketio\": raw WebSocket has no acknowledgements".into(),
                         ));
                     }
-                    StampMode::Field => StampPlacement::Field,
-                    StampMode::None if stream.is_some() => {
-                        return Err(spanned_err(
-                            &emit.event,
-                            format!(
-                                "event `{event}` is expected back but has stamp = \"none\", so it cannot be tracked"
-                            ),
-                        ));
-                    }
-                    _ => StampPlacement::Prefix,
+                    Some(ack) => *ack.get_ref(),
+                    None => false,
                 };
+                let placement = placement(is_sio, emit.stamp, &message, stream.is_some())
+                    .map_err(|m| spanned_err(&emit.event, format!("event `{event}`: {m}")))?;
                 emits.push(EmitPlan {
                     event,
-                    template,
+                    message,
                     rate: emit.rate.0,
-                    binary: emit.binary,
                     stream,
                     placement,
+                    ack,
                 });
             }
             groups.push(GroupPlan {
                 name,
                 clients: group.clients.0,
                 path,
+                namespace,
+                auth,
                 on_connect,
                 emits,
             });
         }
+
+        let mut next_metric = 1 + expects.len();
+        let mut take_metric = |used: bool| {
+            used.then(|| {
+                next_metric += 1;
+                next_metric - 1
+            })
+        };
+        let ack_metric = take_metric(groups.iter().flat_map(|g| &g.emits).any(|e| e.ack));
+        let reconnect_metric = take_metric(reconnect.is_some());
 
         Ok(Plan {
             name: scenario.name.clone(),
@@ -286,15 +432,22 @@ impl Plan {
             drain: scenario.drain.0,
             connect_timeout: scenario.connect_timeout.0,
             seed: scenario.seed,
+            protocol,
+            headers,
+            reconnect,
             groups,
             expects,
+            ack_metric,
+            reconnect_metric,
             scenario,
         })
     }
 }
 
-/// Parses `builtin` or a `ws://` / `wss://` URL into a target and the URL's path, if it has one.
-pub fn parse_target(text: &str) -> Result<(Target, Option<String>), String> {
+/// Parses `builtin` or a `ws://` / `wss://` URL (also `http://` / `https://` for Socket.IO) into a
+/// target and the URL's path, if it has one. For Socket.IO that path is the namespace, as the
+/// official client reads it.
+pub fn parse_target(text: &str, socketio: bool) -> Result<(Target, Option<String>), String> {
     if text == "builtin" {
         return Ok((Target::Builtin, None));
     }
@@ -304,9 +457,16 @@ pub fn parse_target(text: &str) -> Result<(Target, Option<String>), String> {
     let tls = match uri.scheme_str() {
         Some("ws") => false,
         Some("wss") => true,
+        Some("http") if socketio => false,
+        Some("https") if socketio => true,
         Some(other) => {
+            let speaks = if socketio {
+                "http://, https://, ws:// and wss://"
+            } else {
+                "ws:// and wss:// (http:// is for protocol = \"socketio\")"
+            };
             return Err(format!(
-                "target `{text}` has scheme `{other}`: volley speaks ws:// and wss://"
+                "target `{text}` has scheme `{other}`: volley speaks {speaks}"
             ));
         }
         None => {
@@ -327,6 +487,273 @@ pub fn parse_target(text: &str) -> Result<(Target, Option<String>), String> {
         .map(|p| p.as_str().to_string())
         .filter(|p| p != "/" && !p.is_empty());
     Ok((Target::Remote { tls, host, port }, path))
+}
+
+/// Compiles what one emit or on_connect step sends. Errors carry the span at fault, when known.
+fn message_plan(
+    socketio: bool,
+    event: &str,
+    data: Option<&Spanned<toml::Value>>,
+    args: Option<&Spanned<Vec<toml::Value>>>,
+    binary: bool,
+) -> Result<Message, (Option<std::ops::Range<usize>>, String)> {
+    let mut event_json = String::new();
+    socketio::push_json_string(&mut event_json, event);
+    if !socketio {
+        if let Some(args) = args {
+            return Err((
+                Some(args.span()),
+                "`args` is for Socket.IO events; a raw WebSocket message has one `data`".into(),
+            ));
+        }
+        let template = match data {
+            Some(data) => Template::compile(data.get_ref()).map_err(|m| (Some(data.span()), m))?,
+            None => Template::parse(event, false).map_err(|m| (None, m))?,
+        };
+        return Ok(Message {
+            event_json,
+            args: vec![template],
+            binary,
+        });
+    }
+    let values: Vec<(&toml::Value, std::ops::Range<usize>)> = match (data, args) {
+        (Some(_), Some(args)) => {
+            return Err((
+                Some(args.span()),
+                "give either `data` (one argument) or `args` (several), not both".into(),
+            ));
+        }
+        (Some(data), None) => vec![(data.get_ref(), data.span())],
+        (None, Some(args)) => args.get_ref().iter().map(|v| (v, args.span())).collect(),
+        (None, None) => Vec::new(),
+    };
+    if binary && values.is_empty() {
+        return Err((
+            None,
+            "`binary = true` needs `data` to send as the binary argument".into(),
+        ));
+    }
+    let mut templates = Vec::new();
+    for (i, (value, span)) in values.into_iter().enumerate() {
+        // A binary argument is sent as bytes: its text as written, not as a JSON value.
+        let template = if binary && i == 0 {
+            Template::compile(value)
+        } else {
+            Template::compile_arg(value)
+        };
+        templates.push(template.map_err(|m| (Some(span), m))?);
+    }
+    Ok(Message {
+        event_json,
+        args: templates,
+        binary,
+    })
+}
+
+/// Where the stamp of a tracked emit goes, following `stamp = ...`.
+fn placement(
+    socketio: bool,
+    mode: StampMode,
+    message: &Message,
+    tracked: bool,
+) -> Result<Placement, String> {
+    let first = message.args.first();
+    let shape = first.map(Template::shape);
+    let field_ok = shape == Some(Shape::Object) && !(socketio && message.binary);
+    let prefix_ok = !socketio || message.binary || shape == Some(Shape::JsonString);
+    Ok(match mode {
+        StampMode::Auto if field_ok => Placement::In(StampPlacement::Field),
+        StampMode::Auto if prefix_ok => Placement::In(StampPlacement::Prefix),
+        StampMode::Auto => Placement::Arg,
+        StampMode::Field if field_ok => Placement::In(StampPlacement::Field),
+        StampMode::Field => {
+            return Err("stamp = \"field\" needs the data (first argument) to be a table".into());
+        }
+        StampMode::Prefix if prefix_ok => Placement::In(StampPlacement::Prefix),
+        StampMode::Prefix => {
+            return Err("stamp = \"prefix\" needs a string or binary first argument".into());
+        }
+        StampMode::Arg if socketio => Placement::Arg,
+        StampMode::Arg => return Err("stamp = \"arg\" is for Socket.IO events".into()),
+        StampMode::None if tracked => {
+            return Err(
+                "it is expected back but has stamp = \"none\", so it cannot be tracked".into(),
+            );
+        }
+        StampMode::None => Placement::In(StampPlacement::Prefix),
+    })
+}
+
+fn socketio_plan(scenario: &Scenario, source: &Source) -> Result<SocketIoPlan, ScenarioError> {
+    let Some(section) = &scenario.socketio else {
+        return Ok(SocketIoPlan {
+            transport: Transport::Websocket,
+            version: Version::V4,
+            path: "/socket.io/".into(),
+            query: String::new(),
+            recovery: true,
+        });
+    };
+    let sio = section.get_ref();
+    check_namespace(sio.namespace.get_ref())
+        .map_err(|m| source.error_at(sio.namespace.span(), m))?;
+    let version = match sio.eio.get_ref() {
+        4 => Version::V4,
+        3 => Version::V3,
+        other => {
+            return Err(source.error_at(
+                sio.eio.span(),
+                format!("eio = {other}: volley speaks Engine.IO 4 (Socket.IO 3 and 4) and 3 (Socket.IO 2)"),
+            ));
+        }
+    };
+    if version == Version::V3 {
+        let auth = sio.auth.as_ref().map(|a| a.span()).or_else(|| {
+            scenario
+                .groups
+                .iter()
+                .find_map(|g| g.auth.as_ref().map(|a| a.span()))
+        });
+        if let Some(span) = auth {
+            return Err(source.error_at(
+                span,
+                "Socket.IO 2 servers (eio = 3) take no CONNECT auth: pass credentials in [socketio] query or headers",
+            ));
+        }
+    }
+    let path = sio.path.get_ref();
+    if !path.starts_with('/')
+        || path.contains('?')
+        || path.parse::<http::uri::PathAndQuery>().is_err()
+    {
+        return Err(source.error_at(
+            sio.path.span(),
+            format!("path `{path}` must start with `/` and be a URL path without a query"),
+        ));
+    }
+    let mut query = String::new();
+    if let Some(table) = &sio.query {
+        for (key, value) in table.get_ref() {
+            let value = match value {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_) => {
+                    value.to_string()
+                }
+                _ => {
+                    return Err(source.error_at(
+                        table.span(),
+                        format!("query `{key}` must be a string, number or boolean"),
+                    ));
+                }
+            };
+            query.push('&');
+            percent_encode(&mut query, key);
+            query.push('=');
+            percent_encode(&mut query, &value);
+        }
+    }
+    Ok(SocketIoPlan {
+        transport: sio.transport,
+        version,
+        path: path.clone(),
+        query,
+        recovery: sio.recovery,
+    })
+}
+
+fn headers_plan(
+    scenario: &Scenario,
+    source: &Source,
+) -> Result<Vec<(http::HeaderName, http::HeaderValue)>, ScenarioError> {
+    let Some(table) = &scenario.headers else {
+        return Ok(Vec::new());
+    };
+    let mut headers = Vec::new();
+    for (name, value) in table.get_ref() {
+        let err = |m: String| source.error_at(table.span(), m);
+        let parsed_name = http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| err(format!("`{name}` is not a valid HTTP header name")))?;
+        let reserved = [
+            "host",
+            "connection",
+            "upgrade",
+            "content-length",
+            "transfer-encoding",
+        ];
+        if reserved.contains(&parsed_name.as_str())
+            || parsed_name.as_str().starts_with("sec-websocket-")
+        {
+            return Err(err(format!("header `{name}` is set by volley itself")));
+        }
+        let text = value
+            .as_str()
+            .ok_or_else(|| err(format!("header `{name}` must be a string")))?;
+        let parsed_value = http::HeaderValue::from_str(text).map_err(|_| {
+            err(format!(
+                "header `{name}` has characters HTTP does not allow"
+            ))
+        })?;
+        headers.push((parsed_name, parsed_value));
+    }
+    Ok(headers)
+}
+
+fn reconnect_plan(
+    scenario: &Scenario,
+    source: &Source,
+) -> Result<Option<ReconnectPlan>, ScenarioError> {
+    let Some(section) = &scenario.reconnect else {
+        return Ok(None);
+    };
+    let r = section.get_ref();
+    if !r.enabled {
+        return Ok(None);
+    }
+    let backoff = r.backoff.get_ref();
+    let bad = |m: String| source.error_at(r.backoff.span(), m);
+    let (first, last) = backoff.split_once("..").unwrap_or((backoff, backoff));
+    let initial = parse_duration(first.trim()).map_err(|e| bad(format!("backoff: {e}")))?;
+    let max = parse_duration(last.trim()).map_err(|e| bad(format!("backoff: {e}")))?;
+    if initial.is_zero() || max < initial {
+        return Err(bad(format!(
+            "backoff `{backoff}` must be FIRST..LONGEST with 0 < FIRST <= LONGEST, e.g. \"100ms..5s\""
+        )));
+    }
+    let factor = *r.factor.get_ref();
+    if !(1.0..=100.0).contains(&factor) {
+        return Err(source.error_at(r.factor.span(), "factor must be between 1 and 100"));
+    }
+    let jitter = *r.jitter.get_ref();
+    if !(0.0..=1.0).contains(&jitter) {
+        return Err(source.error_at(r.jitter.span(), "jitter must be between 0 and 1"));
+    }
+    Ok(Some(ReconnectPlan {
+        initial,
+        max,
+        factor,
+        jitter,
+        max_attempts: r.max_attempts,
+    }))
+}
+
+fn check_namespace(ns: &str) -> Result<(), String> {
+    if !ns.starts_with('/') || ns.contains([',', '?', ' ']) {
+        return Err(format!(
+            "namespace `{ns}` must start with `/` and contain no `,`, `?` or spaces"
+        ));
+    }
+    Ok(())
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn percent_encode(out: &mut String, text: &str) {
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
 }
 
 /// Names end up in file names and CSV columns: keep them to letters, digits, `_`, `-` and `.`.

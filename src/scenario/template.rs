@@ -13,12 +13,26 @@ enum Segment {
     Group,
 }
 
+/// What kind of text a template renders, which decides where a stamp can go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Text as written (a raw WebSocket message).
+    Text,
+    /// A JSON object: the stamp can be its first field.
+    Object,
+    /// A JSON string literal (a Socket.IO argument): a prefix stamp goes inside the quotes.
+    JsonString,
+    /// Other JSON (numbers, arrays, booleans).
+    Json,
+}
+
 /// A compiled payload template. A TOML table becomes a JSON object, a string stays as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
-    /// For JSON objects, the text after the opening `{`, so a stamp field can be put first.
+    /// For JSON objects the text after the opening `{`, for JSON strings the text after the
+    /// opening quote, so a stamp can be put first.
     segments: Vec<Segment>,
-    is_object: bool,
+    shape: Shape,
     literal_len: usize,
     placeholders: usize,
 }
@@ -33,21 +47,39 @@ pub enum StampPlacement {
 impl Template {
     /// Compiles a TOML value: a string is sent as written; a table or array is sent as JSON.
     pub fn compile(value: &toml::Value) -> Result<Template, String> {
-        let text = match value {
-            toml::Value::String(s) => s.clone(),
-            other => serde_json::to_string(other)
-                .map_err(|e| format!("data cannot be written as JSON: {e}"))?,
-        };
-        Template::parse(&text, value.is_table())
+        match value {
+            toml::Value::String(s) => Template::parse(s, false),
+            other => Template::with_shape(&to_json(other)?, json_shape(other)),
+        }
+    }
+
+    /// Compiles a Socket.IO argument: every value is JSON, a string a JSON string literal.
+    pub fn compile_arg(value: &toml::Value) -> Result<Template, String> {
+        match value {
+            toml::Value::String(_) => Template::with_shape(&to_json(value)?, Shape::JsonString),
+            other => Template::with_shape(&to_json(other)?, json_shape(other)),
+        }
     }
 
     /// Compiles template text. `is_object` marks JSON object text (starting with `{`).
     pub fn parse(text: &str, is_object: bool) -> Result<Template, String> {
-        let body = if is_object {
-            text.strip_prefix('{')
-                .ok_or_else(|| "a JSON object template must start with `{`".to_string())?
+        let shape = if is_object {
+            Shape::Object
         } else {
-            text
+            Shape::Text
+        };
+        Template::with_shape(text, shape)
+    }
+
+    fn with_shape(text: &str, shape: Shape) -> Result<Template, String> {
+        let body = match shape {
+            Shape::Object => text
+                .strip_prefix('{')
+                .ok_or_else(|| "a JSON object template must start with `{`".to_string())?,
+            Shape::JsonString => text
+                .strip_prefix('"')
+                .ok_or_else(|| "a JSON string template must start with `\"`".to_string())?,
+            Shape::Text | Shape::Json => text,
         };
         let mut segments = Vec::new();
         let mut rest = body;
@@ -88,7 +120,7 @@ impl Template {
                 .count();
         Ok(Template {
             segments,
-            is_object,
+            shape,
             literal_len,
             placeholders,
         })
@@ -96,7 +128,11 @@ impl Template {
 
     /// Whether the payload is a JSON object, where `stamp = "auto"` puts a field.
     pub fn is_object(&self) -> bool {
-        self.is_object
+        self.shape == Shape::Object
+    }
+
+    pub fn shape(&self) -> Shape {
+        self.shape
     }
 
     /// An upper bound of the rendered length, so one allocation holds the whole message.
@@ -132,24 +168,38 @@ impl Template {
         stamp: Option<(Stamp, StampPlacement)>,
     ) {
         out.clear();
-        match stamp {
-            Some((stamp, StampPlacement::Field)) if self.is_object => {
+        self.render_append(out, client, seq, group, stamp);
+    }
+
+    /// Renders the payload at the end of `out`.
+    pub fn render_append(
+        &self,
+        out: &mut String,
+        client: u32,
+        seq: u64,
+        group: &str,
+        stamp: Option<(Stamp, StampPlacement)>,
+    ) {
+        match (stamp, self.shape) {
+            (Some((stamp, StampPlacement::Field)), Shape::Object) => {
                 stamp.write_field_opening(out);
                 if !self.body_is_empty_object() {
                     out.push(',');
                 }
             }
-            Some((stamp, _)) => {
+            (Some((stamp, _)), Shape::JsonString) => {
+                out.push('"');
                 stamp.write_token(out);
-                if self.is_object {
+            }
+            (Some((stamp, _)), shape) => {
+                stamp.write_token(out);
+                if shape == Shape::Object {
                     out.push('{');
                 }
             }
-            None => {
-                if self.is_object {
-                    out.push('{');
-                }
-            }
+            (None, Shape::Object) => out.push('{'),
+            (None, Shape::JsonString) => out.push('"'),
+            (None, _) => {}
         }
         for segment in &self.segments {
             match segment {
@@ -167,6 +217,18 @@ impl Template {
 
     fn body_is_empty_object(&self) -> bool {
         matches!(self.segments.as_slice(), [Segment::Literal(l)] if l == "}")
+    }
+}
+
+fn to_json(value: &toml::Value) -> Result<String, String> {
+    serde_json::to_string(value).map_err(|e| format!("data cannot be written as JSON: {e}"))
+}
+
+fn json_shape(value: &toml::Value) -> Shape {
+    if value.is_table() {
+        Shape::Object
+    } else {
+        Shape::Json
     }
 }
 
@@ -217,6 +279,24 @@ mod tests {
         assert_eq!(
             t.render(7, 3, "g", Some((stamp(), StampPlacement::Prefix))),
             "vly:1.0.7.3.ff;ping"
+        );
+    }
+
+    #[test]
+    fn socketio_arguments_are_json_with_the_stamp_inside_strings() {
+        let arg = Template::compile_arg(&toml::Value::String("hi \"{{client}}\"".into())).unwrap();
+        assert_eq!(arg.shape(), Shape::JsonString);
+        assert_eq!(arg.render(7, 3, "g", None), r#""hi \"7\"""#);
+        let out = arg.render(7, 3, "g", Some((stamp(), StampPlacement::Prefix)));
+        assert_eq!(out, r#""vly:1.0.7.3.ff;hi \"7\"""#);
+        assert_eq!(
+            serde_json::from_str::<String>(&out).unwrap(),
+            "vly:1.0.7.3.ff;hi \"7\""
+        );
+        let number = Template::compile_arg(&toml::Value::Integer(5)).unwrap();
+        assert_eq!(
+            (number.shape(), number.render(0, 0, "g", None).as_str()),
+            (Shape::Json, "5")
         );
     }
 

@@ -1,5 +1,39 @@
-//! I/O: sockets, TLS and the WebSocket handshake. Transports move bytes and report failures as
-//! kinds; they never decide what a scenario means.
+//! I/O: sockets, TLS, the WebSocket handshake, and Engine.IO / Socket.IO sessions over WebSocket or
+//! HTTP long-polling. Transports move bytes and report failures as kinds; they never decide what a
+//! scenario means.
 
+pub mod engine;
+pub mod polling;
+pub mod socketio;
 pub mod tls;
 pub mod ws;
+
+use crate::metrics::ErrorKind;
+
+/// A failure of an open connection, already classified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    pub kind: ErrorKind,
+    pub detail: String,
+}
+
+impl Fault {
+    pub fn new(kind: ErrorKind, detail: impl Into<String>) -> Fault {
+        Fault {
+            kind,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl From<ws::ConnectError> for Fault {
+    fn from(e: ws::ConnectError) -> Fault {
+        Fault::new(e.kind, e.detail)
+    }
+}
+
+impl From<&tokio_tungstenite::tungstenite::Error> for Fault {
+    fn from(e: &tokio_tungstenite::tungstenite::Error) -> Fault {
+        Fault::new(ws::classify(e), e.to_string())
+    }
+}

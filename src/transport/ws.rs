@@ -8,13 +8,18 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use rustls::pki_types::ServerName;
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{self, Error as WsError};
+
+use futures_util::StreamExt;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Error as WsError, Message};
 
 use crate::metrics::ErrorKind;
 
@@ -49,7 +54,7 @@ pub struct ConnectError {
 }
 
 impl ConnectError {
-    fn new(kind: ErrorKind, detail: impl Into<String>) -> ConnectError {
+    pub fn new(kind: ErrorKind, detail: impl Into<String>) -> ConnectError {
         ConnectError {
             kind,
             detail: detail.into(),
@@ -80,6 +85,8 @@ pub struct Connector {
     /// `host:port` as written in the target, for the Host header and the URL.
     authority: String,
     tls: Option<(TlsConnector, ServerName<'static>)>,
+    /// Extra headers on every request (cookies, tokens), already validated.
+    headers: Arc<[(http::HeaderName, http::HeaderValue)]>,
 }
 
 impl Connector {
@@ -110,11 +117,34 @@ impl Connector {
             addr,
             authority,
             tls,
+            headers: Arc::from(Vec::new()),
         })
+    }
+
+    /// Sends `headers` with every request.
+    pub fn with_headers(
+        mut self,
+        headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    ) -> Connector {
+        self.headers = Arc::from(headers);
+        self
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// `host:port`, for the Host header.
+    pub fn authority(&self) -> &str {
+        &self.authority
+    }
+
+    pub fn headers(&self) -> &[(http::HeaderName, http::HeaderValue)] {
+        &self.headers
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// The URL a path opens, e.g. `ws://127.0.0.1:9000/echo`.
@@ -156,12 +186,20 @@ impl Connector {
     pub async fn connect(&self, path: &str) -> Result<ClientSocket, ConnectError> {
         let mut stream = self.connect_transport().await?;
         let key = tungstenite::handshake::client::generate_key();
-        let head = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n\r\n",
+        let mut head = format!(
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n",
             self.authority
-        );
+        )
+        .into_bytes();
+        for (name, value) in self.headers.iter() {
+            head.extend_from_slice(name.as_str().as_bytes());
+            head.extend_from_slice(b": ");
+            head.extend_from_slice(value.as_bytes());
+            head.extend_from_slice(b"\r\n");
+        }
+        head.extend_from_slice(b"\r\n");
         let io = |e: io::Error| ConnectError::from_io(&e);
-        stream.write_all(head.as_bytes()).await.map_err(io)?;
+        stream.write_all(&head).await.map_err(io)?;
         stream.flush().await.map_err(io)?;
         drop(head);
 
@@ -213,6 +251,34 @@ impl Connector {
                 .await,
         )
     }
+}
+
+/// The client's side of the close handshake; returns the code the server answered with, or 1006
+/// when it did not answer within `timeout` (or the close could not be sent).
+pub async fn close(mut socket: ClientSocket, timeout: Duration) -> u16 {
+    let handshake = async {
+        let frame = CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        };
+        if socket.close(Some(frame)).await.is_err() {
+            return 1006;
+        }
+        // The server's close frame completes the handshake; late messages before it are ignored.
+        while let Some(message) = socket.next().await {
+            match message {
+                Ok(Message::Close(frame)) => {
+                    return frame.map(|f| u16::from(f.code)).unwrap_or(1005);
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        1006
+    };
+    tokio::time::timeout(timeout, handshake)
+        .await
+        .unwrap_or(1006)
 }
 
 /// Upgrade responses with longer headers are refused.

@@ -1,0 +1,200 @@
+//! A client's connection, whatever the protocol: a raw WebSocket or a Socket.IO socket. The session
+//! drives both the same way; only rendering and reading differ.
+
+use std::fmt::Write;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{Sink, SinkExt, Stream};
+use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
+
+use crate::metrics::ErrorKind;
+use crate::protocol::socketio::placeholder;
+use crate::protocol::stamp::Stamp;
+use crate::scenario::Message;
+use crate::scenario::Placement;
+use crate::transport::Fault;
+use crate::transport::engine::Frame;
+use crate::transport::socketio::{Incoming, SioSocket};
+use crate::transport::ws::ClientSocket;
+
+pub enum Link {
+    Ws(ClientSocket),
+    Sio(Box<SioSocket>),
+}
+
+/// A message rendered into the client's buffers, ready to send.
+pub struct Rendered {
+    /// Sent as a binary frame (raw WebSocket with `binary = true`).
+    pub binary: bool,
+    /// Socket.IO: a binary attachment follows the packet.
+    pub attachment: bool,
+}
+
+/// The two buffers a client renders into, reused for every message.
+#[derive(Default)]
+pub struct Scratch {
+    pub text: String,
+    pub attachment: String,
+}
+
+impl Link {
+    /// Renders `message` into `scratch`: the payload for raw WebSocket; for Socket.IO the whole
+    /// packet (`42["event",args...]`, with the ack id when asked) and the binary attachment.
+    #[allow(clippy::too_many_arguments)]
+    pub fn render(
+        &self,
+        scratch: &mut Scratch,
+        message: &Message,
+        client: u32,
+        seq: u64,
+        group: &str,
+        stamp: Option<(Stamp, Placement)>,
+        ack: Option<u64>,
+    ) -> Rendered {
+        let out = &mut scratch.text;
+        out.clear();
+        let sio = match self {
+            Link::Ws(_) => {
+                let inner = stamp.map(|(s, p)| match p {
+                    Placement::In(placement) => (s, placement),
+                    // The plan only allows Arg for Socket.IO.
+                    Placement::Arg => (s, crate::scenario::template::StampPlacement::Prefix),
+                });
+                message.args[0].render_append(out, client, seq, group, inner);
+                return Rendered {
+                    binary: message.binary,
+                    attachment: false,
+                };
+            }
+            Link::Sio(sio) => sio,
+        };
+        sio.begin_event(out, ack, message.binary);
+        out.push('[');
+        out.push_str(&message.event_json);
+        for (i, arg) in message.args.iter().enumerate() {
+            let inner = match stamp {
+                Some((s, Placement::In(placement))) if i == 0 => Some((s, placement)),
+                _ => None,
+            };
+            out.push(',');
+            if i == 0 && message.binary {
+                out.push_str(&placeholder(0));
+                scratch.attachment.clear();
+                arg.render_append(&mut scratch.attachment, client, seq, group, inner);
+            } else {
+                arg.render_append(out, client, seq, group, inner);
+            }
+        }
+        if let Some((s, Placement::Arg)) = stamp {
+            out.push_str(",\"");
+            s.write_token(out);
+            out.push('"');
+        }
+        out.push(']');
+        Rendered {
+            binary: false,
+            attachment: message.binary,
+        }
+    }
+
+    pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Fault>> {
+        match self {
+            Link::Ws(ws) => Pin::new(ws).poll_ready(cx).map_err(|e| Fault::from(&e)),
+            Link::Sio(sio) => sio.poll_ready(cx),
+        }
+    }
+
+    /// Queues what [`Self::render`] produced (after a Ready `poll_ready`).
+    pub fn send_rendered(&mut self, scratch: &Scratch, rendered: &Rendered) -> Result<(), Fault> {
+        match self {
+            Link::Ws(ws) => {
+                let message = if rendered.binary {
+                    WsMessage::Binary(Bytes::copy_from_slice(scratch.text.as_bytes()))
+                } else {
+                    WsMessage::Text(Utf8Bytes::from(scratch.text.as_str()))
+                };
+                Pin::new(ws)
+                    .start_send(message)
+                    .map_err(|e| Fault::from(&e))
+            }
+            Link::Sio(sio) => {
+                sio.start_send(Frame::Text(&scratch.text))?;
+                if rendered.attachment {
+                    sio.start_send(Frame::Binary(scratch.attachment.as_bytes()))?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Fault>> {
+        match self {
+            Link::Ws(ws) => Pin::new(ws).poll_flush(cx).map_err(|e| Fault::from(&e)),
+            Link::Sio(sio) => sio.poll_flush(cx),
+        }
+    }
+
+    /// The link queued something of its own (a pong) that needs a flush.
+    pub fn wants_flush(&self) -> bool {
+        match self {
+            Link::Ws(_) => false,
+            Link::Sio(sio) => sio.wants_flush(),
+        }
+    }
+
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<Incoming, Fault>> {
+        match self {
+            // tungstenite answers pings by itself.
+            Link::Ws(ws) => Poll::Ready(match std::task::ready!(Pin::new(ws).poll_next(cx)) {
+                Some(Ok(WsMessage::Text(text))) => Ok(Incoming::Payload(Bytes::from(text))),
+                Some(Ok(WsMessage::Binary(data))) => Ok(Incoming::Payload(data)),
+                Some(Ok(WsMessage::Close(frame))) => Ok(Incoming::Closed(frame)),
+                Some(Ok(_)) => Ok(Incoming::Nothing),
+                Some(Err(e)) => Err(Fault::from(&e)),
+                None => Err(Fault::new(
+                    ErrorKind::ConnectionLost,
+                    "connection ended without a close frame",
+                )),
+            }),
+            Link::Sio(sio) => sio.poll_next(cx),
+        }
+    }
+
+    /// Closes politely; returns the close code (1006 when the server did not answer in time).
+    pub async fn close(self, timeout: Duration) -> u16 {
+        match self {
+            Link::Ws(ws) => crate::transport::ws::close(ws, timeout).await,
+            Link::Sio(sio) => sio.close(timeout).await,
+        }
+    }
+
+    /// After the server's close frame: send the reply tungstenite queued, briefly.
+    pub async fn flush_close_reply(&mut self, timeout: Duration) {
+        match self {
+            Link::Ws(ws) => {
+                let _ = tokio::time::timeout(timeout, ws.flush()).await;
+            }
+            Link::Sio(sio) => sio.flush_close_reply(timeout).await,
+        }
+    }
+}
+
+/// `code reason` of a close frame, for errors.csv.
+pub fn describe_close(
+    frame: Option<&tokio_tungstenite::tungstenite::protocol::CloseFrame>,
+) -> (u16, String) {
+    match frame {
+        Some(f) => {
+            let code = u16::from(f.code);
+            let mut text = code.to_string();
+            if !f.reason.is_empty() {
+                let _ = write!(text, " {}", f.reason);
+            }
+            (code, text)
+        }
+        None => (1005, "1005".to_string()),
+    }
+}

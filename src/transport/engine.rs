@@ -1,0 +1,471 @@
+//! An Engine.IO session over WebSocket or long-polling: the handshake, the heartbeat (answering the
+//! server's pings in v4, pinging in v3, and declaring the connection dead when the other side goes
+//! quiet past pingInterval + pingTimeout, as the official client does), and the upgrade from
+//! polling to WebSocket (`2probe` / `3probe`, polling paused and drained, then `5`), with every
+//! packet received on either side kept in order.
+//!
+//! Like the WebSocket it wraps, the session is driven by polling: `poll_ready` / `start_send` /
+//! `poll_flush` to send, `poll_next` to receive Socket.IO payloads.
+
+use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use futures_util::{Sink, SinkExt, Stream};
+use tokio::time::Sleep;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use super::Fault;
+use super::polling::Polling;
+use super::ws::{ClientSocket, ConnectError, Connector};
+use crate::metrics::ErrorKind;
+use crate::protocol::engineio::{self, Open, Version};
+use crate::scenario::SocketIoPlan;
+use crate::scenario::model::Transport;
+
+/// What the session hands up.
+#[derive(Debug)]
+pub enum EngineEvent {
+    /// The data of a message packet: a Socket.IO packet.
+    Message(Bytes),
+    /// A binary message: a Socket.IO attachment.
+    Binary(Bytes),
+    /// The WebSocket was closed by the server with this frame.
+    Closed(Option<CloseFrame>),
+}
+
+/// A frame to send: the text of a packet, or a binary message.
+#[derive(Debug, Clone, Copy)]
+pub enum Frame<'a> {
+    Text(&'a str),
+    Binary(&'a [u8]),
+}
+
+enum Io {
+    Ws(ClientSocket),
+    Polling(Box<Polling>),
+}
+
+pub struct EngineSocket {
+    io: Io,
+    version: Version,
+    sid: String,
+    upgrades: Vec<String>,
+    ping_interval: Duration,
+    ping_timeout: Duration,
+    /// v4: when the connection is dead without a ping. v3: when to ping next, or (awaiting a
+    /// pong) when the connection is dead.
+    heartbeat: Pin<Box<Sleep>>,
+    awaiting_pong: bool,
+    /// Events received before they could be handed up (during the upgrade).
+    ready: VecDeque<EngineEvent>,
+    /// A pong or ping was queued by the session itself.
+    wants_flush: bool,
+}
+
+fn handshake_error(detail: impl Into<String>) -> ConnectError {
+    ConnectError::new(ErrorKind::Handshake, detail)
+}
+
+impl EngineSocket {
+    /// Opens a session with the handshake of the plan's transport (polling-upgrade starts on
+    /// polling; call [`Self::upgrade`] when ready to switch).
+    pub async fn open(
+        connector: &Connector,
+        plan: &SocketIoPlan,
+    ) -> Result<EngineSocket, ConnectError> {
+        let version = plan.version;
+        let (io, open) = match plan.transport {
+            Transport::Websocket => {
+                let path = format!(
+                    "{}?EIO={}&transport=websocket{}",
+                    plan.path,
+                    version.query_value(),
+                    plan.query
+                );
+                let mut ws = connector.connect(&path).await?;
+                let open = read_open(&mut ws).await?;
+                (Io::Ws(ws), open)
+            }
+            Transport::Polling | Transport::PollingUpgrade => {
+                let (polling, open) =
+                    Polling::open(connector, version, &plan.path, &plan.query).await?;
+                (Io::Polling(Box::new(polling)), open)
+            }
+        };
+        let ping_interval = Duration::from_millis(open.ping_interval);
+        let ping_timeout = Duration::from_millis(open.ping_timeout);
+        let first = match version {
+            Version::V4 => ping_interval + ping_timeout,
+            Version::V3 => ping_interval,
+        };
+        Ok(EngineSocket {
+            io,
+            version,
+            sid: open.sid,
+            upgrades: open.upgrades,
+            ping_interval,
+            ping_timeout,
+            heartbeat: Box::pin(tokio::time::sleep(first)),
+            awaiting_pong: false,
+            ready: VecDeque::new(),
+            wants_flush: false,
+        })
+    }
+
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    pub fn is_websocket(&self) -> bool {
+        matches!(self.io, Io::Ws(_))
+    }
+
+    pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Fault>> {
+        match &mut self.io {
+            Io::Ws(ws) => Pin::new(ws).poll_ready(cx).map_err(|e| Fault::from(&e)),
+            Io::Polling(p) => p.poll_ready(cx),
+        }
+    }
+
+    pub fn start_send(&mut self, frame: Frame<'_>) -> Result<(), Fault> {
+        match &mut self.io {
+            Io::Ws(ws) => {
+                let message = match frame {
+                    Frame::Text(text) => Message::Text(Utf8Bytes::from(text)),
+                    Frame::Binary(data) if self.version == Version::V3 => {
+                        // v3 binary frames start with the packet type.
+                        let mut framed = Vec::with_capacity(data.len() + 1);
+                        framed.push(4);
+                        framed.extend_from_slice(data);
+                        Message::Binary(framed.into())
+                    }
+                    Frame::Binary(data) => Message::Binary(Bytes::copy_from_slice(data)),
+                };
+                Pin::new(ws)
+                    .start_send(message)
+                    .map_err(|e| Fault::from(&e))
+            }
+            Io::Polling(p) => {
+                match frame {
+                    Frame::Text(text) => p.queue_text(text),
+                    Frame::Binary(data) => p.queue_binary(data),
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Fault>> {
+        let flushed = match &mut self.io {
+            Io::Ws(ws) => Pin::new(ws).poll_flush(cx).map_err(|e| Fault::from(&e)),
+            Io::Polling(p) => p.poll_flush(cx),
+        };
+        if let Poll::Ready(Ok(())) = flushed {
+            self.wants_flush = false;
+        }
+        flushed
+    }
+
+    /// A pong (or v3 ping) is waiting to be flushed.
+    pub fn wants_flush(&self) -> bool {
+        self.wants_flush
+    }
+
+    /// The next Socket.IO payload, attachment or close.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<EngineEvent, Fault>> {
+        if let Some(event) = self.ready.pop_front() {
+            return Poll::Ready(Ok(event));
+        }
+        self.poll_event(cx)
+    }
+
+    fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Result<EngineEvent, Fault>> {
+        loop {
+            if self.heartbeat.as_mut().poll(cx).is_ready() {
+                self.on_heartbeat()?;
+                continue;
+            }
+            let text = match &mut self.io {
+                Io::Ws(ws) => match std::task::ready!(Pin::new(ws).poll_next(cx)) {
+                    Some(Ok(Message::Text(text))) => Bytes::from(text),
+                    Some(Ok(Message::Binary(data))) => {
+                        let data = match self.version {
+                            Version::V3 => data.slice(1.min(data.len())..),
+                            Version::V4 => data,
+                        };
+                        return Poll::Ready(Ok(EngineEvent::Binary(data)));
+                    }
+                    Some(Ok(Message::Close(frame))) => {
+                        return Poll::Ready(Ok(EngineEvent::Closed(frame)));
+                    }
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => return Poll::Ready(Err(Fault::from(&e))),
+                    None => {
+                        return Poll::Ready(Err(Fault::new(
+                            ErrorKind::ConnectionLost,
+                            "connection ended without a close frame",
+                        )));
+                    }
+                },
+                Io::Polling(p) => {
+                    let packet = std::task::ready!(p.poll_next(cx))?;
+                    if packet.first() == Some(&b'b') {
+                        let data = if self.version == Version::V3 {
+                            &packet[2..]
+                        } else {
+                            &packet[1..]
+                        };
+                        let data = base64::engine::general_purpose::STANDARD
+                            .decode(data)
+                            .map_err(|_| {
+                                Fault::new(ErrorKind::Parse, "invalid base64 in a binary packet")
+                            })?;
+                        return Poll::Ready(Ok(EngineEvent::Binary(data.into())));
+                    }
+                    packet
+                }
+            };
+            if let Some(event) = self.on_text(text)? {
+                return Poll::Ready(Ok(event));
+            }
+        }
+    }
+
+    fn on_heartbeat(&mut self) -> Result<(), Fault> {
+        let silent = self.ping_interval + self.ping_timeout;
+        match self.version {
+            Version::V4 => Err(Fault::new(
+                ErrorKind::PingTimeout,
+                format!("no ping from the server for {silent:?} (pingInterval + pingTimeout)"),
+            )),
+            Version::V3 if self.awaiting_pong => Err(Fault::new(
+                ErrorKind::PingTimeout,
+                format!("no pong within pingTimeout ({:?})", self.ping_timeout),
+            )),
+            Version::V3 => {
+                self.send_control("2")?;
+                self.awaiting_pong = true;
+                let deadline = Instant::now() + self.ping_timeout;
+                self.heartbeat.as_mut().reset(deadline.into());
+                Ok(())
+            }
+        }
+    }
+
+    fn send_control(&mut self, packet: &str) -> Result<(), Fault> {
+        self.start_send(Frame::Text(packet))?;
+        self.wants_flush = true;
+        Ok(())
+    }
+
+    /// Handles a text packet: Engine.IO control packets here, messages up.
+    fn on_text(&mut self, text: Bytes) -> Result<Option<EngineEvent>, Fault> {
+        let kind = text
+            .first()
+            .and_then(|&b| engineio::PacketType::from_byte(b))
+            .ok_or_else(|| {
+                let shown = String::from_utf8_lossy(&text[..text.len().min(40)]).into_owned();
+                Fault::new(
+                    ErrorKind::Parse,
+                    format!("not an Engine.IO packet: {shown:?}"),
+                )
+            })?;
+        match kind {
+            engineio::PacketType::Message => {
+                return Ok(Some(EngineEvent::Message(text.slice(1..))));
+            }
+            engineio::PacketType::Ping if self.version == Version::V4 => {
+                let deadline = Instant::now() + self.ping_interval + self.ping_timeout;
+                self.heartbeat.as_mut().reset(deadline.into());
+                let mut pong = String::with_capacity(text.len());
+                pong.push('3');
+                pong.push_str(std::str::from_utf8(&text[1..]).unwrap_or(""));
+                self.send_control(&pong)?;
+            }
+            engineio::PacketType::Pong if self.version == Version::V3 => {
+                self.awaiting_pong = false;
+                let next = Instant::now() + self.ping_interval;
+                self.heartbeat.as_mut().reset(next.into());
+            }
+            engineio::PacketType::Close => {
+                return Err(Fault::new(
+                    ErrorKind::ServerDisconnect,
+                    "the server closed the Engine.IO session",
+                ));
+            }
+            _ => {}
+        }
+        Ok(None)
+    }
+
+    /// Polling to WebSocket, as the official client does: probe a WebSocket on the same session,
+    /// then pause polling until its requests are done, then `5` on the WebSocket. Packets that
+    /// arrive on polling meanwhile are kept, in order, before the WebSocket's. Stays on polling when
+    /// the server offers no WebSocket upgrade.
+    pub async fn upgrade(
+        &mut self,
+        connector: &Connector,
+        plan: &SocketIoPlan,
+    ) -> Result<(), Fault> {
+        if !matches!(self.io, Io::Polling(_)) || !self.upgrades.iter().any(|u| u == "websocket") {
+            return Ok(());
+        }
+        let path = format!(
+            "{}?EIO={}&transport=websocket&sid={}{}",
+            plan.path,
+            self.version.query_value(),
+            self.sid,
+            plan.query
+        );
+        let failed = |what: &str, detail: String| {
+            Fault::new(ErrorKind::Transport, format!("upgrade: {what}: {detail}"))
+        };
+        let mut ws = connector
+            .connect(&path)
+            .await
+            .map_err(|e| failed("WebSocket", e.to_string()))?;
+        ws.send(Message::text("2probe"))
+            .await
+            .map_err(|e| failed("probe", e.to_string()))?;
+
+        // Wait for the probe's answer while polling goes on.
+        loop {
+            let answer = poll_fn(|cx| {
+                if let Poll::Ready(message) = Pin::new(&mut ws).poll_next(cx) {
+                    return Poll::Ready(Ok(message));
+                }
+                self.poll_aside(cx).map(|r| r.map(|()| None))
+            })
+            .await?;
+            match answer {
+                None => continue,
+                Some(Ok(Message::Text(text))) if text.as_str() == "3probe" => break,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                Some(Ok(other)) => {
+                    return Err(failed("probe", format!("unexpected answer {other:?}")));
+                }
+                Some(Err(e)) => return Err(failed("probe", e.to_string())),
+            }
+        }
+
+        // Pause polling: let the pending GET come back (the server answers it with a noop) and
+        // the pending POST finish, then switch.
+        poll_fn(|cx| {
+            loop {
+                let Io::Polling(p) = &mut self.io else {
+                    return Poll::Ready(Ok(()));
+                };
+                if p.pause() {
+                    return Poll::Ready(Ok(()));
+                }
+                match self.poll_aside(cx) {
+                    Poll::Ready(Ok(())) => continue,
+                    other => return other,
+                }
+            }
+        })
+        .await?;
+        ws.send(Message::text("5"))
+            .await
+            .map_err(|e| failed("upgrade packet", e.to_string()))?;
+        let old = std::mem::replace(&mut self.io, Io::Ws(ws));
+        if let Io::Polling(p) = old {
+            let (unsent, unread) = p.into_leftovers();
+            for packet in unread {
+                if let Some(event) = self.on_text(packet)? {
+                    self.ready.push_back(event);
+                }
+            }
+            for packet in unsent {
+                match engineio::decode_text(&packet) {
+                    Ok(engineio::Packet::Binary(data)) => self.start_send(Frame::Binary(&data))?,
+                    _ => self.start_send(Frame::Text(&packet))?,
+                }
+            }
+            self.wants_flush = true;
+        }
+        poll_fn(|cx| self.poll_flush(cx)).await
+    }
+
+    /// During the upgrade: receive on polling into `ready`, and flush pongs. Ready(Ok) when
+    /// something happened.
+    fn poll_aside(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Fault>> {
+        if self.wants_flush {
+            if let Poll::Ready(Err(e)) = self.poll_flush(cx) {
+                return Poll::Ready(Err(e));
+            }
+        }
+        match self.poll_event(cx) {
+            Poll::Ready(Ok(event)) => {
+                self.ready.push_back(event);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// Ends the session politely: a WebSocket close handshake, or a close packet over polling.
+    /// Returns the close code the server answered with (1000 for a polling close that was
+    /// accepted), 1006 when it did not answer within `timeout`.
+    pub async fn close(self, timeout: Duration) -> u16 {
+        match self.io {
+            Io::Ws(ws) => super::ws::close(ws, timeout).await,
+            Io::Polling(mut p) => {
+                p.queue_text("1");
+                match tokio::time::timeout(timeout, poll_fn(|cx| p.poll_flush(cx))).await {
+                    Ok(Ok(())) => 1000,
+                    _ => 1006,
+                }
+            }
+        }
+    }
+
+    /// After the server closed the WebSocket: send the close reply tungstenite queued, briefly.
+    pub async fn flush_close_reply(&mut self, timeout: Duration) {
+        if let Io::Ws(ws) = &mut self.io {
+            let _ = tokio::time::timeout(timeout, ws.flush()).await;
+        }
+    }
+}
+
+/// Reads the open packet that starts a WebSocket-only session.
+async fn read_open(ws: &mut ClientSocket) -> Result<Open, ConnectError> {
+    use futures_util::StreamExt;
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => {
+                let data = text.as_str().strip_prefix('0').ok_or_else(|| {
+                    handshake_error(format!("expected the open packet, got {:?}", text.as_str()))
+                })?;
+                return Open::parse(data).map_err(|e| handshake_error(e.to_string()));
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Close(frame))) => {
+                let code = frame.map(|f| u16::from(f.code)).unwrap_or(1005);
+                return Err(ConnectError::new(
+                    ErrorKind::ClosedByServer,
+                    format!("{code} before the open packet"),
+                ));
+            }
+            Some(Ok(other)) => {
+                return Err(handshake_error(format!(
+                    "expected the open packet, got {other:?}"
+                )));
+            }
+            Some(Err(e)) => return Err(ConnectError::new(super::ws::classify(&e), e.to_string())),
+            None => {
+                return Err(ConnectError::new(
+                    ErrorKind::ConnectionLost,
+                    "connection closed before the open packet",
+                ));
+            }
+        }
+    }
+}
