@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
 # The test command: formatting, lints and every test, from a fresh checkout.
-# Later issues add the npm install of the Node test servers (tests/servers/) here.
+# The integration tests also run against a real Socket.IO server (npm socket.io) in
+# tests/servers/socketio: Node.js 18+ and npm are needed, its node_modules are installed here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+for tool in node npm; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "scripts/test.sh: '$tool' not found: install Node.js 18 or newer (with npm);" \
+            "the integration tests run a Node Socket.IO server from tests/servers/socketio" >&2
+        exit 1
+    fi
+done
+
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
+npm ci --prefix tests/servers/socketio --no-audit --no-fund
 cargo test --locked

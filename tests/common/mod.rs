@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: scenario files in temporary folders, in-process runs,
-//! CSV reading.
+//! CSV reading, and (in `node`) the real Node Socket.IO server.
 #![allow(dead_code)]
+
+pub mod node;
 
 use std::path::{Path, PathBuf};
 
