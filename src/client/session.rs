@@ -190,7 +190,6 @@ impl<'a> Session<'a> {
 
     fn on_payload(&mut self, payload: &[u8], now: Instant) {
         let mut m = self.metrics.borrow_mut();
-        m.interval.received += 1;
         let Some(stamp) = Stamp::find(payload, self.ctx.run_tag) else {
             return;
         };
@@ -339,8 +338,15 @@ impl<'a> Session<'a> {
                     Poll::Ready(Ok(incoming)) => {
                         let now = Instant::now();
                         match incoming {
-                            Incoming::Payload(bytes) => self.on_payload(&bytes, now),
-                            Incoming::Ack(id) => self.on_ack(id, now),
+                            Incoming::Payload(bytes) => {
+                                self.metrics.borrow_mut().interval.received += 1;
+                                self.on_payload(&bytes, now);
+                            }
+                            Incoming::Attachment(bytes) => self.on_payload(&bytes, now),
+                            Incoming::Ack(id) => {
+                                self.metrics.borrow_mut().interval.received += 1;
+                                self.on_ack(id, now);
+                            }
                             Incoming::Closed(frame) => {
                                 // Let tungstenite send its close reply; errors no longer matter.
                                 let _ = self.link().poll_flush(cx);

@@ -366,7 +366,19 @@ impl EngineSocket {
                 }
                 match self.poll_aside(cx) {
                     Poll::Ready(Ok(())) => continue,
-                    other => return other,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    // The GET may have ended with a noop, which hands nothing up: look again.
+                    Poll::Pending => {
+                        let idle = match &mut self.io {
+                            Io::Polling(p) => p.pause(),
+                            Io::Ws(_) => true,
+                        };
+                        return if idle {
+                            Poll::Ready(Ok(()))
+                        } else {
+                            Poll::Pending
+                        };
+                    }
                 }
             }
         })

@@ -108,6 +108,7 @@ async fn exchange(
                 format!("HTTP {status} {text}").trim_end().to_string(),
             ));
         }
+
         Ok(body)
     }
     .await;
@@ -180,7 +181,9 @@ impl Polling {
             out: String::new(),
             out_ends: VecDeque::new(),
             max_payload: open.max_payload.unwrap_or(1_000_000).max(64) as usize,
-            incoming: packets.collect(),
+            // Not `packets.collect()`: a VecDeque collected in place from a partly consumed
+            // vec::IntoIter reads out of bounds on this toolchain (found with valgrind).
+            incoming: VecDeque::from_iter(packets.as_slice().iter().cloned()),
             paused: false,
         };
         Ok((polling, open))
@@ -290,6 +293,7 @@ impl Polling {
             let (conn, result) = std::task::ready!(get.as_mut().poll(cx));
             self.get = None;
             self.get_conn = Some(conn);
+
             self.incoming.extend(split_body(self.version, result?)?);
         }
     }

@@ -30,8 +30,10 @@ pub struct Recovery {
 /// What arrived, for the client.
 #[derive(Debug)]
 pub enum Incoming {
-    /// An event's arguments (JSON text), or a binary attachment: where stamps are looked for.
+    /// A message (raw WebSocket) or an event's arguments (JSON text): where stamps are looked for.
     Payload(Bytes),
+    /// A binary attachment of the last event: stamps are looked for, but it is not a message.
+    Attachment(Bytes),
     /// The answer to the ack with this id.
     Ack(u64),
     /// The server closed the WebSocket.
@@ -86,6 +88,7 @@ impl SioSocket {
             let event = poll_fn(|cx| poll_event_flushing(&mut engine, cx))
                 .await
                 .map_err(fault)?;
+
             let data = match event {
                 EngineEvent::Message(data) => data,
                 binary @ EngineEvent::Binary(_) => {
@@ -135,6 +138,7 @@ impl SioSocket {
             },
             pid,
         };
+
         if plan.transport == Transport::PollingUpgrade {
             engine.upgrade(connector, plan).await.map_err(fault)?;
         }
@@ -193,7 +197,7 @@ impl SioSocket {
             EngineEvent::Closed(frame) => return Poll::Ready(Ok(Incoming::Closed(frame))),
             EngineEvent::Binary(data) if self.attachments_left > 0 => {
                 self.attachments_left -= 1;
-                return Poll::Ready(Ok(Incoming::Payload(data)));
+                return Poll::Ready(Ok(Incoming::Attachment(data)));
             }
             EngineEvent::Binary(_) => return Poll::Ready(Ok(Incoming::Nothing)),
             EngineEvent::Message(data) => data,
