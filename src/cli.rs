@@ -28,7 +28,8 @@ pub enum Command {
     /// Run a scenario: connect clients, emit events, record latency and errors to results/.
     #[command(after_help = EXIT_CODES)]
     Run(RunArgs),
-    /// Start the embedded reference server (/echo, /broadcast?room=NAME, /ticker?every=10ms).
+    /// Start the embedded reference server (/echo, /broadcast?room=NAME, /ticker?every=10ms,
+    /// Socket.IO on /socket.io/).
     #[command(after_help = EXIT_CODES)]
     Serve(ServeArgs),
     /// Check a scenario file without running it.
@@ -77,9 +78,13 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port (printed at start).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
-    /// Fixed delay before every echo, to calibrate a client (e.g. 20ms).
+    /// Fixed delay before every echo (raw /echo, Socket.IO echo and ack), to calibrate a client
+    /// (e.g. 20ms).
     #[arg(long)]
     pub delay: Option<DurationText>,
+    /// How often Socket.IO `tick` is pushed to the members of room "ticker" (0s for never).
+    #[arg(long, default_value = "100ms")]
+    pub tick_every: DurationText,
     /// Runtime threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -129,6 +134,19 @@ mod tests {
         assert_eq!(args.clients.unwrap().0, 10_000);
         assert_eq!(args.duration.unwrap().0.as_secs(), 60);
         assert_eq!(args.rate.unwrap().0.events, 5);
+    }
+
+    #[test]
+    fn serve_ticks_every_100ms_unless_told() {
+        let tick_every = |args: &[&str]| {
+            let cli = Cli::try_parse_from([&["volley", "serve"], args].concat()).unwrap();
+            let Command::Serve(args) = cli.command else {
+                panic!("expected serve")
+            };
+            args.tick_every.0
+        };
+        assert_eq!(tick_every(&[]).as_millis(), 100);
+        assert_eq!(tick_every(&["--tick-every", "20ms"]).as_millis(), 20);
     }
 
     #[test]

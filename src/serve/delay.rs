@@ -1,6 +1,9 @@
 //! The delay line behind `volley serve --delay`: one thread that holds every echo for exactly the
 //! configured time. tokio's timers round up to whole milliseconds, which would add up to 1 ms to a
 //! calibration delay; a dedicated thread sleeping to the deadline is accurate to tens of µs.
+//!
+//! What is held is a reply to run at the deadline: a raw WebSocket echo handed back to its
+//! connection, or a Socket.IO emit or ack (socketioxide's sends do not need the runtime).
 
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, Instant};
@@ -13,7 +16,10 @@ use tokio_tungstenite::tungstenite::Message;
 /// blocking the connection's runtime thread.
 const CAPACITY: usize = 65_536;
 
-type Held = (Instant, Message, UnboundedSender<Message>);
+/// A reply to run when it is due.
+type Reply = Box<dyn FnOnce() + Send>;
+
+type Held = (Instant, Reply);
 
 #[derive(Clone)]
 pub struct DelayLine {
@@ -28,13 +34,12 @@ impl DelayLine {
             .name("volley-delay".into())
             .spawn(move || {
                 // Ends when every connection and the server have dropped their senders.
-                while let Ok((due, message, reply_to)) = held.recv() {
+                while let Ok((due, reply)) = held.recv() {
                     let now = Instant::now();
                     if due > now {
                         std::thread::sleep(due - now);
                     }
-                    // The connection may be gone; its echo is then simply dropped.
-                    let _ = reply_to.send(message);
+                    reply();
                 }
             })
             .expect("cannot start the delay-line thread");
@@ -43,12 +48,21 @@ impl DelayLine {
 
     /// Schedules `message` to be handed to `reply_to` after the delay.
     pub fn submit(&self, message: Message, reply_to: UnboundedSender<Message>) {
+        // The connection may be gone by then; its echo is then simply dropped.
+        self.run_later(move || {
+            let _ = reply_to.send(message);
+        });
+    }
+
+    /// Runs `reply` on the delay-line thread after the delay. It must be quick: every later reply
+    /// waits for it.
+    pub fn run_later(&self, reply: impl FnOnce() + Send + 'static) {
         let due = Instant::now() + self.delay;
-        match self.queue.try_send((due, message, reply_to)) {
+        match self.queue.try_send((due, Box::new(reply))) {
             Ok(()) => {}
-            Err(TrySendError::Full((_, message, reply_to))) => {
-                tracing::warn!("delay line full: echoing without delay");
-                let _ = reply_to.send(message);
+            Err(TrySendError::Full((_, reply))) => {
+                tracing::warn!("delay line full: replying without delay");
+                reply();
             }
             Err(TrySendError::Disconnected(_)) => {}
         }

@@ -1,10 +1,18 @@
 //! `volley serve`: the embedded reference server, the default target of every scenario.
 //!
-//! HTTP/1.1 by hyper (so later endpoints can share the port), WebSocket by tokio-tungstenite after
-//! hyper hands over the upgraded connection. Endpoints:
+//! HTTP/1.1 by hyper, so raw WebSocket and Socket.IO share one port. Raw WebSocket by
+//! tokio-tungstenite after hyper hands over the upgraded connection:
 //! - `/echo`: every text or binary message back to its sender, after `--delay` if set;
 //! - `/broadcast?room=NAME`: every message to every client of the room, the sender included;
 //! - `/ticker?every=10ms`: `{"seq":N,"ts":EPOCH_MS}` pushed to each client, N from 0 per client.
+//!
+//! Socket.IO (Engine.IO v4 and v3, WebSocket and HTTP long-polling) on `/socket.io/`, served by
+//! socketioxide, namespaces `/` and `/admin` alike (details in `socketio.rs`):
+//! - `echo`: the arguments back as `echo` (binary attachments too), after `--delay` if set;
+//! - `ack`: the arguments back through the acknowledgement, after `--delay` if set;
+//! - `join` / `leave` with a room name; `chat`: the arguments to every member of the sender's rooms;
+//! - `tick`: `{"seq":N,"ts":EPOCH_MS}` pushed to room `ticker` every `--tick-every`, N per namespace;
+//! - a CONNECT with auth `{"reject": "why"}` is refused with CONNECT_ERROR "why".
 //!
 //! The server runs on its own thread and runtime, so a run with `target = "builtin"` measures the
 //! clients' CPU apart from the server's, and stops when its [`ServerHandle`] is stopped or dropped.
@@ -12,6 +20,7 @@
 mod delay;
 mod endpoints;
 mod session;
+mod socketio;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -22,8 +31,8 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use socketioxide::service::SocketIoService;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_tungstenite::WebSocketStream;
@@ -39,12 +48,15 @@ use endpoints::{Broadcast, Echo, Rooms, Ticker};
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub listen: SocketAddr,
-    /// A fixed delay before every echo, to calibrate a client against a known latency.
+    /// A fixed delay before every echo (raw `/echo`, Socket.IO `echo` and `ack`), to calibrate a
+    /// client against a known latency.
     pub delay: Option<Duration>,
     /// Runtime worker threads; 1 runs everything on the server's own thread.
     pub threads: usize,
     /// TLS (wss://) when set.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// How often Socket.IO `tick` is pushed to the members of room `ticker`; zero for never.
+    pub tick_every: Duration,
 }
 
 impl Default for ServeConfig {
@@ -54,6 +66,7 @@ impl Default for ServeConfig {
             delay: None,
             threads: 1,
             tls: None,
+            tick_every: Duration::from_millis(100),
         }
     }
 }
@@ -148,12 +161,21 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// Accepts connections until `shutdown` is cancelled.
 pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: CancellationToken) {
+    let delay = config.delay.map(delay::DelayLine::start);
     let shared = Arc::new(Shared {
-        delay: config.delay.map(delay::DelayLine::start),
+        delay: delay.clone(),
         rooms: Rooms::default(),
         stop: shutdown.clone(),
         tasks: TaskTracker::new(),
     });
+    // Socket.IO takes `/socket.io/` and hands every other request to the raw endpoints.
+    let (service, io) = socketio::service(
+        Routes(shared.clone()),
+        delay,
+        config.tick_every,
+        &shared.tasks,
+        &shutdown,
+    );
     let acceptor = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     loop {
         let accepted = tokio::select! {
@@ -171,35 +193,58 @@ pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Cancell
         };
         let _ = stream.set_nodelay(true);
         let acceptor = acceptor.clone();
-        let connection_shared = shared.clone();
+        let service = service.clone();
+        let stop = shutdown.clone();
         shared.tasks.spawn(async move {
-            let shared = connection_shared;
             match acceptor {
                 Some(acceptor) => {
                     if let Ok(tls) = acceptor.accept(stream).await {
-                        serve_http(tls, shared).await;
+                        serve_http(tls, service, stop).await;
                     }
                 }
-                None => serve_http(stream, shared).await,
+                None => serve_http(stream, service, stop).await,
             }
         });
     }
     shared.tasks.close();
-    let _ = tokio::time::timeout(CLOSE_GRACE, shared.tasks.wait()).await;
+    // Socket.IO connections are closed by socketioxide (its tasks are its own); raw WebSocket
+    // sessions and HTTP connections close themselves on `shutdown`.
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        tokio::join!(socketio::close(&io), shared.tasks.wait());
+    })
+    .await;
 }
 
-async fn serve_http<I>(io: I, shared: Arc<Shared>)
+async fn serve_http<I>(io: I, service: SocketIoService<Routes>, stop: CancellationToken)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| {
-        let shared = shared.clone();
-        async move { Ok::<_, Infallible>(route(req, shared)) }
-    });
-    let _ = hyper::server::conn::http1::Builder::new()
+    let connection = hyper::server::conn::http1::Builder::new()
         .serve_connection(TokioIo::new(io), service)
-        .with_upgrades()
-        .await;
+        .with_upgrades();
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = stop.cancelled() => {}
+    }
+    // Answer the request in flight (a long-poll that the closing Socket.IO server completes),
+    // then close instead of waiting for the next one on a kept-alive connection.
+    connection.as_mut().graceful_shutdown();
+    let _ = connection.await;
+}
+
+/// The raw endpoints, as the service behind Socket.IO's.
+#[derive(Clone)]
+struct Routes(Arc<Shared>);
+
+impl hyper::service::Service<Request<Incoming>> for Routes {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        std::future::ready(Ok(route(req, self.0.clone())))
+    }
 }
 
 enum Endpoint {
@@ -244,7 +289,7 @@ fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Full<Bytes>> {
         _ => {
             return plain(
                 StatusCode::NOT_FOUND,
-                "volley serve: endpoints are /echo, /broadcast?room=NAME and /ticker?every=10ms",
+                "volley serve: endpoints are /echo, /broadcast?room=NAME, /ticker?every=10ms and Socket.IO on /socket.io/",
             );
         }
     };
