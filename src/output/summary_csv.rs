@@ -59,6 +59,14 @@ impl Exporter for SummaryCsv {
             ("connect_failures".into(), t.connect_failures),
             ("errors".into(), t.error_total()),
         ];
+        if report.metric_names.iter().any(|m| m == "ack") {
+            counters.push(("ack.sent".into(), t.acks_sent));
+            counters.push(("ack.lost".into(), t.acks_lost));
+        }
+        if report.metric_names.iter().any(|m| m == "reconnect") {
+            counters.push(("reconnects".into(), t.reconnects));
+            counters.push(("reconnects.recovered".into(), t.recovered));
+        }
         for kind in ErrorKind::ALL {
             counters.push((format!("errors.{kind}"), t.errors[kind.index()]));
         }

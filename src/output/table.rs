@@ -57,6 +57,21 @@ pub fn render(report: &Report, dir: &str) -> String {
             e.sent, e.received, e.lost, e.late
         );
     }
+    if report.metric_names.iter().any(|m| m == "ack") {
+        let answered = t.acks_sent.saturating_sub(t.acks_lost);
+        let _ = writeln!(
+            out,
+            "  acks      {} asked, {answered} answered, {} lost",
+            t.acks_sent, t.acks_lost
+        );
+    }
+    if report.metric_names.iter().any(|m| m == "reconnect") {
+        let _ = writeln!(
+            out,
+            "  reconnect {} reconnects, {} recovered by the server",
+            t.reconnects, t.recovered
+        );
+    }
     let errors: Vec<String> = ErrorKind::ALL
         .iter()
         .filter(|k| t.errors[k.index()] > 0)
@@ -71,6 +86,12 @@ pub fn render(report: &Report, dir: &str) -> String {
             errors.join(", ")
         }
     );
+    if t.errors[ErrorKind::PingTimeout.index()] > 0 {
+        let _ = writeln!(
+            out,
+            "  note      ping timeouts: a client short of CPU answers heartbeats late; if the client CPU below is near a full core per worker, volley may be the bottleneck, not the server"
+        );
+    }
     if !t.closes.is_empty() {
         let closes: Vec<String> = t.closes.iter().map(|(c, n)| format!("{c}×{n}")).collect();
         let _ = writeln!(out, "  closes    {}", closes.join(", "));

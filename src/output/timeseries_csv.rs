@@ -40,6 +40,7 @@ impl<W: std::io::Write> TimeseriesWriter<W> {
             "received",
             "errors",
             "closes",
+            "reconnects",
         ]
         .map(String::from)
         .to_vec();
@@ -65,6 +66,7 @@ impl<W: std::io::Write> TimeseriesWriter<W> {
             i.received.to_string(),
             i.error_total().to_string(),
             i.close_total().to_string(),
+            i.reconnects.to_string(),
         ];
         for h in &i.histograms {
             record.push(h.len().to_string());
