@@ -257,3 +257,72 @@ async fn without_recovery_reconnects_start_new_sessions() {
     assert_eq!(counter(dir.path(), "reconnects.recovered"), 0, "{what}");
     assert!(counter(dir.path(), "echo.received") >= 4 * 30, "{what}");
 }
+
+/// Listens on 127.0.0.1, answers every request 404, and hands back the first request head
+/// (connections that send nothing, like volley's reachability check, are skipped).
+fn first_request_head() -> (String, std::thread::JoinHandle<String>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        loop {
+            let (mut stream, _) = listener.accept().unwrap();
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            if head.is_empty() {
+                continue;
+            }
+            let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
+            return String::from_utf8_lossy(&head).into_owned();
+        }
+    });
+    (url, handle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_query_and_path_reach_the_server() {
+    for transport in ["websocket", "polling"] {
+        let (url, head) = first_request_head();
+        let dir = tempfile::tempdir().unwrap();
+        let text = scenario(
+            &url,
+            &format!(
+                "transport = \"{transport}\"\npath = \"/rt/\"\nquery = {{ token = \"a b\" }}"
+            ),
+            r#"emit = [{ event = "echo", data = "x", rate = "1/s" }]"#,
+            "",
+        )
+        .replace("clients = 4", "clients = 1")
+        .replace(
+            "connect_timeout = \"3s\"",
+            "connect_timeout = \"3s\"\nheaders = { Cookie = \"session=s1\", Authorization = \"Bearer t\" }",
+        );
+        run_in_process(dir.path(), &text, Overrides::default()).await;
+        let head = head.join().unwrap();
+        let request_line = head.lines().next().unwrap();
+        assert!(
+            request_line.starts_with(&format!("GET /rt/?EIO=4&transport={transport}&")),
+            "{request_line}"
+        );
+        assert!(request_line.contains("&token=a%20b"), "{request_line}");
+        let lower = head.to_ascii_lowercase();
+        assert!(lower.contains("\r\ncookie: session=s1\r\n"), "{head}");
+        assert!(lower.contains("\r\nauthorization: bearer t\r\n"), "{head}");
+        assert_eq!(
+            counter(dir.path(), "errors.handshake_status")
+                + counter(dir.path(), "errors.upgrade_rejected"),
+            1,
+            "{transport}: {:?}",
+            errors(dir.path())
+        );
+    }
+}

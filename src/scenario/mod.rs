@@ -166,6 +166,7 @@ fn share(total: u64, sizes: &[u64]) -> Option<Vec<u64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::template::StampPlacement;
 
     fn source(text: &str) -> Source {
         Source {
@@ -258,6 +259,98 @@ event = "echo"
         let (line, column, message) = position(compile(&text).unwrap_err());
         assert_eq!((line, column), (4, 8));
         assert!(message.contains("must start with `/`"), "{message}");
+    }
+
+    const SIO: &str = r#"
+name = "sio"
+target = "http://127.0.0.1:3000/admin"
+protocol = "socketio"
+duration = "2s"
+headers = { Cookie = "session=abc" }
+
+[socketio]
+transport = "polling-upgrade"
+query = { token = "a b&c", v = 2 }
+
+[reconnect]
+backoff = "100ms..5s"
+
+[[group]]
+name = "g"
+clients = 10
+auth = { user = "u{{client}}" }
+emit = [
+  { event = "echo", data = "hi", rate = "5/s", ack = true },
+  { event = "list", args = [1, 2], rate = "1/s" },
+]
+
+[[expect]]
+event = "echo"
+"#;
+
+    #[test]
+    fn a_socketio_scenario_compiles() {
+        use crate::protocol::engineio::Version;
+        use crate::scenario::model::Transport;
+        let plan = compile(SIO).unwrap();
+        let sio = plan.socketio().unwrap();
+        assert_eq!(sio.transport, Transport::PollingUpgrade);
+        assert_eq!(sio.version, Version::V4);
+        assert_eq!(sio.query, "&token=a%20b%26c&v=2");
+        // The URL's path is the namespace, as the official client reads it.
+        assert_eq!(plan.groups[0].namespace, "/admin");
+        assert_eq!(plan.headers[0].0.as_str(), "cookie");
+        let emits = &plan.groups[0].emits;
+        assert!(emits[0].ack);
+        assert_eq!(emits[0].placement, Placement::In(StampPlacement::Prefix));
+        assert_eq!(emits[1].message.args.len(), 2);
+        assert_eq!(plan.metric_names(), ["connect", "echo", "ack", "reconnect"]);
+        let reconnect = plan.reconnect.unwrap();
+        assert_eq!(reconnect.initial, Duration::from_millis(100));
+        assert_eq!(reconnect.max, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn socketio_mistakes_point_at_the_value() {
+        let cases = [
+            (
+                SIO.replace("protocol = \"socketio\"", "protocol = \"ws\"")
+                    .replace("http://", "ws://"),
+                "needs protocol",
+            ),
+            (SIO.replace("[socketio]", "[socketio]\neio = 5"), "eio = 5"),
+            (
+                SIO.replace("[socketio]", "[socketio]\neio = 3"),
+                "no CONNECT auth",
+            ),
+            (SIO.replace("100ms..5s", "5s..1s"), "FIRST..LONGEST"),
+            (SIO.replace("Cookie", "Upgrade"), "set by volley"),
+            (
+                SIO.replace("data = \"hi\"", "data = \"hi\", args = [1]"),
+                "not both",
+            ),
+            (
+                SIO.replace("rate = \"1/s\"", "rate = \"1/s\", stamp = \"field\""),
+                "table",
+            ),
+            (
+                SIO.replace("clients = 10", "clients = 10\nnamespace = \"admin\""),
+                "must start with `/`",
+            ),
+            (
+                GOOD.replace("rate = \"5/s\"", "rate = \"5/s\", ack = true"),
+                "acknowledgements",
+            ),
+            (
+                GOOD.replace("data = { n", "args = [1], data = { n"),
+                "`args` is for Socket.IO",
+            ),
+        ];
+        for (text, expected) in cases {
+            let (line, _, message) = position(compile(&text).unwrap_err());
+            assert!(line > 1, "{expected}: {message}");
+            assert!(message.contains(expected), "{expected}: {message}");
+        }
     }
 
     #[test]

@@ -201,8 +201,15 @@ impl Plan {
         };
         let headers = headers_plan(&scenario, source)?;
         let reconnect = reconnect_plan(&scenario, source)?;
-        let default_namespace = match &scenario.socketio {
-            Some(sio) => sio.get_ref().namespace.get_ref().clone(),
+        // A namespace written in [socketio], else the target URL's path (as the official client
+        // reads it), else "/".
+        let written_namespace = scenario
+            .socketio
+            .as_ref()
+            .map(|sio| &sio.get_ref().namespace)
+            .filter(|ns| !ns.span().is_empty());
+        let default_namespace = match written_namespace {
+            Some(ns) => ns.get_ref().clone(),
             None => url_path
                 .clone()
                 .filter(|_| is_sio)

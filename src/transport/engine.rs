@@ -46,6 +46,8 @@ pub enum Frame<'a> {
     Binary(&'a [u8]),
 }
 
+// The WebSocket stays inline: the whole engine is boxed inside its client's socket already.
+#[allow(clippy::large_enum_variant)]
 enum Io {
     Ws(ClientSocket),
     Polling(Box<Polling>),

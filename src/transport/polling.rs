@@ -242,7 +242,7 @@ impl Polling {
             end = next;
             self.out_ends.pop_front();
         }
-        let body = Bytes::copy_from_slice(self.out[..end].as_bytes());
+        let body = Bytes::copy_from_slice(&self.out.as_bytes()[..end]);
         self.out.drain(..end);
         if self.out.starts_with('\x1e') {
             self.out.remove(0);
