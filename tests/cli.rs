@@ -22,7 +22,12 @@ fn help_lists_the_exit_codes() {
 
 #[test]
 fn validate_accepts_the_shipped_scenarios() {
-    for file in ["scenarios/quickstart.toml", "scenarios/ws-echo.toml"] {
+    for file in [
+        "scenarios/quickstart.toml",
+        "scenarios/ws-echo.toml",
+        "scenarios/socketio-echo.toml",
+        "scenarios/socketio-ack.toml",
+    ] {
         volley()
             .args(["validate", file])
             .assert()
