@@ -16,7 +16,7 @@ pub enum ErrorKind {
     Handshake,
     /// The connection was reset (TCP RST) mid-run.
     Reset,
-    /// The server sent a close frame before the client was done.
+    /// The server sent a close frame (or an Engine.IO close packet) before the client was done.
     ClosedByServer,
     /// The connection ended without a close frame (EOF).
     ConnectionLost,
@@ -37,7 +37,7 @@ pub enum ErrorKind {
     Transport,
     /// Socket.IO: a packet that is not valid Engine.IO or Socket.IO.
     Parse,
-    /// Socket.IO: the server disconnected the client (DISCONNECT or an Engine.IO close).
+    /// Socket.IO: the server disconnected the client's namespace (DISCONNECT); not reconnected.
     ServerDisconnect,
 }
 

@@ -295,10 +295,11 @@ impl EngineSocket {
                 let next = Instant::now() + self.ping_interval;
                 self.heartbeat.as_mut().reset(next.into());
             }
+            // Like a WebSocket close frame: the official client reconnects after it.
             engineio::PacketType::Close => {
                 return Err(Fault::new(
-                    ErrorKind::ServerDisconnect,
-                    "the server closed the Engine.IO session",
+                    ErrorKind::ClosedByServer,
+                    "Engine.IO close packet: the server closed the session",
                 ));
             }
             _ => {}

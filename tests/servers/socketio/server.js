@@ -124,14 +124,13 @@ function killTransport(conn) {
     transport.socket.terminate(); // ws: destroys the TCP socket at once
     return;
   }
-  // Polling: the connections of the pending GET (or else POST) request are the transport.
+  // Polling: destroy the connection of a pending request, and close the session at once. Without
+  // the explicit close, destroying a keep-alive connection whose request had just completed
+  // leaves the session alive on the server (no "close" listener any more), so that it could not
+  // be recovered; the client's next request then gets 400 "Session ID unknown".
   const pending = transport.req || transport.dataReq;
-  if (pending) {
-    pending.socket.destroy();
-    return;
-  }
-  // Between two polls: try again as soon as the client polls.
-  setTimeout(() => killTransport(conn), 5);
+  if (pending) pending.socket.destroy();
+  conn.onError("cut by the test server");
 }
 
 // Stops Engine.IO's heartbeat for this connection: no more PINGs to the client and no "ping
