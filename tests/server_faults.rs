@@ -29,6 +29,8 @@ enum Fault {
     StopReading,
     /// Upgrades, then reads one message every 2 ms and never answers.
     SlowReader,
+    /// Upgrades, echoes five messages, then closes with 1001 (going away).
+    EchoFiveThenGoAway,
 }
 
 /// A test server with one fault; runs until the test ends.
@@ -78,6 +80,24 @@ async fn faulty_server(fault: Fault) -> String {
                         while let Some(Ok(_)) = ws.next().await {
                             tokio::time::sleep(Duration::from_millis(2)).await;
                         }
+                    }
+                    Fault::EchoFiveThenGoAway => {
+                        // volley's reachability check opens and closes a bare TCP connection.
+                        let Ok(mut ws) = tokio_tungstenite::accept_async(tcp).await else {
+                            return;
+                        };
+                        for _ in 0..5 {
+                            let Some(Ok(message)) = ws.next().await else {
+                                return;
+                            };
+                            let _ = ws.send(message).await;
+                        }
+                        let frame = CloseFrame {
+                            code: CloseCode::Away,
+                            reason: "restarting".into(),
+                        };
+                        let _ = ws.send(Message::Close(Some(frame))).await;
+                        while let Some(Ok(_)) = ws.next().await {}
                     }
                     Fault::StopReading => {
                         let ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
@@ -196,4 +216,38 @@ async fn run_big_events(
     );
     let outcome = run_in_process(dir.path(), &text, Overrides::default()).await;
     (outcome, dir)
+}
+
+#[tokio::test]
+async fn raw_websocket_clients_reconnect_with_backoff() {
+    let target = faulty_server(Fault::EchoFiveThenGoAway).await;
+    let dir = tempfile::tempdir().unwrap();
+    // 20 echoes/s for 2 s: every connection is closed after five echoes (~250 ms), so each client
+    // goes through several reconnects, each after a 50-100 ms backoff.
+    let text = echo_scenario(&target, 2, "20/s", "2s").replace(
+        "[[expect]]",
+        "[reconnect]\nbackoff = \"50ms..100ms\"\njitter = 0.0\n\n[[expect]]",
+    );
+    let outcome = run_in_process(dir.path(), &text, Overrides::default()).await;
+    let t = &outcome.report.totals;
+    assert!(t.reconnects >= 2 * 4, "reconnects {}", t.reconnects);
+    assert_eq!(t.connects, 2 + t.reconnects);
+    assert_eq!(t.recovered, 0, "raw WebSocket has no recovery");
+    assert_eq!(t.errors[ErrorKind::ClosedByServer.index()], t.closes[&1001]);
+    assert!(t.closes[&1001] >= t.reconnects);
+    let names = &outcome.report.metric_names;
+    let reconnect = names.iter().position(|m| m == "reconnect").unwrap();
+    assert_eq!(t.histograms[reconnect].len(), t.reconnects);
+    // Each reconnect waited its backoff: 50 ms, then 100 ms (the factor 2 is capped at 100 ms).
+    assert!(
+        t.histograms[reconnect].min() >= 49_000,
+        "{}",
+        t.histograms[reconnect].min()
+    );
+    // Every connection the server closed had five echoes back first.
+    assert!(
+        t.expects[0].received >= 5 * t.closes[&1001],
+        "{:?}",
+        t.expects[0]
+    );
 }
