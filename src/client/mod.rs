@@ -8,6 +8,7 @@ mod session;
 use std::cell::RefCell;
 use std::future::poll_fn;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
@@ -15,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::{ErrorKind, ErrorRow, WorkerMetrics};
 use crate::scenario::{Plan, Protocol, ReconnectPlan, StepPlan};
 use crate::transport::Fault;
-use crate::transport::socketio::{Recovery, SioSocket};
+use crate::transport::socketio::{Incoming, Recovery, SioSocket};
 use crate::transport::ws::{ConnectError, Connector};
 use link::{Link, Scratch, describe_close};
 use session::{End, Session};
@@ -176,7 +177,7 @@ async fn setup(
     metrics: &RefCell<WorkerMetrics>,
     mut link: Link,
 ) -> Option<Link> {
-    match on_connect(ctx, who, &mut link).await {
+    match on_connect(ctx, who, metrics, &mut link).await {
         Ok(()) => Some(link),
         Err(fault) => {
             finish(
@@ -255,11 +256,14 @@ async fn reconnect(
             }
         }
         // A recovered session keeps its rooms on the server: the setup steps are not repeated.
-        return if recovered {
-            Some(link)
-        } else {
-            setup(ctx, who, metrics, link).await
-        };
+        if recovered {
+            return Some(link);
+        }
+        match setup(ctx, who, metrics, link).await {
+            Some(link) => return Some(link),
+            // Lost again during its setup (accounted for): try again.
+            None => continue,
+        }
     }
 }
 
@@ -298,7 +302,12 @@ async fn finish(
 }
 
 /// Sends the group's on_connect messages in order; `wait` steps pause (ending early on stop).
-async fn on_connect(ctx: &ClientContext, who: ClientId, link: &mut Link) -> Result<(), Fault> {
+async fn on_connect(
+    ctx: &ClientContext,
+    who: ClientId,
+    metrics: &RefCell<WorkerMetrics>,
+    link: &mut Link,
+) -> Result<(), Fault> {
     let group = &ctx.plan.groups[who.group as usize];
     let mut scratch = Scratch::default();
     for (seq, step) in group.on_connect.iter().enumerate() {
@@ -335,9 +344,35 @@ async fn on_connect(ctx: &ClientContext, who: ClientId, link: &mut Link) -> Resu
                 tokio::select! {
                     _ = tokio::time::sleep(*pause) => {}
                     _ = ctx.stop.cancelled() => return Ok(()),
+                    lost = poll_fn(|cx| service(link, metrics, cx)) => return Err(lost),
                 }
             }
         }
     }
     Ok(())
+}
+
+/// Keeps a connection alive while the client waits: reads (and counts) what arrives, answers
+/// heartbeats. Ready only when the connection fails.
+fn service(link: &mut Link, metrics: &RefCell<WorkerMetrics>, cx: &mut Context<'_>) -> Poll<Fault> {
+    loop {
+        match link.poll_next(cx) {
+            Poll::Ready(Ok(Incoming::Payload(_) | Incoming::Ack(_))) => {
+                metrics.borrow_mut().interval.received += 1;
+            }
+            Poll::Ready(Ok(Incoming::Closed(frame))) => {
+                let (_, text) = describe_close(frame.as_ref());
+                return Poll::Ready(Fault::new(ErrorKind::ClosedByServer, text));
+            }
+            Poll::Ready(Ok(_)) => {}
+            Poll::Ready(Err(fault)) => return Poll::Ready(fault),
+            Poll::Pending => break,
+        }
+    }
+    if link.wants_flush() {
+        if let Poll::Ready(Err(fault)) = link.poll_flush(cx) {
+            return Poll::Ready(fault);
+        }
+    }
+    Poll::Pending
 }

@@ -331,6 +331,13 @@ impl<'a> Session<'a> {
                     if self.drain_finished(Instant::now()) {
                         return Poll::Ready(End::Drained);
                     }
+                    // A reader that is always behind still answers its pings.
+                    if self.link().wants_flush() {
+                        self.need_flush = true;
+                        if let Err(e) = self.flush(cx, now) {
+                            return Poll::Ready(failed(e));
+                        }
+                    }
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
                 }

@@ -79,18 +79,36 @@ pub enum DecodeError {
 }
 
 /// Decodes the text of one packet (a WebSocket text frame, or one record of a polling payload).
-pub fn decode_text(text: &str) -> Result<Packet<'_>, DecodeError> {
+pub fn decode_text(version: Version, text: &str) -> Result<Packet<'_>, DecodeError> {
     let first = *text.as_bytes().first().ok_or(DecodeError::Empty)?;
     if first == b'b' {
-        // A binary packet inside a text payload; v3 writes the type digit before the base64.
-        let data = text[1..].strip_prefix('4').unwrap_or(&text[1..]);
-        return BASE64
-            .decode(data)
-            .map(Packet::Binary)
-            .map_err(|_| DecodeError::Base64);
+        return decode_binary(version, text.as_bytes()).map(Packet::Binary);
     }
     let kind = PacketType::from_byte(first).ok_or(DecodeError::UnknownType(first as char))?;
     Ok(Packet::Text(kind, &text[1..]))
+}
+
+/// Decodes a binary packet of a polling payload: `b` + base64 (v4), `b4` + base64 (v3).
+pub fn decode_binary(version: Version, packet: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    let skip = match version {
+        Version::V3 => 2,
+        Version::V4 => 1,
+    };
+    let data = packet.get(skip..).ok_or(DecodeError::Base64)?;
+    BASE64.decode(data).map_err(|_| DecodeError::Base64)
+}
+
+/// Percent-encodes a query value (everything but RFC 3986's unreserved characters).
+pub fn encode_query_value(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// The `0` packet that opens a session.
@@ -188,23 +206,29 @@ mod tests {
     #[test]
     fn text_packets_decode_by_their_type_digit() {
         assert_eq!(
-            decode_text("2").unwrap(),
+            decode_text(Version::V4, "2").unwrap(),
             Packet::Text(PacketType::Ping, "")
         );
         assert_eq!(
-            decode_text("2probe").unwrap(),
+            decode_text(Version::V4, "2probe").unwrap(),
             Packet::Text(PacketType::Ping, "probe")
         );
         assert_eq!(
-            decode_text("4hello").unwrap(),
+            decode_text(Version::V4, "4hello").unwrap(),
             Packet::Text(PacketType::Message, "hello")
         );
         assert_eq!(
-            decode_text("6").unwrap(),
+            decode_text(Version::V4, "6").unwrap(),
             Packet::Text(PacketType::Noop, "")
         );
-        assert_eq!(decode_text("").unwrap_err(), DecodeError::Empty);
-        assert_eq!(decode_text("9").unwrap_err(), DecodeError::UnknownType('9'));
+        assert_eq!(
+            decode_text(Version::V4, "").unwrap_err(),
+            DecodeError::Empty
+        );
+        assert_eq!(
+            decode_text(Version::V4, "9").unwrap_err(),
+            DecodeError::UnknownType('9')
+        );
     }
 
     #[test]
@@ -232,10 +256,15 @@ mod tests {
         let parts = split_payload(Version::V4, body).unwrap();
         assert_eq!(parts, ["4hello", "4€", "bAQIDBA=="]);
         assert_eq!(
-            decode_text(parts[2]).unwrap(),
+            decode_text(Version::V4, parts[2]).unwrap(),
             Packet::Binary(vec![1, 2, 3, 4])
         );
 
+        // v4 base64 may itself start with `4` (bytes 0xE0..0xE3).
+        assert_eq!(
+            decode_text(Version::V4, "b4AEC").unwrap(),
+            Packet::Binary(vec![0xE0, 0x01, 0x02])
+        );
         let mut out = String::new();
         push_payload_text(Version::V4, &mut out, "4hello");
         push_payload_text(Version::V4, &mut out, "4€");
@@ -250,7 +279,7 @@ mod tests {
         let parts = split_payload(Version::V3, body).unwrap();
         assert_eq!(parts, ["4hello", "4€", "b4AQIDBA=="]);
         assert_eq!(
-            decode_text(parts[2]).unwrap(),
+            decode_text(Version::V3, parts[2]).unwrap(),
             Packet::Binary(vec![1, 2, 3, 4])
         );
         // An emoji is two UTF-16 units.
@@ -262,6 +291,11 @@ mod tests {
         push_payload_binary(Version::V3, &mut out, &[1, 2, 3, 4]);
         assert_eq!(out, body);
 
+        // A lone `b` is an error, not a panic.
+        assert_eq!(
+            decode_binary(Version::V3, b"b").unwrap_err(),
+            DecodeError::Base64
+        );
         assert!(split_payload(Version::V3, "9:4hi").is_err());
         assert!(split_payload(Version::V3, "x:4hi").is_err());
         assert!(split_payload(Version::V3, "4hi").is_err());

@@ -297,6 +297,7 @@ event = "echo"
         assert_eq!(sio.transport, Transport::PollingUpgrade);
         assert_eq!(sio.version, Version::V4);
         assert_eq!(sio.query, "&token=a%20b%26c&v=2");
+        assert_eq!(sio.path, "/socket.io/");
         // The URL's path is the namespace, as the official client reads it.
         assert_eq!(plan.groups[0].namespace, "/admin");
         assert_eq!(plan.headers[0].0.as_str(), "cookie");
@@ -308,6 +309,21 @@ event = "echo"
         let reconnect = plan.reconnect.unwrap();
         assert_eq!(reconnect.initial, Duration::from_millis(100));
         assert_eq!(reconnect.max, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_socketio_url_splits_into_namespace_and_query() {
+        let text = SIO
+            .replace("/admin\"", "/admin?token=abc\"")
+            .replace("[socketio]", "[socketio]\npath = \"/rt\"");
+        let plan = compile(&text).unwrap();
+        assert_eq!(plan.groups[0].namespace, "/admin");
+        let sio = plan.socketio().unwrap();
+        assert_eq!(sio.query, "&token=abc&token=a%20b%26c&v=2");
+        assert_eq!(sio.path, "/rt/");
+        let root = compile(&SIO.replace("3000/admin\"", "3000/?x=1\"")).unwrap();
+        assert_eq!(root.groups[0].namespace, "/");
+        assert_eq!(root.socketio().unwrap().query, "&x=1&token=a%20b%26c&v=2");
     }
 
     #[test]

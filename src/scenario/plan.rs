@@ -10,7 +10,7 @@ use toml::Spanned;
 use super::model::{Scenario, StampMode, Transport};
 use super::template::{Shape, StampPlacement, Template};
 use super::{ScenarioError, Source};
-use crate::protocol::engineio::Version;
+use crate::protocol::engineio::{Version, encode_query_value};
 use crate::protocol::socketio;
 use crate::units::{Ramp, Rate, parse_duration};
 
@@ -186,10 +186,27 @@ impl Plan {
                 ));
             }
         };
-        let (target, url_path) = parse_target(scenario.target.get_ref(), is_sio)
+        let (target, mut url_path) = parse_target(scenario.target.get_ref(), is_sio)
             .map_err(|m| spanned_err(&scenario.target, m))?;
+        // Socket.IO reads a target URL as the official client does: its path is the namespace,
+        // its query goes on every Engine.IO request.
+        let mut url_query = String::new();
+        if is_sio {
+            if let Some(text) = url_path.take() {
+                let (path, query) = text.split_once('?').unwrap_or((&text, ""));
+                if !query.is_empty() {
+                    url_query = format!("&{query}");
+                }
+                if path != "/" && !path.is_empty() {
+                    check_namespace(path).map_err(|m| spanned_err(&scenario.target, m))?;
+                    url_path = Some(path.to_string());
+                }
+            }
+        }
         let protocol = if is_sio {
-            Protocol::SocketIo(socketio_plan(&scenario, source)?)
+            let mut plan = socketio_plan(&scenario, source)?;
+            plan.query.insert_str(0, &url_query);
+            Protocol::SocketIo(plan)
         } else {
             if let Some(sio) = &scenario.socketio {
                 return Err(at(
@@ -628,7 +645,11 @@ fn socketio_plan(scenario: &Scenario, source: &Source) -> Result<SocketIoPlan, S
             ));
         }
     }
-    let path = sio.path.get_ref();
+    let mut path = sio.path.get_ref().clone();
+    if !path.ends_with('/') {
+        // As the official client does: engine.io servers match the path with its slash.
+        path.push('/');
+    }
     if !path.starts_with('/')
         || path.contains('?')
         || path.parse::<http::uri::PathAndQuery>().is_err()
@@ -654,15 +675,15 @@ fn socketio_plan(scenario: &Scenario, source: &Source) -> Result<SocketIoPlan, S
                 }
             };
             query.push('&');
-            percent_encode(&mut query, key);
+            query.push_str(&encode_query_value(key));
             query.push('=');
-            percent_encode(&mut query, &value);
+            query.push_str(&encode_query_value(&value));
         }
     }
     Ok(SocketIoPlan {
         transport: sio.transport,
         version,
-        path: path.clone(),
+        path,
         query,
         recovery: sio.recovery,
     })
@@ -750,17 +771,6 @@ fn check_namespace(ns: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-fn percent_encode(out: &mut String, text: &str) {
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
 }
 
 /// Names end up in file names and CSV columns: keep them to letters, digits, `_`, `-` and `.`.

@@ -13,7 +13,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream};
 use tokio::time::Sleep;
@@ -37,6 +36,29 @@ pub enum EngineEvent {
     Binary(Bytes),
     /// The WebSocket was closed by the server with this frame.
     Closed(Option<CloseFrame>),
+}
+
+/// What one read of the transport gave.
+enum Incoming {
+    /// A packet's text (to decode).
+    Packet(Bytes),
+    /// Something for the client as it is.
+    Event(EngineEvent),
+    /// A WebSocket ping or pong (tungstenite answers pings).
+    Skip,
+}
+
+impl Incoming {
+    fn from_ws(
+        message: Result<Message, tokio_tungstenite::tungstenite::Error>,
+    ) -> Result<Incoming, Fault> {
+        Ok(match message.map_err(|e| Fault::from(&e))? {
+            Message::Text(text) => Incoming::Packet(Bytes::from(text)),
+            Message::Binary(data) => Incoming::Event(EngineEvent::Binary(data)),
+            Message::Close(frame) => Incoming::Event(EngineEvent::Closed(frame)),
+            _ => Incoming::Skip,
+        })
+    }
 }
 
 /// A frame to send: the text of a packet, or a binary message.
@@ -189,49 +211,42 @@ impl EngineSocket {
 
     fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<Result<EngineEvent, Fault>> {
         loop {
-            if self.heartbeat.as_mut().poll(cx).is_ready() {
+            // v3: time to ping (or the pong is overdue). v4: the deadline passed, but a ping may
+            // be waiting unread: the connection is dead only when nothing is left to read.
+            let beat = self.heartbeat.as_mut().poll(cx).is_ready();
+            if beat && self.version == Version::V3 {
                 self.on_heartbeat()?;
                 continue;
             }
-            let text = match &mut self.io {
-                Io::Ws(ws) => match std::task::ready!(Pin::new(ws).poll_next(cx)) {
-                    Some(Ok(Message::Text(text))) => Bytes::from(text),
-                    Some(Ok(Message::Binary(data))) => {
-                        let data = match self.version {
-                            Version::V3 => data.slice(1.min(data.len())..),
-                            Version::V4 => data,
-                        };
-                        return Poll::Ready(Ok(EngineEvent::Binary(data)));
-                    }
-                    Some(Ok(Message::Close(frame))) => {
-                        return Poll::Ready(Ok(EngineEvent::Closed(frame)));
-                    }
-                    Some(Ok(_)) => continue,
-                    Some(Err(e)) => return Poll::Ready(Err(Fault::from(&e))),
-                    None => {
-                        return Poll::Ready(Err(Fault::new(
-                            ErrorKind::ConnectionLost,
-                            "connection ended without a close frame",
-                        )));
-                    }
-                },
-                Io::Polling(p) => {
-                    let packet = std::task::ready!(p.poll_next(cx))?;
-                    if packet.first() == Some(&b'b') {
-                        let data = if self.version == Version::V3 {
-                            &packet[2..]
-                        } else {
-                            &packet[1..]
-                        };
-                        let data = base64::engine::general_purpose::STANDARD
-                            .decode(data)
-                            .map_err(|_| {
-                                Fault::new(ErrorKind::Parse, "invalid base64 in a binary packet")
-                            })?;
-                        return Poll::Ready(Ok(EngineEvent::Binary(data.into())));
-                    }
-                    packet
+            let read = match &mut self.io {
+                Io::Ws(ws) => Pin::new(ws).poll_next(cx).map(|m| m.map(Incoming::from_ws)),
+                Io::Polling(p) => p.poll_next(cx).map(|p| Some(p.map(Incoming::Packet))),
+            };
+            let incoming = match read {
+                Poll::Pending if beat => return Poll::Ready(Err(self.silent_server())),
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    return Poll::Ready(Err(Fault::new(
+                        ErrorKind::ConnectionLost,
+                        "connection ended without a close frame",
+                    )));
                 }
+                Poll::Ready(Some(Err(fault))) => return Poll::Ready(Err(fault)),
+                Poll::Ready(Some(Ok(incoming))) => incoming,
+            };
+            let text = match incoming {
+                Incoming::Skip => continue,
+                Incoming::Event(EngineEvent::Binary(data)) if self.version == Version::V3 => {
+                    // v3 binary frames start with the packet type.
+                    let data = data.slice(1.min(data.len())..);
+                    return Poll::Ready(Ok(EngineEvent::Binary(data)));
+                }
+                Incoming::Event(event) => return Poll::Ready(Ok(event)),
+                Incoming::Packet(packet) if packet.first() == Some(&b'b') => {
+                    let data = self.decode_binary(&packet)?;
+                    return Poll::Ready(Ok(EngineEvent::Binary(data)));
+                }
+                Incoming::Packet(text) => text,
             };
             if let Some(event) = self.on_text(text)? {
                 return Poll::Ready(Ok(event));
@@ -239,13 +254,24 @@ impl EngineSocket {
         }
     }
 
-    fn on_heartbeat(&mut self) -> Result<(), Fault> {
+    fn decode_binary(&self, packet: &[u8]) -> Result<Bytes, Fault> {
+        engineio::decode_binary(self.version, packet)
+            .map(Bytes::from)
+            .map_err(|e| Fault::new(ErrorKind::Parse, e.to_string()))
+    }
+
+    /// v4: no ping within pingInterval + pingTimeout.
+    fn silent_server(&self) -> Fault {
         let silent = self.ping_interval + self.ping_timeout;
+        Fault::new(
+            ErrorKind::PingTimeout,
+            format!("no ping from the server for {silent:?} (pingInterval + pingTimeout)"),
+        )
+    }
+
+    fn on_heartbeat(&mut self) -> Result<(), Fault> {
         match self.version {
-            Version::V4 => Err(Fault::new(
-                ErrorKind::PingTimeout,
-                format!("no ping from the server for {silent:?} (pingInterval + pingTimeout)"),
-            )),
+            Version::V4 => Err(self.silent_server()),
             Version::V3 if self.awaiting_pong => Err(Fault::new(
                 ErrorKind::PingTimeout,
                 format!("no pong within pingTimeout ({:?})", self.ping_timeout),
@@ -323,7 +349,7 @@ impl EngineSocket {
             "{}?EIO={}&transport=websocket&sid={}{}",
             plan.path,
             self.version.query_value(),
-            self.sid,
+            engineio::encode_query_value(&self.sid),
             plan.query
         );
         let failed = |what: &str, detail: String| {
@@ -393,12 +419,15 @@ impl EngineSocket {
         if let Io::Polling(p) = old {
             let (unsent, unread) = p.into_leftovers();
             for packet in unread {
-                if let Some(event) = self.on_text(packet)? {
+                if packet.first() == Some(&b'b') {
+                    let data = self.decode_binary(&packet)?;
+                    self.ready.push_back(EngineEvent::Binary(data));
+                } else if let Some(event) = self.on_text(packet)? {
                     self.ready.push_back(event);
                 }
             }
             for packet in unsent {
-                match engineio::decode_text(&packet) {
+                match engineio::decode_text(self.version, &packet) {
                     Ok(engineio::Packet::Binary(data)) => self.start_send(Frame::Binary(&data))?,
                     _ => self.start_send(Frame::Text(&packet))?,
                 }
@@ -411,19 +440,21 @@ impl EngineSocket {
     /// During the upgrade: receive on polling into `ready`, and flush pongs. Ready(Ok) when
     /// something happened.
     fn poll_aside(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Fault>> {
+        let received = match self.poll_event(cx) {
+            Poll::Ready(Ok(event)) => {
+                self.ready.push_back(event);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        };
+        // After reading: a pong queued for the last response goes out now.
         if self.wants_flush {
             if let Poll::Ready(Err(e)) = self.poll_flush(cx) {
                 return Poll::Ready(Err(e));
             }
         }
-        match self.poll_event(cx) {
-            Poll::Ready(Ok(event)) => {
-                self.ready.push_back(event);
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
-            Poll::Pending => Poll::Pending,
-        }
+        received
     }
 
     /// Ends the session politely: a WebSocket close handshake, or a close packet over polling.
@@ -434,7 +465,7 @@ impl EngineSocket {
             Io::Ws(ws) => super::ws::close(ws, timeout).await,
             Io::Polling(mut p) => {
                 p.queue_text("1");
-                match tokio::time::timeout(timeout, poll_fn(|cx| p.poll_flush(cx))).await {
+                match tokio::time::timeout(timeout, poll_fn(|cx| p.poll_drain(cx))).await {
                     Ok(Ok(())) => 1000,
                     _ => 1006,
                 }

@@ -64,7 +64,7 @@ fn request(
     authority: &str,
     headers: &[(http::HeaderName, http::HeaderValue)],
     body: Bytes,
-) -> Request<Full<Bytes>> {
+) -> Result<Request<Full<Bytes>>, Fault> {
     let mut builder = Request::builder()
         .method(method)
         .uri(uri)
@@ -76,10 +76,14 @@ fn request(
     for (name, value) in headers {
         builder = builder.header(name, value);
     }
-    // Every part was validated: the path by the scenario, the headers by the plan.
-    builder
-        .body(Full::new(body))
-        .expect("validated request parts")
+    // The path and headers were validated by the plan and the sid is percent-encoded, but the
+    // request is checked anyway: nothing a server sends may panic the client.
+    builder.body(Full::new(body)).map_err(|e| {
+        Fault::new(
+            ErrorKind::Transport,
+            format!("cannot build the request: {e}"),
+        )
+    })
 }
 
 /// Sends one request and reads the whole response body; a status other than 2xx is a fault.
@@ -149,7 +153,8 @@ impl Polling {
             connector.authority(),
             &headers,
             Bytes::new(),
-        );
+        )
+        .map_err(|f| ConnectError::new(f.kind, f.detail))?;
         let (conn, body) = exchange(conn, req, ErrorKind::HandshakeStatus).await;
         let body = body.map_err(|f| ConnectError::new(f.kind, f.detail))?;
         let mut packets = split_body(version, body)
@@ -171,7 +176,10 @@ impl Polling {
         let post_conn = open_conn(connector).await?;
         let polling = Polling {
             version,
-            uri: format!("{handshake}&sid={}", open.sid),
+            uri: format!(
+                "{handshake}&sid={}",
+                engineio::encode_query_value(&open.sid)
+            ),
             authority: connector.authority().to_string(),
             headers,
             get_conn: Some(conn),
@@ -211,11 +219,19 @@ impl Polling {
         }
     }
 
-    /// Drives the POST: Ready once everything queued has been accepted by the server.
+    /// Sends what is queued: starts a POST when none is in flight. Ready unless a full payload is
+    /// waiting behind a POST in flight (backpressure): what is queued goes with the next POST, and
+    /// a slow POST is not a stalled writer as long as the queue has room.
     pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Fault>> {
         loop {
             if let Some(post) = self.post.as_mut() {
-                let (conn, result) = std::task::ready!(post.as_mut().poll(cx));
+                let Poll::Ready((conn, result)) = post.as_mut().poll(cx) else {
+                    return if self.out.len() < self.max_payload {
+                        Poll::Ready(Ok(()))
+                    } else {
+                        Poll::Pending
+                    };
+                };
                 self.post = None;
                 self.post_conn = Some(conn);
                 if let Err(fault) = result {
@@ -225,13 +241,32 @@ impl Polling {
             if self.out.is_empty() {
                 return Poll::Ready(Ok(()));
             }
-            self.start_post();
+            if let Err(fault) = self.start_post() {
+                return Poll::Ready(Err(fault));
+            }
         }
     }
 
-    fn start_post(&mut self) {
+    /// Ready once everything queued has been posted and answered (for a close).
+    pub fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Fault>> {
+        loop {
+            std::task::ready!(self.poll_flush(cx))?;
+            match &mut self.post {
+                Some(post) => {
+                    let (conn, result) = std::task::ready!(post.as_mut().poll(cx));
+                    self.post = None;
+                    self.post_conn = Some(conn);
+                    result?;
+                }
+                None if self.out.is_empty() => return Poll::Ready(Ok(())),
+                None => {}
+            }
+        }
+    }
+
+    fn start_post(&mut self) -> Result<(), Fault> {
         let Some(conn) = self.post_conn.take() else {
-            return;
+            return Ok(());
         };
         // The longest run of whole packets within maxPayload (at least one packet).
         let mut end = self.out_ends.pop_front().unwrap_or(self.out.len());
@@ -257,14 +292,15 @@ impl Polling {
             &self.authority,
             &self.headers,
             body,
-        );
+        )?;
         self.post = Some(Box::pin(exchange(conn, req, ErrorKind::Transport)));
+        Ok(())
     }
 
     /// The next packet text the server sent; keeps a GET in flight unless paused.
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<Bytes, Fault>> {
         // A finished POST frees its connection (and reports its failure) even when nobody flushes.
-        if self.post.is_some() {
+        if self.post.is_some() || !self.out.is_empty() {
             if let Poll::Ready(Err(fault)) = self.poll_flush(cx) {
                 return Poll::Ready(Err(fault));
             }
@@ -286,7 +322,7 @@ impl Polling {
                     &self.authority,
                     &self.headers,
                     Bytes::new(),
-                );
+                )?;
                 self.get = Some(Box::pin(exchange(conn, req, ErrorKind::Transport)));
             }
             let get = self.get.as_mut().expect("a GET is in flight");
