@@ -1,9 +1,16 @@
 //! End-to-end figures against `volley serve` running in another process on 127.0.0.1:
 //! - echo: 1,000 clients echoing through volley's runner; events/s and client CPU µs per echo, at a
 //!   fixed rate and saturated, next to a minimal hand-written tokio-tungstenite echo loop;
-//! - rss: the client's resident memory per idle connection, from runs holding 1,000 and 15,000.
+//! - rss: the client's resident memory per idle connection, from runs holding 1,000 and 15,000;
+//! - sio-echo: 5,000 Socket.IO clients over the websocket transport echoing at fixed rates, next to
+//!   5,000 raw WebSocket clients at the same rates;
+//! - sio-rss: memory per idle Socket.IO connection (websocket transport), from runs holding 1,000
+//!   and 5,000, next to raw WebSocket at the same counts;
+//! - sio-polling: 1,000 Socket.IO clients over HTTP long-polling echoing at fixed rates (next to the
+//!   websocket transport at the same load), and memory per idle polling connection (250 and 1,000).
 //!
-//! `cargo bench --bench loopback` (all), or `cargo bench --bench loopback -- echo` / `-- rss`.
+//! `cargo bench --bench loopback` (all), or `cargo bench --bench loopback -- echo` / `-- rss` /
+//! `-- sio-echo` / `-- sio-rss` / `-- sio-polling`.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -16,6 +23,10 @@ use volley::runner::{self, RunOptions};
 use volley::scenario::{self, Overrides};
 
 const CLIENTS: u64 = 1000;
+/// Socket.IO over WebSocket: how many clients the sio-echo and sio-rss runs hold.
+const SIO_CLIENTS: u64 = 5000;
+/// Socket.IO over long-polling (two HTTP connections each).
+const POLLING_CLIENTS: u64 = 1000;
 
 struct Server {
     child: Child,
@@ -40,6 +51,20 @@ impl Server {
             .to_string();
         Server { child, url }
     }
+
+    /// The server process's CPU time (user + system) so far.
+    fn cpu(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        // Fields after the command name (which may hold spaces): state is the first, utime the
+        // 12th, stime the 13th, in clock ticks.
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
+            .split_whitespace()
+            .collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // SAFETY: sysconf only reads a configuration value.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+        Duration::from_secs_f64(ticks as f64 / per_second as f64)
+    }
 }
 
 impl Drop for Server {
@@ -47,6 +72,40 @@ impl Drop for Server {
         // SAFETY: signalling the child we started.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
+    }
+}
+
+/// What the clients speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proto {
+    /// Raw WebSocket on the server's /echo.
+    Ws,
+    /// Socket.IO on /socket.io/ over this Engine.IO transport.
+    Sio(&'static str),
+}
+
+impl Proto {
+    fn label(self) -> String {
+        match self {
+            Proto::Ws => "raw ws".to_string(),
+            Proto::Sio(transport) => format!("sio {transport}"),
+        }
+    }
+
+    /// The target and protocol keys, for a server announced as `server_url` (`ws://host:port`).
+    fn settings(self, server_url: &str) -> String {
+        match self {
+            Proto::Ws => format!("target = \"{server_url}/echo\"\n"),
+            Proto::Sio(_) => format!("target = \"{server_url}\"\nprotocol = \"socketio\"\n"),
+        }
+    }
+
+    /// Tables that go after the top-level keys and before the groups.
+    fn tables(self) -> String {
+        match self {
+            Proto::Ws => String::new(),
+            Proto::Sio(transport) => format!("[socketio]\ntransport = \"{transport}\"\n\n"),
+        }
     }
 }
 
@@ -59,7 +118,8 @@ fn process_cpu() -> Duration {
 }
 
 fn scenario_text(
-    url: &str,
+    proto: Proto,
+    server_url: &str,
     clients: u64,
     rate: Option<&str>,
     duration: &str,
@@ -72,14 +132,30 @@ fn scenario_text(
         None => String::new(),
     };
     format!(
-        "name = \"bench\"\ntarget = \"{url}\"\nduration = \"{duration}\"\nramp = \"{ramp}\"\ndrain = \"3s\"\n\n[[group]]\nname = \"g\"\nclients = {clients}\n{emit}"
+        "name = \"bench\"\n{}duration = \"{duration}\"\nramp = \"{ramp}\"\ndrain = \"3s\"\n\n{}[[group]]\nname = \"g\"\nclients = {clients}\n{emit}",
+        proto.settings(server_url),
+        proto.tables(),
     )
 }
 
-fn echo_run(runtime: &tokio::runtime::Runtime, url: &str, rate: &str, label: &str) {
+/// `clients` clients of `proto`, each echoing at `rate`, on one worker thread for 10 s after a 1 s
+/// ramp, in this process.
+fn echo_run(
+    runtime: &tokio::runtime::Runtime,
+    server: &Server,
+    proto: Proto,
+    clients: u64,
+    rate: &str,
+    label: &str,
+    connect_cpu: Option<Duration>,
+) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bench.toml");
-    std::fs::write(&path, scenario_text(url, CLIENTS, Some(rate), "10s", "1s")).unwrap();
+    std::fs::write(
+        &path,
+        scenario_text(proto, &server.url, clients, Some(rate), "10s", "1s"),
+    )
+    .unwrap();
     let plan = scenario::load(&path, &Overrides::default()).unwrap();
     let options = RunOptions {
         scenario_file: path,
@@ -89,35 +165,90 @@ fn echo_run(runtime: &tokio::runtime::Runtime, url: &str, rate: &str, label: &st
         insecure: false,
     };
     let cpu_before = process_cpu();
+    let server_before = server.cpu();
     let outcome = runtime
         .block_on(runner::run(plan, options, std::future::pending()))
         .unwrap();
     let process = process_cpu() - cpu_before;
+    let server_cpu = server.cpu() - server_before;
     let r = &outcome.report;
     let echoes = r.totals.expects[0].received;
     let h = &r.totals.histograms[1];
+    let per_echo = |cpu: Duration| cpu.as_secs_f64() * 1e6 / echoes as f64;
+    let timeseries = outcome.dir.join("timeseries.csv");
+    let without_connects = match connect_cpu {
+        Some(each) => format!(
+            " ({:.2} without connect and close)",
+            per_echo(r.client_cpu.saturating_sub(each * clients as u32))
+        ),
+        None => String::new(),
+    };
     println!(
-        "volley {label:<12} {:>8} echoes/s  worker CPU {:>5.2} µs/echo  process CPU {:>5.2} µs/echo  p50 {} µs  p99 {} µs  errors {} lost {}",
-        steady_rate(&outcome.dir.join("timeseries.csv")),
-        r.client_cpu.as_secs_f64() * 1e6 / echoes as f64,
-        process.as_secs_f64() * 1e6 / echoes as f64,
+        "{:<15} {label:<22} {:>8} echoes/s  worker CPU {:>5.2} µs/echo{without_connects}  process CPU {:>5.2} µs/echo  server CPU {:>5.2} µs/echo  p50 {} µs  p99 {} µs (steady {} µs)  errors {} lost {}",
+        proto.label(),
+        steady(&timeseries, "received"),
+        per_echo(r.client_cpu),
+        per_echo(process),
+        per_echo(server_cpu),
         h.value_at_quantile(0.5),
         h.value_at_quantile(0.99),
+        steady(&timeseries, "echo_p99_us"),
         r.totals.error_total(),
         r.totals.expects[0].lost,
     );
 }
 
-/// The median of the per-second `received` counts of seconds 3 to 10 (all clients connected,
-/// emitting, not yet draining).
-fn steady_rate(timeseries: &Path) -> u64 {
+/// The worker CPU one client of `proto` spends to connect, idle for a second and close: `clients`
+/// connecting over 1 s on one worker thread, in this process.
+fn connect_cpu(
+    runtime: &tokio::runtime::Runtime,
+    server: &Server,
+    proto: Proto,
+    clients: u64,
+) -> Duration {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("connect.toml");
+    std::fs::write(
+        &path,
+        scenario_text(proto, &server.url, clients, None, "1s", "1s"),
+    )
+    .unwrap();
+    let plan = scenario::load(&path, &Overrides::default()).unwrap();
+    let options = RunOptions {
+        scenario_file: path,
+        out: Some(dir.path().join("out")),
+        quiet: true,
+        threads: Some(1),
+        insecure: false,
+    };
+    let outcome = runtime
+        .block_on(runner::run(plan, options, std::future::pending()))
+        .unwrap();
+    assert_eq!(outcome.report.totals.error_total(), 0);
+    let each = outcome.report.client_cpu / clients as u32;
+    println!(
+        "{:<15} connect + close: {:.1} µs of worker CPU per client ({clients} clients)",
+        proto.label(),
+        each.as_secs_f64() * 1e6
+    );
+    each
+}
+
+/// The median over seconds 3 to 10 (all clients connected, emitting, not yet draining) of a
+/// per-second column of timeseries.csv.
+fn steady(timeseries: &Path, column: &str) -> u64 {
     let text = std::fs::read_to_string(timeseries).unwrap();
-    let mut per_second: Vec<u64> = text
-        .lines()
-        .skip(1)
+    let mut lines = text.lines();
+    let at = lines
+        .next()
+        .unwrap()
+        .split(',')
+        .position(|c| c == column)
+        .unwrap();
+    let mut per_second: Vec<u64> = lines
         .map(|l| l.split(',').collect::<Vec<_>>())
         .filter(|cols| (3..=10).contains(&cols[0].parse::<u64>().unwrap()))
-        .map(|cols| cols[5].parse().unwrap())
+        .map(|cols| cols[at].parse().unwrap())
         .collect();
     per_second.sort_unstable();
     per_second[per_second.len() / 2]
@@ -191,14 +322,13 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
-/// RSS of a `volley run` process holding `clients` idle connections.
-fn idle_rss(url: &str, clients: u64) -> u64 {
+/// RSS of a `volley run` process holding `clients` idle connections of `proto`.
+fn idle_rss(server_url: &str, proto: Proto, clients: u64) -> u64 {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("idle.toml");
-    let target = format!("{url}/echo");
     std::fs::write(
         &path,
-        scenario_text(&target, clients, None, "60s", "5000/s"),
+        scenario_text(proto, server_url, clients, None, "60s", "5000/s"),
     )
     .unwrap();
     let out = dir.path().join("out");
@@ -230,6 +360,17 @@ fn idle_rss(url: &str, clients: u64) -> u64 {
     rss
 }
 
+/// Idle RSS with `small` and `large` clients of `proto`, and the difference per connection.
+fn rss_per_connection(server_url: &str, proto: Proto, small: u64, large: u64) {
+    let at_small = idle_rss(server_url, proto, small);
+    let at_large = idle_rss(server_url, proto, large);
+    println!(
+        "{:<15} idle RSS: {at_small} KiB with {small} clients, {at_large} KiB with {large}: {:.2} KiB per connection",
+        proto.label(),
+        (at_large - at_small) as f64 / (large - small) as f64
+    );
+}
+
 fn connected_now(timeseries: &Path) -> Option<u64> {
     let text = std::fs::read_to_string(timeseries).ok()?;
     let last = text.lines().skip(1).last()?;
@@ -248,17 +389,64 @@ fn main() {
         .build()
         .unwrap();
     if wants("echo") {
-        let url = format!("{}/echo", server.url);
-        echo_run(&runtime, &url, "20/s", "20k/s fixed");
-        echo_run(&runtime, &url, "1000/s", "saturated");
+        let ws = Proto::Ws;
+        echo_run(&runtime, &server, ws, CLIENTS, "20/s", "20k/s fixed", None);
+        echo_run(&runtime, &server, ws, CLIENTS, "1000/s", "saturated", None);
         minimal_loop(&runtime, &server.url);
     }
     if wants("rss") {
-        let small = idle_rss(&server.url, 1_000);
-        let large = idle_rss(&server.url, 15_000);
-        println!(
-            "idle RSS: {small} KiB with 1,000 clients, {large} KiB with 15,000: {:.2} KiB per connection",
-            (large - small) as f64 / 14_000.0
+        rss_per_connection(&server.url, Proto::Ws, 1_000, 15_000);
+    }
+    if wants("sio-echo") {
+        let sio = Proto::Sio("websocket");
+        let sio_connect = connect_cpu(&runtime, &server, sio, SIO_CLIENTS);
+        let ws_connect = connect_cpu(&runtime, &server, Proto::Ws, SIO_CLIENTS);
+        for (rate, label) in [("4/s", "5k × 4/s = 20k/s"), ("8/s", "5k × 8/s = 40k/s")] {
+            echo_run(
+                &runtime,
+                &server,
+                sio,
+                SIO_CLIENTS,
+                rate,
+                label,
+                Some(sio_connect),
+            );
+            echo_run(
+                &runtime,
+                &server,
+                Proto::Ws,
+                SIO_CLIENTS,
+                rate,
+                label,
+                Some(ws_connect),
+            );
+        }
+        // Past what one server thread and this 2-core machine sustain: echoes fall behind.
+        let label = "5k × 12/s = 60k/s";
+        echo_run(
+            &runtime,
+            &server,
+            sio,
+            SIO_CLIENTS,
+            "12/s",
+            label,
+            Some(sio_connect),
         );
+    }
+    if wants("sio-rss") {
+        rss_per_connection(&server.url, Proto::Sio("websocket"), 1_000, SIO_CLIENTS);
+        rss_per_connection(&server.url, Proto::Ws, 1_000, SIO_CLIENTS);
+    }
+    if wants("sio-polling") {
+        let polling = Proto::Sio("polling");
+        let websocket = Proto::Sio("websocket");
+        let polling_connect = connect_cpu(&runtime, &server, polling, POLLING_CLIENTS);
+        let websocket_connect = connect_cpu(&runtime, &server, websocket, POLLING_CLIENTS);
+        for (rate, label) in [("2/s", "1k × 2/s = 2k/s"), ("10/s", "1k × 10/s = 10k/s")] {
+            let (clients, p, w) = (POLLING_CLIENTS, polling_connect, websocket_connect);
+            echo_run(&runtime, &server, polling, clients, rate, label, Some(p));
+            echo_run(&runtime, &server, websocket, clients, rate, label, Some(w));
+        }
+        rss_per_connection(&server.url, polling, 250, POLLING_CLIENTS);
     }
 }
