@@ -11,7 +11,7 @@ use futures_util::{Sink, SinkExt, Stream};
 use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
 
 use crate::metrics::ErrorKind;
-use crate::protocol::socketio::placeholder;
+use crate::protocol::socketio::push_placeholder;
 use crate::protocol::stamp::Stamp;
 use crate::scenario::Message;
 use crate::scenario::Placement;
@@ -84,7 +84,7 @@ impl Link {
             };
             out.push(',');
             if i == 0 && message.binary {
-                out.push_str(&placeholder(0));
+                push_placeholder(out, 0);
                 scratch.attachment.clear();
                 arg.render_append(&mut scratch.attachment, client, seq, group, inner);
             } else {

@@ -6,6 +6,8 @@
 //! but needs to parse few of them (the CONNECT reply, CONNECT_ERROR), and finds its stamps by a
 //! byte search, not a JSON parse.
 
+use std::fmt::Write;
+
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,23 +122,23 @@ pub fn write_head(
     namespace: &str,
     id: Option<u64>,
 ) {
+    // Writing into a String cannot fail; this runs once per event, so no temporary strings.
     out.push(kind.digit());
     if matches!(kind, Kind::BinaryEvent | Kind::BinaryAck) {
-        out.push_str(&attachments.to_string());
-        out.push('-');
+        let _ = write!(out, "{attachments}-");
     }
     if namespace != "/" {
         out.push_str(namespace);
         out.push(',');
     }
     if let Some(id) = id {
-        out.push_str(&id.to_string());
+        let _ = write!(out, "{id}");
     }
 }
 
-/// The JSON placeholder that stands for binary attachment `num` in the arguments.
-pub fn placeholder(num: u32) -> String {
-    format!("{{\"_placeholder\":true,\"num\":{num}}}")
+/// Appends the JSON placeholder that stands for binary attachment `num` in the arguments.
+pub fn push_placeholder(out: &mut String, num: u32) {
+    let _ = write!(out, "{{\"_placeholder\":true,\"num\":{num}}}");
 }
 
 /// A CONNECT packet for `namespace` with an optional auth payload (JSON object text).
@@ -332,7 +334,9 @@ mod tests {
         assert_eq!(out, "2/admin,12");
         out.clear();
         write_head(&mut out, Kind::BinaryEvent, 1, "/", Some(3));
-        out.push_str(&format!("[\"up\",{}]", placeholder(0)));
+        out.push_str("[\"up\",");
+        push_placeholder(&mut out, 0);
+        out.push(']');
         let decoded = decode(&out).unwrap();
         assert_eq!(
             (decoded.kind, decoded.attachments, decoded.id),
