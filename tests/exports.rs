@@ -26,6 +26,9 @@ fn report() -> Report {
         received: 1000,
         late: 3,
         lost: 2,
+        duplicate: 1,
+        reorder: 0,
+        gap: 2,
     };
     Report {
         run_id: "0000abcd".into(),
@@ -45,6 +48,7 @@ fn report() -> Report {
         totals,
         client_cpu: Duration::from_millis(20),
         error_rows_dropped: 0,
+        gap_rows_dropped: 0,
     }
 }
 

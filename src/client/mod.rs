@@ -4,6 +4,7 @@
 mod link;
 pub mod schedule;
 mod session;
+mod tracking;
 
 use std::cell::RefCell;
 use std::future::poll_fn;
@@ -57,25 +58,29 @@ pub async fn run(ctx: Arc<ClientContext>, who: ClientId, metrics: &RefCell<Worke
         return;
     };
     let mut session = Box::new(Session::new(&ctx, who, link, metrics));
-    loop {
+    let connected_at_end = loop {
         let end = poll_fn(|cx| session.poll_session(cx)).await;
-        if !Box::pin(after_session(&ctx, who, metrics, &mut session, end)).await {
-            break;
+        if let Some(connected_at_end) =
+            Box::pin(after_session(&ctx, who, metrics, &mut session, end)).await
+        {
+            break connected_at_end;
         }
-    }
-    session.finish();
+    };
+    session.finish(connected_at_end);
 }
 
-/// Closes the link of a session that ended, then reconnects when the plan says so. True: the
-/// session goes on over a new link.
+/// Closes the link of a session that ended, then reconnects when the plan says so. `None`: the
+/// session goes on over a new link; otherwise the client ends, and whether it was connected
+/// when emitting ended.
 async fn after_session(
     ctx: &ClientContext,
     who: ClientId,
     metrics: &RefCell<WorkerMetrics>,
     session: &mut Session<'_>,
     end: End,
-) -> bool {
+) -> Option<bool> {
     let lost_at = Instant::now();
+    let connected_at_end = matches!(end, End::Drained) || lost_at >= ctx.emit_end;
     let link = session.take_link();
     let recovery = match &link {
         Link::Sio(sio) => Some(sio.recovery().clone()),
@@ -84,14 +89,14 @@ async fn after_session(
     let again = reconnects_after(ctx, &end);
     finish(ctx, who, metrics, end, link).await;
     let Some(backoff) = again else {
-        return false;
+        return Some(connected_at_end);
     };
     match reconnect(ctx, who, metrics, backoff, recovery, lost_at).await {
-        Some(link) => {
-            session.resume(link);
-            true
+        Some((link, recovered)) => {
+            session.resume(link, recovered);
+            None
         }
-        None => false,
+        None => Some(false),
     }
 }
 
@@ -236,7 +241,7 @@ async fn reconnect(
     backoff: &ReconnectPlan,
     recovery: Option<Recovery>,
     lost_at: Instant,
-) -> Option<Link> {
+) -> Option<(Link, bool)> {
     let recover = ctx.plan.socketio().is_some_and(|s| s.recovery);
     let previous = recovery.filter(|r| recover && r.pid.is_some());
     let mut attempts = 0;
@@ -275,10 +280,10 @@ async fn reconnect(
         }
         // A recovered session keeps its rooms on the server: the setup steps are not repeated.
         if recovered {
-            return Some(link);
+            return Some((link, true));
         }
         match setup(ctx, who, metrics, link).await {
-            Some(link) => return Some(link),
+            Some(link) => return Some((link, false)),
             // Lost again during its setup (accounted for): try again.
             None => continue,
         }

@@ -16,10 +16,14 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::link::{Link, Rendered, Scratch};
 use super::schedule::Schedule;
+use super::tracking::{Delivery, Tracker};
 use super::{ClientContext, ClientId};
-use crate::metrics::{ErrorKind, WorkerMetrics};
+use crate::metrics::gaps::Arrival;
+use crate::metrics::{
+    EmitterEnd, ErrorKind, GapKind, GapRow, ReceiverEnd, SERVER_SOURCE, StreamEnd, WorkerMetrics,
+};
 use crate::protocol::stamp::Stamp;
-use crate::scenario::GroupPlan;
+use crate::scenario::{GroupPlan, Origin};
 use crate::transport::Fault;
 use crate::transport::socketio::Incoming;
 
@@ -58,8 +62,19 @@ pub struct Session<'a> {
     link: Option<Link>,
     metrics: &'a RefCell<WorkerMetrics>,
     emits: Vec<EmitState>,
-    /// Tracked events sent and not yet back, per expect.
+    /// Own tracked events sent and not yet back, per expect.
     outstanding: Vec<u64>,
+    /// The next stamp sequence number of each expect's stream from this client.
+    stream_next: Vec<u64>,
+    /// What arrived of every tracked stream.
+    tracker: Tracker,
+    /// Expects whose events this client receives from other clients or the server: draining
+    /// then lasts its full time, as nobody can tell what is still in flight.
+    receives: bool,
+    /// Expects with server streams this client receives.
+    server_expects: Vec<u32>,
+    /// When the session started: the client was connected and set up.
+    ready: Instant,
     /// Socket.IO acks asked for and not answered yet: id and latency origin, in sending order.
     acks: VecDeque<(u64, Instant)>,
     next_ack: u64,
@@ -101,6 +116,20 @@ impl<'a> Session<'a> {
                 })
                 .collect(),
             outstanding: vec![0; ctx.plan.expects.len()],
+            stream_next: vec![0; ctx.plan.expects.len()],
+            tracker: Tracker::default(),
+            receives: ctx.plan.expects.iter().any(|e| e.received_by(who.group)),
+            server_expects: ctx
+                .plan
+                .expects
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| {
+                    matches!(e.origin, Origin::Server { .. }) && e.received_by(who.group)
+                })
+                .map(|(i, _)| i as u32)
+                .collect(),
+            ready: start,
             acks: VecDeque::new(),
             next_ack: 0,
             phase: Phase::Emitting,
@@ -126,18 +155,81 @@ impl<'a> Session<'a> {
 
     /// Goes on over a new connection after a reconnect: events that fell due meanwhile go out
     /// at once, measured from their scheduled times.
-    pub fn resume(&mut self, link: Link) {
+    pub fn resume(&mut self, link: Link, recovered: bool) {
+        self.tracker.reconnected(recovered);
         self.link = Some(link);
         self.need_flush = false;
         self.blocked_since = None;
         self.ready_was_pending = false;
     }
 
-    /// At the end of the client: tracked events still outstanding count as lost.
-    pub fn finish(self: Box<Self>) {
+    /// At the end of the client: own events still outstanding, and what is missing of other
+    /// streams, count as lost; the facts for the fan-out tails go to the coordinator.
+    /// `connected_at_end`: the client was connected when emitting ended.
+    pub fn finish(self: Box<Self>, connected_at_end: bool) {
+        let expects = &self.ctx.plan.expects;
+        let at = self.ctx.t0.elapsed();
+        let ns = |t: Instant| t.saturating_duration_since(self.ctx.t0).as_nanos() as u64;
         let mut m = self.metrics.borrow_mut();
         for (counts, lost) in m.interval.expects.iter_mut().zip(&self.outstanding) {
             counts.lost += lost;
+        }
+        for ((source, expect), max_seen, missing) in self.tracker.streams() {
+            let plan = &expects[expect as usize];
+            if plan.origin == Origin::Own {
+                continue;
+            }
+            m.interval.expects[expect as usize].lost += missing;
+            if missing > 0 {
+                m.gap(GapRow {
+                    at,
+                    receiver: self.who.id,
+                    expect,
+                    source,
+                    expected: 0,
+                    got: None,
+                    count: missing,
+                    kind: GapKind::Lost,
+                    during_reconnect: false,
+                    recovered: false,
+                });
+            }
+            if let (Origin::Group(_), Some(max_seen)) = (&plan.origin, max_seen) {
+                m.interval.fanout.streams.push(StreamEnd {
+                    expect,
+                    receiver: self.who.id,
+                    emitter: source,
+                    max_seen,
+                });
+            }
+        }
+        for (expect, plan) in expects.iter().enumerate() {
+            let expect = expect as u32;
+            if matches!(plan.origin, Origin::Group(_)) && plan.received_by(self.who.group) {
+                m.interval.fanout.receivers.push(ReceiverEnd {
+                    expect,
+                    receiver: self.who.id,
+                    ready_ns: ns(self.ready),
+                    connected_at_end,
+                });
+            }
+            if plan.origin != Origin::Group(self.who.group) {
+                continue;
+            }
+            let mine = self.group.emits.iter().zip(&self.emits);
+            let mine: Vec<_> = mine.filter(|(e, _)| e.stream == Some(expect)).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let per_second: f64 = mine.iter().map(|(e, _)| e.rate.per_second()).sum();
+            let first = mine.iter().map(|(_, s)| s.schedule.at(0)).min();
+            m.interval.fanout.emitters.push(EmitterEnd {
+                expect,
+                emitter: self.who.id,
+                sent: self.stream_next[expect as usize],
+                first_ns: first.map(ns).unwrap_or(0),
+                interval_ns: 1e9 / per_second.max(1e-9),
+            });
         }
     }
 
@@ -158,7 +250,7 @@ impl<'a> Session<'a> {
                 run: self.ctx.run_tag,
                 stream,
                 client: self.who.id,
-                seq,
+                seq: self.stream_next[stream as usize],
                 origin_ns: origin.saturating_duration_since(self.ctx.t0).as_nanos() as u64,
             };
             (stamp, plan.placement)
@@ -189,36 +281,153 @@ impl<'a> Session<'a> {
     }
 
     fn on_payload(&mut self, payload: &[u8], now: Instant) {
-        let mut m = self.metrics.borrow_mut();
-        let Some(stamp) = Stamp::find(payload, self.ctx.run_tag) else {
-            return;
-        };
-        if stamp.client != self.who.id {
-            return;
+        if let Some(stamp) = Stamp::find(payload, self.ctx.run_tag) {
+            self.on_stamp(stamp, now);
         }
-        let stream = stamp.stream as usize;
-        let Some(outstanding) = self.outstanding.get_mut(stream) else {
+        if !self.server_expects.is_empty() {
+            self.on_server_payload(payload, now);
+        }
+    }
+
+    /// An event volley stamped: an echo of this client's own, or another client's.
+    fn on_stamp(&mut self, stamp: Stamp, now: Instant) {
+        let Some(plan) = self.ctx.plan.expects.get(stamp.stream as usize) else {
             return;
         };
+        let own = match plan.origin {
+            Origin::Own if stamp.client == self.who.id => true,
+            Origin::Group(_) if plan.to.contains(&self.who.group) => false,
+            _ => return,
+        };
+        let delivery = self
+            .tracker
+            .deliver(stamp.client, stamp.stream, stamp.seq, own);
         let origin = self.ctx.t0 + Duration::from_nanos(stamp.origin_ns);
         let latency = now.saturating_duration_since(origin);
-        m.record(1 + stream, latency);
-        let counts = &mut m.interval.expects[stream];
-        counts.received += 1;
-        *outstanding = outstanding.saturating_sub(1);
-        if self.ctx.plan.expects[stream]
-            .within
-            .is_some_and(|within| latency > within)
+        if self.count(
+            stamp.stream,
+            stamp.client,
+            stamp.seq,
+            delivery,
+            Some(latency),
+        ) && own
         {
-            counts.late += 1;
+            let outstanding = &mut self.outstanding[stamp.stream as usize];
+            *outstanding = outstanding.saturating_sub(1);
         }
+    }
+
+    /// A message that may carry server events: their sequence numbers (and send times) are read
+    /// at the expects' JSON pointers. For Socket.IO, the pointers apply to the event's first
+    /// argument, and only to events of the expect's name.
+    fn on_server_payload(&mut self, payload: &[u8], now: Instant) {
+        let Ok(value) = serde_json::from_slice::<serde_json::Value>(payload) else {
+            return;
+        };
+        let socketio = self.ctx.plan.socketio().is_some();
+        for i in 0..self.server_expects.len() {
+            let expect = self.server_expects[i];
+            let plan = &self.ctx.plan.expects[expect as usize];
+            let Origin::Server {
+                seq,
+                timestamp,
+                timestamp_us,
+            } = &plan.origin
+            else {
+                continue;
+            };
+            let body = if socketio {
+                match value.as_array().map(Vec::as_slice) {
+                    Some([name, first, ..]) if name.as_str() == Some(plan.event.as_str()) => first,
+                    _ => continue,
+                }
+            } else {
+                &value
+            };
+            let Some(number) = body.pointer(seq).and_then(serde_json::Value::as_u64) else {
+                continue;
+            };
+            // One-way latency from the server's clock: only meaningful on one machine or with
+            // synchronised clocks.
+            let latency = timestamp
+                .as_ref()
+                .and_then(|pointer| body.pointer(pointer)?.as_u64())
+                .map(|sent| {
+                    let sent_us = sent.saturating_mul(*timestamp_us);
+                    let now_us = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_micros() as u64)
+                        .unwrap_or(0);
+                    Duration::from_micros(now_us.saturating_sub(sent_us))
+                });
+            let delivery = self.tracker.deliver(SERVER_SOURCE, expect, number, false);
+            self.count(expect, SERVER_SOURCE, number, delivery, latency);
+            let _ = now;
+        }
+    }
+
+    /// Counts a delivery and writes its gaps.csv row; true when it was new (not a duplicate).
+    fn count(
+        &mut self,
+        expect: u32,
+        source: u32,
+        seq: u64,
+        delivery: Delivery,
+        latency: Option<Duration>,
+    ) -> bool {
+        let mut m = self.metrics.borrow_mut();
+        let row = |kind, expected, count| GapRow {
+            at: self.ctx.t0.elapsed(),
+            receiver: self.who.id,
+            expect,
+            source,
+            expected,
+            got: Some(seq),
+            count,
+            kind,
+            during_reconnect: delivery.during_reconnect,
+            recovered: delivery.recovered,
+        };
+        let counts = &mut m.interval.expects[expect as usize];
+        let row = match delivery.arrival {
+            Arrival::Duplicate => {
+                counts.duplicate += 1;
+                let row = row(GapKind::Duplicate, seq, 1);
+                m.gap(row);
+                return false;
+            }
+            Arrival::Reorder => {
+                counts.reorder += 1;
+                Some(row(GapKind::Reorder, seq, 1))
+            }
+            Arrival::Gap { expected, count } => {
+                counts.gap += count;
+                Some(row(GapKind::Gap, expected, count))
+            }
+            Arrival::InOrder => None,
+        };
+        counts.received += 1;
+        let within = self.ctx.plan.expects[expect as usize].within;
+        if let Some(latency) = latency {
+            if within.is_some_and(|within| latency > within) {
+                counts.late += 1;
+            }
+            m.record(1 + expect as usize, latency);
+        }
+        if let Some(row) = row {
+            m.gap(row);
+        }
+        true
     }
 
     /// Draining ends when every tracked event is back, or at its deadline.
     fn drain_finished(&self, now: Instant) -> bool {
         match self.phase {
             Phase::Draining { until } => {
-                now >= until || (self.outstanding.iter().all(|&n| n == 0) && self.acks.is_empty())
+                now >= until
+                    || (!self.receives
+                        && self.outstanding.iter().all(|&n| n == 0)
+                        && self.acks.is_empty())
             }
             Phase::Emitting => false,
         }
@@ -305,7 +514,10 @@ impl<'a> Session<'a> {
                     }
                     if let Some(stream) = self.group.emits[emit].stream {
                         m.interval.expects[stream as usize].sent += 1;
-                        self.outstanding[stream as usize] += 1;
+                        self.stream_next[stream as usize] += 1;
+                        if self.ctx.plan.expects[stream as usize].origin == Origin::Own {
+                            self.outstanding[stream as usize] += 1;
+                        }
                     }
                 }
             }

@@ -3,6 +3,7 @@
 //! coordinator merges the intervals of all workers.
 
 mod errors;
+pub mod gaps;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -16,6 +17,8 @@ pub const HIGHEST_US: u64 = 3_600_000_000;
 const SIGNIFICANT_DIGITS: u8 = 3;
 /// Error rows kept per worker and interval; beyond it errors are still counted, not listed.
 const ERROR_ROWS_PER_INTERVAL: usize = 1000;
+/// Gap rows kept per worker and interval, likewise.
+const GAP_ROWS_PER_INTERVAL: usize = 1000;
 
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HIGHEST_US, SIGNIFICANT_DIGITS)
@@ -25,14 +28,20 @@ pub fn new_histogram() -> Histogram<u64> {
 /// Counters of one expect (one tracked event stream).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ExpectCounts {
-    /// Tracked events sent.
+    /// Tracked events sent (by the emitters; none for server streams).
     pub sent: u64,
-    /// Tracked events that came back.
+    /// Deliveries: each event once per receiver that got it (duplicates not included).
     pub received: u64,
-    /// Came back later than the expect's `within`.
+    /// Delivered later than the expect's `within`.
     pub late: u64,
-    /// Never came back by the end of the drain.
+    /// Never delivered by the end of the drain (per receiver).
     pub lost: u64,
+    /// Delivered again.
+    pub duplicate: u64,
+    /// Delivered after a later event of the same stream.
+    pub reorder: u64,
+    /// Noticed missing when a later event arrived (they may still arrive: then reorders).
+    pub gap: u64,
 }
 
 impl ExpectCounts {
@@ -41,7 +50,110 @@ impl ExpectCounts {
         self.received += other.received;
         self.late += other.late;
         self.lost += other.lost;
+        self.duplicate += other.duplicate;
+        self.reorder += other.reorder;
+        self.gap += other.gap;
     }
+
+    /// Deliveries that were due: delivered or lost.
+    pub fn expected(&self) -> u64 {
+        self.received + self.lost
+    }
+}
+
+/// What a gaps.csv row reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GapKind {
+    Gap,
+    Duplicate,
+    Reorder,
+    Late,
+    Lost,
+}
+
+impl GapKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GapKind::Gap => "gap",
+            GapKind::Duplicate => "duplicate",
+            GapKind::Reorder => "reorder",
+            GapKind::Late => "late",
+            GapKind::Lost => "lost",
+        }
+    }
+}
+
+/// A stream's source in a gap row: an emitting client, or the server.
+pub const SERVER_SOURCE: u32 = u32::MAX;
+
+/// One row of gaps.csv.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GapRow {
+    /// Since the run's start.
+    pub at: Duration,
+    pub receiver: u32,
+    /// Index of the expect.
+    pub expect: u32,
+    /// The emitting client, or [`SERVER_SOURCE`].
+    pub source: u32,
+    /// The sequence number that was due.
+    pub expected: u64,
+    /// The one that arrived (none for `lost`).
+    pub got: Option<u64>,
+    pub count: u64,
+    pub kind: GapKind,
+    /// The receiver lost its connection (and reconnected) since the stream's previous delivery.
+    pub during_reconnect: bool,
+    /// That reconnect was recovered by the server (Socket.IO connection state recovery).
+    pub recovered: bool,
+}
+
+/// End-of-run facts for the fan-out tails: what each emitter sent and how far each receiver got.
+#[derive(Debug, Clone, Default)]
+pub struct FanoutEnds {
+    pub emitters: Vec<EmitterEnd>,
+    pub receivers: Vec<ReceiverEnd>,
+    pub streams: Vec<StreamEnd>,
+}
+
+impl FanoutEnds {
+    fn append(&mut self, other: &mut FanoutEnds) {
+        self.emitters.append(&mut other.emitters);
+        self.receivers.append(&mut other.receivers);
+        self.streams.append(&mut other.streams);
+    }
+}
+
+/// An emitter of a group-to-group expect, at its end.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EmitterEnd {
+    pub expect: u32,
+    pub emitter: u32,
+    /// Events sent: sequence numbers 0..sent.
+    pub sent: u64,
+    /// Scheduled time of event 0, ns since the run's start, and the interval between events.
+    pub first_ns: u64,
+    pub interval_ns: f64,
+}
+
+/// A receiver of a group-to-group expect, at its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiverEnd {
+    pub expect: u32,
+    pub receiver: u32,
+    /// When it was ready to receive (connected and set up), ns since the run's start.
+    pub ready_ns: u64,
+    /// Still connected when emitting ended: everything emitted until then was due to it.
+    pub connected_at_end: bool,
+}
+
+/// How far one receiver got in one emitter's stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamEnd {
+    pub expect: u32,
+    pub receiver: u32,
+    pub emitter: u32,
+    pub max_seen: u64,
 }
 
 /// One error as a row of errors.csv.
@@ -79,6 +191,9 @@ pub struct Interval {
     pub error_rows: Vec<ErrorRow>,
     /// Errors counted but not listed because the row limit was reached.
     pub error_rows_dropped: u64,
+    pub gap_rows: Vec<GapRow>,
+    pub gap_rows_dropped: u64,
+    pub fanout: FanoutEnds,
 }
 
 impl Interval {
@@ -98,6 +213,9 @@ impl Interval {
             expects: vec![ExpectCounts::default(); expects],
             error_rows: Vec::new(),
             error_rows_dropped: 0,
+            gap_rows: Vec::new(),
+            gap_rows_dropped: 0,
+            fanout: FanoutEnds::default(),
         }
     }
 
@@ -133,6 +251,9 @@ impl Interval {
         }
         self.error_rows.append(&mut other.error_rows);
         self.error_rows_dropped += other.error_rows_dropped;
+        self.gap_rows.append(&mut other.gap_rows);
+        self.gap_rows_dropped += other.gap_rows_dropped;
+        self.fanout.append(&mut other.fanout);
     }
 }
 
@@ -170,6 +291,14 @@ impl WorkerMetrics {
 
     pub fn close(&mut self, code: u16) {
         *self.interval.closes.entry(code).or_default() += 1;
+    }
+
+    pub fn gap(&mut self, row: GapRow) {
+        if self.interval.gap_rows.len() < GAP_ROWS_PER_INTERVAL {
+            self.interval.gap_rows.push(row);
+        } else {
+            self.interval.gap_rows_dropped += 1;
+        }
     }
 
     pub fn error(&mut self, row: ErrorRow) {

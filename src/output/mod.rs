@@ -4,6 +4,7 @@
 //! keeps what it saw.
 
 pub mod errors_csv;
+pub mod gaps_csv;
 pub mod hgrm;
 pub mod run_json;
 pub mod summary_csv;
@@ -54,6 +55,8 @@ pub struct Report {
     pub client_cpu: Duration,
     /// Errors counted but not listed in errors.csv.
     pub error_rows_dropped: u64,
+    /// Delivery problems counted but not listed in gaps.csv.
+    pub gap_rows_dropped: u64,
 }
 
 impl Report {

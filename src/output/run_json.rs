@@ -58,7 +58,20 @@ fn document(r: &Report) -> Value {
         .map(|(name, e)| {
             (
                 name.to_string(),
-                json!({ "sent": e.sent, "received": e.received, "lost": e.lost, "late": e.late }),
+                json!({
+                    "sent": e.sent,
+                    "expected": e.expected(),
+                    "received": e.received,
+                    "lost": e.lost,
+                    "late": e.late,
+                    "duplicate": e.duplicate,
+                    "reorder": e.reorder,
+                    "gap": e.gap,
+                    "lost_rate": rate(e.lost, e.expected()),
+                    "late_rate": rate(e.late, e.expected()),
+                    "duplicate_rate": rate(e.duplicate, e.expected()),
+                    "reorder_rate": rate(e.reorder, e.expected()),
+                }),
             )
         })
         .collect();
@@ -102,8 +115,18 @@ fn document(r: &Report) -> Value {
             "client_cpu_s": r.client_cpu.as_secs_f64(),
             "client_cpu_us_per_echo": r.cpu_per_echo().map(|d| d.as_secs_f64() * 1e6),
             "error_rows_dropped": r.error_rows_dropped,
+            "gap_rows_dropped": r.gap_rows_dropped,
         },
     })
+}
+
+/// A share of the expected deliveries (0 when none were expected).
+fn rate(count: u64, expected: u64) -> f64 {
+    if expected == 0 {
+        0.0
+    } else {
+        count as f64 / expected as f64
+    }
 }
 
 fn host() -> Value {

@@ -78,6 +78,10 @@ impl Exporter for SummaryCsv {
             counters.push((format!("{name}.received"), e.received));
             counters.push((format!("{name}.lost"), e.lost));
             counters.push((format!("{name}.late"), e.late));
+            counters.push((format!("{name}.expected"), e.expected()));
+            counters.push((format!("{name}.duplicate"), e.duplicate));
+            counters.push((format!("{name}.reorder"), e.reorder));
+            counters.push((format!("{name}.gap"), e.gap));
         }
         for (name, count) in counters {
             let mut row = vec![

@@ -51,11 +51,22 @@ pub fn render(report: &Report, dir: &str) -> String {
         report.per_second(t.received)
     );
     for (name, e) in report.expects() {
-        let _ = writeln!(
+        let _ = write!(
             out,
-            "  {name:<9} {} expected back, {} received, {} lost, {} late",
-            e.sent, e.received, e.lost, e.late
+            "  {name:<9} {} expected, {} received, {} lost, {} late",
+            e.expected(),
+            e.received,
+            e.lost,
+            e.late
         );
+        if e.duplicate + e.reorder + e.gap > 0 {
+            let _ = write!(
+                out,
+                ", {} duplicate, {} reordered, {} noticed missing",
+                e.duplicate, e.reorder, e.gap
+            );
+        }
+        let _ = writeln!(out);
     }
     if report.metric_names.iter().any(|m| m == "ack") {
         let answered = t.acks_sent.saturating_sub(t.acks_lost);

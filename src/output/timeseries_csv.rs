@@ -41,6 +41,8 @@ impl<W: std::io::Write> TimeseriesWriter<W> {
             "errors",
             "closes",
             "reconnects",
+            "gap",
+            "duplicate",
         ]
         .map(String::from)
         .to_vec();
@@ -67,6 +69,12 @@ impl<W: std::io::Write> TimeseriesWriter<W> {
             i.error_total().to_string(),
             i.close_total().to_string(),
             i.reconnects.to_string(),
+            i.expects.iter().map(|e| e.gap).sum::<u64>().to_string(),
+            i.expects
+                .iter()
+                .map(|e| e.duplicate)
+                .sum::<u64>()
+                .to_string(),
         ];
         for h in &i.histograms {
             record.push(h.len().to_string());

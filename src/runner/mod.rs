@@ -6,6 +6,7 @@
 //! emitting phase at once and goes on with drain, close and results, so nothing seen is lost.
 
 mod collect;
+mod fanout;
 pub mod fdlimit;
 mod progress;
 pub mod worker;
@@ -22,6 +23,7 @@ use crate::client::schedule::Schedule;
 use crate::client::{ClientContext, ClientId};
 use crate::metrics::Interval;
 use crate::output::errors_csv::ErrorsWriter;
+use crate::output::gaps_csv::GapsWriter;
 use crate::output::timeseries_csv::TimeseriesWriter;
 use crate::output::{self, ExportError, Report, RunStatus};
 use crate::scenario::model::Transport;
@@ -166,6 +168,10 @@ pub async fn run(
         &dir.join("errors.csv"),
         plan.groups.iter().map(|g| g.name.clone()).collect(),
     )?;
+    let mut gaps = GapsWriter::create(
+        &dir.join("gaps.csv"),
+        plan.expects.iter().map(|e| e.name.clone()).collect(),
+    )?;
 
     // Time zero, the schedule of client starts and the end of emitting.
     let seed = plan.seed.unwrap_or_else(|| fastrand::u64(..));
@@ -222,11 +228,13 @@ pub async fn run(
             progress.update(&row);
             let result = errors
                 .write(&row.interval.error_rows)
+                .and_then(|_| gaps.write(&row.interval.gap_rows))
                 .and_then(|_| timeseries.write(&row));
             if let Err(e) = result {
                 write_error.get_or_insert(e);
             }
             row.interval.error_rows.clear();
+            row.interval.gap_rows.clear();
             totals.merge(&mut row.interval);
         }
     };
@@ -255,6 +263,20 @@ pub async fn run(
         server.stop();
     }
     drop(progress);
+    // What the receivers of group-to-group expects never got: only the whole run can tell.
+    let settle: Vec<Duration> = plan
+        .expects
+        .iter()
+        .map(|e| e.within.unwrap_or(Duration::from_secs(1)))
+        .collect();
+    let (tail_lost, tail_rows) = fanout::tails(&totals.fanout, &settle, t0.elapsed());
+    for (counts, lost) in totals.expects.iter_mut().zip(tail_lost) {
+        counts.lost += lost;
+    }
+    if let Err(e) = gaps.write(&tail_rows) {
+        write_error.get_or_insert(e);
+    }
+    totals.fanout = Default::default();
     let ended_at = SystemTime::now();
 
     let report = Report {
@@ -273,6 +295,7 @@ pub async fn run(
         clients_started: collector.started,
         metric_names,
         error_rows_dropped: totals.error_rows_dropped + errors.dropped,
+        gap_rows_dropped: totals.gap_rows_dropped + gaps.dropped,
         totals,
         client_cpu: collector.cpu,
     };

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 pub use model::{Scenario, StampMode};
 pub use plan::{
-    EmitPlan, ExpectPlan, GroupPlan, Message, Placement, Plan, Protocol, ReconnectPlan,
+    EmitPlan, ExpectPlan, GroupPlan, Message, Origin, Placement, Plan, Protocol, ReconnectPlan,
     SocketIoPlan, StepPlan, Target,
 };
 

@@ -176,8 +176,18 @@ pub struct Expect {
     /// Metric name; defaults to the event name.
     pub name: Option<Spanned<String>>,
     pub event: Spanned<String>,
+    /// `"self"` (the echo of a client's own events), a group name (its members' events must
+    /// reach every member of `to`), or `"server"` (events the server originates).
     #[serde(default = "default_from")]
     pub from: Spanned<String>,
+    /// The receiving groups of a group's or the server's events (default: every group).
+    pub to: Option<Spanned<Vec<Spanned<String>>>>,
+    /// `from = "server"`: JSON pointer to the server's sequence number in the payload.
+    pub seq: Option<Spanned<String>>,
+    /// `from = "server"`: JSON pointer to the server's send time (epoch), for one-way latency.
+    pub timestamp: Option<Spanned<String>>,
+    /// Unit of `timestamp`: `"ms"` (default) or `"us"`.
+    pub timestamp_unit: Option<Spanned<String>>,
     /// An arrival later than this after its scheduled send counts as late.
     pub within: Option<DurationText>,
 }

@@ -132,6 +132,34 @@ pub struct ExpectPlan {
     pub name: String,
     pub event: String,
     pub within: Option<Duration>,
+    pub origin: Origin,
+    /// Receiving groups (group indexes) of a group's or the server's events; for echoes, none.
+    pub to: Vec<u16>,
+}
+
+/// Who emits the events an expect tracks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Each client's own events, echoed back to it.
+    Own,
+    /// The members of this group (index); every member of `to` must get every event.
+    Group(u16),
+    /// The server: its sequence numbers (and send times) are read from the payload.
+    Server {
+        /// JSON pointer to the sequence number.
+        seq: String,
+        /// JSON pointer to the send time in epoch milliseconds or microseconds.
+        timestamp: Option<String>,
+        /// Microseconds per unit of `timestamp`.
+        timestamp_us: u64,
+    },
+}
+
+impl ExpectPlan {
+    /// Whether members of group `group` receive this expect's events from others or the server.
+    pub fn received_by(&self, group: u16) -> bool {
+        self.origin != Origin::Own && self.to.contains(&group)
+    }
 }
 
 impl Plan {
@@ -240,16 +268,94 @@ impl Plan {
         }
 
         let mut expects: Vec<ExpectPlan> = Vec::new();
+        let group_index = |name: &Spanned<String>| -> Result<u16, ScenarioError> {
+            scenario
+                .groups
+                .iter()
+                .position(|g| g.name.get_ref() == name.get_ref())
+                .map(|i| i as u16)
+                .ok_or_else(|| {
+                    let known: Vec<&str> = scenario
+                        .groups
+                        .iter()
+                        .map(|g| g.name.get_ref().as_str())
+                        .collect();
+                    spanned_err(
+                        name,
+                        format!(
+                            "no group `{}`: use \"self\", \"server\" or one of {}",
+                            name.get_ref(),
+                            known.join(", ")
+                        ),
+                    )
+                })
+        };
         for expect in &scenario.expects {
-            if expect.from.get_ref() != "self" {
+            let source = match expect.from.get_ref().as_str() {
+                "self" => Origin::Own,
+                "server" => {
+                    let seq = expect.seq.as_ref().ok_or_else(|| {
+                        spanned_err(
+                            &expect.from,
+                            "from = \"server\" needs `seq`, the JSON pointer to the server's sequence number (e.g. \"/seq\")".into(),
+                        )
+                    })?;
+                    for pointer in [Some(seq), expect.timestamp.as_ref()].into_iter().flatten() {
+                        if !pointer.get_ref().is_empty() && !pointer.get_ref().starts_with('/') {
+                            return Err(spanned_err(
+                                pointer,
+                                format!(
+                                    "`{}` is not a JSON pointer: it starts with `/`, e.g. \"/seq\"",
+                                    pointer.get_ref()
+                                ),
+                            ));
+                        }
+                    }
+                    let timestamp_us =
+                        match expect.timestamp_unit.as_ref().map(|u| u.get_ref().as_str()) {
+                            None | Some("ms") => 1000,
+                            Some("us") => 1,
+                            Some(other) => {
+                                let unit = expect.timestamp_unit.as_ref().expect("matched Some");
+                                return Err(spanned_err(
+                                    unit,
+                                    format!("timestamp_unit `{other}`: use \"ms\" or \"us\""),
+                                ));
+                            }
+                        };
+                    Origin::Server {
+                        seq: seq.get_ref().clone(),
+                        timestamp: expect.timestamp.as_ref().map(|t| t.get_ref().clone()),
+                        timestamp_us,
+                    }
+                }
+                _ => Origin::Group(group_index(&expect.from)?),
+            };
+            let server_only = [&expect.seq, &expect.timestamp, &expect.timestamp_unit];
+            let misplaced = server_only.into_iter().flatten().next();
+            if let (false, Some(key)) = (matches!(source, Origin::Server { .. }), misplaced) {
                 return Err(spanned_err(
-                    &expect.from,
-                    format!(
-                        "from = \"{}\": this version of volley tracks echoes only; use from = \"self\"",
-                        expect.from.get_ref()
-                    ),
+                    key,
+                    "`seq`, `timestamp` and `timestamp_unit` are for from = \"server\"".into(),
                 ));
             }
+            let to = match (&source, &expect.to) {
+                (Origin::Own, Some(to)) => {
+                    return Err(at(&to.span(), "`to` is for a group's or the server's events; an echo goes back to its sender".into()));
+                }
+                (Origin::Own, None) => Vec::new(),
+                (_, Some(to)) => {
+                    let mut groups = Vec::new();
+                    for name in to.get_ref() {
+                        groups.push(group_index(name)?);
+                    }
+                    if groups.is_empty() {
+                        return Err(at(&to.span(), "`to` names no group".into()));
+                    }
+                    groups
+                }
+                (_, None) => (0..scenario.groups.len() as u16).collect(),
+            };
             let (name, name_span) = match &expect.name {
                 Some(n) => (n.get_ref().clone(), n.span()),
                 None => (expect.event.get_ref().clone(), expect.event.span()),
@@ -275,9 +381,14 @@ impl Plan {
             let emitted = scenario
                 .groups
                 .iter()
-                .flat_map(|g| &g.emit)
+                .enumerate()
+                .filter(|(i, _)| match source {
+                    Origin::Group(g) => *i as u16 == g,
+                    _ => true,
+                })
+                .flat_map(|(_, g)| &g.emit)
                 .any(|e| e.event.get_ref() == expect.event.get_ref());
-            if !emitted {
+            if !emitted && !matches!(source, Origin::Server { .. }) {
                 return Err(spanned_err(
                     &expect.event,
                     format!(
@@ -290,6 +401,8 @@ impl Plan {
                 name,
                 event: expect.event.get_ref().clone(),
                 within: expect.within.map(|d| d.0),
+                origin: source,
+                to,
             });
         }
 
@@ -402,9 +515,17 @@ impl Plan {
                     emit.binary,
                 )
                 .map_err(|(s, m)| at(&s.unwrap_or(emit.event.span()), m))?;
+                let group_index = groups.len() as u16;
                 let stream = expects
                     .iter()
-                    .position(|e| e.event == event)
+                    .position(|e| {
+                        e.event == event
+                            && match e.origin {
+                                Origin::Own => true,
+                                Origin::Group(g) => g == group_index,
+                                Origin::Server { .. } => false,
+                            }
+                    })
                     .map(|i| i as u32);
                 let ack = match &emit.ack {
                     Some(ack) if *ack.get_ref() && !is_sio => {

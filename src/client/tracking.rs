@@ -1,0 +1,110 @@
+//! What one client has received of every stream it tracks: its own echoes, other clients' events
+//! (fan-out) and the server's, each a [`SeqWindow`] keyed by (source, expect), plus the reconnects
+//! that a gap can be blamed on.
+
+use std::collections::HashMap;
+
+use crate::metrics::gaps::{Arrival, SeqWindow};
+
+struct Stream {
+    window: SeqWindow,
+    /// The client's reconnect count at the stream's last delivery.
+    epoch: u32,
+}
+
+/// One delivery, classified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    pub arrival: Arrival,
+    /// The client lost its connection (and got it back) since the stream's previous delivery.
+    pub during_reconnect: bool,
+    /// ... and the server recovered the session on the last of those reconnects.
+    pub recovered: bool,
+}
+
+#[derive(Default)]
+pub struct Tracker {
+    streams: HashMap<(u32, u32), Stream>,
+    reconnects: u32,
+    last_recovered: bool,
+}
+
+impl Tracker {
+    /// Records a delivery of `seq` from `source` for `expect`. `own`: the client's own stream,
+    /// which starts at 0; other streams are tracked from their first delivery.
+    pub fn deliver(&mut self, source: u32, expect: u32, seq: u64, own: bool) -> Delivery {
+        let reconnects = self.reconnects;
+        let mut fresh = false;
+        let stream = self.streams.entry((source, expect)).or_insert_with(|| {
+            fresh = true;
+            Stream {
+                window: if own {
+                    SeqWindow::starting_at(0)
+                } else {
+                    SeqWindow::from_first(seq)
+                },
+                epoch: reconnects,
+            }
+        });
+        let arrival = if fresh && !own {
+            Arrival::InOrder
+        } else {
+            stream.window.receive(seq)
+        };
+        let during_reconnect = stream.epoch != reconnects;
+        if arrival != Arrival::Duplicate {
+            stream.epoch = reconnects;
+        }
+        Delivery {
+            arrival,
+            during_reconnect,
+            recovered: during_reconnect && self.last_recovered,
+        }
+    }
+
+    /// The connection was lost and is back; `recovered`: the server recovered the session.
+    pub fn reconnected(&mut self, recovered: bool) {
+        self.reconnects += 1;
+        self.last_recovered = recovered;
+    }
+
+    /// Every tracked stream: (source, expect), highest number received and numbers missing.
+    pub fn streams(&self) -> impl Iterator<Item = ((u32, u32), Option<u64>, u64)> + '_ {
+        self.streams
+            .iter()
+            .map(|(key, s)| (*key, s.window.max_seen(), s.window.missing(None)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaps_across_a_reconnect_are_blamed_on_it() {
+        let mut t = Tracker::default();
+        assert_eq!(t.deliver(7, 0, 10, false).arrival, Arrival::InOrder);
+        assert!(!t.deliver(7, 0, 11, false).during_reconnect);
+        t.reconnected(true);
+        let d = t.deliver(7, 0, 15, false);
+        assert_eq!(
+            d.arrival,
+            Arrival::Gap {
+                expected: 12,
+                count: 3
+            }
+        );
+        assert!(d.during_reconnect && d.recovered);
+        assert!(!t.deliver(7, 0, 16, false).during_reconnect);
+        // Own streams start at 0.
+        assert_eq!(
+            t.deliver(1, 1, 2, true).arrival,
+            Arrival::Gap {
+                expected: 0,
+                count: 2
+            }
+        );
+        let streams: Vec<_> = t.streams().collect();
+        assert_eq!(streams.len(), 2);
+    }
+}

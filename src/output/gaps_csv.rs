@@ -1,0 +1,87 @@
+//! gaps.csv, one row per delivery problem as it is noticed:
+//! `time_s,receiver,expect,source,expected_seq,got_seq,count,kind,during_reconnect,recovered`.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::Path;
+
+use super::ExportError;
+use crate::metrics::{GapRow, SERVER_SOURCE};
+
+pub const HEADER: [&str; 10] = [
+    "time_s",
+    "receiver",
+    "expect",
+    "source",
+    "expected_seq",
+    "got_seq",
+    "count",
+    "kind",
+    "during_reconnect",
+    "recovered",
+];
+/// Rows written at most; later ones are still counted in summary.csv and run.json.
+pub const MAX_ROWS: u64 = 100_000;
+
+pub struct GapsWriter<W: std::io::Write> {
+    csv: csv::Writer<W>,
+    /// Expect names, by index.
+    expects: Vec<String>,
+    written: u64,
+    /// Rows not written because of [`MAX_ROWS`].
+    pub dropped: u64,
+}
+
+impl GapsWriter<BufWriter<File>> {
+    pub fn create(path: &Path, expects: Vec<String>) -> Result<Self, ExportError> {
+        GapsWriter::new(super::create_file(path)?, expects)
+    }
+}
+
+impl<W: std::io::Write> GapsWriter<W> {
+    pub fn new(out: W, expects: Vec<String>) -> Result<Self, ExportError> {
+        let mut csv = csv::Writer::from_writer(out);
+        csv.write_record(HEADER)?;
+        csv.flush().map_err(csv::Error::from)?;
+        Ok(GapsWriter {
+            csv,
+            expects,
+            written: 0,
+            dropped: 0,
+        })
+    }
+
+    pub fn write(&mut self, rows: &[GapRow]) -> Result<(), ExportError> {
+        for row in rows {
+            if self.written >= MAX_ROWS {
+                self.dropped += 1;
+                continue;
+            }
+            let expect = self
+                .expects
+                .get(row.expect as usize)
+                .map(String::as_str)
+                .unwrap_or("");
+            let source = if row.source == SERVER_SOURCE {
+                "server".to_string()
+            } else {
+                row.source.to_string()
+            };
+            self.csv.write_record([
+                format!("{:.3}", row.at.as_secs_f64()),
+                row.receiver.to_string(),
+                expect.to_string(),
+                source,
+                row.expected.to_string(),
+                row.got.map(|g| g.to_string()).unwrap_or_default(),
+                row.count.to_string(),
+                row.kind.as_str().to_string(),
+                row.during_reconnect.to_string(),
+                row.recovered.to_string(),
+            ])?;
+            self.written += 1;
+        }
+        self.csv.flush().map_err(csv::Error::from)?;
+        Ok(())
+    }
+}
