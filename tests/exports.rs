@@ -29,6 +29,7 @@ fn report() -> Report {
         duplicate: 1,
         reorder: 0,
         gap: 2,
+        refilled: 0,
     };
     Report {
         run_id: "0000abcd".into(),

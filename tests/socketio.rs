@@ -326,3 +326,123 @@ async fn headers_query_and_path_reach_the_server() {
         );
     }
 }
+
+/// Watchers of the Node server's ticker (a broadcast every 20 ms); each has its connection cut
+/// once, 500 ms in, and reconnects.
+async fn ticker_cut(node: &NodeServer, recovery: bool) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let text = scenario(
+        &node.url(),
+        &format!("recovery = {recovery}"),
+        &format!(
+            r#"on_connect = [
+  {{ emit = "join", data = "ticker" }},
+  {{ emit = "cut", data = {{ after = 500, key = "ticker-{recovery}-{{{{client}}}}" }} }},
+]"#
+        ),
+        r#"[reconnect]
+backoff = "100ms..200ms"
+
+[[expect]]
+name = "ticks"
+event = "tick"
+from = "server"
+seq = "/seq"
+timestamp = "/ts"
+"#,
+    )
+    .replace("duration = \"1s\"", "duration = \"2s\"");
+    run_in_process(dir.path(), &text, Overrides::default()).await;
+    dir
+}
+
+fn gap_rows(dir: &Path) -> Vec<Vec<String>> {
+    read_csv(&dir.join("out/gaps.csv")).1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ticks_missed_during_a_cut_are_refilled_by_recovery() {
+    let node = NodeServer::start(&["--tick-every", "20"]);
+    let dir = ticker_cut(&node, true).await;
+    let what = format!("{:?}", gap_rows(dir.path()));
+    assert_eq!(counter(dir.path(), "reconnects.recovered"), 4, "{what}");
+    assert_eq!(counter(dir.path(), "ticks.lost"), 0, "{what}");
+    assert_eq!(counter(dir.path(), "ticks.duplicate"), 0, "{what}");
+    // Each client was away for at least the 100 ms backoff: five ticks or more were replayed.
+    assert!(counter(dir.path(), "ticks.refilled") >= 4 * 5, "{what}");
+    let rows = gap_rows(dir.path());
+    assert!(
+        rows.iter()
+            .all(|r| r[7] == "refilled" && r[8] == "true" && r[9] == "true"),
+        "{what}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_recovery_ticks_missed_during_a_cut_are_lost() {
+    let node = NodeServer::start(&["--tick-every", "20"]);
+    let dir = ticker_cut(&node, false).await;
+    let what = format!("{:?}", gap_rows(dir.path()));
+    assert_eq!(counter(dir.path(), "reconnects"), 4, "{what}");
+    assert_eq!(counter(dir.path(), "reconnects.recovered"), 0, "{what}");
+    let lost = counter(dir.path(), "ticks.lost");
+    assert!(lost >= 4 * 5, "{what}");
+    assert_eq!(counter(dir.path(), "ticks.gap"), lost, "{what}");
+    let rows = gap_rows(dir.path());
+    let gaps: Vec<_> = rows.iter().filter(|r| r[7] == "gap").collect();
+    assert_eq!(gaps.len(), 4, "one gap per client: {what}");
+    assert!(
+        gaps.iter().all(|r| r[8] == "true" && r[9] == "false"),
+        "{what}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chat_room_delivers_every_message_to_every_member() {
+    let node = NodeServer::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"
+name = "fanout"
+target = "{}"
+protocol = "socketio"
+duration = "2s"
+ramp = "100ms"
+drain = "1s"
+
+[[group]]
+name = "listeners"
+clients = 10
+on_connect = [{{ emit = "join", data = "room1" }}]
+
+[[group]]
+name = "talkers"
+clients = 3
+on_connect = [{{ emit = "join", data = "room1" }}]
+emit = [{{ event = "chat", data = {{ text = "hi {{{{client}}}}" }}, rate = "10/s" }}]
+
+[[expect]]
+name = "fanout"
+event = "chat"
+from = "talkers"
+to = ["listeners", "talkers"]
+within = "1s"
+"#,
+        node.url()
+    );
+    run_in_process(dir.path(), &text, Overrides::default()).await;
+    let d = dir.path();
+    let sent = counter(d, "fanout.sent");
+    assert!(sent >= 3 * 20, "{sent}");
+    // Every member got nearly every message: only those sent before it joined are not due.
+    let received = counter(d, "fanout.received");
+    assert!(received >= sent * 13 * 9 / 10, "{received} of {sent} × 13");
+    for kind in ["lost", "duplicate", "reorder", "gap", "late"] {
+        assert_eq!(
+            counter(d, &format!("fanout.{kind}")),
+            0,
+            "{kind}: {:?}",
+            gap_rows(d)
+        );
+    }
+}

@@ -16,7 +16,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::link::{Link, Rendered, Scratch};
 use super::schedule::Schedule;
-use super::tracking::{Delivery, Tracker};
+use super::tracking::{Delivery, SentAt, Tracker};
 use super::{ClientContext, ClientId};
 use crate::metrics::gaps::Arrival;
 use crate::metrics::{
@@ -285,7 +285,7 @@ impl<'a> Session<'a> {
             self.on_stamp(stamp, now);
         }
         if !self.server_expects.is_empty() {
-            self.on_server_payload(payload, now);
+            self.on_server_payload(payload);
         }
     }
 
@@ -304,14 +304,16 @@ impl<'a> Session<'a> {
             .deliver(stamp.client, stamp.stream, stamp.seq, own);
         let origin = self.ctx.t0 + Duration::from_nanos(stamp.origin_ns);
         let latency = now.saturating_duration_since(origin);
-        if self.count(
+        let sent = SentAt::Instant(origin);
+        let new = self.count(
             stamp.stream,
             stamp.client,
             stamp.seq,
             delivery,
             Some(latency),
-        ) && own
-        {
+            sent,
+        );
+        if new && own {
             let outstanding = &mut self.outstanding[stamp.stream as usize];
             *outstanding = outstanding.saturating_sub(1);
         }
@@ -320,7 +322,7 @@ impl<'a> Session<'a> {
     /// A message that may carry server events: their sequence numbers (and send times) are read
     /// at the expects' JSON pointers. For Socket.IO, the pointers apply to the event's first
     /// argument, and only to events of the expect's name.
-    fn on_server_payload(&mut self, payload: &[u8], now: Instant) {
+    fn on_server_payload(&mut self, payload: &[u8]) {
         let Ok(value) = serde_json::from_slice::<serde_json::Value>(payload) else {
             return;
         };
@@ -349,20 +351,20 @@ impl<'a> Session<'a> {
             };
             // One-way latency from the server's clock: only meaningful on one machine or with
             // synchronised clocks.
-            let latency = timestamp
+            let sent_us = timestamp
                 .as_ref()
                 .and_then(|pointer| body.pointer(pointer)?.as_u64())
-                .map(|sent| {
-                    let sent_us = sent.saturating_mul(*timestamp_us);
-                    let now_us = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_micros() as u64)
-                        .unwrap_or(0);
-                    Duration::from_micros(now_us.saturating_sub(sent_us))
-                });
+                .map(|sent| sent.saturating_mul(*timestamp_us));
+            let latency = sent_us.map(|sent_us| {
+                let now_us = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_micros() as u64)
+                    .unwrap_or(0);
+                Duration::from_micros(now_us.saturating_sub(sent_us))
+            });
+            let sent = sent_us.map_or(SentAt::Unknown, SentAt::EpochUs);
             let delivery = self.tracker.deliver(SERVER_SOURCE, expect, number, false);
-            self.count(expect, SERVER_SOURCE, number, delivery, latency);
-            let _ = now;
+            self.count(expect, SERVER_SOURCE, number, delivery, latency, sent);
         }
     }
 
@@ -374,7 +376,9 @@ impl<'a> Session<'a> {
         seq: u64,
         delivery: Delivery,
         latency: Option<Duration>,
+        sent: SentAt,
     ) -> bool {
+        let refilled = self.tracker.refilled(sent);
         let mut m = self.metrics.borrow_mut();
         let row = |kind, expected, count| GapRow {
             at: self.ctx.t0.elapsed(),
@@ -406,6 +410,9 @@ impl<'a> Session<'a> {
             }
             Arrival::InOrder => None,
         };
+        if refilled {
+            counts.refilled += 1;
+        }
         counts.received += 1;
         let within = self.ctx.plan.expects[expect as usize].within;
         if let Some(latency) = latency {
@@ -415,6 +422,21 @@ impl<'a> Session<'a> {
             m.record(1 + expect as usize, latency);
         }
         if let Some(row) = row {
+            m.gap(row);
+        }
+        if refilled {
+            let row = GapRow {
+                at: self.ctx.t0.elapsed(),
+                receiver: self.who.id,
+                expect,
+                source,
+                expected: seq,
+                got: Some(seq),
+                count: 1,
+                kind: GapKind::Refilled,
+                during_reconnect: true,
+                recovered: true,
+            };
             m.gap(row);
         }
         true

@@ -3,6 +3,7 @@
 //! that a gap can be blamed on.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use crate::metrics::gaps::{Arrival, SeqWindow};
 
@@ -27,6 +28,20 @@ pub struct Tracker {
     streams: HashMap<(u32, u32), Stream>,
     reconnects: u32,
     last_recovered: bool,
+    /// When the connection last came back, if the server recovered the session: events sent
+    /// before that and delivered after it were replayed by the server (they could not have
+    /// come over the new connection). Also as epoch microseconds, for server timestamps.
+    recovered_at: Option<(Instant, u64)>,
+}
+
+/// When an event was sent, as far as the receiver can tell.
+#[derive(Debug, Clone, Copy)]
+pub enum SentAt {
+    /// A stamped event's scheduled send time.
+    Instant(Instant),
+    /// A server event's timestamp.
+    EpochUs(u64),
+    Unknown,
 }
 
 impl Tracker {
@@ -62,10 +77,26 @@ impl Tracker {
         }
     }
 
-    /// The connection was lost and is back; `recovered`: the server recovered the session.
+    /// The connection is back (now); `recovered`: the server recovered the session.
     pub fn reconnected(&mut self, recovered: bool) {
         self.reconnects += 1;
         self.last_recovered = recovered;
+        self.recovered_at = recovered.then(|| {
+            let epoch_us = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as u64)
+                .unwrap_or(0);
+            (Instant::now(), epoch_us)
+        });
+    }
+
+    /// Whether an event sent at `sent` and delivered now was replayed by a recovering server.
+    pub fn refilled(&self, sent: SentAt) -> bool {
+        match (self.recovered_at, sent) {
+            (Some((back, _)), SentAt::Instant(at)) => at < back,
+            (Some((_, back_us)), SentAt::EpochUs(at)) => at < back_us,
+            _ => false,
+        }
     }
 
     /// Every tracked stream: (source, expect), highest number received and numbers missing.

@@ -42,6 +42,9 @@ pub struct ExpectCounts {
     pub reorder: u64,
     /// Noticed missing when a later event arrived (they may still arrive: then reorders).
     pub gap: u64,
+    /// Sent while the receiver was disconnected and delivered on a reconnect that the server
+    /// recovered: replayed by Socket.IO connection state recovery.
+    pub refilled: u64,
 }
 
 impl ExpectCounts {
@@ -53,6 +56,7 @@ impl ExpectCounts {
         self.duplicate += other.duplicate;
         self.reorder += other.reorder;
         self.gap += other.gap;
+        self.refilled += other.refilled;
     }
 
     /// Deliveries that were due: delivered or lost.
@@ -69,6 +73,7 @@ pub enum GapKind {
     Reorder,
     Late,
     Lost,
+    Refilled,
 }
 
 impl GapKind {
@@ -79,6 +84,7 @@ impl GapKind {
             GapKind::Reorder => "reorder",
             GapKind::Late => "late",
             GapKind::Lost => "lost",
+            GapKind::Refilled => "refilled",
         }
     }
 }

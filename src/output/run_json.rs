@@ -67,6 +67,7 @@ fn document(r: &Report) -> Value {
                     "duplicate": e.duplicate,
                     "reorder": e.reorder,
                     "gap": e.gap,
+                    "refilled": e.refilled,
                     "lost_rate": rate(e.lost, e.expected()),
                     "late_rate": rate(e.late, e.expected()),
                     "duplicate_rate": rate(e.duplicate, e.expected()),

@@ -82,6 +82,7 @@ impl Exporter for SummaryCsv {
             counters.push((format!("{name}.duplicate"), e.duplicate));
             counters.push((format!("{name}.reorder"), e.reorder));
             counters.push((format!("{name}.gap"), e.gap));
+            counters.push((format!("{name}.refilled"), e.refilled));
         }
         for (name, count) in counters {
             let mut row = vec![

@@ -59,11 +59,11 @@ pub fn render(report: &Report, dir: &str) -> String {
             e.lost,
             e.late
         );
-        if e.duplicate + e.reorder + e.gap > 0 {
+        if e.duplicate + e.reorder + e.gap + e.refilled > 0 {
             let _ = write!(
                 out,
-                ", {} duplicate, {} reordered, {} noticed missing",
-                e.duplicate, e.reorder, e.gap
+                ", {} duplicate, {} reordered, {} noticed missing, {} refilled by recovery",
+                e.duplicate, e.reorder, e.gap, e.refilled
             );
         }
         let _ = writeln!(out);
