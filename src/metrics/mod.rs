@@ -102,8 +102,8 @@ pub struct GapRow {
     pub expect: u32,
     /// The emitting client, or [`SERVER_SOURCE`].
     pub source: u32,
-    /// The sequence number that was due.
-    pub expected: u64,
+    /// The (first) sequence number that was due, when one can be named.
+    pub expected: Option<u64>,
     /// The one that arrived (none for `lost`).
     pub got: Option<u64>,
     pub count: u64,

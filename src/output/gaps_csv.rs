@@ -72,7 +72,7 @@ impl<W: std::io::Write> GapsWriter<W> {
                 row.receiver.to_string(),
                 expect.to_string(),
                 source,
-                row.expected.to_string(),
+                row.expected.map(|e| e.to_string()).unwrap_or_default(),
                 row.got.map(|g| g.to_string()).unwrap_or_default(),
                 row.count.to_string(),
                 row.kind.as_str().to_string(),

@@ -56,7 +56,7 @@ pub fn tails(ends: &FanoutEnds, settle: &[Duration], at: Duration) -> (Vec<u64>,
                 receiver: receiver.receiver,
                 expect: receiver.expect,
                 source: emitter.emitter,
-                expected: from,
+                expected: Some(from),
                 got: None,
                 count,
                 kind: GapKind::Lost,
@@ -128,10 +128,10 @@ mod tests {
         // 6 from 10's tail; from 11: emitter 2's events due from 1.5 s (every 100 ms): 15..=49.
         assert_eq!(lost, vec![6 + 35]);
         assert_eq!(rows.len(), 2);
-        assert_eq!((rows[0].expected, rows[0].count), (44, 6));
+        assert_eq!((rows[0].expected, rows[0].count), (Some(44), 6));
         assert_eq!(
             (rows[1].receiver, rows[1].expected, rows[1].count),
-            (11, 15, 35)
+            (11, Some(15), 35)
         );
     }
 }
