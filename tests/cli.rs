@@ -27,6 +27,9 @@ fn validate_accepts_the_shipped_scenarios() {
         "scenarios/ws-echo.toml",
         "scenarios/socketio-echo.toml",
         "scenarios/socketio-ack.toml",
+        "scenarios/chat-fanout.toml",
+        "scenarios/ticker-gaps.toml",
+        "scenarios/reconnect-storm.toml",
     ] {
         volley()
             .args(["validate", file])

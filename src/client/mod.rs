@@ -223,7 +223,7 @@ fn reconnects_after<'p>(ctx: &'p ClientContext, end: &End) -> Option<&'p Reconne
     let plan = ctx.plan.reconnect.as_ref()?;
     let lost = match end {
         End::Drained => false,
-        End::ServerClosed(_) => true,
+        End::ServerClosed(_) | End::Dropped => true,
         End::Failed(kind, _) => {
             !matches!(kind, ErrorKind::ServerDisconnect | ErrorKind::ConnectError)
         }
@@ -314,6 +314,8 @@ async fn finish(
             report(ctx, who, metrics, ErrorKind::ClosedByServer, text);
             code
         }
+        // Dropped on purpose: no goodbye, and no error.
+        End::Dropped => 1006,
         End::Failed(kind, detail) => {
             report(ctx, who, metrics, kind, detail);
             1006

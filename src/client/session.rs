@@ -41,6 +41,8 @@ pub enum End {
     /// The server sent a close frame.
     ServerClosed(Option<CloseFrame>),
     Failed(ErrorKind, String),
+    /// The group's `disconnect_every` came: the client drops its connection, without goodbye.
+    Dropped,
 }
 
 struct EmitState {
@@ -75,6 +77,8 @@ pub struct Session<'a> {
     server_expects: Vec<u32>,
     /// When the session started: the client was connected and set up.
     ready: Instant,
+    /// When this connection is to be dropped (the group's `disconnect_every`).
+    drop_at: Option<Instant>,
     /// Socket.IO acks asked for and not answered yet: id and latency origin, in sending order.
     acks: VecDeque<(u64, Instant)>,
     next_ack: u64,
@@ -130,6 +134,7 @@ impl<'a> Session<'a> {
                 .map(|(i, _)| i as u32)
                 .collect(),
             ready: start,
+            drop_at: group.disconnect_every.map(|every| start + every),
             acks: VecDeque::new(),
             next_ack: 0,
             phase: Phase::Emitting,
@@ -157,6 +162,10 @@ impl<'a> Session<'a> {
     /// at once, measured from their scheduled times.
     pub fn resume(&mut self, link: Link, recovered: bool) {
         self.tracker.reconnected(recovered);
+        self.drop_at = self
+            .group
+            .disconnect_every
+            .map(|every| Instant::now() + every);
         self.link = Some(link);
         self.need_flush = false;
         self.blocked_since = None;
@@ -494,6 +503,10 @@ impl<'a> Session<'a> {
                 }
             }
 
+            if matches!(self.phase, Phase::Emitting) && self.drop_at.is_some_and(|at| now >= at) {
+                return Poll::Ready(End::Dropped);
+            }
+
             // 1. Send everything due, then flush once.
             if let Phase::Emitting = self.phase {
                 while let Some((emit, at)) = self.next_due() {
@@ -627,6 +640,10 @@ impl<'a> Session<'a> {
             let wake = match self.blocked_since {
                 Some(since) => wake.min(since + self.ctx.stall_timeout),
                 None => wake,
+            };
+            let wake = match (&self.phase, self.drop_at) {
+                (Phase::Emitting, Some(drop_at)) => wake.min(drop_at),
+                _ => wake,
             };
 
             // 4. Sleep until then, or until stopped.

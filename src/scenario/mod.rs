@@ -369,6 +369,97 @@ event = "echo"
         }
     }
 
+    const FANOUT: &str = r#"
+name = "chat"
+duration = "2s"
+
+[[group]]
+name = "listeners"
+clients = 10
+path = "/broadcast?room=a"
+
+[[group]]
+name = "talkers"
+clients = 2
+path = "/broadcast?room=a"
+emit = [{ event = "chat", data = { text = "hi" }, rate = "5/s" }]
+
+[[expect]]
+name = "fanout"
+event = "chat"
+from = "talkers"
+to = ["listeners", "talkers"]
+
+[[expect]]
+name = "ticks"
+event = "tick"
+from = "server"
+to = ["listeners"]
+seq = "/seq"
+timestamp = "/ts"
+timestamp_unit = "us"
+"#;
+
+    #[test]
+    fn fanout_and_server_expects_compile() {
+        let plan = compile(FANOUT).unwrap();
+        assert_eq!(plan.expects[0].origin, Origin::Group(1));
+        assert_eq!(plan.expects[0].to, [0, 1]);
+        assert!(plan.expects[0].received_by(0) && plan.expects[0].received_by(1));
+        assert_eq!(
+            plan.expects[1].origin,
+            Origin::Server {
+                seq: "/seq".into(),
+                timestamp: Some("/ts".into()),
+                timestamp_us: 1
+            }
+        );
+        assert!(!plan.expects[1].received_by(1));
+        assert_eq!(plan.groups[1].emits[0].stream, Some(0));
+        // `to` defaults to every group.
+        let all = compile(&FANOUT.replace("to = [\"listeners\", \"talkers\"]\n", "")).unwrap();
+        assert_eq!(all.expects[0].to, [0, 1]);
+    }
+
+    #[test]
+    fn fanout_mistakes_point_at_the_value() {
+        let cases = [
+            (
+                FANOUT.replace("from = \"talkers\"", "from = \"talker\""),
+                "no group `talker`",
+            ),
+            (
+                FANOUT.replace("\"listeners\", \"talkers\"]", "\"listener\"]"),
+                "no group `listener`",
+            ),
+            (FANOUT.replace("seq = \"/seq\"\n", ""), "needs `seq`"),
+            (FANOUT.replace("\"/seq\"", "\"seq\""), "not a JSON pointer"),
+            (FANOUT.replace("\"us\"", "\"s\""), "timestamp_unit"),
+            (
+                FANOUT
+                    .replace("to = [\"listeners\"]\nseq", "to = [\"listeners\"]\nseq")
+                    .replace("from = \"talkers\"\n", "from = \"talkers\"\nseq = \"/n\"\n"),
+                "are for from = \"server\"",
+            ),
+            (
+                FANOUT.replace("from = \"talkers\"", "from = \"listeners\""),
+                "no group emits",
+            ),
+            (
+                FANOUT.replace(
+                    "from = \"talkers\"\nto = [\"listeners\", \"talkers\"]",
+                    "from = \"self\"\nto = [\"talkers\"]",
+                ),
+                "an echo goes back to its sender",
+            ),
+        ];
+        for (text, expected) in cases {
+            let (line, _, message) = position(compile(&text).unwrap_err());
+            assert!(line > 1, "{expected}: {message}");
+            assert!(message.contains(expected), "{expected}: {message}");
+        }
+    }
+
     #[test]
     fn clients_override_is_shared_in_proportion() {
         assert_eq!(share(10, &[1000, 10]).unwrap(), vec![10, 0]);

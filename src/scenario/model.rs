@@ -52,6 +52,9 @@ pub struct Group {
     pub namespace: Option<Spanned<String>>,
     /// Socket.IO CONNECT auth payload of this group (default: `[socketio] auth`).
     pub auth: Option<Spanned<toml::Table>>,
+    /// Each client drops its connection (no close handshake) this long after every connect,
+    /// while emitting: a reconnect storm, with `[reconnect]`.
+    pub disconnect_every: Option<DurationText>,
     #[serde(default)]
     pub on_connect: Vec<Spanned<Step>>,
     #[serde(default)]

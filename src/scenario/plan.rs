@@ -84,6 +84,8 @@ pub struct GroupPlan {
     pub namespace: String,
     /// Socket.IO CONNECT auth payload (a JSON object).
     pub auth: Option<Template>,
+    /// Drop the connection this long after each connect.
+    pub disconnect_every: Option<Duration>,
     pub on_connect: Vec<StepPlan>,
     pub emits: Vec<EmitPlan>,
 }
@@ -554,6 +556,7 @@ impl Plan {
                 path,
                 namespace,
                 auth,
+                disconnect_every: group.disconnect_every.map(|d| d.0).filter(|d| !d.is_zero()),
                 on_connect,
                 emits,
             });
