@@ -436,9 +436,7 @@ timestamp_unit = "us"
             (FANOUT.replace("\"/seq\"", "\"seq\""), "not a JSON pointer"),
             (FANOUT.replace("\"us\"", "\"s\""), "timestamp_unit"),
             (
-                FANOUT
-                    .replace("to = [\"listeners\"]\nseq", "to = [\"listeners\"]\nseq")
-                    .replace("from = \"talkers\"\n", "from = \"talkers\"\nseq = \"/n\"\n"),
+                FANOUT.replace("from = \"talkers\"\n", "from = \"talkers\"\nseq = \"/n\"\n"),
                 "are for from = \"server\"",
             ),
             (
