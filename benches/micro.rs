@@ -1,10 +1,12 @@
 //! Micro-benchmarks of the per-event hot path: stamp encode/decode, histogram record, template
-//! render. `cargo bench --bench micro`
+//! render, delivery tracking. `cargo bench --bench micro`
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use volley::client::tracking::Tracker;
 use volley::metrics::WorkerMetrics;
+use volley::metrics::gaps::SeqWindow;
 use volley::protocol::stamp::Stamp;
 use volley::scenario::template::{StampPlacement, Template};
 
@@ -70,5 +72,101 @@ fn template(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, stamps, histogram, template);
+/// Delivery tracking, per delivery: one stream's window, and a receiver's `Tracker` (a hash map
+/// of windows keyed by (source, expect)) as a fan-out listener and as an echo client use it.
+fn tracking(c: &mut Criterion) {
+    c.bench_function("tracking/window_in_order", |b| {
+        let mut window = SeqWindow::starting_at(0);
+        let mut seq = 0u64;
+        b.iter(|| {
+            let arrival = window.receive(black_box(seq));
+            seq += 1;
+            black_box(arrival)
+        })
+    });
+    // Every 100th number never arrives: a gap opens, stays in the window while 511 more numbers
+    // arrive, and is then given up (lost) as the window slides past it.
+    c.bench_function("tracking/window_gap_every_100", |b| {
+        let mut window = SeqWindow::starting_at(0);
+        let mut seq = 0u64;
+        b.iter(|| {
+            if seq % 100 == 99 {
+                seq += 1;
+            }
+            let arrival = window.receive(black_box(seq));
+            seq += 1;
+            black_box(arrival)
+        })
+    });
+    // Every 100th pair arrives swapped: a gap of one, filled by the next delivery (a reorder).
+    c.bench_function("tracking/window_reorder_every_100", |b| {
+        let mut window = SeqWindow::starting_at(0);
+        let mut i = 0u64;
+        b.iter(|| {
+            let seq = match i % 100 {
+                98 => i + 1,
+                99 => i - 1,
+                _ => i,
+            };
+            let arrival = window.receive(black_box(seq));
+            i += 1;
+            black_box(arrival)
+        })
+    });
+    // An echo client: its own stream only (source = its id, starting at 0).
+    c.bench_function("tracking/deliver_1_stream", |b| {
+        let mut tracker = Tracker::default();
+        let mut seq = 0u64;
+        b.iter(|| {
+            let delivery = tracker.deliver(black_box(12_345), black_box(0), black_box(seq), true);
+            seq += 1;
+            black_box(delivery)
+        })
+    });
+    // A fan-out listener: 100 sources of one expect, delivered round-robin (the streams are
+    // created before measuring).
+    c.bench_function("tracking/deliver_100_streams_round_robin", |b| {
+        let (mut trackers, mut next) = fan_out_receivers(1, 100);
+        let mut source = 0usize;
+        b.iter(|| {
+            let seq = next[source];
+            let delivery = trackers[0].deliver(black_box(source as u32), black_box(1), seq, false);
+            next[source] = seq + 1;
+            source = if source == 99 { 0 } else { source + 1 };
+            black_box(delivery)
+        })
+    });
+    // One worker thread's share of a fan-out: 1,000 receivers of the same 100 sources (14 MB of
+    // windows, far beyond the caches); each event of a source reaches every receiver in turn.
+    c.bench_function("tracking/deliver_1000x100_streams_fan_out", |b| {
+        let (mut trackers, mut next) = fan_out_receivers(1_000, 100);
+        let (mut source, mut receiver) = (0usize, 0usize);
+        b.iter(|| {
+            let seq = next[source];
+            let delivery =
+                trackers[receiver].deliver(black_box(source as u32), black_box(1), seq, false);
+            receiver += 1;
+            if receiver == trackers.len() {
+                receiver = 0;
+                next[source] = seq + 1;
+                source = if source == 99 { 0 } else { source + 1 };
+            }
+            black_box(delivery)
+        })
+    });
+}
+
+/// `receivers` trackers that have each had one delivery from `sources` sources (expect 1), and the
+/// next number of each source.
+fn fan_out_receivers(receivers: usize, sources: u32) -> (Vec<Tracker>, Vec<u64>) {
+    let mut trackers: Vec<Tracker> = (0..receivers).map(|_| Tracker::default()).collect();
+    for tracker in &mut trackers {
+        for source in 0..sources {
+            tracker.deliver(source, 1, 1_000, false);
+        }
+    }
+    (trackers, vec![1_001; sources as usize])
+}
+
+criterion_group!(benches, stamps, histogram, template, tracking);
 criterion_main!(benches);

@@ -4,7 +4,7 @@
 mod link;
 pub mod schedule;
 mod session;
-mod tracking;
+pub mod tracking;
 
 use std::cell::RefCell;
 use std::future::poll_fn;
