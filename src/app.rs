@@ -107,6 +107,7 @@ async fn serve_command(args: ServeArgs) -> Result<ExitCode, AppError> {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         tls,
         tick_every: args.tick_every.0,
+        faults: serve::Faults::default(),
     };
     // Every connection is a file: raise the soft limit to the hard one, as `run` does.
     let _ = crate::runner::fdlimit::raise();
