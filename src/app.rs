@@ -107,6 +107,11 @@ async fn serve_command(args: ServeArgs) -> Result<ExitCode, AppError> {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         tls,
         tick_every: args.tick_every.0,
+        faults: serve::Faults {
+            drop_every: args.drop_every,
+            dup_every: args.dup_every,
+            reorder_every: args.reorder_every,
+        },
     };
     // Every connection is a file: raise the soft limit to the hard one, as `run` does.
     let _ = crate::runner::fdlimit::raise();

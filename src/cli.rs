@@ -7,13 +7,37 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::units::{CountValue, DurationText, Ramp, RateText};
 
-const EXIT_CODES: &str = "\
+macro_rules! exit_codes {
+    () => {
+        "\
 Exit codes:
   0  success
   1  the run could not be done (target unreachable at start, no client connected, I/O error)
   2  bad usage or a bad scenario file (the message names file:line:column)
   3  thresholds or a comparison failed
-  130  interrupted twice (the second Ctrl-C exits at once)";
+  130  interrupted twice (the second Ctrl-C exits at once)"
+    };
+}
+
+const EXIT_CODES: &str = exit_codes!();
+
+const SERVE_AFTER_HELP: &str = concat!(
+    "\
+Delivery faults (--drop-every, --dup-every, --reorder-every) apply to fan-out deliveries only:
+/broadcast (to each room member, the sender included), /ticker, Socket.IO chat (to each member of
+the sender's rooms) and tick (to each member of room ticker); never to echo or ack. They count per
+stream: the deliveries to one receiving connection from one source, the source being the sending
+connection (Socket.IO: socket) for /broadcast and chat, the ticker for /ticker and tick. A stream's
+deliveries are numbered 1, 2, 3, ...; delivery k is
+  dropped          when k % N == 0 for --drop-every N,
+  sent twice       when k % N == 0 for --dup-every N,
+  held back        when k % N == 0 for --reorder-every N, and sent right after delivery k+1.
+Drop comes first, then dup, then reorder. A held delivery whose stream has no next delivery (the
+sender stopped, either side closed) is never sent, not even at close.
+
+",
+    exit_codes!()
+);
 
 /// volley: load tester and traffic inspector for WebSocket servers.
 #[derive(Debug, Parser)]
@@ -30,7 +54,7 @@ pub enum Command {
     Run(RunArgs),
     /// Start the embedded reference server (/echo, /broadcast?room=NAME, /ticker?every=10ms,
     /// Socket.IO on /socket.io/).
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = SERVE_AFTER_HELP)]
     Serve(ServeArgs),
     /// Check a scenario file without running it.
     #[command(after_help = EXIT_CODES)]
@@ -85,6 +109,15 @@ pub struct ServeArgs {
     /// How often Socket.IO `tick` is pushed to the members of room "ticker" (0s for never).
     #[arg(long, default_value = "100ms")]
     pub tick_every: DurationText,
+    /// Drop every Nth fan-out delivery of each stream (N ≥ 2; see below).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(2..))]
+    pub drop_every: Option<u64>,
+    /// Send every Nth fan-out delivery of each stream twice (N ≥ 2; see below).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(2..))]
+    pub dup_every: Option<u64>,
+    /// Send every Nth fan-out delivery of each stream after the next one (N ≥ 2; see below).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(2..))]
+    pub reorder_every: Option<u64>,
     /// Runtime threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -147,6 +180,34 @@ mod tests {
         };
         assert_eq!(tick_every(&[]).as_millis(), 100);
         assert_eq!(tick_every(&["--tick-every", "20ms"]).as_millis(), 20);
+    }
+
+    #[test]
+    fn fault_switches_take_n_of_at_least_2() {
+        let serve = |extra: &[&str]| {
+            let args = [&["volley", "serve"], extra].concat();
+            Cli::try_parse_from(args).map(|cli| match cli.command {
+                Command::Serve(args) => (args.drop_every, args.dup_every, args.reorder_every),
+                _ => panic!("expected serve"),
+            })
+        };
+        assert_eq!(serve(&[]).unwrap(), (None, None, None));
+        assert_eq!(
+            serve(&[
+                "--drop-every",
+                "3",
+                "--dup-every",
+                "5",
+                "--reorder-every",
+                "2"
+            ])
+            .unwrap(),
+            (Some(3), Some(5), Some(2))
+        );
+        for bad in ["1", "0", "x"] {
+            let err = serve(&["--reorder-every", bad]).unwrap_err();
+            assert!(err.to_string().contains("--reorder-every"), "{err}");
+        }
     }
 
     #[test]

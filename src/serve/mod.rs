@@ -14,11 +14,17 @@
 //! - `tick`: `{"seq":N,"ts":EPOCH_MS}` pushed to room `ticker` every `--tick-every`, N per namespace;
 //! - a CONNECT with auth `{"reject": "why"}` is refused with CONNECT_ERROR "why".
 //!
+//! [`Faults`] (`--drop-every`, `--dup-every`, `--reorder-every`) drop, duplicate and reorder the
+//! fan-out deliveries (`/broadcast`, `/ticker`, `chat`, `tick`) by a fixed rule per stream (one
+//! receiving connection, one source), so a test of the gap tracker knows the exact truth; the
+//! rules are in `faults.rs`.
+//!
 //! The server runs on its own thread and runtime, so a run with `target = "builtin"` measures the
 //! clients' CPU apart from the server's, and stops when its [`ServerHandle`] is stopped or dropped.
 
 mod delay;
 mod endpoints;
+mod faults;
 mod session;
 mod socketio;
 
@@ -43,6 +49,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::units::parse_duration;
 use endpoints::{Broadcast, Echo, Rooms, Ticker};
+pub use faults::Faults;
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -57,6 +64,9 @@ pub struct ServeConfig {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// How often Socket.IO `tick` is pushed to the members of room `ticker`; zero for never.
     pub tick_every: Duration,
+    /// Deterministic drops, duplicates and reorders of fan-out deliveries, for testing a gap
+    /// tracker against a known truth; none by default.
+    pub faults: Faults,
 }
 
 impl Default for ServeConfig {
@@ -67,6 +77,7 @@ impl Default for ServeConfig {
             threads: 1,
             tls: None,
             tick_every: Duration::from_millis(100),
+            faults: Faults::default(),
         }
     }
 }
@@ -110,8 +121,12 @@ impl Drop for ServerHandle {
 }
 
 /// Binds the listening socket now (so the port is known and a bind error is reported at once) and
-/// serves on a new thread.
+/// serves on a new thread. Fault switches below 2 are an `InvalidInput` error.
 pub fn spawn(config: ServeConfig) -> std::io::Result<ServerHandle> {
+    config
+        .faults
+        .check()
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let listener = std::net::TcpListener::bind(config.listen)?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
@@ -151,6 +166,7 @@ pub fn spawn(config: ServeConfig) -> std::io::Result<ServerHandle> {
 struct Shared {
     delay: Option<delay::DelayLine>,
     rooms: Rooms,
+    faults: Faults,
     stop: CancellationToken,
     /// Every connection task, so a stop can wait for their close frames to go out.
     tasks: TaskTracker,
@@ -165,6 +181,7 @@ pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Cancell
     let shared = Arc::new(Shared {
         delay: delay.clone(),
         rooms: Rooms::default(),
+        faults: config.faults,
         stop: shutdown.clone(),
         tasks: TaskTracker::new(),
     });
@@ -173,6 +190,7 @@ pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Cancell
         Routes(shared.clone()),
         delay,
         config.tick_every,
+        config.faults,
         &shared.tasks,
         &shutdown,
     );
@@ -330,10 +348,12 @@ fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Full<Bytes>> {
                 session::run(ws, echo, stop).await
             }
             Endpoint::Broadcast(room) => {
-                let member = Broadcast::join(&shared.rooms, room);
+                let member = Broadcast::join(&shared.rooms, room, shared.faults);
                 session::run(ws, member, stop).await
             }
-            Endpoint::Ticker(every) => session::run(ws, Ticker::new(every), stop).await,
+            Endpoint::Ticker(every) => {
+                session::run(ws, Ticker::new(every, shared.faults), stop).await
+            }
         }
     });
     Response::builder()

@@ -12,13 +12,23 @@
 //! `join`, `leave` and `chat` answer an ack request with an empty ack once done, so a client can
 //! wait for "joined" instead of guessing. `--delay` holds `echo` and `ack` replies.
 //!
+//! With delivery faults on (`faults.rs`), `chat` and `tick` are not broadcast by socketioxide but
+//! emitted to each receiver socket in turn, through that receiver's stream from the sender's socket
+//! (`chat`) or from the namespace's ticker (`tick`). The streams live in one table keyed by the
+//! receiver's socket id, under one lock held for a whole fan-out, so a stream counts in the order
+//! its deliveries are made; a socket's entry, and its streams in the other entries, go when it
+//! disconnects. Without faults there is no table and the fan-out is socketioxide's broadcast.
+//! The per-socket emits carry no connection-state-recovery offset (the builtin server does not
+//! enable recovery).
+//!
 //! Events are handled by [`MessageHandler`]s implemented here, not by async closures: socketioxide
 //! spawns a task per event for an async handler, and on a multi-threaded runtime such tasks start
 //! out of order (tokio runs the last one spawned first), so a client's echoes would come back
 //! reordered. A synchronous handler runs in socketioxide's read loop, in arrival order.
 
+use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -28,17 +38,19 @@ use serde::ser::{SerializeMap, SerializeSeq, SerializeTuple, Serializer};
 use serde::{Deserialize, Serialize};
 use socketioxide::SocketIo;
 use socketioxide::adapter::LocalAdapter;
+use socketioxide::extract::SocketRef;
 use socketioxide::extract::{AckSender, Data, TryData};
 use socketioxide::handler::{
-    ConnectHandler, FromConnectParts, FromMessageParts, MessageHandler, Value,
+    ConnectHandler, DisconnectHandler, FromConnectParts, FromMessageParts, MessageHandler, Value,
 };
 use socketioxide::service::SocketIoService;
-use socketioxide::socket::Socket;
+use socketioxide::socket::{DisconnectReason, Sid, Socket};
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::delay::DelayLine;
+use super::faults::{FaultStream, Faults};
 
 /// The namespaces the builtin server accepts; both offer every event.
 pub const NAMESPACES: [&str; 2] = ["/", "/admin"];
@@ -56,11 +68,12 @@ const MAX_POLLING_PAYLOAD: u64 = 1_000_000;
 
 /// Builds the Socket.IO service, with `routes` answering every request outside `/socket.io/`,
 /// and starts the namespaces' tickers on `tasks` (they end with `stop`; a zero `tick_every` starts
-/// none).
+/// none). `faults` apply to `chat` and `tick`.
 pub fn service<S: Clone>(
     routes: S,
     delay: Option<DelayLine>,
     tick_every: Duration,
+    faults: Faults,
     tasks: &TaskTracker,
     stop: &CancellationToken,
 ) -> (SocketIoService<S>, SocketIo) {
@@ -68,11 +81,21 @@ pub fn service<S: Clone>(
         .max_buffer_size(SOCKET_QUEUE)
         .max_payload(MAX_POLLING_PAYLOAD)
         .build_with_inner_svc(routes);
-    let replies = Arc::new(Replies { delay });
+    let faulted = faults.any().then(|| Arc::new(FaultedSockets::new(faults)));
+    let outbound = Arc::new(Outbound {
+        delay,
+        faulted: faulted.clone(),
+    });
     for ns in NAMESPACES {
-        io.ns(ns, Admission(replies.clone()));
+        io.ns(ns, Admission(outbound.clone()));
         if !tick_every.is_zero() {
-            tasks.spawn(tick(io.clone(), ns, tick_every, stop.clone()));
+            tasks.spawn(tick(
+                io.clone(),
+                ns,
+                tick_every,
+                faulted.clone(),
+                stop.clone(),
+            ));
         }
     }
     (service, io)
@@ -98,13 +121,15 @@ pub async fn close(io: &SocketIo) {
     }
 }
 
-/// How replies go out: now, or through the delay line.
-struct Replies {
+/// How events go out: replies now or through the delay line, fan-outs through the fault streams
+/// when faults are on.
+struct Outbound {
     delay: Option<DelayLine>,
+    faulted: Option<Arc<FaultedSockets>>,
 }
 
-impl Replies {
-    fn send(&self, reply: impl FnOnce() + Send + 'static) {
+impl Outbound {
+    fn reply(&self, reply: impl FnOnce() + Send + 'static) {
         match &self.delay {
             Some(line) => line.run_later(reply),
             None => reply(),
@@ -114,7 +139,7 @@ impl Replies {
 
 /// A namespace's CONNECT: refuse on request, otherwise register the events.
 #[derive(Clone)]
-struct Admission(Arc<Replies>);
+struct Admission(Arc<Outbound>);
 
 /// The CONNECT_ERROR message a client asked for with `{"reject": "..."}`.
 struct Rejected(String);
@@ -150,9 +175,12 @@ impl ConnectHandler<LocalAdapter, ()> for Admission {
                         event.name(),
                         OnEvent {
                             event,
-                            replies: self.0.clone(),
+                            outbound: self.0.clone(),
                         },
                     );
+                }
+                if let Some(faulted) = &self.0.faulted {
+                    socket.on_disconnect(ForgetStreams(faulted.clone()));
                 }
                 Ok(())
             }
@@ -193,7 +221,7 @@ impl Event {
 /// One event of one socket, handled synchronously (see the module docs).
 struct OnEvent {
     event: Event,
-    replies: Arc<Replies>,
+    outbound: Arc<Outbound>,
 }
 
 impl MessageHandler<LocalAdapter, ()> for OnEvent {
@@ -208,7 +236,7 @@ impl MessageHandler<LocalAdapter, ()> for OnEvent {
                     return;
                 };
                 // A connection gone or too far behind loses its echo.
-                self.replies.send(move || {
+                self.outbound.reply(move || {
                     let _ = socket.emit("echo", &args);
                 });
             }
@@ -217,7 +245,7 @@ impl MessageHandler<LocalAdapter, ()> for OnEvent {
                 else {
                     return;
                 };
-                self.replies.send(move || {
+                self.outbound.reply(move || {
                     let _ = ack.send(&args);
                 });
             }
@@ -243,9 +271,16 @@ impl MessageHandler<LocalAdapter, ()> for OnEvent {
                 // with none, `within` would pick the sender alone.
                 let rooms = socket.rooms();
                 if !rooms.is_empty() {
-                    // The local adapter broadcasts on the first poll, so this sends now, in order.
-                    let sent = socket.within(rooms).emit("chat", &args).now_or_never();
-                    debug_assert!(sent.is_some(), "the local adapter broadcasts at once");
+                    let within = socket.within(rooms);
+                    match &self.outbound.faulted {
+                        Some(faulted) => faulted.chat(&socket, within.sockets(), &args),
+                        None => {
+                            // The local adapter broadcasts on the first poll, so this sends now,
+                            // in order.
+                            let sent = within.emit("chat", &args).now_or_never();
+                            debug_assert!(sent.is_some(), "the local adapter broadcasts at once");
+                        }
+                    }
                 }
                 let _ = ack.send(&Args::default());
             }
@@ -253,15 +288,107 @@ impl MessageHandler<LocalAdapter, ()> for OnEvent {
     }
 }
 
-#[derive(Serialize)]
+/// The fault streams of every socket that has received a faulted fan-out, by receiver.
+struct FaultedSockets {
+    faults: Faults,
+    receivers: Mutex<HashMap<Sid, ReceiverStreams>>,
+}
+
+/// One receiver socket's streams.
+#[derive(Default)]
+struct ReceiverStreams {
+    /// `chat`, by sender socket.
+    chat: HashMap<Sid, FaultStream<Args>>,
+    /// `tick`, from the namespace's ticker.
+    ticks: FaultStream<Tick>,
+}
+
+impl FaultedSockets {
+    fn new(faults: Faults) -> FaultedSockets {
+        FaultedSockets {
+            faults,
+            receivers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Delivers `chat` from `sender` to each of `receivers` through its stream from `sender`.
+    fn chat(&self, sender: &Socket, receivers: Vec<SocketRef>, args: &Args) {
+        self.fan_out(
+            receivers,
+            |streams| streams.chat.entry(sender.id).or_default(),
+            "chat",
+            args,
+        );
+    }
+
+    /// Delivers `tick` to each of `receivers` through its stream of ticks.
+    fn tick(&self, receivers: Vec<SocketRef>, tick: &Tick) {
+        self.fan_out(receivers, |streams| &mut streams.ticks, "tick", tick);
+    }
+
+    fn fan_out<T: Clone + Serialize>(
+        &self,
+        receivers: Vec<SocketRef>,
+        stream_of: impl Fn(&mut ReceiverStreams) -> &mut FaultStream<T>,
+        event: &str,
+        data: &T,
+    ) {
+        let mut table = self.receivers.lock().unwrap_or_else(|p| p.into_inner());
+        for receiver in receivers {
+            // A socket that is disconnecting is forgotten (under this lock) after it stops being
+            // connected: checking here keeps it from coming back into the table.
+            if !receiver.connected() {
+                continue;
+            }
+            let streams = table.entry(receiver.id).or_default();
+            // A receiver gone or too far behind loses the delivery.
+            stream_of(streams).deliver(&self.faults, data, |data| {
+                let _ = receiver.emit(event, data);
+            });
+        }
+    }
+
+    /// Forgets the streams to and from a socket that disconnected; what they held is never sent.
+    fn forget(&self, sid: Sid) {
+        let mut table = self.receivers.lock().unwrap_or_else(|p| p.into_inner());
+        table.remove(&sid);
+        for streams in table.values_mut() {
+            streams.chat.remove(&sid);
+        }
+    }
+}
+
+/// A socket's disconnect handler when faults are on: forgets its streams, synchronously.
+struct ForgetStreams(Arc<FaultedSockets>);
+
+impl DisconnectHandler<LocalAdapter, ()> for ForgetStreams {
+    fn call_with_defer(
+        &self,
+        socket: Arc<Socket>,
+        _reason: DisconnectReason,
+        defer: fn(Arc<Socket>),
+    ) {
+        self.0.forget(socket.id);
+        defer(socket);
+    }
+}
+
+#[derive(Clone, Copy, Serialize)]
 struct Tick {
     seq: u64,
     ts: u64,
 }
 
 /// Pushes `tick` to the members of [`TICKER_ROOM`] in namespace `ns` every `every`, skipping the
-/// ticks when the room is empty (so the first tick a member of a new server sees is 0).
-async fn tick(io: SocketIo, ns: &'static str, every: Duration, stop: CancellationToken) {
+/// ticks when the room is empty (so the first tick a member of a new server sees is 0); through
+/// each member's fault stream when `faulted`.
+async fn tick(
+    io: SocketIo,
+    ns: &'static str,
+    every: Duration,
+    faulted: Option<Arc<FaultedSockets>>,
+    stop: CancellationToken,
+) {
     // Burst keeps ticks on the absolute schedule after a stall, like `/ticker`.
     let mut interval = tokio::time::interval_at(Instant::now() + every, every);
     interval.set_missed_tick_behavior(MissedTickBehavior::Burst);
@@ -275,19 +402,23 @@ async fn tick(io: SocketIo, ns: &'static str, every: Duration, stop: Cancellatio
             // The server is closing its namespaces.
             return;
         };
-        if namespace.clone().within(TICKER_ROOM).sockets().is_empty() {
+        let members = namespace.clone().within(TICKER_ROOM).sockets();
+        if members.is_empty() {
             continue;
         }
         let ts = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_millis() as u64;
-        // A member whose queue is full misses this tick: it sees a gap in seq.
-        let _ = namespace
-            .within(TICKER_ROOM)
-            .emit("tick", &Tick { seq, ts })
-            .await;
+        let tick = Tick { seq, ts };
         seq += 1;
+        match &faulted {
+            Some(faulted) => faulted.tick(members, &tick),
+            // A member whose queue is full misses this tick: it sees a gap in seq.
+            None => {
+                let _ = namespace.within(TICKER_ROOM).emit("tick", &tick).await;
+            }
+        }
     }
 }
 
