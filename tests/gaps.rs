@@ -220,8 +220,8 @@ timestamp = "/ts"
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_faults_a_million_deliveries_have_nothing_missing() {
     let dir = tempfile::tempdir().unwrap();
-    // 250 receivers of one talker at 400/s for 11 s: over 4,000 messages, a million deliveries.
-    let text = fanout_scenario("builtin", "ws", 249, "400/s", "11s");
+    // 300 receivers of one talker at 400/s for 11 s: over 4,000 messages, 1.2 million deliveries.
+    let text = fanout_scenario("builtin", "ws", 299, "400/s", "11s");
     run_in_process(dir.path(), &text, Overrides::default()).await;
     let d = dir.path();
     let received = count(d, "fanout.received");
