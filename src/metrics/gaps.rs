@@ -19,13 +19,18 @@ pub enum Arrival {
     Gap { expected: u64, count: u64 },
     /// Fills a gap: it arrived after a higher number.
     Reorder,
-    /// Already received (or older than the window).
+    /// Already received.
     Duplicate,
+    /// Older than the window: given up as lost already, or from before the stream's first
+    /// arrival. Not counted again.
+    Stale,
 }
 
 /// The state of one stream at one receiver.
 #[derive(Debug, Clone)]
 pub struct SeqWindow {
+    /// The first number of the stream (known, or its first arrival).
+    start: u64,
     /// Lowest number not received yet.
     base: u64,
     /// Bit i: number `base + i` received. Bit 0 is always clear.
@@ -40,6 +45,7 @@ impl SeqWindow {
     /// A stream whose first number is known (a client's own events start at 0).
     pub fn starting_at(first: u64) -> SeqWindow {
         SeqWindow {
+            start: first,
             base: first,
             bits: [0; WORDS],
             max_seen: None,
@@ -55,6 +61,22 @@ impl SeqWindow {
         window
     }
 
+    /// The lowest number that can still be told apart as received: the stream's start, unless
+    /// numbers were given up, in which case nothing below `base` can.
+    fn first_in_window(&self) -> u64 {
+        if self.given_up > 0 {
+            self.base
+        } else {
+            self.start
+        }
+    }
+
+    /// Whether `seq` is below everything this window can still place (a stream that started
+    /// over, or a very late arrival).
+    pub fn is_behind(&self, seq: u64) -> bool {
+        seq < self.base && self.max_seen.is_some_and(|max| seq < max)
+    }
+
     pub fn max_seen(&self) -> Option<u64> {
         self.max_seen
     }
@@ -67,9 +89,14 @@ impl SeqWindow {
     /// Records an arrival.
     pub fn receive(&mut self, seq: u64) -> Arrival {
         if seq < self.base {
-            return Arrival::Duplicate;
+            // Below `base` everything arrived, was given up, or came before the stream's start.
+            return match self.max_seen {
+                Some(max) if seq <= max && seq >= self.first_in_window() => Arrival::Duplicate,
+                _ => Arrival::Stale,
+            };
         }
-        if seq >= self.base + WINDOW {
+        // Numbers come from the network: no arithmetic here may overflow.
+        if seq - self.base >= WINDOW {
             let new_base = seq - WINDOW + 1;
             self.advance_to(new_base);
         }
@@ -81,7 +108,7 @@ impl SeqWindow {
         self.bits[word] |= 1 << bit;
         let arrival = match self.max_seen {
             Some(max) if seq < max => Arrival::Reorder,
-            Some(max) if seq > max + 1 => Arrival::Gap {
+            Some(max) if seq > max.saturating_add(1) => Arrival::Gap {
                 expected: max + 1,
                 count: seq - max - 1,
             },
@@ -126,7 +153,7 @@ impl SeqWindow {
         let received: u64 = (0..covered)
             .filter(|&i| self.bits[(i / 64) as usize] & (1 << (i % 64)) != 0)
             .count() as u64;
-        self.given_up += shift - received;
+        self.given_up = self.given_up.saturating_add(shift - received);
         self.shift_right(shift);
         self.base = new_base;
         self.skip_received();
@@ -140,7 +167,10 @@ impl SeqWindow {
                 return;
             }
             self.shift_right(run);
-            self.base += run;
+            self.base = self.base.saturating_add(run);
+            if self.base == u64::MAX {
+                return;
+            }
         }
     }
 
@@ -174,6 +204,7 @@ mod tests {
                 Arrival::Gap { count, .. } => gaps += count,
                 Arrival::Reorder => reorders += 1,
                 Arrival::Duplicate => dups += 1,
+                Arrival::Stale => {}
             }
         }
         (in_order, gaps, reorders, dups)
@@ -214,9 +245,12 @@ mod tests {
                 count: 2
             }
         );
-        // Tracked from the first arrival: nothing before it is missing.
-        let first = SeqWindow::from_first(500);
+        // Tracked from the first arrival: nothing before it is missing, and a number from
+        // before it is not a duplicate.
+        let mut first = SeqWindow::from_first(500);
         assert_eq!(first.missing(None), 0);
+        assert_eq!(first.receive(499), Arrival::Stale);
+        assert_eq!(first.receive(500), Arrival::Duplicate);
     }
 
     #[test]
@@ -233,7 +267,35 @@ mod tests {
             4 + WINDOW - 1,
             "and 6..=516 missing, 517 arrived"
         );
-        assert_eq!(w.receive(1), Arrival::Duplicate, "older than the window");
+        assert_eq!(w.receive(1), Arrival::Stale, "given up: not counted again");
+        assert_eq!(
+            w.receive(2),
+            Arrival::Stale,
+            "below the window: cannot be told apart"
+        );
+    }
+
+    #[test]
+    fn numbers_near_the_top_of_u64_do_not_overflow() {
+        let top = u64::MAX - 1;
+        let mut w = SeqWindow::from_first(top - 3);
+        assert_eq!(
+            w.receive(top - 1),
+            Arrival::Gap {
+                expected: top - 2,
+                count: 1
+            }
+        );
+        assert_eq!(w.receive(top), Arrival::InOrder);
+        assert_eq!(w.receive(top - 2), Arrival::Reorder);
+        assert_eq!(w.missing(None), 0);
+        // u64::MAX itself is accepted without overflow (the window cannot move past it).
+        assert_eq!(w.receive(u64::MAX), Arrival::InOrder);
+        let mut jump = SeqWindow::starting_at(0);
+        jump.receive(0);
+        assert!(matches!(jump.receive(u64::MAX), Arrival::Gap { .. }));
+        assert_eq!(jump.receive(1), Arrival::Stale);
+        assert!(jump.missing(None) > 0);
     }
 
     /// Random streams: a permutation of 0..n with drops and duplicates, arriving at most a few
