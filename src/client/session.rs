@@ -290,11 +290,10 @@ impl<'a> Session<'a> {
     }
 
     fn on_payload(&mut self, payload: &[u8], now: Instant) {
-        if let Some(stamp) = Stamp::find(payload, self.ctx.run_tag) {
-            self.on_stamp(stamp, now);
-        }
-        if !self.server_expects.is_empty() {
-            self.on_server_payload(payload);
+        match Stamp::find(payload, self.ctx.run_tag) {
+            Some(stamp) => self.on_stamp(stamp, now),
+            None if !self.server_expects.is_empty() => self.on_server_payload(payload),
+            None => {}
         }
     }
 
@@ -308,6 +307,31 @@ impl<'a> Session<'a> {
             Origin::Group(_) if plan.to.contains(&self.who.group) => false,
             _ => return,
         };
+        // A server may corrupt or forge what it relays: a number this client never sent, or a
+        // sender outside the emitting group, is an error, not a delivery.
+        let forged = match plan.origin {
+            Origin::Own => stamp.seq >= self.stream_next[stamp.stream as usize],
+            Origin::Group(g) => !self
+                .ctx
+                .plan
+                .client_ids(g)
+                .contains(&u64::from(stamp.client)),
+            Origin::Server { .. } => false,
+        };
+        if forged {
+            let mut m = self.metrics.borrow_mut();
+            m.error(crate::metrics::ErrorRow {
+                at: self.ctx.t0.elapsed(),
+                client: self.who.id,
+                group: self.who.group,
+                kind: ErrorKind::Protocol,
+                detail: format!(
+                    "a stamp volley never sent: client {} seq {} of `{}`",
+                    stamp.client, stamp.seq, plan.name
+                ),
+            });
+            return;
+        }
         let delivery = self
             .tracker
             .deliver(stamp.client, stamp.stream, stamp.seq, own);
@@ -332,10 +356,22 @@ impl<'a> Session<'a> {
     /// at the expects' JSON pointers. For Socket.IO, the pointers apply to the event's first
     /// argument, and only to events of the expect's name.
     fn on_server_payload(&mut self, payload: &[u8]) {
+        let socketio = self.ctx.plan.socketio().is_some();
+        // Socket.IO arguments start with the event name: skip the JSON parse for other events.
+        if socketio {
+            let named = self.server_expects.iter().any(|&e| {
+                let event = &self.ctx.plan.expects[e as usize].event;
+                payload.strip_prefix(b"[\"").is_some_and(|rest| {
+                    rest.starts_with(event.as_bytes()) && rest.get(event.len()) == Some(&b'"')
+                })
+            });
+            if !named {
+                return;
+            }
+        }
         let Ok(value) = serde_json::from_slice::<serde_json::Value>(payload) else {
             return;
         };
-        let socketio = self.ctx.plan.socketio().is_some();
         for i in 0..self.server_expects.len() {
             let expect = self.server_expects[i];
             let plan = &self.ctx.plan.expects[expect as usize];
@@ -402,7 +438,9 @@ impl<'a> Session<'a> {
             recovered: delivery.recovered,
         };
         let counts = &mut m.interval.expects[expect as usize];
+        counts.lost += delivery.lost_on_restart;
         let row = match delivery.arrival {
+            Arrival::Stale => return false,
             Arrival::Duplicate => {
                 counts.duplicate += 1;
                 let row = row(GapKind::Duplicate, seq, 1);
@@ -503,7 +541,8 @@ impl<'a> Session<'a> {
                 }
             }
 
-            if matches!(self.phase, Phase::Emitting) && self.drop_at.is_some_and(|at| now >= at) {
+            let dropping = self.drop_at.is_some_and(|at| now >= at) && now < self.ctx.emit_end;
+            if matches!(self.phase, Phase::Emitting) && dropping {
                 return Poll::Ready(End::Dropped);
             }
 

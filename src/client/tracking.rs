@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
+use crate::metrics::SERVER_SOURCE;
 use crate::metrics::gaps::{Arrival, SeqWindow};
 
 struct Stream {
@@ -22,6 +23,9 @@ pub struct Delivery {
     pub during_reconnect: bool,
     /// ... and the server recovered the session on the last of those reconnects.
     pub recovered: bool,
+    /// A server stream that numbers per connection started over after a reconnect: what its
+    /// previous numbering still missed is lost.
+    pub lost_on_restart: u64,
 }
 
 /// A multiply-rotate hasher for the (source, expect) keys: volley assigns both, so the keys need
@@ -79,6 +83,7 @@ impl Tracker {
     /// which starts at 0; other streams are tracked from their first delivery.
     pub fn deliver(&mut self, source: u32, expect: u32, seq: u64, own: bool) -> Delivery {
         let reconnects = self.reconnects;
+        let mut lost_on_restart = 0;
         let (stream, arrival) = if own {
             let at = match self.own.iter().position(|(e, _)| *e == expect) {
                 Some(at) => at,
@@ -108,7 +113,16 @@ impl Tracker {
                     epoch: reconnects,
                 }
             });
-            let arrival = if fresh {
+            // A server that numbers each connection from 0 starts over after a reconnect.
+            let restart = !fresh
+                && source == SERVER_SOURCE
+                && stream.epoch != reconnects
+                && stream.window.is_behind(seq);
+            if restart {
+                lost_on_restart = stream.window.missing(None);
+                stream.window = SeqWindow::from_first(seq);
+            }
+            let arrival = if fresh || restart {
                 Arrival::InOrder
             } else {
                 stream.window.receive(seq)
@@ -116,13 +130,14 @@ impl Tracker {
             (stream, arrival)
         };
         let during_reconnect = stream.epoch != reconnects;
-        if arrival != Arrival::Duplicate {
+        if !matches!(arrival, Arrival::Duplicate | Arrival::Stale) {
             stream.epoch = reconnects;
         }
         Delivery {
             arrival,
             during_reconnect,
             recovered: during_reconnect && self.last_recovered,
+            lost_on_restart,
         }
     }
 
@@ -160,6 +175,26 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_stream_numbered_per_connection_starts_over_after_a_reconnect() {
+        let mut t = Tracker::default();
+        for seq in [0, 1, 2, 4, 5] {
+            t.deliver(SERVER_SOURCE, 0, seq, false);
+        }
+        t.reconnected(false);
+        let d = t.deliver(SERVER_SOURCE, 0, 0, false);
+        assert_eq!((d.arrival, d.lost_on_restart), (Arrival::InOrder, 1));
+        assert!(d.during_reconnect);
+        assert_eq!(
+            t.deliver(SERVER_SOURCE, 0, 1, false).arrival,
+            Arrival::InOrder
+        );
+        assert_eq!(
+            t.deliver(SERVER_SOURCE, 0, 1, false).arrival,
+            Arrival::Duplicate
+        );
+    }
 
     #[test]
     fn gaps_across_a_reconnect_are_blamed_on_it() {

@@ -31,7 +31,10 @@ pub fn tails(ends: &FanoutEnds, settle: &[Duration], at: Duration) -> (Vec<u64>,
             let last = emitter.sent - 1;
             let key = (receiver.expect, receiver.receiver, emitter.emitter);
             let (from, count) = match reached.get(&key) {
-                Some(&max_seen) => (max_seen + 1, last.saturating_sub(max_seen)),
+                Some(&max_seen) => (max_seen.saturating_add(1), last.saturating_sub(max_seen)),
+                // A sender is not charged for its own events: many servers do not send a
+                // broadcast back to its sender.
+                None if receiver.receiver == emitter.emitter => continue,
                 None => {
                     let settle_ns = settle
                         .get(receiver.expect as usize)

@@ -169,6 +169,15 @@ impl Plan {
         self.groups.iter().map(|g| g.clients).sum()
     }
 
+    /// The client ids of group `group`: ids are given in group order, from 0.
+    pub fn client_ids(&self, group: u16) -> std::ops::Range<u64> {
+        let first: u64 = self.groups[..group as usize]
+            .iter()
+            .map(|g| g.clients)
+            .sum();
+        first..first + self.groups[group as usize].clients
+    }
+
     /// The latency metrics in recording order: `connect`, one per expect, then `ack` and
     /// `reconnect` when used.
     pub fn metric_names(&self) -> Vec<String> {
