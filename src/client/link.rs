@@ -174,6 +174,15 @@ impl Link {
         }
     }
 
+    /// Drops the connection without a goodbye, but only after what was queued went out (events
+    /// counted as sent must not be lost on the client's side): flush, then close the write half.
+    pub async fn abort(self, timeout: Duration) {
+        match self {
+            Link::Ws(ws) => crate::transport::ws::abort(ws, timeout).await,
+            Link::Sio(sio) => sio.abort(timeout).await,
+        }
+    }
+
     /// After the server's close frame: send the reply tungstenite queued, briefly.
     pub async fn flush_close_reply(&mut self, timeout: Duration) {
         match self {

@@ -315,7 +315,10 @@ async fn finish(
             code
         }
         // Dropped on purpose: no goodbye, and no error.
-        End::Dropped => 1006,
+        End::Dropped => {
+            link.abort(ctx.close_timeout).await;
+            1006
+        }
         End::Failed(kind, detail) => {
             report(ctx, who, metrics, kind, detail);
             1006

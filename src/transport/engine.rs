@@ -473,6 +473,16 @@ impl EngineSocket {
         }
     }
 
+    /// Drops the session without a goodbye, after what was queued went out.
+    pub async fn abort(self, timeout: Duration) {
+        match self.io {
+            Io::Ws(ws) => super::ws::abort(ws, timeout).await,
+            Io::Polling(mut p) => {
+                let _ = tokio::time::timeout(timeout, poll_fn(|cx| p.poll_drain(cx))).await;
+            }
+        }
+    }
+
     /// After the server closed the WebSocket: send the close reply tungstenite queued, briefly.
     pub async fn flush_close_reply(&mut self, timeout: Duration) {
         if let Io::Ws(ws) = &mut self.io {

@@ -254,6 +254,11 @@ impl SioSocket {
         self.engine.close(timeout).await
     }
 
+    /// Drops the connection without a goodbye, after flushing what was queued.
+    pub async fn abort(self, timeout: Duration) {
+        self.engine.abort(timeout).await
+    }
+
     /// After the server closed the WebSocket: send the close reply, briefly.
     pub async fn flush_close_reply(&mut self, timeout: Duration) {
         self.engine.flush_close_reply(timeout).await

@@ -281,6 +281,14 @@ pub async fn close(mut socket: ClientSocket, timeout: Duration) -> u16 {
         .unwrap_or(1006)
 }
 
+/// Drops a WebSocket without a close handshake, after what was queued went out: flush, then
+/// close the TCP write half (FIN), each within `timeout`.
+pub async fn abort(mut socket: ClientSocket, timeout: Duration) {
+    use futures_util::SinkExt;
+    let _ = tokio::time::timeout(timeout, socket.flush()).await;
+    let _ = tokio::time::timeout(timeout, socket.get_mut().shutdown()).await;
+}
+
 /// Upgrade responses with longer headers are refused.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
