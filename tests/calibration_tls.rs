@@ -22,9 +22,11 @@ async fn a_20ms_delayed_echo_measures_20ms_at_the_median() {
     let h = &outcome.report.totals.histograms[1];
     assert!(h.len() >= 20 * 20 * 2, "echoes {}", h.len());
     let p50 = h.value_at_quantile(0.5);
+    // The delay line is accurate to tens of µs; the rest is the loopback round trip itself, which
+    // on an idle virtual machine is 0.3–1 ms (thread wake-ups on both sides, a debug build).
     assert!(
-        (20_000..=21_000).contains(&p50),
-        "echo p50 {p50} µs is not within 20 ms + 1 ms"
+        (20_000..=22_000).contains(&p50),
+        "echo p50 {p50} µs is not within 20 ms + 2 ms"
     );
     assert!(
         h.min() >= 20_000,
