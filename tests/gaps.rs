@@ -222,6 +222,9 @@ async fn without_faults_a_million_deliveries_have_nothing_missing() {
     let dir = tempfile::tempdir().unwrap();
     // 300 receivers of one talker at 400/s for 11 s: over 4,000 messages, 1.2 million deliveries.
     let text = fanout_scenario("builtin", "ws", 299, "400/s", "11s");
+    // 120,000 deliveries a second is more than a debug build keeps up with on a busy 2-core
+    // machine: a longer drain lets a backlog arrive rather than count as lost.
+    let text = text.replace("drain = \"1s\"", "drain = \"5s\"");
     run_in_process(dir.path(), &text, Overrides::default()).await;
     let d = dir.path();
     let received = count(d, "fanout.received");
