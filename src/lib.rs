@@ -19,6 +19,7 @@
 pub mod app;
 pub mod cli;
 pub mod client;
+pub mod inspect;
 pub mod metrics;
 pub mod output;
 pub mod protocol;

@@ -1,0 +1,16 @@
+//! Seeing what crosses the wire: `volley inspect` (a transparent, frame-logging reverse proxy with
+//! fault injection), `volley tap` (an interactive client) and the frame logs of `volley run
+//! --log-frames` share one vocabulary:
+//!
+//! - [`record`]: the decoded event, one JSON line or one terminal line;
+//! - [`decode`]: frames, long-polling bodies and HTTP heads of one connection into records,
+//!   Engine.IO and Socket.IO included, secrets redacted;
+//! - [`filter`]: `--filter` and `--fault-filter` expressions;
+//! - [`print`]: the coloured one-line form;
+//! - [`sink`]: the writer task behind a bounded channel, and the summary on exit.
+
+pub mod decode;
+pub mod filter;
+pub mod print;
+pub mod record;
+pub mod sink;

@@ -1,0 +1,213 @@
+//! Where records go: one writer task reads a bounded channel and prints the records that pass the
+//! filter to stdout, writes them to the JSONL file, and counts everything for the summary.
+//!
+//! The channel holds [`CHANNEL_BOUND`] records. The inspector and tap wait when it is full (every
+//! frame is logged; the relay slows only when the output cannot keep up); a load run's frame log
+//! drops the record and counts it instead ([`RecordSink::offer`]), so logging never slows the load.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use super::filter::Filter;
+use super::print;
+use super::record::{Dir, Record, RecordKind};
+
+/// Records in flight to the writer at most.
+pub const CHANNEL_BOUND: usize = 8192;
+
+#[derive(Debug, Clone, Default)]
+pub struct SinkConfig {
+    /// Print one line per record on stdout.
+    pub print: bool,
+    pub color: bool,
+    /// Records printed and written (faults and errors always are).
+    pub filter: Filter,
+    pub jsonl: Option<PathBuf>,
+}
+
+/// The sending side, cheap to clone into every connection task.
+#[derive(Clone)]
+pub struct RecordSink {
+    tx: mpsc::Sender<Record>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl RecordSink {
+    /// Sends a record, waiting while the writer is behind.
+    pub async fn send(&self, record: Record) {
+        let _ = self.tx.send(record).await;
+    }
+
+    /// Sends a record if there is room, else drops and counts it.
+    pub fn offer(&self, record: Record) {
+        if self.tx.try_send(record).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Records dropped by [`RecordSink::offer`] so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// Counts for the summary printed on exit.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Summary {
+    pub connections: u64,
+    /// Frames and polling packets per direction and type (opcode, or `packet`).
+    pub frames: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Payload bytes per direction.
+    pub bytes: BTreeMap<String, u64>,
+    pub http_requests: u64,
+    /// Close codes seen in close frames, per direction.
+    pub close_codes: BTreeMap<String, BTreeMap<u16, u64>>,
+    pub faults: BTreeMap<String, u64>,
+    pub errors: u64,
+    /// Records not logged because the writer was behind (frame logs of a run only).
+    pub dropped: u64,
+}
+
+impl Summary {
+    pub fn count(&mut self, r: &Record) {
+        let dir = r.dir.map_or("-", Dir::name).to_string();
+        match r.kind {
+            RecordKind::Connect => self.connections += 1,
+            RecordKind::HttpRequest => self.http_requests += 1,
+            RecordKind::Frame | RecordKind::Packet => {
+                let kind = r.opcode.unwrap_or("packet").to_string();
+                *self
+                    .frames
+                    .entry(dir.clone())
+                    .or_default()
+                    .entry(kind)
+                    .or_default() += 1;
+                *self.bytes.entry(dir.clone()).or_default() += r.len.unwrap_or(0);
+                if let Some(code) = r.close_code {
+                    *self
+                        .close_codes
+                        .entry(dir)
+                        .or_default()
+                        .entry(code)
+                        .or_default() += 1;
+                }
+            }
+            RecordKind::Fault => {
+                *self
+                    .faults
+                    .entry(r.fault.unwrap_or("?").to_string())
+                    .or_default() += 1;
+            }
+            RecordKind::Error => self.errors += 1,
+            RecordKind::HttpResponse | RecordKind::Close => {}
+        }
+    }
+
+    /// The summary for people, several lines.
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "{} connections, {} HTTP requests\n",
+            self.connections, self.http_requests
+        );
+        for dir in ["c2s", "s2c"] {
+            let Some(kinds) = self.frames.get(dir) else {
+                continue;
+            };
+            let total: u64 = kinds.values().sum();
+            let list: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            out.push_str(&format!(
+                "  {dir}  {total} frames, {} B  ({})\n",
+                self.bytes.get(dir).copied().unwrap_or(0),
+                list.join(", ")
+            ));
+        }
+        for (dir, codes) in &self.close_codes {
+            let list: Vec<String> = codes.iter().map(|(c, n)| format!("{c}×{n}")).collect();
+            out.push_str(&format!("  close codes {dir}: {}\n", list.join(" ")));
+        }
+        if !self.faults.is_empty() {
+            let list: Vec<String> = self
+                .faults
+                .iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect();
+            out.push_str(&format!("  faults injected: {}\n", list.join(", ")));
+        }
+        if self.errors > 0 {
+            out.push_str(&format!("  errors: {}\n", self.errors));
+        }
+        if self.dropped > 0 {
+            out.push_str(&format!(
+                "  records not logged (writer behind): {}\n",
+                self.dropped
+            ));
+        }
+        out
+    }
+}
+
+/// Starts the writer task. It ends, returning the summary, when every sink clone is dropped.
+pub fn spawn_writer(
+    config: SinkConfig,
+) -> std::io::Result<(
+    RecordSink,
+    tokio::task::JoinHandle<std::io::Result<Summary>>,
+)> {
+    let jsonl = match &config.jsonl {
+        Some(path) => Some(std::io::BufWriter::new(
+            std::fs::File::create(path).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot create {}: {e}", path.display()))
+            })?,
+        )),
+        None => None,
+    };
+    let (tx, rx) = mpsc::channel(CHANNEL_BOUND);
+    let dropped = Arc::new(AtomicU64::new(0));
+    let sink = RecordSink {
+        tx,
+        dropped: dropped.clone(),
+    };
+    let task = tokio::task::spawn_blocking(move || write_all(config, jsonl, rx, dropped));
+    Ok((sink, task))
+}
+
+fn write_all(
+    config: SinkConfig,
+    mut jsonl: Option<std::io::BufWriter<std::fs::File>>,
+    mut rx: mpsc::Receiver<Record>,
+    dropped: Arc<AtomicU64>,
+) -> std::io::Result<Summary> {
+    let mut summary = Summary::default();
+    // Unlocked: each write takes the lock briefly, so others may print too.
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    while let Some(record) = rx.blocking_recv() {
+        summary.count(&record);
+        let always = matches!(record.kind, RecordKind::Fault | RecordKind::Error);
+        if always || config.filter.matches(&record) {
+            if config.print {
+                writeln!(out, "{}", print::line(&record, config.color))?;
+            }
+            if let Some(file) = &mut jsonl {
+                file.write_all(record.to_json_line().as_bytes())?;
+            }
+        }
+        if rx.is_empty() {
+            out.flush()?;
+            if let Some(file) = &mut jsonl {
+                file.flush()?;
+            }
+        }
+    }
+    out.flush()?;
+    if let Some(file) = &mut jsonl {
+        file.flush()?;
+    }
+    summary.dropped = dropped.load(Ordering::Relaxed);
+    Ok(summary)
+}
