@@ -1,5 +1,7 @@
 //! Pure codecs: bytes in, values out. Nothing here touches a socket or a clock.
 
 pub mod engineio;
+pub mod http1;
 pub mod socketio;
 pub mod stamp;
+pub mod wsframe;
