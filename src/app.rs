@@ -28,6 +28,8 @@ pub enum AppError {
     Tls(#[from] TlsError),
     #[error("cannot install the Ctrl-C / SIGTERM handlers: {0}")]
     Signals(std::io::Error),
+    #[error(transparent)]
+    Inspect(#[from] crate::inspect::command::InspectError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -39,6 +41,7 @@ impl AppError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
             AppError::Scenario(_) | AppError::Tls(_) => ExitCode::from(2),
+            AppError::Inspect(e) if e.is_usage() => ExitCode::from(2),
             _ => ExitCode::from(1),
         }
     }
@@ -49,6 +52,7 @@ pub async fn execute(cli: Cli) -> Result<ExitCode, AppError> {
         Command::Run(args) => run(args).await,
         Command::Serve(args) => serve_command(args).await,
         Command::Validate(args) => validate(args),
+        Command::Inspect(args) => inspect_command(args).await,
     }
 }
 
@@ -124,6 +128,14 @@ async fn serve_command(args: ServeArgs) -> Result<ExitCode, AppError> {
     let _ = std::io::stdout().flush();
     signals.next().await;
     server.stop();
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn inspect_command(args: crate::cli::InspectArgs) -> Result<ExitCode, AppError> {
+    let _ = crate::runner::fdlimit::raise();
+    let signals = StopSignals::install().map_err(AppError::Signals)?;
+    let summary = crate::inspect::command::run(args, signals.first_then_exit()).await?;
+    eprint!("{}", summary.render());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -39,6 +39,18 @@ sender stopped, either side closed) is never sent, not even at close.
     exit_codes!()
 );
 
+const INSPECT_AFTER_HELP: &str = "\
+Faults keep the stream valid WebSocket: --drop and --duplicate hit only whole messages (text or
+binary with FIN set) and pings/pongs, never close frames or fragments; a dropped Socket.IO binary
+event takes its attachments with it, and binary events are never duplicated. --delay holds a frame
+and everything behind it in its direction, so order is kept. Faults apply to WebSocket frames, not
+to long-polling HTTP. Every injected fault is a record (kind \"fault\") in the output and JSONL.
+
+Exit codes:
+  0  stopped (Ctrl-C or --duration)
+  1  could not listen, or the upstream name does not resolve
+  2  bad usage";
+
 /// volley: load tester and traffic inspector for WebSocket servers.
 #[derive(Debug, Parser)]
 #[command(name = "volley", version, after_help = EXIT_CODES, propagate_version = true)]
@@ -59,6 +71,10 @@ pub enum Command {
     /// Check a scenario file without running it.
     #[command(after_help = EXIT_CODES)]
     Validate(ValidateArgs),
+    /// Relay and decode: a transparent proxy that logs every HTTP request, WebSocket frame and
+    /// Engine.IO/Socket.IO packet between clients and a server, and can inject faults.
+    #[command(after_help = INSPECT_AFTER_HELP)]
+    Inspect(InspectArgs),
 }
 
 #[derive(Debug, Args)]
@@ -127,6 +143,67 @@ pub struct ServeArgs {
     /// TLS private key (PEM).
     #[arg(long, requires = "cert")]
     pub key: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Address to listen on for clients (point them here instead of at the server).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The server: ws://, wss://, http:// or https://host:port (only scheme, host and port are
+    /// used: requests keep their own paths).
+    #[arg(long)]
+    pub upstream: String,
+    /// Accept any TLS certificate from the upstream (self-signed test servers).
+    #[arg(long)]
+    pub insecure: bool,
+    /// TLS certificate chain (PEM) for the listening side, with --key.
+    #[arg(long, requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Also write every record as one JSON object per line to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub jsonl: Option<PathBuf>,
+    /// Show only matching records, e.g. `dir=s2c,event=chat|typing` (keys: dir, opcode, event,
+    /// type, eio, conn); repeat to add terms. Faults and errors are always shown.
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Vec<crate::inspect::filter::Filter>,
+    /// No per-frame lines on stdout (the JSONL file and the summary still come).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// No colours (also when NO_COLOR is set or stdout is not a terminal).
+    #[arg(long)]
+    pub no_color: bool,
+    /// Payload bytes shown per frame, as text or hex.
+    #[arg(long, value_name = "BYTES", default_value_t = 512)]
+    pub max_payload: usize,
+    /// Show Authorization, Cookie and Socket.IO auth payloads instead of "[redacted]".
+    #[arg(long)]
+    pub show_secrets: bool,
+    /// Drop this share of the matching frames, e.g. 5%.
+    #[arg(long, value_name = "P%")]
+    pub drop: Option<String>,
+    /// Send this share of the matching frames twice, e.g. 1%.
+    #[arg(long, value_name = "P%")]
+    pub duplicate: Option<String>,
+    /// Hold every matching frame this long, with an optional uniform jitter: 50ms or 50ms~20ms.
+    #[arg(long, value_name = "D[~J]")]
+    pub delay: Option<String>,
+    /// Close each connection after it relayed N matching frames.
+    #[arg(long, value_name = "N")]
+    pub close_after: Option<u64>,
+    /// Which frames faults may hit (same syntax as --filter; default: all).
+    #[arg(long, value_name = "EXPR")]
+    pub fault_filter: Vec<crate::inspect::filter::Filter>,
+    /// Seed of the fault draws (printed at the start; the same seed and traffic give the same
+    /// faults).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Stop after this long (default: run until Ctrl-C).
+    #[arg(long)]
+    pub duration: Option<DurationText>,
 }
 
 #[derive(Debug, Args)]

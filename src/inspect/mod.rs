@@ -9,8 +9,12 @@
 //! - [`print`]: the coloured one-line form;
 //! - [`sink`]: the writer task behind a bounded channel, and the summary on exit.
 
+pub mod command;
 pub mod decode;
+pub mod faults;
 pub mod filter;
 pub mod print;
+pub mod proxy;
 pub mod record;
+pub mod relay;
 pub mod sink;

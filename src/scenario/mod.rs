@@ -12,7 +12,7 @@ use std::time::Duration;
 pub use model::{Scenario, StampMode};
 pub use plan::{
     EmitPlan, ExpectPlan, GroupPlan, Message, Origin, Placement, Plan, Protocol, ReconnectPlan,
-    SocketIoPlan, StepPlan, Target,
+    SocketIoPlan, StepPlan, Target, parse_target,
 };
 
 use crate::units::{Ramp, Rate};
