@@ -513,3 +513,52 @@ async fn tls_on_both_sides_is_decoded_in_between() {
     assert_eq!(decoded, t.received);
     server.stop();
 }
+
+#[test]
+fn the_command_reports_bad_faults_as_usage_and_stops_after_its_duration() {
+    let out = assert_cmd::Command::cargo_bin("volley")
+        .unwrap()
+        .args([
+            "inspect",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "ws://127.0.0.1:9",
+        ])
+        .args(["--drop", "5"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--drop \"5\": write a percentage"));
+
+    let out = assert_cmd::Command::cargo_bin("volley")
+        .unwrap()
+        .args([
+            "inspect",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "ftp://x",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+
+    let out = assert_cmd::Command::cargo_bin("volley")
+        .unwrap()
+        .args([
+            "inspect",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream",
+            "ws://127.0.0.1:9",
+        ])
+        .args(["--duration", "300ms", "--seed", "1", "--delay", "1ms"])
+        .timeout(Duration::from_secs(10))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("injecting faults (seed 1)"), "{stderr}");
+    assert!(stderr.contains("0 connections"), "{stderr}");
+}

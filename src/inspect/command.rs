@@ -17,6 +17,8 @@ use crate::transport::ws::Connector;
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
     #[error("--upstream: {0}")]
+    UpstreamUrl(String),
+    #[error("--upstream: {0}")]
     Upstream(String),
     #[error(transparent)]
     Fault(#[from] FaultError),
@@ -34,7 +36,10 @@ pub enum InspectError {
 impl InspectError {
     /// Usage mistakes are exit code 2, the rest 1.
     pub fn is_usage(&self) -> bool {
-        matches!(self, InspectError::Fault(_) | InspectError::Tls(_))
+        matches!(
+            self,
+            InspectError::Fault(_) | InspectError::Tls(_) | InspectError::UpstreamUrl(_)
+        )
     }
 }
 
@@ -62,9 +67,10 @@ pub fn fault_plan(args: &InspectArgs, seed: u64) -> Result<FaultPlan, FaultError
 
 /// Resolves `--upstream` into a connector.
 pub async fn upstream(url: &str, insecure: bool) -> Result<Connector, InspectError> {
-    let (target, _) = crate::scenario::parse_target(url, true).map_err(InspectError::Upstream)?;
+    let (target, _) =
+        crate::scenario::parse_target(url, true).map_err(InspectError::UpstreamUrl)?;
     let crate::scenario::Target::Remote { tls, host, port } = target else {
-        return Err(InspectError::Upstream(
+        return Err(InspectError::UpstreamUrl(
             "\"builtin\" is not an address: start `volley serve` and give its URL".into(),
         ));
     };
