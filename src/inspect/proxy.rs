@@ -159,16 +159,26 @@ impl Connection {
 
         let client: Box<dyn Io> = match acceptor {
             None => Box::new(tcp),
-            Some(acceptor) => match acceptor.accept(tcp).await {
-                Ok(tls) => Box::new(tls),
-                Err(e) => {
-                    self.error(format!("TLS handshake with the client failed: {e}"))
-                        .await;
-                    return;
+            Some(acceptor) => {
+                let accepted = tokio::select! {
+                    accepted = acceptor.accept(tcp) => accepted,
+                    _ = self.stop.cancelled() => return,
+                };
+                match accepted {
+                    Ok(tls) => Box::new(tls),
+                    Err(e) => {
+                        self.error(format!("TLS handshake with the client failed: {e}"))
+                            .await;
+                        return;
+                    }
                 }
-            },
+            }
         };
-        let upstream = match self.config.upstream.connect_transport().await {
+        let connected = tokio::select! {
+            connected = self.config.upstream.connect_transport() => connected,
+            _ = self.stop.cancelled() => return,
+        };
+        let upstream = match connected {
             Ok(stream) => stream,
             Err(e) => {
                 let detail = format!(
