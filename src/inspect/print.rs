@@ -112,11 +112,8 @@ fn frame(out: &mut String, p: &Paint, r: &Record, dir_color: &str) {
     if let Some(opcode) = r.opcode {
         let control = matches!(opcode, "close" | "ping" | "pong");
         p.wrap(out, if control { DIM } else { dir_color }, opcode);
-        match r.opcode_value {
-            Some(v) => {
-                let _ = write!(out, "({v})");
-            }
-            None => {}
+        if let Some(v) = r.opcode_value {
+            let _ = write!(out, "({v})");
         }
         if r.fin == Some(false) {
             out.push_str(" FIN=0");
