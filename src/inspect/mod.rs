@@ -7,10 +7,13 @@
 //!   Engine.IO and Socket.IO included, secrets redacted;
 //! - [`filter`]: `--filter` and `--fault-filter` expressions;
 //! - [`print`]: the coloured one-line form;
-//! - [`sink`]: the writer task behind a bounded channel, and the summary on exit.
+//! - [`sink`]: the writer task behind a bounded channel, and the summary on exit;
+//! - [`frame_log`] and [`sample`]: a load run's frame log and which clients it samples.
 
 pub mod decode;
 pub mod filter;
+pub mod frame_log;
 pub mod print;
 pub mod record;
+pub mod sample;
 pub mod sink;
