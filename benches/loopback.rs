@@ -163,6 +163,7 @@ fn echo_run(
         quiet: true,
         threads: Some(1),
         insecure: false,
+        frame_log: None,
     };
     let cpu_before = process_cpu();
     let server_before = server.cpu();
@@ -220,6 +221,7 @@ fn connect_cpu(
         quiet: true,
         threads: Some(1),
         insecure: false,
+        frame_log: None,
     };
     let outcome = runtime
         .block_on(runner::run(plan, options, std::future::pending()))

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::cli::{Cli, Command, RunArgs, ServeArgs, ValidateArgs};
+use crate::inspect::frame_log::FrameLogOptions;
 use crate::runner::{self, RunError, RunOptions};
 use crate::scenario::{self, Overrides, ScenarioError};
 use crate::serve::{self, ServeConfig};
@@ -67,6 +68,18 @@ fn overrides(args: &RunArgs) -> Overrides {
     }
 }
 
+/// `--log-frames` and `--log-clients`: either turns the frame log on.
+fn frame_log_options(args: &RunArgs) -> Option<FrameLogOptions> {
+    if args.log_frames.is_none() && args.log_clients.is_none() {
+        return None;
+    }
+    Some(FrameLogOptions {
+        file: args.log_frames.clone().flatten(),
+        clients: args.log_clients.clone().unwrap_or_default(),
+        bound: None,
+    })
+}
+
 async fn run(args: RunArgs) -> Result<ExitCode, AppError> {
     let plan = scenario::load(&args.scenario, &overrides(&args))?;
     let options = RunOptions {
@@ -75,6 +88,7 @@ async fn run(args: RunArgs) -> Result<ExitCode, AppError> {
         quiet: args.quiet,
         threads: args.threads,
         insecure: args.insecure,
+        frame_log: frame_log_options(&args),
     };
     let signals = StopSignals::install().map_err(AppError::Signals)?;
     let outcome = runner::run(plan, options, signals.first_then_exit()).await?;

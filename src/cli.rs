@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::inspect::sample::ClientSample;
 use crate::units::{CountValue, DurationText, Ramp, RateText};
 
 macro_rules! exit_codes {
@@ -111,6 +112,17 @@ pub struct RunArgs {
     /// Accept any TLS certificate (self-signed test servers).
     #[arg(long)]
     pub insecure: bool,
+    /// Log the frames of some clients (see --log-clients), decoded as JSON lines in the shape of
+    /// `volley inspect --jsonl`, to frames.jsonl in the results folder, or to FILE given with `=`
+    /// (--log-frames=FILE). When the writer falls behind, lines are dropped and counted (run.json,
+    /// summary), never waited for.
+    #[arg(long, value_name = "FILE", num_args = 0..=1, require_equals = true)]
+    pub log_frames: Option<Option<PathBuf>>,
+    /// Whose frames --log-frames logs: client ids (3), inclusive ranges (0..9), shares of the
+    /// clients (5%: clients 0, 20, 40, ...), joined by commas (0..9,50,1%). Default: 0..9, the
+    /// first 10 clients. Implies --log-frames.
+    #[arg(long, value_name = "SPEC")]
+    pub log_clients: Option<ClientSample>,
 }
 
 #[derive(Debug, Args)]
@@ -285,6 +297,40 @@ mod tests {
             let err = serve(&["--reorder-every", bad]).unwrap_err();
             assert!(err.to_string().contains("--reorder-every"), "{err}");
         }
+    }
+
+    fn run_args(extra: &[&str]) -> Result<RunArgs, clap::Error> {
+        let args = [&["volley", "run"], extra].concat();
+        Cli::try_parse_from(args).map(|cli| match cli.command {
+            Command::Run(args) => args,
+            _ => panic!("expected run"),
+        })
+    }
+
+    #[test]
+    fn log_frames_takes_its_file_only_after_an_equals_sign() {
+        let args = run_args(&["--log-frames", "s.toml"]).unwrap();
+        assert_eq!(args.scenario, PathBuf::from("s.toml"));
+        assert_eq!(args.log_frames, Some(None));
+        let args = run_args(&["s.toml", "--log-frames"]).unwrap();
+        assert_eq!(args.log_frames, Some(None));
+        let args = run_args(&["s.toml", "--log-frames=f.jsonl"]).unwrap();
+        assert_eq!(args.log_frames, Some(Some(PathBuf::from("f.jsonl"))));
+        let args = run_args(&["s.toml"]).unwrap();
+        assert_eq!(args.log_frames, None);
+        assert_eq!(args.log_clients, None);
+    }
+
+    #[test]
+    fn log_clients_parses_its_spec_and_names_the_flag_when_bad() {
+        let args = run_args(&["s.toml", "--log-clients", "0..2,5%"]).unwrap();
+        let sample = args.log_clients.unwrap();
+        assert!(sample.contains(2) && sample.contains(20) && !sample.contains(3));
+        let err = run_args(&["s.toml", "--log-clients", "5..1"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let text = err.to_string();
+        assert!(text.contains("--log-clients"), "{text}");
+        assert!(text.contains("ends before it starts"), "{text}");
     }
 
     #[test]

@@ -13,6 +13,8 @@
 //!   and the once-a-second merge of the workers' metrics.
 //! - [`metrics`]: per-worker HDR histograms and counters, merged per interval; error kinds.
 //! - [`output`]: result files (CSV, .hgrm, run.json) and the human summary.
+//! - [`inspect`]: decoded wire records, shared by the inspector and a run's `--log-frames` (sampled
+//!   clients' transports offer records to one writer task; the others check an `Option`).
 //! - [`serve`]: the embedded reference server, `target = "builtin"`.
 //! - [`cli`] and [`app`]: the command line and the commands behind it.
 

@@ -50,6 +50,7 @@ fn report() -> Report {
         client_cpu: Duration::from_millis(20),
         error_rows_dropped: 0,
         gap_rows_dropped: 0,
+        frame_log: None,
     }
 }
 

@@ -234,7 +234,7 @@ async fn open(
     let connector = Connector::new(addr, "127.0.0.1", addr.port(), None).unwrap();
     let opened = tokio::time::timeout(
         Duration::from_secs(5),
-        SioSocket::open(&connector, &plan, "/", None, None),
+        SioSocket::open(&connector, &plan, "/", None, None, None),
     )
     .await
     .expect("open must not hang");

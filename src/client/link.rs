@@ -10,6 +10,8 @@ use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream};
 use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
 
+use crate::inspect::frame_log::ConnFrameLog;
+use crate::inspect::record::Dir;
 use crate::metrics::ErrorKind;
 use crate::protocol::socketio::push_placeholder;
 use crate::protocol::stamp::Stamp;
@@ -24,7 +26,9 @@ use crate::transport::ws::ClientSocket;
 // path where one indirection less per event counts.
 #[allow(clippy::large_enum_variant)]
 pub enum Link {
-    Ws(ClientSocket),
+    /// A raw WebSocket, and the frame log of a sampled client (checked once per message).
+    Ws(ClientSocket, Option<Box<ConnFrameLog>>),
+    /// Socket.IO: a sampled client's frame log is in the Engine.IO session.
     Sio(Box<SioSocket>),
 }
 
@@ -60,7 +64,7 @@ impl Link {
         let out = &mut scratch.text;
         out.clear();
         let sio = match self {
-            Link::Ws(_) => {
+            Link::Ws(..) => {
                 let inner = stamp.map(|(s, p)| match p {
                     Placement::In(placement) => (s, placement),
                     // The plan only allows Arg for Socket.IO.
@@ -105,7 +109,7 @@ impl Link {
 
     pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Fault>> {
         match self {
-            Link::Ws(ws) => Pin::new(ws).poll_ready(cx).map_err(|e| Fault::from(&e)),
+            Link::Ws(ws, _) => Pin::new(ws).poll_ready(cx).map_err(|e| Fault::from(&e)),
             Link::Sio(sio) => sio.poll_ready(cx),
         }
     }
@@ -113,12 +117,15 @@ impl Link {
     /// Queues what [`Self::render`] produced (after a Ready `poll_ready`).
     pub fn send_rendered(&mut self, scratch: &Scratch, rendered: &Rendered) -> Result<(), Fault> {
         match self {
-            Link::Ws(ws) => {
+            Link::Ws(ws, log) => {
                 let message = if rendered.binary {
                     WsMessage::Binary(Bytes::copy_from_slice(scratch.text.as_bytes()))
                 } else {
                     WsMessage::Text(Utf8Bytes::from(scratch.text.as_str()))
                 };
+                if let Some(log) = log {
+                    log.ws_message(Dir::C2s, &message);
+                }
                 Pin::new(ws)
                     .start_send(message)
                     .map_err(|e| Fault::from(&e))
@@ -135,7 +142,7 @@ impl Link {
 
     pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Fault>> {
         match self {
-            Link::Ws(ws) => Pin::new(ws).poll_flush(cx).map_err(|e| Fault::from(&e)),
+            Link::Ws(ws, _) => Pin::new(ws).poll_flush(cx).map_err(|e| Fault::from(&e)),
             Link::Sio(sio) => sio.poll_flush(cx),
         }
     }
@@ -143,7 +150,7 @@ impl Link {
     /// The link queued something of its own (a pong) that needs a flush.
     pub fn wants_flush(&self) -> bool {
         match self {
-            Link::Ws(_) => false,
+            Link::Ws(..) => false,
             Link::Sio(sio) => sio.wants_flush(),
         }
     }
@@ -151,25 +158,35 @@ impl Link {
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<Incoming, Fault>> {
         match self {
             // tungstenite answers pings by itself.
-            Link::Ws(ws) => Poll::Ready(match std::task::ready!(Pin::new(ws).poll_next(cx)) {
-                Some(Ok(WsMessage::Text(text))) => Ok(Incoming::Payload(Bytes::from(text))),
-                Some(Ok(WsMessage::Binary(data))) => Ok(Incoming::Payload(data)),
-                Some(Ok(WsMessage::Close(frame))) => Ok(Incoming::Closed(frame)),
-                Some(Ok(_)) => Ok(Incoming::Nothing),
-                Some(Err(e)) => Err(Fault::from(&e)),
-                None => Err(Fault::new(
-                    ErrorKind::ConnectionLost,
-                    "connection ended without a close frame",
-                )),
-            }),
+            Link::Ws(ws, log) => {
+                let message = std::task::ready!(Pin::new(ws).poll_next(cx));
+                if let (Some(log), Some(Ok(message))) = (log, &message) {
+                    log.ws_message(Dir::S2c, message);
+                }
+                Poll::Ready(ws_incoming(message))
+            }
             Link::Sio(sio) => sio.poll_next(cx),
+        }
+    }
+
+    /// The frame log of a sampled client.
+    pub fn frame_log(&mut self) -> Option<&mut ConnFrameLog> {
+        match self {
+            Link::Ws(_, log) => log.as_deref_mut(),
+            Link::Sio(sio) => sio.frame_log(),
         }
     }
 
     /// Closes politely; returns the close code (1006 when the server did not answer in time).
     pub async fn close(self, timeout: Duration) -> u16 {
         match self {
-            Link::Ws(ws) => crate::transport::ws::close(ws, timeout).await,
+            Link::Ws(ws, mut log) => {
+                let code = crate::transport::ws::close(ws, timeout, log.as_deref_mut()).await;
+                if let Some(log) = log.as_deref_mut() {
+                    log.closed(code);
+                }
+                code
+            }
             Link::Sio(sio) => sio.close(timeout).await,
         }
     }
@@ -178,7 +195,12 @@ impl Link {
     /// counted as sent must not be lost on the client's side): flush, then close the write half.
     pub async fn abort(self, timeout: Duration) {
         match self {
-            Link::Ws(ws) => crate::transport::ws::abort(ws, timeout).await,
+            Link::Ws(ws, mut log) => {
+                if let Some(log) = log.as_deref_mut() {
+                    log.closed(1006);
+                }
+                crate::transport::ws::abort(ws, timeout).await
+            }
             Link::Sio(sio) => sio.abort(timeout).await,
         }
     }
@@ -186,11 +208,28 @@ impl Link {
     /// After the server's close frame: send the reply tungstenite queued, briefly.
     pub async fn flush_close_reply(&mut self, timeout: Duration) {
         match self {
-            Link::Ws(ws) => {
+            Link::Ws(ws, _) => {
                 let _ = tokio::time::timeout(timeout, ws.flush()).await;
             }
             Link::Sio(sio) => sio.flush_close_reply(timeout).await,
         }
+    }
+}
+
+/// What a raw WebSocket read means for the client.
+fn ws_incoming(
+    message: Option<Result<WsMessage, tokio_tungstenite::tungstenite::Error>>,
+) -> Result<Incoming, Fault> {
+    match message {
+        Some(Ok(WsMessage::Text(text))) => Ok(Incoming::Payload(Bytes::from(text))),
+        Some(Ok(WsMessage::Binary(data))) => Ok(Incoming::Payload(data)),
+        Some(Ok(WsMessage::Close(frame))) => Ok(Incoming::Closed(frame)),
+        Some(Ok(_)) => Ok(Incoming::Nothing),
+        Some(Err(e)) => Err(Fault::from(&e)),
+        None => Err(Fault::new(
+            ErrorKind::ConnectionLost,
+            "connection ended without a close frame",
+        )),
     }
 }
 

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::inspect::frame_log::RunFrameLog;
 use crate::metrics::{ErrorKind, ErrorRow, WorkerMetrics};
 use crate::scenario::{Plan, Protocol, ReconnectPlan, StepPlan};
 use crate::transport::Fault;
@@ -38,6 +39,8 @@ pub struct ClientContext {
     pub close_timeout: Duration,
     /// How long writes may be blocked before the connection counts as stalled.
     pub stall_timeout: Duration,
+    /// `--log-frames`: the sampled clients' connections log their frames here.
+    pub frame_log: Option<RunFrameLog>,
 }
 
 /// A client about to start: its global id and group.
@@ -52,7 +55,7 @@ pub struct ClientId {
 /// A task's future is allocated at the size of its largest state and keeps that size for the whole
 /// run, so every phase but the session is boxed and freed when it ends: what an idle client holds
 /// is this small future plus the boxed [`Session`]. (That includes what follows a session: a local
-/// moved away before an await still takes room in the future, and a [`Link`] is 312 bytes.)
+/// moved away before an await still takes room in the future, and a [`Link`] is 328 bytes.)
 pub async fn run(ctx: Arc<ClientContext>, who: ClientId, metrics: &RefCell<WorkerMetrics>) {
     let Some(link) = Box::pin(open(&ctx, who, metrics)).await else {
         return;
@@ -84,7 +87,7 @@ async fn after_session(
     let link = session.take_link();
     let recovery = match &link {
         Link::Sio(sio) => Some(sio.recovery().clone()),
-        Link::Ws(_) => None,
+        Link::Ws(..) => None,
     };
     let again = reconnects_after(ctx, &end);
     finish(ctx, who, metrics, end, link).await;
@@ -124,8 +127,20 @@ async fn connect(
     previous: Option<&Recovery>,
 ) -> Result<(Link, bool), ConnectError> {
     let group = &ctx.plan.groups[who.group as usize];
+    let engine = ctx.plan.socketio().map(|sio| sio.version);
+    let log = ctx
+        .frame_log
+        .as_ref()
+        .and_then(|log| log.connection(who.id, engine));
     match &ctx.plan.protocol {
-        Protocol::Ws => Ok((Link::Ws(ctx.connector.connect(&group.path).await?), false)),
+        Protocol::Ws => {
+            let ws = ctx.connector.connect(&group.path).await?;
+            let log = log.map(|mut log| {
+                log.opened(ctx.connector.addr(), &group.path);
+                log
+            });
+            Ok((Link::Ws(ws, log), false))
+        }
         Protocol::SocketIo(sio) => {
             let auth = group
                 .auth
@@ -137,6 +152,7 @@ async fn connect(
                 &group.namespace,
                 auth.as_deref(),
                 previous,
+                log,
             )
             .await?;
             Ok((Link::Sio(Box::new(socket)), recovered))
@@ -306,6 +322,14 @@ async fn finish(
     end: End,
     mut link: Link,
 ) {
+    if let Some(log) = link.frame_log() {
+        match &end {
+            End::Drained => {}
+            End::ServerClosed(_) => log.ended("closed by the server".into()),
+            End::Dropped => log.ended("dropped by the scenario (disconnect_every)".into()),
+            End::Failed(kind, detail) => log.ended(format!("{kind}: {detail}")),
+        }
+    }
     let code = match end {
         End::Drained => link.close(ctx.close_timeout).await,
         End::ServerClosed(frame) => {

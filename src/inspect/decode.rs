@@ -253,14 +253,21 @@ impl ConnDecoder {
             .into_iter()
             .map(|packet| {
                 let mut r = base.clone();
-                r.kind = RecordKind::Packet;
-                r.dir = Some(dir);
-                r.len = Some(packet.len() as u64);
-                self.show_payload(&mut r, false, packet.as_bytes());
-                self.decode_engineio_text(&mut r, dir, version, packet, at);
+                self.packet(&mut r, dir, packet, at);
                 r
             })
             .collect()
+    }
+
+    /// Fills `record` with one Engine.IO packet of a long-polling body, as its text (`b...` for
+    /// binary), without the payload framing.
+    pub fn packet(&mut self, record: &mut Record, dir: Dir, packet: &str, at: Instant) {
+        let version = self.engine.unwrap_or(Version::V4);
+        record.kind = RecordKind::Packet;
+        record.dir = Some(dir);
+        record.len = Some(packet.len() as u64);
+        self.show_payload(record, false, packet.as_bytes());
+        self.decode_engineio_text(record, dir, version, packet, at);
     }
 
     /// Header values as a JSON object, secrets redacted unless shown.

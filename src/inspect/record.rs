@@ -187,6 +187,12 @@ impl Clock {
         }
     }
 
+    /// A clock whose zero is `start` (`wall_start` on the wall clock): a run's time zero, so that
+    /// records and the run's other files count seconds from the same instant.
+    pub fn starting_at(start: std::time::Instant, wall_start: SystemTime) -> Clock {
+        Clock { start, wall_start }
+    }
+
     /// A record of `kind` on connection `conn`, stamped with the time `at`.
     pub fn record(&self, at: std::time::Instant, conn: u64, kind: RecordKind) -> Record {
         let since = at.saturating_duration_since(self.start);

@@ -1,9 +1,10 @@
 //! Where records go: one writer task reads a bounded channel and prints the records that pass the
 //! filter to stdout, writes them to the JSONL file, and counts everything for the summary.
 //!
-//! The channel holds [`CHANNEL_BOUND`] records. The inspector and tap wait when it is full (every
-//! frame is logged; the relay slows only when the output cannot keep up); a load run's frame log
-//! drops the record and counts it instead ([`RecordSink::offer`]), so logging never slows the load.
+//! The channel holds [`CHANNEL_BOUND`] records (unless [`SinkConfig::bound`] says otherwise). The
+//! inspector and tap wait when it is full (every frame is logged; the relay slows only when the
+//! output cannot keep up); a load run's frame log drops the record and counts it instead
+//! ([`RecordSink::offer`]), so logging never slows the load.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -29,6 +30,9 @@ pub struct SinkConfig {
     /// Records printed and written (faults and errors always are).
     pub filter: Filter,
     pub jsonl: Option<PathBuf>,
+    /// Records in flight to the writer at most; `None`: [`CHANNEL_BOUND`]. (A small bound makes a
+    /// load run's frame log drop records early, which tests use.)
+    pub bound: Option<usize>,
 }
 
 /// The sending side, cheap to clone into every connection task.
@@ -72,6 +76,8 @@ pub struct Summary {
     pub errors: u64,
     /// Records not logged because the writer was behind (frame logs of a run only).
     pub dropped: u64,
+    /// Records written to the JSONL file.
+    pub written: u64,
 }
 
 impl Summary {
@@ -167,7 +173,7 @@ pub fn spawn_writer(
         )),
         None => None,
     };
-    let (tx, rx) = mpsc::channel(CHANNEL_BOUND);
+    let (tx, rx) = mpsc::channel(config.bound.unwrap_or(CHANNEL_BOUND).max(1));
     let dropped = Arc::new(AtomicU64::new(0));
     let sink = RecordSink {
         tx,
@@ -195,6 +201,7 @@ fn write_all(
             }
             if let Some(file) = &mut jsonl {
                 file.write_all(record.to_json_line().as_bytes())?;
+                summary.written += 1;
             }
         }
         if rx.is_empty() {

@@ -57,6 +57,20 @@ pub struct Report {
     pub error_rows_dropped: u64,
     /// Delivery problems counted but not listed in gaps.csv.
     pub gap_rows_dropped: u64,
+    /// With `--log-frames`: what the frame log holds.
+    pub frame_log: Option<FrameLogTotals>,
+}
+
+/// The frame log of a run: where, whose, and how many records it holds and lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameLogTotals {
+    pub file: String,
+    /// The `--log-clients` spec.
+    pub clients: String,
+    /// Records written to the file.
+    pub logged: u64,
+    /// Records dropped because the writer was behind.
+    pub dropped: u64,
 }
 
 impl Report {

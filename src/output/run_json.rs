@@ -117,6 +117,12 @@ fn document(r: &Report) -> Value {
             "client_cpu_us_per_echo": r.cpu_per_echo().map(|d| d.as_secs_f64() * 1e6),
             "error_rows_dropped": r.error_rows_dropped,
             "gap_rows_dropped": r.gap_rows_dropped,
+            "frame_log": r.frame_log.as_ref().map(|f| json!({
+                "file": f.file,
+                "clients": f.clients,
+                "logged": f.logged,
+                "dropped": f.dropped,
+            })),
         },
     })
 }

@@ -107,6 +107,17 @@ pub fn render(report: &Report, dir: &str) -> String {
         let closes: Vec<String> = t.closes.iter().map(|(c, n)| format!("{c}×{n}")).collect();
         let _ = writeln!(out, "  closes    {}", closes.join(", "));
     }
+    if let Some(frames) = &report.frame_log {
+        let _ = write!(
+            out,
+            "  frames    {} logged (clients {}) to {}",
+            frames.logged, frames.clients, frames.file
+        );
+        if frames.dropped > 0 {
+            let _ = write!(out, ", {} dropped: the writer fell behind", frames.dropped);
+        }
+        let _ = writeln!(out);
+    }
     if let Some(cpu) = report.cpu_per_echo() {
         let _ = writeln!(
             out,

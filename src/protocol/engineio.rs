@@ -188,13 +188,18 @@ pub fn push_payload_text(version: Version, out: &mut String, packet: &str) {
 
 /// Appends one binary message to a polling request body being built in `out`.
 pub fn push_payload_binary(version: Version, out: &mut String, data: &[u8]) {
+    push_payload_text(version, out, &binary_packet(version, data));
+}
+
+/// A binary message as the text packet long-polling carries: `b` (v3: `b4`) and base64.
+pub fn binary_packet(version: Version, data: &[u8]) -> String {
     let mut packet = String::with_capacity(2 + data.len().div_ceil(3) * 4);
     packet.push('b');
     if version == Version::V3 {
         packet.push('4');
     }
     BASE64.encode_string(data, &mut packet);
-    push_payload_text(version, out, &packet);
+    packet
 }
 
 #[cfg(test)]

@@ -21,11 +21,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::schedule::Schedule;
 use crate::client::{ClientContext, ClientId};
+use crate::inspect::frame_log::{FrameLogOptions, RunFrameLog};
+use crate::inspect::record::Clock;
 use crate::metrics::Interval;
 use crate::output::errors_csv::ErrorsWriter;
 use crate::output::gaps_csv::GapsWriter;
 use crate::output::timeseries_csv::TimeseriesWriter;
-use crate::output::{self, ExportError, Report, RunStatus};
+use crate::output::{self, ExportError, FrameLogTotals, Report, RunStatus};
 use crate::scenario::model::Transport;
 use crate::scenario::{Plan, Target};
 use crate::serve::{self, ServeConfig, ServerHandle};
@@ -47,6 +49,8 @@ pub struct RunOptions {
     pub threads: Option<usize>,
     /// Accept any TLS certificate.
     pub insecure: bool,
+    /// `--log-frames`: log the frames of sampled clients.
+    pub frame_log: Option<FrameLogOptions>,
 }
 
 /// Why a run could not be done (exit code 1).
@@ -78,6 +82,8 @@ pub enum RunError {
     },
     #[error("cannot write results: {0}")]
     Output(#[from] ExportError),
+    #[error("cannot start the frame log: {0}")]
+    FrameLog(std::io::Error),
     #[error("cannot start a worker thread: {0}")]
     Thread(std::io::Error),
 }
@@ -94,6 +100,8 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 const START_DELAY: Duration = Duration::from_millis(50);
 /// Worker messages in flight; a full channel makes a worker's tick wait (never its clients).
 const REPORT_CHANNEL: usize = 256;
+/// The frame log in the results folder, unless `--log-frames=FILE` says where.
+pub const FRAME_LOG_FILE: &str = "frames.jsonl";
 
 /// Runs `plan`. `shutdown` resolving stops the run gracefully (drain, close, write results).
 pub async fn run(
@@ -188,6 +196,19 @@ pub async fn run(
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .clamp(1, clients.max(1) as usize);
     let plans = assign(&plan, clients, seed, &starts, workers);
+    let (frame_log, frame_log_writer) = match &options.frame_log {
+        Some(frames) => {
+            let file = frames
+                .file
+                .clone()
+                .unwrap_or_else(|| dir.join(FRAME_LOG_FILE));
+            let clock = Clock::starting_at(t0, t0_wall);
+            let (log, writer) =
+                RunFrameLog::start(frames, file.clone(), clock).map_err(RunError::FrameLog)?;
+            (Some(log), Some((writer, file, frames.clients.to_string())))
+        }
+        None => (None, None),
+    };
     let stop = CancellationToken::new();
     let ctx = Arc::new(ClientContext {
         emit_end: t0 + ramp_length + plan.duration,
@@ -198,6 +219,7 @@ pub async fn run(
         stop: stop.clone(),
         close_timeout: CLOSE_TIMEOUT,
         stall_timeout: plan.connect_timeout,
+        frame_log,
     });
 
     let (report_tx, mut report_rx) = mpsc::channel::<WorkerMessage>(REPORT_CHANNEL);
@@ -262,6 +284,23 @@ pub async fn run(
     if let Some(server) = server {
         server.stop();
     }
+    // The clients are gone; with the context goes the last sender, and the writer finishes.
+    drop(ctx);
+    let frame_log = match frame_log_writer {
+        Some((writer, file, clients)) => match writer.finish().await {
+            Ok(summary) => Some(FrameLogTotals {
+                file: file.display().to_string(),
+                clients,
+                logged: summary.written,
+                dropped: summary.dropped,
+            }),
+            Err(source) => {
+                write_error.get_or_insert(ExportError::Write { path: file, source });
+                None
+            }
+        },
+        None => None,
+    };
     drop(progress);
     // What the receivers of group-to-group expects never got: only the whole run can tell.
     let settle: Vec<Duration> = plan
@@ -298,6 +337,7 @@ pub async fn run(
         gap_rows_dropped: totals.gap_rows_dropped + gaps.dropped,
         totals,
         client_cpu: collector.cpu,
+        frame_log,
     };
     output::write_final(&dir, &report)?;
     if let Some(e) = write_error {

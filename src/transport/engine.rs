@@ -22,6 +22,8 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use super::Fault;
 use super::polling::Polling;
 use super::ws::{ClientSocket, ConnectError, Connector};
+use crate::inspect::frame_log::ConnFrameLog;
+use crate::inspect::record::Dir;
 use crate::metrics::ErrorKind;
 use crate::protocol::engineio::{self, Open, Version};
 use crate::scenario::SocketIoPlan;
@@ -90,6 +92,8 @@ pub struct EngineSocket {
     ready: VecDeque<EngineEvent>,
     /// A pong or ping was queued by the session itself.
     wants_flush: bool,
+    /// A sampled client's frame log: every packet sent and received goes through it.
+    log: Option<Box<ConnFrameLog>>,
 }
 
 fn handshake_error(detail: impl Into<String>) -> ConnectError {
@@ -98,10 +102,11 @@ fn handshake_error(detail: impl Into<String>) -> ConnectError {
 
 impl EngineSocket {
     /// Opens a session with the handshake of the plan's transport (polling-upgrade starts on
-    /// polling; call [`Self::upgrade`] when ready to switch).
+    /// polling; call [`Self::upgrade`] when ready to switch). `log`: a sampled client's frame log.
     pub async fn open(
         connector: &Connector,
         plan: &SocketIoPlan,
+        mut log: Option<Box<ConnFrameLog>>,
     ) -> Result<EngineSocket, ConnectError> {
         let version = plan.version;
         let (io, open) = match plan.transport {
@@ -113,12 +118,19 @@ impl EngineSocket {
                     plan.query
                 );
                 let mut ws = connector.connect(&path).await?;
-                let open = read_open(&mut ws).await?;
+                if let Some(log) = log.as_deref_mut() {
+                    log.opened(connector.addr(), &path);
+                }
+                let open = read_open(&mut ws, log.as_deref_mut()).await?;
                 (Io::Ws(ws), open)
             }
             Transport::Polling | Transport::PollingUpgrade => {
-                let (polling, open) =
+                let (polling, open, packet) =
                     Polling::open(connector, version, &plan.path, &plan.query).await?;
+                if let Some(log) = log.as_deref_mut() {
+                    log.opened(connector.addr(), polling.uri());
+                    log.polling_packet(Dir::S2c, &packet);
+                }
                 (Io::Polling(Box::new(polling)), open)
             }
         };
@@ -139,7 +151,13 @@ impl EngineSocket {
             awaiting_pong: false,
             ready: VecDeque::new(),
             wants_flush: false,
+            log,
         })
+    }
+
+    /// The frame log of a sampled client.
+    pub fn frame_log(&mut self) -> Option<&mut ConnFrameLog> {
+        self.log.as_deref_mut()
     }
 
     pub fn version(&self) -> Version {
@@ -171,6 +189,9 @@ impl EngineSocket {
                     }
                     Frame::Binary(data) => Message::Binary(Bytes::copy_from_slice(data)),
                 };
+                if let Some(log) = self.log.as_deref_mut() {
+                    log.ws_message(Dir::C2s, &message);
+                }
                 Pin::new(ws)
                     .start_send(message)
                     .map_err(|e| Fault::from(&e))
@@ -179,6 +200,12 @@ impl EngineSocket {
                 match frame {
                     Frame::Text(text) => p.queue_text(text),
                     Frame::Binary(data) => p.queue_binary(data),
+                }
+                if let Some(log) = self.log.as_deref_mut() {
+                    match frame {
+                        Frame::Text(text) => log.polling_packet(Dir::C2s, text),
+                        Frame::Binary(data) => log.polling_binary(Dir::C2s, data),
+                    }
                 }
                 Ok(())
             }
@@ -218,9 +245,22 @@ impl EngineSocket {
                 self.on_heartbeat()?;
                 continue;
             }
+            let log = self.log.as_deref_mut();
             let read = match &mut self.io {
-                Io::Ws(ws) => Pin::new(ws).poll_next(cx).map(|m| m.map(Incoming::from_ws)),
-                Io::Polling(p) => p.poll_next(cx).map(|p| Some(p.map(Incoming::Packet))),
+                Io::Ws(ws) => Pin::new(ws).poll_next(cx).map(|m| {
+                    m.map(|m| {
+                        if let (Some(log), Ok(message)) = (log, &m) {
+                            log.ws_message(Dir::S2c, message);
+                        }
+                        Incoming::from_ws(m)
+                    })
+                }),
+                Io::Polling(p) => p.poll_next(cx).map(|p| {
+                    if let (Some(log), Ok(packet)) = (log, &p) {
+                        log.polling_packet(Dir::S2c, &String::from_utf8_lossy(packet));
+                    }
+                    Some(p.map(Incoming::Packet))
+                }),
             };
             let incoming = match read {
                 Poll::Pending if beat => return Poll::Ready(Err(self.silent_server())),
@@ -359,7 +399,11 @@ impl EngineSocket {
             .connect(&path)
             .await
             .map_err(|e| failed("WebSocket", e.to_string()))?;
-        ws.send(Message::text("2probe"))
+        let probe = Message::text("2probe");
+        if let Some(log) = self.log.as_deref_mut() {
+            log.ws_message(Dir::C2s, &probe);
+        }
+        ws.send(probe)
             .await
             .map_err(|e| failed("probe", e.to_string()))?;
 
@@ -372,6 +416,9 @@ impl EngineSocket {
                 self.poll_aside(cx).map(|r| r.map(|()| None))
             })
             .await?;
+            if let (Some(log), Some(Ok(message))) = (self.log.as_deref_mut(), &answer) {
+                log.ws_message(Dir::S2c, message);
+            }
             match answer {
                 None => continue,
                 Some(Ok(Message::Text(text))) if text.as_str() == "3probe" => break,
@@ -412,13 +459,20 @@ impl EngineSocket {
             }
         })
         .await?;
-        ws.send(Message::text("5"))
+        let upgrade = Message::text("5");
+        if let Some(log) = self.log.as_deref_mut() {
+            log.ws_message(Dir::C2s, &upgrade);
+        }
+        ws.send(upgrade)
             .await
             .map_err(|e| failed("upgrade packet", e.to_string()))?;
         let old = std::mem::replace(&mut self.io, Io::Ws(ws));
         if let Io::Polling(p) = old {
             let (unsent, unread) = p.into_leftovers();
             for packet in unread {
+                if let Some(log) = self.log.as_deref_mut() {
+                    log.polling_packet(Dir::S2c, &String::from_utf8_lossy(&packet));
+                }
                 if packet.first() == Some(&b'b') {
                     let data = self.decode_binary(&packet)?;
                     self.ready.push_back(EngineEvent::Binary(data));
@@ -426,12 +480,19 @@ impl EngineSocket {
                     self.ready.push_back(event);
                 }
             }
+            // Logged when they were queued on polling: not again.
+            let log = self.log.take();
             for packet in unsent {
-                match engineio::decode_text(self.version, &packet) {
-                    Ok(engineio::Packet::Binary(data)) => self.start_send(Frame::Binary(&data))?,
-                    _ => self.start_send(Frame::Text(&packet))?,
+                let sent = match engineio::decode_text(self.version, &packet) {
+                    Ok(engineio::Packet::Binary(data)) => self.start_send(Frame::Binary(&data)),
+                    _ => self.start_send(Frame::Text(&packet)),
+                };
+                if let Err(fault) = sent {
+                    self.log = log;
+                    return Err(fault);
                 }
             }
+            self.log = log;
             self.wants_flush = true;
         }
         poll_fn(|cx| self.poll_flush(cx)).await
@@ -461,20 +522,32 @@ impl EngineSocket {
     /// Returns the close code the server answered with (1000 for a polling close that was
     /// accepted), 1006 when it did not answer within `timeout`.
     pub async fn close(self, timeout: Duration) -> u16 {
-        match self.io {
-            Io::Ws(ws) => super::ws::close(ws, timeout).await,
+        let mut log = self.log;
+        let code = match self.io {
+            Io::Ws(ws) => super::ws::close(ws, timeout, log.as_deref_mut()).await,
             Io::Polling(mut p) => {
                 p.queue_text("1");
+                if let Some(log) = log.as_deref_mut() {
+                    log.polling_packet(Dir::C2s, "1");
+                }
                 match tokio::time::timeout(timeout, poll_fn(|cx| p.poll_drain(cx))).await {
                     Ok(Ok(())) => 1000,
                     _ => 1006,
                 }
             }
+        };
+        if let Some(log) = log.as_deref_mut() {
+            log.closed(code);
         }
+        code
     }
 
     /// Drops the session without a goodbye, after what was queued went out.
     pub async fn abort(self, timeout: Duration) {
+        let mut log = self.log;
+        if let Some(log) = log.as_deref_mut() {
+            log.closed(1006);
+        }
         match self.io {
             Io::Ws(ws) => super::ws::abort(ws, timeout).await,
             Io::Polling(mut p) => {
@@ -492,10 +565,17 @@ impl EngineSocket {
 }
 
 /// Reads the open packet that starts a WebSocket-only session.
-async fn read_open(ws: &mut ClientSocket) -> Result<Open, ConnectError> {
+async fn read_open(
+    ws: &mut ClientSocket,
+    mut log: Option<&mut ConnFrameLog>,
+) -> Result<Open, ConnectError> {
     use futures_util::StreamExt;
     loop {
-        match ws.next().await {
+        let message = ws.next().await;
+        if let (Some(log), Some(Ok(message))) = (log.as_deref_mut(), &message) {
+            log.ws_message(Dir::S2c, message);
+        }
+        match message {
             Some(Ok(Message::Text(text))) => {
                 let data = text.as_str().strip_prefix('0').ok_or_else(|| {
                     handshake_error(format!("expected the open packet, got {:?}", text.as_str()))

@@ -133,13 +133,14 @@ fn split_body(version: Version, body: Bytes) -> Result<Vec<Bytes>, Fault> {
 
 impl Polling {
     /// The handshake: a GET without `sid` answered by the open packet (and, from Socket.IO 2
-    /// servers, sometimes more packets, which are kept).
+    /// servers, sometimes more packets, which are kept). Returns the open packet parsed and as
+    /// it came (for a frame log).
     pub async fn open(
         connector: &Connector,
         version: Version,
         path: &str,
         query: &str,
-    ) -> Result<(Polling, engineio::Open), ConnectError> {
+    ) -> Result<(Polling, engineio::Open, String), ConnectError> {
         let b64 = if version == Version::V3 { "&b64=1" } else { "" };
         let handshake = format!(
             "{path}?EIO={}&transport=polling{b64}{query}",
@@ -160,12 +161,11 @@ impl Polling {
         let mut packets = split_body(version, body)
             .map_err(|f| ConnectError::new(f.kind, f.detail))?
             .into_iter();
-        let open = packets
-            .next()
-            .and_then(|first| {
-                let text = std::str::from_utf8(&first).ok()?;
-                text.strip_prefix('0').map(engineio::Open::parse)
-            })
+        let first = packets.next().unwrap_or_default();
+        let first = String::from_utf8_lossy(&first).into_owned();
+        let open = first
+            .strip_prefix('0')
+            .map(engineio::Open::parse)
             .ok_or_else(|| {
                 ConnectError::new(
                     ErrorKind::Handshake,
@@ -194,7 +194,12 @@ impl Polling {
             incoming: VecDeque::from_iter(packets.as_slice().iter().cloned()),
             paused: false,
         };
-        Ok((polling, open))
+        Ok((polling, open, first))
+    }
+
+    /// Path and query of the session's requests (`sid` included).
+    pub fn uri(&self) -> &str {
+        &self.uri
     }
 
     pub fn queue_text(&mut self, packet: &str) {

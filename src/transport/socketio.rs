@@ -12,6 +12,7 @@ use bytes::Bytes;
 use super::Fault;
 use super::engine::{EngineEvent, EngineSocket, Frame};
 use super::ws::{ConnectError, Connector};
+use crate::inspect::frame_log::ConnFrameLog;
 use crate::metrics::ErrorKind;
 use crate::protocol::engineio::Version;
 use crate::protocol::socketio::{self, Kind};
@@ -56,15 +57,17 @@ pub struct SioSocket {
 
 impl SioSocket {
     /// Opens the Engine.IO session and connects the namespace. With `previous` (a reconnect and
-    /// recovery enabled), asks the server to recover; the flag says whether it did.
+    /// recovery enabled), asks the server to recover; the flag says whether it did. `log`: a
+    /// sampled client's frame log, kept by the Engine.IO session.
     pub async fn open(
         connector: &Connector,
         plan: &SocketIoPlan,
         namespace: &str,
         auth: Option<&str>,
         previous: Option<&Recovery>,
+        log: Option<Box<ConnFrameLog>>,
     ) -> Result<(SioSocket, bool), ConnectError> {
-        let mut engine = EngineSocket::open(connector, plan).await?;
+        let mut engine = EngineSocket::open(connector, plan, log).await?;
         let v3 = engine.version() == Version::V3;
         let fault = |f: Fault| ConnectError::new(f.kind, f.detail);
 
@@ -153,6 +156,11 @@ impl SioSocket {
             },
             recovered,
         ))
+    }
+
+    /// The frame log of a sampled client.
+    pub fn frame_log(&mut self) -> Option<&mut ConnFrameLog> {
+        self.engine.frame_log()
     }
 
     /// The session id and last offset, for the next connection.

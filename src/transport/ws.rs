@@ -21,6 +21,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Error as WsError, Message};
 
+use crate::inspect::frame_log::ConnFrameLog;
+use crate::inspect::record::Dir;
 use crate::metrics::ErrorKind;
 
 /// A client socket: plain TCP or TLS over TCP.
@@ -254,18 +256,29 @@ impl Connector {
 }
 
 /// The client's side of the close handshake; returns the code the server answered with, or 1006
-/// when it did not answer within `timeout` (or the close could not be sent).
-pub async fn close(mut socket: ClientSocket, timeout: Duration) -> u16 {
+/// when it did not answer within `timeout` (or the close could not be sent). A sampled client's
+/// `log` sees the close frames and what arrived before the server's.
+pub async fn close(
+    mut socket: ClientSocket,
+    timeout: Duration,
+    mut log: Option<&mut ConnFrameLog>,
+) -> u16 {
     let handshake = async {
         let frame = CloseFrame {
             code: CloseCode::Normal,
             reason: "".into(),
         };
+        if let Some(log) = log.as_deref_mut() {
+            log.ws_message(Dir::C2s, &Message::Close(Some(frame.clone())));
+        }
         if socket.close(Some(frame)).await.is_err() {
             return 1006;
         }
         // The server's close frame completes the handshake; late messages before it are ignored.
         while let Some(message) = socket.next().await {
+            if let (Some(log), Ok(message)) = (log.as_deref_mut(), &message) {
+                log.ws_message(Dir::S2c, message);
+            }
             match message {
                 Ok(Message::Close(frame)) => {
                     return frame.map(|f| u16::from(f.code)).unwrap_or(1005);

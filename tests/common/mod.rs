@@ -6,6 +6,7 @@ pub mod node;
 
 use std::path::{Path, PathBuf};
 
+use volley::inspect::frame_log::FrameLogOptions;
 use volley::runner::{self, RunOptions, RunOutcome};
 use volley::scenario::{self, Overrides};
 
@@ -17,6 +18,18 @@ pub fn write_scenario(dir: &Path, text: &str) -> PathBuf {
 
 /// Runs a scenario in-process, results into `dir/out`, never interrupted.
 pub async fn run_in_process(dir: &Path, text: &str, overrides: Overrides) -> RunOutcome {
+    run_with_frame_log(dir, text, overrides, None, std::future::pending()).await
+}
+
+/// Runs a scenario in-process, results into `dir/out`, with a frame log when given, until done or
+/// until `shutdown` resolves.
+pub async fn run_with_frame_log(
+    dir: &Path,
+    text: &str,
+    overrides: Overrides,
+    frame_log: Option<FrameLogOptions>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> RunOutcome {
     let path = write_scenario(dir, text);
     let plan = scenario::load(&path, &overrides).unwrap();
     let options = RunOptions {
@@ -25,8 +38,9 @@ pub async fn run_in_process(dir: &Path, text: &str, overrides: Overrides) -> Run
         quiet: true,
         threads: Some(2),
         insecure: true,
+        frame_log,
     };
-    runner::run(plan, options, std::future::pending())
+    runner::run(plan, options, shutdown)
         .await
         .expect("the run itself must succeed")
 }
