@@ -5,12 +5,12 @@
 //! Engine.IO (and which version), binary attachments still due after a BINARY_EVENT, fragments of
 //! a message in progress, and the events whose acks are awaited.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use crate::protocol::engineio::{self, PacketType, Version};
 use crate::protocol::socketio::{self, Kind};
 
+use super::acks::SharedAckBook;
 use super::record::{Dir, Record, RecordKind, SocketIoFields};
 
 /// How much to show and whether to hide secrets.
@@ -44,8 +44,6 @@ const SECRET_HEADERS: [&str; 4] = [
 const MAX_PARSED_JSON: usize = 64 * 1024;
 /// A fragmented message is reassembled for decoding up to this size.
 const MAX_REASSEMBLED: usize = 1 << 20;
-/// Events awaiting their ack, per connection; past this the oldest are forgotten.
-const MAX_PENDING_ACKS: usize = 4096;
 
 /// The header fields of one WebSocket frame, as far as a record shows them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +106,11 @@ pub struct ConnDecoder {
     attachments_due: [u32; 2],
     /// Opcode and payload of a fragmented message in progress, per direction.
     partial: [Option<(u8, Vec<u8>)>; 2],
-    acks: HashMap<(Dir, String, u64), Instant>,
+    /// Whether the message in progress, per direction, is compressed (RSV1 on its first frame).
+    compressed: [bool; 2],
+    /// A fragmented client CONNECT is in progress: its later fragments are secret too.
+    secret_fragments: bool,
+    acks: SharedAckBook,
 }
 
 fn slot(dir: Dir) -> usize {
@@ -127,8 +129,15 @@ impl ConnDecoder {
             engine,
             attachments_due: [0; 2],
             partial: [None, None],
-            acks: HashMap::new(),
+            compressed: [false; 2],
+            secret_fragments: false,
+            acks: SharedAckBook::default(),
         }
+    }
+
+    /// Shares the ack book of an Engine.IO session (see [`super::acks`]).
+    pub fn set_ack_book(&mut self, book: SharedAckBook) {
+        self.acks = book;
     }
 
     pub fn set_engine(&mut self, engine: Option<Version>) {
@@ -162,6 +171,20 @@ impl ConnDecoder {
         record.masked = Some(meta.masked);
         record.len = Some(meta.len);
         let whole = payload.len() as u64 == meta.len;
+        let starts_message = matches!(meta.opcode, 1 | 2);
+        if starts_message {
+            self.compressed[slot(dir)] = meta.rsv & 0b100 != 0;
+        }
+        if self.compressed[slot(dir)] && (starts_message || meta.opcode == 0) {
+            // permessage-deflate: the payload is compressed, so it is shown as bytes.
+            self.show_payload(record, true, payload);
+            record.detail = Some("compressed (permessage-deflate): not decoded".into());
+            self.partial[slot(dir)] = None;
+            if meta.fin {
+                self.compressed[slot(dir)] = false;
+            }
+            return;
+        }
         match meta.opcode {
             8 => {
                 if payload.len() >= 2 {
@@ -177,10 +200,14 @@ impl ConnDecoder {
                 if whole {
                     self.decode_message(record, dir, meta.opcode == 2, payload, at);
                 }
+                if meta.opcode == 1 {
+                    self.redact_connect(record, dir);
+                }
             }
             1 | 2 => {
                 self.show_payload(record, meta.opcode == 2, payload);
                 self.partial[slot(dir)] = whole.then(|| (meta.opcode, payload.to_vec()));
+                self.secret_fragments = meta.opcode == 1 && self.redact_connect(record, dir);
             }
             0 => {
                 let binary = match &self.partial[slot(dir)] {
@@ -188,6 +215,12 @@ impl ConnDecoder {
                     None => std::str::from_utf8(payload).is_err(),
                 };
                 self.show_payload(record, binary, payload);
+                if dir == Dir::C2s && self.secret_fragments {
+                    record.text = Some(REDACTED.into());
+                    record.hex = None;
+                    record.truncated = false;
+                    self.secret_fragments = !meta.fin;
+                }
                 let mut done = None;
                 if let Some((opcode, buf)) = &mut self.partial[slot(dir)] {
                     if whole && buf.len() + payload.len() <= MAX_REASSEMBLED {
@@ -268,6 +301,7 @@ impl ConnDecoder {
         record.len = Some(packet.len() as u64);
         self.show_payload(record, false, packet.as_bytes());
         self.decode_engineio_text(record, dir, version, packet, at);
+        self.redact_connect(record, dir);
     }
 
     /// Header values as a JSON object, secrets redacted unless shown.
@@ -343,7 +377,8 @@ impl ConnDecoder {
             if version == Version::V3 && payload.first() != Some(&4) {
                 record.eio = payload
                     .first()
-                    .and_then(|&b| PacketType::from_byte(b + b'0'))
+                    .and_then(|&b| b.checked_add(b'0'))
+                    .and_then(PacketType::from_byte)
                     .map(eio_name);
                 return;
             }
@@ -427,17 +462,8 @@ impl ConnDecoder {
             && !packet.data.is_empty()
             && !self.opts.show_secrets;
         if secret {
+            // The shown text is cut by `redact_connect`.
             fields.args = Some(REDACTED.into());
-            if let Some(text) = &mut record.text {
-                // The auth payload is the packet's tail: cut it off the shown text.
-                let keep = text.len().saturating_sub(packet.data.len());
-                if text.is_char_boundary(keep) {
-                    text.truncate(keep);
-                    text.push_str(REDACTED);
-                } else {
-                    *text = REDACTED.to_string();
-                }
-            }
         } else if !packet.data.is_empty() && packet.data.len() <= MAX_PARSED_JSON {
             match serde_json::from_str::<serde_json::Value>(packet.data) {
                 Ok(serde_json::Value::Array(mut items))
@@ -450,7 +476,22 @@ impl ConnDecoder {
                     }
                     fields.args = Some(serde_json::Value::Array(items));
                 }
-                Ok(value) => fields.args = Some(value),
+                Ok(mut value) => {
+                    // The server's CONNECT reply carries the recovery session id `pid`: whoever
+                    // holds it can take the session over.
+                    if packet.kind == Kind::Connect && !self.opts.show_secrets {
+                        if let Some(pid) = value.get_mut("pid") {
+                            if let (Some(text), Some(secret)) = (record.text.as_mut(), pid.as_str())
+                            {
+                                if !secret.is_empty() {
+                                    *text = text.replace(secret, REDACTED);
+                                }
+                            }
+                            *pid = REDACTED.into();
+                        }
+                    }
+                    fields.args = Some(value);
+                }
                 Err(e) => record.detail = Some(format!("invalid JSON in the packet: {e}")),
             }
         }
@@ -463,28 +504,47 @@ impl ConnDecoder {
         let Some(id) = fields.id else {
             return;
         };
+        let mut book = self.acks.lock().unwrap_or_else(|e| e.into_inner());
         match fields.kind {
-            "EVENT" | "BINARY_EVENT" => {
-                if self.acks.len() >= MAX_PENDING_ACKS {
-                    let oldest = self
-                        .acks
-                        .iter()
-                        .min_by_key(|(_, t)| **t)
-                        .map(|(k, _)| k.clone());
-                    if let Some(key) = oldest {
-                        self.acks.remove(&key);
-                    }
-                }
-                self.acks.insert((dir, fields.nsp.clone(), id), at);
-            }
+            "EVENT" | "BINARY_EVENT" => book.asked(dir, &fields.nsp, id, at),
             "ACK" | "BINARY_ACK" => {
-                if let Some(sent) = self.acks.remove(&(dir.other(), fields.nsp.clone(), id)) {
+                if let Some(sent) = book.answered(dir, &fields.nsp, id) {
                     record.ack_rtt_ms =
                         Some(at.saturating_duration_since(sent).as_secs_f64() * 1e3);
                 }
             }
             _ => {}
         }
+    }
+
+    /// Hides the auth payload of a client's Socket.IO CONNECT (`40`, or `40/nsp,`, then the auth)
+    /// in the shown text, whether or not the packet decoded. True when the text was a CONNECT with
+    /// a payload (so the message's later fragments are secret too).
+    fn redact_connect(&self, record: &mut Record, dir: Dir) -> bool {
+        if dir != Dir::C2s || self.engine.is_none() || self.opts.show_secrets {
+            return false;
+        }
+        let Some(text) = record.text.as_mut() else {
+            return false;
+        };
+        let Some(rest) = text.strip_prefix("40") else {
+            return false;
+        };
+        let head = match rest.strip_prefix('/') {
+            Some(nsp) => match nsp.find(',') {
+                Some(comma) => 3 + comma + 1,
+                // A namespace and nothing else: no auth.
+                None => return false,
+            },
+            None => 2,
+        };
+        if text.len() <= head {
+            return false;
+        }
+        text.truncate(head);
+        text.push_str(REDACTED);
+        record.truncated = false;
+        true
     }
 }
 

@@ -86,7 +86,8 @@ pub struct Decision {
     pub drop: bool,
     pub duplicate: bool,
     pub delay: Option<Duration>,
-    /// Close the connection once this frame is forwarded.
+    /// Close the connection once this frame is forwarded (or dropped). `--close-after` counts the
+    /// matching frames of both directions of a connection, so the relay decides this one.
     pub close_after: bool,
 }
 
@@ -99,10 +100,9 @@ impl Decision {
     };
 }
 
-/// One connection's fault state.
+/// The fault draws of one direction of one connection.
 pub struct ConnFaults {
     rng: fastrand::Rng,
-    matched: u64,
 }
 
 impl ConnFaults {
@@ -111,43 +111,42 @@ impl ConnFaults {
         let seed = plan.seed ^ conn.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         ConnFaults {
             rng: fastrand::Rng::with_seed(seed),
-            matched: 0,
         }
     }
 
-    /// Decides the fate of a decoded frame. `droppable`: whether dropping keeps the stream valid;
-    /// `duplicable` likewise for sending it twice.
+    /// Decides the fate of a decoded frame; None when the frame does not match the fault filter.
+    /// `droppable`: whether dropping keeps the stream valid; `duplicable` likewise for sending it
+    /// twice.
     pub fn decide(
         &mut self,
         plan: &FaultPlan,
         record: &Record,
         droppable: bool,
         duplicable: bool,
-    ) -> Decision {
+    ) -> Option<Decision> {
         if !plan.is_active() || !plan.filter.matches(record) {
-            return Decision::FORWARD;
+            return None;
         }
-        self.matched += 1;
         // Draw every number whatever the outcome, so one fault's setting does not shift another's.
         let drop_draw = self.rng.f64();
         let dup_draw = self.rng.f64();
         let jitter_draw = self.rng.f64();
         if droppable && drop_draw < plan.drop {
-            return Decision {
+            return Some(Decision {
                 drop: true,
                 ..Decision::FORWARD
-            };
+            });
         }
         let delay = plan.delay.map(|(base, jitter)| {
             let offset = jitter.as_secs_f64() * (2.0 * jitter_draw - 1.0);
             Duration::from_secs_f64((base.as_secs_f64() + offset).max(0.0))
         });
-        Decision {
+        Some(Decision {
             drop: false,
             duplicate: duplicable && dup_draw < plan.duplicate,
             delay,
-            close_after: plan.close_after.is_some_and(|n| self.matched >= n),
-        }
+            close_after: false,
+        })
     }
 }
 
@@ -189,7 +188,7 @@ mod tests {
             let mut f = ConnFaults::new(&plan, conn);
             (0..200)
                 .map(|_| {
-                    let d = f.decide(&plan, &Record::default(), true, true);
+                    let d = f.decide(&plan, &Record::default(), true, true).unwrap();
                     (d.drop, d.duplicate)
                 })
                 .collect::<Vec<_>>()
@@ -201,7 +200,7 @@ mod tests {
     }
 
     #[test]
-    fn close_after_counts_matching_frames_and_unmatched_frames_pass() {
+    fn frames_outside_the_fault_filter_are_not_matched() {
         let plan = FaultPlan {
             close_after: Some(3),
             filter: "dir=s2c".parse().unwrap(),
@@ -216,9 +215,7 @@ mod tests {
             dir: Some(super::super::record::Dir::S2c),
             ..Record::default()
         };
-        assert_eq!(f.decide(&plan, &up, true, true), Decision::FORWARD);
-        assert!(!f.decide(&plan, &down, true, true).close_after);
-        assert!(!f.decide(&plan, &down, true, true).close_after);
-        assert!(f.decide(&plan, &down, true, true).close_after);
+        assert_eq!(f.decide(&plan, &up, true, true), None);
+        assert_eq!(f.decide(&plan, &down, true, true), Some(Decision::FORWARD));
     }
 }

@@ -12,6 +12,7 @@
 //!   [`faults`] deciding what to break and [`command`] the `volley inspect` command;
 //! - [`frame_log`] and [`sample`]: a load run's frame log and which clients it samples.
 
+pub mod acks;
 pub mod command;
 pub mod decode;
 pub mod faults;

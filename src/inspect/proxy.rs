@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::acks::SessionBooks;
 use super::decode::{ConnDecoder, DecodeOptions};
 use super::faults::FaultPlan;
 use super::record::{Clock, Dir, RecordKind};
@@ -68,6 +69,7 @@ impl Inspector {
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
         let acceptor = self.config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
+        let sessions = Arc::new(SessionBooks::default());
         let mut next_id = 0u64;
         tokio::pin!(shutdown);
         loop {
@@ -92,6 +94,7 @@ impl Inspector {
                 sink: sink.clone(),
                 config: self.config.clone(),
                 stop: stop.child_token(),
+                sessions: sessions.clone(),
             };
             let acceptor = acceptor.clone();
             tasks.spawn(async move { conn.serve(tcp, peer, acceptor).await });
@@ -109,6 +112,23 @@ pub struct DirStats {
     pub bytes: AtomicU64,
 }
 
+/// The upstream's answer to the client's latest upgrade request, as the client side waits for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpgradeAnswer {
+    /// No answer yet (or no upgrade asked).
+    Pending,
+    /// `101`: both directions carry WebSocket frames now.
+    Upgraded,
+    /// Another status: HTTP goes on.
+    Refused,
+    /// The upstream side will answer nothing more (it ended, or is not HTTP). Final.
+    Gone,
+}
+
+/// Requests remembered for their responses at most (pipelining this deep is not seen in practice;
+/// the bound only stops a peer that never answers from growing the queue).
+pub const MAX_QUEUED_REQUESTS: usize = 1024;
+
 /// What both pumps of a connection share.
 pub struct Shared {
     pub id: u64,
@@ -119,8 +139,11 @@ pub struct Shared {
     pub stats: [DirStats; 2],
     /// Requests relayed and not answered yet: method, target, whether it asked for a WebSocket.
     pub requests: Mutex<VecDeque<(String, String, bool)>>,
-    /// The upstream's answer to an upgrade request: Some(true) for 101.
-    pub upgraded: watch::Sender<Option<bool>>,
+    pub upgraded: watch::Sender<UpgradeAnswer>,
+    /// Frames of both directions that matched the fault filter, for `--close-after`.
+    pub matched: AtomicU64,
+    /// Ack books of the Engine.IO sessions seen, shared by all connections.
+    pub sessions: Arc<SessionBooks>,
     /// Ends both pumps (a `--close-after` fault, or the inspector stopping).
     pub stop: CancellationToken,
 }
@@ -140,6 +163,7 @@ struct Connection {
     sink: RecordSink,
     config: InspectConfig,
     stop: CancellationToken,
+    sessions: Arc<SessionBooks>,
 }
 
 impl Connection {
@@ -198,7 +222,7 @@ impl Connection {
             }
         };
 
-        let (upgraded, _) = watch::channel(None);
+        let (upgraded, _) = watch::channel(UpgradeAnswer::Pending);
         let shared = Arc::new(Shared {
             id: self.id,
             clock: self.clock,
@@ -208,6 +232,8 @@ impl Connection {
             stats: Default::default(),
             requests: Mutex::new(VecDeque::new()),
             upgraded,
+            matched: AtomicU64::new(0),
+            sessions: self.sessions.clone(),
             stop: self.stop.clone(),
         });
         let (client_read, client_write) = tokio::io::split(client);

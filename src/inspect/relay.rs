@@ -17,7 +17,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::decode::{FrameMeta, engineio_version, query_param};
 use super::faults::{ConnFaults, Decision};
-use super::proxy::Shared;
+use super::proxy::{MAX_QUEUED_REQUESTS, Shared, UpgradeAnswer};
 use super::record::{Dir, Record, RecordKind};
 use crate::protocol::http1::{self, BodyKind, ChunkedDecoder};
 use crate::protocol::wsframe;
@@ -27,6 +27,17 @@ pub const HOLD_LIMIT: u64 = 16 << 20;
 /// HTTP bodies up to this size are kept for decoding (long-polling payloads).
 const MAX_CAPTURED_BODY: usize = 4 << 20;
 const READ_CHUNK: usize = 16 * 1024;
+/// Bytes a client may send after an upgrade request before the answer; past this the pump stops
+/// reading until the answer comes.
+const MAX_EARLY_BYTES: usize = 1 << 20;
+
+/// How a body ended.
+enum Body {
+    /// Relayed; its bytes when they were to be kept.
+    Done(Option<Vec<u8>>),
+    /// Its framing broke (a malformed chunk): the rest of the stream is relayed raw.
+    Raw,
+}
 
 enum Mode {
     Http,
@@ -41,8 +52,10 @@ pub struct Pump<R, W> {
     buf: BytesMut,
     shared: Arc<Shared>,
     faults: ConnFaults,
-    /// Attachment frames still to drop after a dropped BINARY_EVENT or BINARY_ACK.
+    /// Attachment messages still to drop after a dropped BINARY_EVENT or BINARY_ACK.
     dropping_attachments: u32,
+    /// Inside a fragmented attachment message being dropped.
+    in_dropped_message: bool,
 }
 
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
@@ -59,6 +72,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
             shared,
             faults,
             dropping_attachments: 0,
+            in_dropped_message: false,
         }
     }
 
@@ -72,11 +86,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
         if self.dir == Dir::S2c {
             // No answer will come now: a client side waiting on an upgrade must not wait forever.
             self.shared.upgraded.send_if_modified(|answer| {
-                let unanswered = answer.is_none();
-                if unanswered {
-                    *answer = Some(false);
+                let pending = *answer == UpgradeAnswer::Pending;
+                if pending {
+                    *answer = UpgradeAnswer::Gone;
                 }
-                unanswered
+                pending
             });
         }
         if stop.is_cancelled() {
@@ -160,11 +174,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
                 .contains("websocket")
         });
         if engine.is_some() {
-            self.shared
-                .decoder
-                .lock()
-                .expect("decoder lock")
-                .set_engine(engine);
+            let mut decoder = self.shared.decoder.lock().expect("decoder lock");
+            decoder.set_engine(engine);
+            if let Some(sid) = query_param(&head.target, "sid") {
+                decoder.set_ack_book(self.shared.sessions.book(sid));
+            }
         }
         let body_kind = http1::request_body(&head);
         let mut record = self.record(RecordKind::HttpRequest);
@@ -182,34 +196,75 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
             record.len = Some(n);
         }
         self.send(record).await;
-        self.shared
-            .requests
-            .lock()
-            .expect("requests lock")
-            .push_back((head.method.clone(), head.target.clone(), wants_websocket));
+        {
+            let mut requests = self.shared.requests.lock().expect("requests lock");
+            if requests.len() >= MAX_QUEUED_REQUESTS {
+                requests.pop_front();
+            }
+            requests.push_back((head.method.clone(), head.target.clone(), wants_websocket));
+        }
 
         let head_bytes = self.buf.split_to(head.head_len);
         self.to.write_all(&head_bytes).await?;
-        let body = self
+        let encoding = head.header("content-encoding").map(|v| v.to_vec());
+        match self
             .body(body_kind, polling && head.method == "POST")
-            .await?;
-        if let Some(body) = body {
-            self.polling_records(&body).await;
+            .await?
+        {
+            Body::Done(Some(body)) => self.polling_records(&body, encoding.as_deref()).await,
+            Body::Done(None) => {}
+            Body::Raw => return Ok(Some(Mode::Raw)),
         }
         if wants_websocket {
             // Whatever follows is frames if the upstream agrees, more HTTP if it does not.
-            let mut answer = self.shared.upgraded.subscribe();
-            let upgraded = answer
-                .wait_for(|a| a.is_some())
-                .await
-                .map(|a| *a == Some(true))
-                .unwrap_or(false);
-            self.shared.upgraded.send_replace(None);
-            if upgraded {
-                return Ok(Some(Mode::WebSocket));
-            }
+            return Ok(match self.upgrade_answer().await? {
+                Some(true) => Some(Mode::WebSocket),
+                Some(false) => Some(Mode::Http),
+                None => None,
+            });
         }
         Ok(Some(Mode::Http))
+    }
+
+    /// Waits for the upstream's answer to an upgrade request, reading (not relaying) what the
+    /// client sends meanwhile. Some(true) for a 101, None when the client ended first.
+    async fn upgrade_answer(&mut self) -> io::Result<Option<bool>> {
+        let mut answers = self.shared.upgraded.subscribe();
+        loop {
+            let answer = *answers.borrow_and_update();
+            match answer {
+                UpgradeAnswer::Upgraded | UpgradeAnswer::Refused => {
+                    self.shared.upgraded.send_replace(UpgradeAnswer::Pending);
+                    return Ok(Some(answer == UpgradeAnswer::Upgraded));
+                }
+                UpgradeAnswer::Gone => return Ok(Some(false)),
+                UpgradeAnswer::Pending => {}
+            }
+            if self.buf.len() >= MAX_EARLY_BYTES {
+                if answers.changed().await.is_err() {
+                    return Ok(Some(false));
+                }
+                continue;
+            }
+            self.buf.reserve(READ_CHUNK);
+            tokio::select! {
+                changed = answers.changed() => {
+                    if changed.is_err() {
+                        return Ok(Some(false));
+                    }
+                }
+                read = self.from.read_buf(&mut self.buf) => {
+                    if read? == 0 {
+                        // Pass on what the client sent before leaving, then its end.
+                        if !self.buf.is_empty() {
+                            let rest = self.buf.split();
+                            self.to.write_all(&rest).await?;
+                        }
+                        return Ok(None);
+                    }
+                }
+            }
+        }
     }
 
     async fn http_response(&mut self) -> io::Result<Option<Mode>> {
@@ -224,7 +279,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
                 Err(e) => {
                     self.error(format!("not an HTTP response ({e}): relaying raw bytes"))
                         .await;
-                    self.shared.upgraded.send_replace(Some(false));
+                    self.shared.upgraded.send_replace(UpgradeAnswer::Gone);
                     return Ok(Some(Mode::Raw));
                 }
             }
@@ -261,18 +316,24 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
         self.to.write_all(&head_bytes).await?;
 
         if head.status == 101 && http1::is_upgrade_to_websocket(&head) {
-            self.shared.upgraded.send_replace(Some(true));
+            self.shared.upgraded.send_replace(UpgradeAnswer::Upgraded);
             return Ok(Some(Mode::WebSocket));
         }
         if wanted_websocket {
-            self.shared.upgraded.send_replace(Some(false));
+            self.shared.upgraded.send_replace(UpgradeAnswer::Refused);
         }
         let polling = engineio_version(&target).is_some()
             && query_param(&target, "transport") == Some("polling")
             && method == "GET"
             && head.status == 200;
-        if let Some(body) = self.body(body_kind, polling).await? {
-            self.polling_records(&body).await;
+        let encoding = head.header("content-encoding").map(|v| v.to_vec());
+        match self.body(body_kind, polling).await? {
+            Body::Done(Some(body)) => self.polling_records(&body, encoding.as_deref()).await,
+            Body::Done(None) => {}
+            Body::Raw => {
+                self.shared.upgraded.send_replace(UpgradeAnswer::Gone);
+                return Ok(Some(Mode::Raw));
+            }
         }
         if matches!(body_kind, BodyKind::UntilClose) {
             return Ok(None);
@@ -287,13 +348,13 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
             self.to.write_all(&rest).await?;
         }
         if self.dir == Dir::S2c {
-            self.shared.upgraded.send_replace(Some(false));
+            self.shared.upgraded.send_replace(UpgradeAnswer::Gone);
         }
         Ok(None)
     }
 
-    /// Relays a body; returns it when `capture` and it is small enough to decode.
-    async fn body(&mut self, kind: BodyKind, capture: bool) -> io::Result<Option<Vec<u8>>> {
+    /// Relays a body; keeps it when `capture` and it is small enough to decode.
+    async fn body(&mut self, kind: BodyKind, capture: bool) -> io::Result<Body> {
         let mut kept = capture.then(Vec::new);
         let keep = |kept: &mut Option<Vec<u8>>, bytes: &[u8]| {
             if let Some(body) = kept {
@@ -325,9 +386,15 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
                 let mut decoder = ChunkedDecoder::new();
                 let mut decoded = Vec::new();
                 loop {
-                    let (consumed, done) = decoder
-                        .feed(&self.buf, &mut decoded)
-                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+                    let (consumed, done) = match decoder.feed(&self.buf, &mut decoded) {
+                        Ok(progress) => progress,
+                        Err(e) => {
+                            // What was fed is still in the buffer: the raw relay passes it on.
+                            self.error(format!("malformed chunked body ({e}): relaying raw bytes"))
+                                .await;
+                            return Ok(Body::Raw);
+                        }
+                    };
                     let part = self.buf.split_to(consumed);
                     self.to.write_all(&part).await?;
                     keep(&mut kept, &decoded);
@@ -352,10 +419,26 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
                 }
             },
         }
-        Ok(kept)
+        Ok(Body::Done(kept))
     }
 
-    async fn polling_records(&mut self, body: &[u8]) {
+    async fn polling_records(&mut self, body: &[u8], encoding: Option<&[u8]>) {
+        let inflated;
+        let body = match encoding.map(|e| String::from_utf8_lossy(e).trim().to_ascii_lowercase()) {
+            None => body,
+            Some(e) if e == "identity" => body,
+            Some(e) => match inflate(&e, body) {
+                Ok(bytes) => {
+                    inflated = bytes;
+                    &inflated
+                }
+                Err(detail) => {
+                    self.error(format!("long-polling body ({e}): {detail}"))
+                        .await;
+                    return;
+                }
+            },
+        };
         let base = self.record(RecordKind::Packet);
         let records = {
             let mut decoder = self.shared.decoder.lock().expect("decoder lock");
@@ -411,7 +494,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
                 let decision = self
                     .inspect_frame(&header, &frame[header.header_len..])
                     .await;
-                if decision.drop {
+                if decision.drop && !decision.close_after {
                     continue;
                 }
                 if let Some(delay) = decision.delay {
@@ -419,7 +502,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
                     out.clear();
                     tokio::time::sleep(delay).await;
                 }
-                out.extend_from_slice(&frame);
+                if !decision.drop {
+                    out.extend_from_slice(&frame);
+                }
                 if decision.duplicate {
                     out.extend_from_slice(&frame);
                 }
@@ -479,23 +564,47 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
         let sio = record.sio.as_ref();
         let attachment = sio.is_some_and(|s| s.kind == "ATTACHMENT");
         let with_attachments = sio.and_then(|s| s.attachments).unwrap_or(0);
-        let decision = if attachment && self.dropping_attachments > 0 {
-            self.dropping_attachments -= 1;
+        // The attachments of a dropped binary event go with it, fragmented ones whole.
+        let mut forced_drop = false;
+        if header.opcode == 0 && self.in_dropped_message {
+            forced_drop = true;
+            if header.fin {
+                self.in_dropped_message = false;
+                self.dropping_attachments = self.dropping_attachments.saturating_sub(1);
+            }
+        } else if header.opcode == 2 && self.dropping_attachments > 0 {
+            forced_drop = true;
+            if header.fin {
+                self.dropping_attachments -= 1;
+            } else {
+                self.in_dropped_message = true;
+            }
+        }
+        let decision = if forced_drop {
             Decision {
                 drop: true,
                 ..Decision::FORWARD
             }
         } else {
             let whole_message = header.fin && matches!(header.opcode, 1 | 2);
-            let droppable = (whole_message || matches!(header.opcode, 9 | 10)) && !attachment;
+            // With permessage-deflate, a compressed message missing or repeated corrupts the
+            // receiver's decompression context.
+            let compressed = header.rsv & 0b100 != 0;
+            let droppable =
+                (whole_message || matches!(header.opcode, 9 | 10)) && !attachment && !compressed;
             let duplicable = droppable && with_attachments == 0;
-            let decision = self
-                .faults
-                .decide(&self.shared.faults, &record, droppable, duplicable);
-            if decision.drop && with_attachments > 0 {
-                self.dropping_attachments = with_attachments;
+            let plan = &self.shared.faults;
+            match self.faults.decide(plan, &record, droppable, duplicable) {
+                None => Decision::FORWARD,
+                Some(mut decision) => {
+                    let matched = self.shared.matched.fetch_add(1, Ordering::Relaxed) + 1;
+                    decision.close_after = plan.close_after.is_some_and(|n| matched >= n);
+                    if decision.drop && with_attachments > 0 {
+                        self.dropping_attachments = with_attachments;
+                    }
+                    decision
+                }
             }
-            decision
         };
         let faults: Vec<Record> = [
             (decision.drop, "drop"),
@@ -512,7 +621,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
             r.delay_ms = (fault == "delay")
                 .then(|| decision.delay.map(|d| d.as_secs_f64() * 1e3))
                 .flatten();
-            if fault == "drop" && attachment {
+            if fault == "drop" && forced_drop {
                 r.detail = Some("an attachment of a dropped binary event".into());
             }
             r
@@ -573,4 +682,26 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
             }
         }
     }
+}
+
+/// Decompresses a long-polling body sent with `Content-Encoding` gzip or deflate (engine.io
+/// compresses bodies over 1 KiB for clients that accept it), up to the capture limit.
+fn inflate(encoding: &str, body: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    let limit = MAX_CAPTURED_BODY as u64 + 1;
+    let read = match encoding {
+        "gzip" | "x-gzip" => flate2::read::GzDecoder::new(body)
+            .take(limit)
+            .read_to_end(&mut out),
+        "deflate" => flate2::read::ZlibDecoder::new(body)
+            .take(limit)
+            .read_to_end(&mut out),
+        other => return Err(format!("content encoding `{other}` is not decoded")),
+    };
+    read.map_err(|e| format!("cannot decompress: {e}"))?;
+    if out.len() > MAX_CAPTURED_BODY {
+        return Err("larger than 4 MiB decompressed: not decoded".into());
+    }
+    Ok(out)
 }
