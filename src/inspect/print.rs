@@ -12,6 +12,24 @@ pub fn use_color(no_color_flag: bool, is_terminal: bool) -> bool {
     !no_color_flag && !no_color_env && is_terminal
 }
 
+/// Peer-controlled text with control characters escaped, so that no peer can move the cursor,
+/// recolour, retitle or forge lines on the user's terminal.
+fn safe(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 struct Paint(bool);
 
 impl Paint {
@@ -57,7 +75,7 @@ pub fn line(record: &Record, color: bool) -> String {
         RecordKind::HttpRequest => {
             let method = record.method.as_deref().unwrap_or("?");
             p.wrap(&mut out, dir_color, method);
-            let _ = write!(out, " {}", record.target.as_deref().unwrap_or(""));
+            let _ = write!(out, " {}", safe(record.target.as_deref().unwrap_or("")));
             if let Some(len) = record.len.filter(|&l| l > 0) {
                 let _ = write!(out, "  ({len} B body)");
             }
@@ -66,7 +84,7 @@ pub fn line(record: &Record, color: bool) -> String {
             let status = record.status.unwrap_or(0);
             let code = if status >= 400 { ERROR } else { dir_color };
             p.wrap(&mut out, code, &status.to_string());
-            let _ = write!(out, " {}", record.reason.as_deref().unwrap_or(""));
+            let _ = write!(out, " {}", safe(record.reason.as_deref().unwrap_or("")));
             if let Some(len) = record.len.filter(|&l| l > 0) {
                 let _ = write!(out, "  ({len} B body)");
             }
@@ -103,7 +121,7 @@ pub fn line(record: &Record, color: bool) -> String {
         } else {
             WARN
         };
-        p.wrap(&mut out, code, detail);
+        p.wrap(&mut out, code, &safe(detail));
     }
     out
 }
@@ -139,7 +157,7 @@ fn frame(out: &mut String, p: &Paint, r: &Record, dir_color: &str) {
         out.push_str("  ");
         p.wrap(out, BOLD, sio.kind);
         if sio.kind != "ATTACHMENT" {
-            let _ = write!(out, " {}", sio.nsp);
+            let _ = write!(out, " {}", safe(&sio.nsp));
         }
         if let Some(event) = &sio.event {
             out.push(' ');
@@ -152,7 +170,7 @@ fn frame(out: &mut String, p: &Paint, r: &Record, dir_color: &str) {
             let _ = write!(out, " +{n} attachments");
         }
         if let Some(args) = &sio.args {
-            let _ = write!(out, " {args}");
+            let _ = write!(out, " {}", safe(&args.to_string()));
         }
     } else if let Some(eio) = r.eio {
         let _ = write!(out, "  eio {eio}");
@@ -162,10 +180,10 @@ fn frame(out: &mut String, p: &Paint, r: &Record, dir_color: &str) {
             .and_then(|t| t.get(1..))
             .filter(|t| !t.is_empty())
         {
-            let _ = write!(out, " {text}");
+            let _ = write!(out, " {}", safe(text));
         }
     } else if let Some(text) = &r.text {
-        let _ = write!(out, "  {text}");
+        let _ = write!(out, "  {}", safe(text));
     } else if let Some(hex) = &r.hex {
         out.push_str("  ");
         p.wrap(out, DIM, &format!("0x{hex}"));
@@ -213,6 +231,23 @@ mod tests {
         );
         let coloured = line(&r, true);
         assert!(coloured.contains("\x1b[36m→\x1b[0m"));
+    }
+
+    #[test]
+    fn control_characters_from_peers_are_escaped() {
+        let r = Record {
+            kind: RecordKind::Frame,
+            dir: Some(Dir::S2c),
+            opcode: Some("text"),
+            text: Some("hi\x1b]52;c;ZXZpbA==\x07\r\nfake line\u{9b}".into()),
+            ..Record::default()
+        };
+        let printed = line(&r, false);
+        assert!(!printed.chars().any(char::is_control), "{printed:?}");
+        assert!(
+            printed.contains("hi\\u{1b}]52;c;ZXZpbA==\\u{7}\\r\\nfake line\\u{9b}"),
+            "{printed}"
+        );
     }
 
     #[test]

@@ -192,12 +192,14 @@ fn write_all(
     let mut summary = Summary::default();
     // Unlocked: each write takes the lock briefly, so others may print too.
     let mut out = std::io::BufWriter::new(std::io::stdout());
+    // A closed stdout (`| head`) stops the printing, not the JSONL file.
+    let mut print = config.print;
     while let Some(record) = rx.blocking_recv() {
         summary.count(&record);
         let always = matches!(record.kind, RecordKind::Fault | RecordKind::Error);
         if always || config.filter.matches(&record) {
-            if config.print {
-                writeln!(out, "{}", print::line(&record, config.color))?;
+            if print && writeln!(out, "{}", print::line(&record, config.color)).is_err() {
+                print = false;
             }
             if let Some(file) = &mut jsonl {
                 file.write_all(record.to_json_line().as_bytes())?;
@@ -205,13 +207,17 @@ fn write_all(
             }
         }
         if rx.is_empty() {
-            out.flush()?;
+            if print && out.flush().is_err() {
+                print = false;
+            }
             if let Some(file) = &mut jsonl {
                 file.flush()?;
             }
         }
     }
-    out.flush()?;
+    if print {
+        let _ = out.flush();
+    }
     if let Some(file) = &mut jsonl {
         file.flush()?;
     }
