@@ -5,92 +5,16 @@
 
 mod common;
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
+use common::inspect::*;
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use volley::inspect::command::upstream;
-use volley::inspect::decode::DecodeOptions;
+use tokio::net::TcpStream;
 use volley::inspect::faults::FaultPlan;
-use volley::inspect::proxy::{self, InspectConfig};
-use volley::inspect::sink::{self, SinkConfig, Summary};
 use volley::protocol::wsframe::encode_frame;
 use volley::scenario::Overrides;
 use volley::serve::{self, ServeConfig};
-
-/// An inspector running in-process; `stop()` ends it and returns its summary.
-struct Running {
-    addr: SocketAddr,
-    jsonl: PathBuf,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Summary>,
-}
-
-impl Running {
-    async fn stop(mut self) -> (Summary, Vec<serde_json::Value>) {
-        let _ = self.stop.take().unwrap().send(());
-        let summary = self.task.await.unwrap();
-        (summary, read_jsonl(&self.jsonl))
-    }
-}
-
-async fn inspect(
-    dir: &Path,
-    upstream_url: &str,
-    faults: FaultPlan,
-    tls: Option<Arc<rustls::ServerConfig>>,
-) -> Running {
-    let connector = upstream(upstream_url, true).await.unwrap();
-    let config = InspectConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        upstream: connector,
-        upstream_url: upstream_url.to_string(),
-        tls,
-        decode: DecodeOptions::default(),
-        faults: Arc::new(faults),
-    };
-    let inspector = proxy::bind(config).await.unwrap();
-    let addr = inspector.local_addr();
-    let jsonl = dir.join("frames.jsonl");
-    let (sink, writer) = sink::spawn_writer(SinkConfig {
-        print: false,
-        jsonl: Some(jsonl.clone()),
-        ..SinkConfig::default()
-    })
-    .unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        inspector
-            .run(sink, async move {
-                let _ = stopped.await;
-            })
-            .await;
-        writer.await.unwrap().unwrap()
-    });
-    Running {
-        addr,
-        jsonl,
-        stop: Some(stop),
-        task,
-    }
-}
-
-fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn of_kind<'a>(records: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
-    records.iter().filter(|r| r["kind"] == kind).collect()
-}
 
 const MASK: Option<[u8; 4]> = Some([0x37, 0xfa, 0x21, 0x3d]);
 
@@ -126,36 +50,6 @@ fn server_frames() -> Vec<Vec<u8>> {
 
 const RESPONSE_101: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
 const REQUEST: &[u8] = b"GET /chat?room=1 HTTP/1.1\r\nHost: example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer s3cret\r\n\r\n";
-
-async fn read_until_head_end(stream: &mut TcpStream, into: &mut Vec<u8>) {
-    let mut byte = [0u8; 1];
-    while !into.ends_with(b"\r\n\r\n") {
-        assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "head ended early");
-        into.push(byte[0]);
-    }
-}
-
-/// A server that answers the upgrade, sends `frames`, and returns every byte it received.
-async fn scripted_server(
-    reply_head: &'static [u8],
-    frames: Vec<Vec<u8>>,
-) -> (SocketAddr, tokio::task::JoinHandle<Vec<u8>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        let (mut stream, _) = listener.accept().await.unwrap();
-        let mut received = Vec::new();
-        read_until_head_end(&mut stream, &mut received).await;
-        stream.write_all(reply_head).await.unwrap();
-        for frame in frames {
-            stream.write_all(&frame).await.unwrap();
-        }
-        stream.shutdown().await.unwrap();
-        stream.read_to_end(&mut received).await.unwrap();
-        received
-    });
-    (addr, task)
-}
 
 #[tokio::test]
 async fn every_byte_is_relayed_unchanged_both_ways_and_every_frame_is_decoded() {

@@ -2,6 +2,7 @@
 //! CSV reading, and (in `node`) the real Node Socket.IO server.
 #![allow(dead_code)]
 
+pub mod inspect;
 pub mod node;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,114 @@
+//! An in-process `volley inspect` for tests, and scripted peers that send exact bytes.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use volley::inspect::command::upstream;
+use volley::inspect::decode::DecodeOptions;
+use volley::inspect::faults::FaultPlan;
+use volley::inspect::proxy::{self, InspectConfig};
+use volley::inspect::sink::{self, SinkConfig, Summary};
+
+/// An inspector running in-process; `stop()` ends it and returns its summary.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub jsonl: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Summary>,
+}
+
+impl Running {
+    pub async fn stop(mut self) -> (Summary, Vec<serde_json::Value>) {
+        let _ = self.stop.take().unwrap().send(());
+        let summary = self.task.await.unwrap();
+        (summary, read_jsonl(&self.jsonl))
+    }
+}
+
+pub async fn inspect(
+    dir: &Path,
+    upstream_url: &str,
+    faults: FaultPlan,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> Running {
+    let connector = upstream(upstream_url, true).await.unwrap();
+    let config = InspectConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        upstream: connector,
+        upstream_url: upstream_url.to_string(),
+        tls,
+        decode: DecodeOptions::default(),
+        faults: Arc::new(faults),
+    };
+    let inspector = proxy::bind(config).await.unwrap();
+    let addr = inspector.local_addr();
+    let jsonl = dir.join("frames.jsonl");
+    let (sink, writer) = sink::spawn_writer(SinkConfig {
+        print: false,
+        jsonl: Some(jsonl.clone()),
+        ..SinkConfig::default()
+    })
+    .unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        inspector
+            .run(sink, async move {
+                let _ = stopped.await;
+            })
+            .await;
+        writer.await.unwrap().unwrap()
+    });
+    Running {
+        addr,
+        jsonl,
+        stop: Some(stop),
+        task,
+    }
+}
+
+pub fn read_jsonl(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+pub fn of_kind<'a>(records: &'a [serde_json::Value], kind: &str) -> Vec<&'a serde_json::Value> {
+    records.iter().filter(|r| r["kind"] == kind).collect()
+}
+
+pub async fn read_until_head_end(stream: &mut TcpStream, into: &mut Vec<u8>) {
+    let mut byte = [0u8; 1];
+    while !into.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).await.unwrap(), 1, "head ended early");
+        into.push(byte[0]);
+    }
+}
+
+/// A server that answers the upgrade, sends `frames`, and returns every byte it received.
+pub async fn scripted_server(
+    reply_head: &'static [u8],
+    frames: Vec<Vec<u8>>,
+) -> (SocketAddr, tokio::task::JoinHandle<Vec<u8>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut received = Vec::new();
+        read_until_head_end(&mut stream, &mut received).await;
+        // The head and the first frames in one write: the proxy must find frames right after
+        // the 101 in the same read.
+        let mut reply = reply_head.to_vec();
+        reply.extend(frames.concat());
+        stream.write_all(&reply).await.unwrap();
+        stream.shutdown().await.unwrap();
+        stream.read_to_end(&mut received).await.unwrap();
+        received
+    });
+    (addr, task)
+}
