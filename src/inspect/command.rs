@@ -133,6 +133,7 @@ pub async fn run(
         color: super::print::use_color(args.no_color, std::io::stdout().is_terminal()),
         filter: Filter::all(&args.filter),
         jsonl: args.jsonl.clone(),
+        ..SinkConfig::default()
     })
     .map_err(InspectError::Output)?;
     let duration = args.duration.map(|d| d.0);
