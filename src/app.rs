@@ -5,11 +5,12 @@ use std::process::ExitCode;
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::cli::{Cli, Command, RunArgs, ServeArgs, ValidateArgs};
+use crate::cli::{Cli, Command, RunArgs, ServeArgs, TapArgs, ValidateArgs};
 use crate::inspect::frame_log::FrameLogOptions;
 use crate::runner::{self, RunError, RunOptions};
 use crate::scenario::{self, Overrides, ScenarioError};
 use crate::serve::{self, ServeConfig};
+use crate::tap::{self, TapConfig, TapError};
 use crate::transport::tls::{self, TlsError};
 
 /// Anything that ends a command, with the exit code it maps to.
@@ -27,6 +28,8 @@ pub enum AppError {
     },
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    Tap(#[from] TapError),
     #[error("cannot install the Ctrl-C / SIGTERM handlers: {0}")]
     Signals(std::io::Error),
     #[error(transparent)]
@@ -43,6 +46,7 @@ impl AppError {
         match self {
             AppError::Scenario(_) | AppError::Tls(_) => ExitCode::from(2),
             AppError::Inspect(e) if e.is_usage() => ExitCode::from(2),
+            AppError::Tap(TapError::Usage(_)) => ExitCode::from(2),
             _ => ExitCode::from(1),
         }
     }
@@ -54,6 +58,7 @@ pub async fn execute(cli: Cli) -> Result<ExitCode, AppError> {
         Command::Serve(args) => serve_command(args).await,
         Command::Validate(args) => validate(args),
         Command::Inspect(args) => inspect_command(args).await,
+        Command::Tap(args) => tap_command(args).await,
     }
 }
 
@@ -168,6 +173,80 @@ fn validate(args: ValidateArgs) -> Result<ExitCode, AppError> {
         plan.ramp,
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn tap_config(args: TapArgs) -> Result<TapConfig, TapError> {
+    let socketio =
+        args.socketio || args.url.starts_with("http://") || args.url.starts_with("https://");
+    let sio_flag = [
+        ("--auth", args.auth.is_some()),
+        ("--transport", args.transport.is_some()),
+        ("--eio", args.eio.is_some()),
+        ("--path", args.path.is_some()),
+    ]
+    .into_iter()
+    .find_map(|(flag, given)| given.then_some(flag));
+    let options = match (socketio, sio_flag) {
+        (false, Some(flag)) => {
+            return Err(TapError::Usage(format!(
+                "{flag} is for Socket.IO: add --socketio or use an http:// URL"
+            )));
+        }
+        (false, None) => None,
+        (true, _) => Some(tap::SocketIoOptions {
+            transport: args.transport.unwrap_or_default(),
+            version: args.eio.map(|v| match v {
+                3 => crate::protocol::engineio::Version::V3,
+                _ => crate::protocol::engineio::Version::V4,
+            }),
+            path: args.path,
+            auth: args.auth,
+        }),
+    };
+    let mut config = TapConfig::new(&args.url, options)?;
+    for header in &args.headers {
+        config.add_header(header)?;
+    }
+    config.insecure = args.insecure;
+    config.input = if args.send.is_empty() {
+        tap::Input::Stdin
+    } else {
+        tap::Input::Lines(args.send)
+    };
+    config.wait = args.wait.0;
+    config.connect_timeout = args.connect_timeout.0;
+    config.sink.color = crate::inspect::print::use_color(
+        args.no_color,
+        std::io::IsTerminal::is_terminal(&std::io::stdout()),
+    );
+    config.sink.filter = crate::inspect::filter::Filter::all(&args.filter);
+    config.sink.jsonl = args.jsonl;
+    config.decode.max_payload = args.max_payload;
+    config.decode.show_secrets = args.show_secrets;
+    Ok(config)
+}
+
+async fn tap_command(args: TapArgs) -> Result<ExitCode, AppError> {
+    let config = tap_config(args)?;
+    let signals = StopSignals::install().map_err(AppError::Signals)?;
+    let outcome = tap::run(config, signals.first_then_exit()).await?;
+    if outcome.acks_due > 0 {
+        eprintln!(
+            "volley tap: {} ack(s) asked for never came back",
+            outcome.acks_due
+        );
+    }
+    if outcome.summary.dropped > 0 {
+        eprintln!(
+            "volley tap: {} record(s) not shown: the output fell behind",
+            outcome.summary.dropped
+        );
+    }
+    let code = outcome.exit_code();
+    if code != 0 {
+        eprintln!("volley tap: {}", outcome.ending);
+    }
+    Ok(ExitCode::from(code))
 }
 
 /// Ctrl-C (SIGINT) and SIGTERM, registered before anything starts so that no early signal is

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::inspect::filter::Filter;
 use crate::inspect::sample::ClientSample;
+use crate::scenario::model::Transport;
 use crate::units::{CountValue, DurationText, Ramp, RateText};
 
 macro_rules! exit_codes {
@@ -52,6 +54,25 @@ Exit codes:
   1  could not listen, or the upstream name does not resolve
   2  bad usage";
 
+const TAP_AFTER_HELP: &str = "\
+Lines (stdin, or each --send):
+  raw WebSocket  each line is sent as one text message, as typed
+  Socket.IO      emit EVENT [JSON...] [--ack]   e.g.  emit chat \"hi\" {\"n\":1} --ack
+  commands       /close [CODE [REASON]]  (Socket.IO: /close, no code)
+                 /ping [TEXT]            (raw WebSocket)
+                 //TEXT sends /TEXT; empty lines are skipped
+After the last line, tap listens for --wait (Socket.IO: and for the acks it asked for, up to 5 s),
+then closes with 1000. Ctrl-C closes at once.
+
+Exit codes:
+  0  the session ended normally: tap closed and the server answered, the server closed with
+     1000 or 1001, or a Socket.IO server ended the session (DISCONNECT, Engine.IO close)
+  1  could not connect (refused, TLS, upgrade, CONNECT_ERROR, timeout) or write the output
+  2  bad usage (the URL, a header, --auth, a --send line)
+  4  the session ended abnormally: the server closed with another code, the connection dropped,
+     or the server did not answer the close
+  130  interrupted twice (the second Ctrl-C exits at once)";
+
 /// volley: load tester and traffic inspector for WebSocket servers.
 #[derive(Debug, Parser)]
 #[command(name = "volley", version, after_help = EXIT_CODES, propagate_version = true)]
@@ -76,6 +97,10 @@ pub enum Command {
     /// Engine.IO/Socket.IO packet between clients and a server, and can inject faults.
     #[command(after_help = INSPECT_AFTER_HELP)]
     Inspect(InspectArgs),
+    /// Connect to a WebSocket or Socket.IO server, send lines from stdin (or --send) and print
+    /// every frame both ways, decoded as `volley inspect` prints them.
+    #[command(after_help = TAP_AFTER_HELP)]
+    Tap(TapArgs),
 }
 
 #[derive(Debug, Args)]
@@ -219,6 +244,61 @@ pub struct InspectArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct TapArgs {
+    /// ws://host:port/path or wss://... (raw WebSocket); http(s)://host:port[/NAMESPACE]
+    /// (Socket.IO, as the official client reads it).
+    pub url: String,
+    /// Speak Socket.IO over a ws:// or wss:// URL (implied by http:// and https://).
+    #[arg(long)]
+    pub socketio: bool,
+    /// Socket.IO CONNECT auth payload, a JSON object (redacted in the output unless
+    /// --show-secrets).
+    #[arg(long, value_name = "JSON")]
+    pub auth: Option<String>,
+    /// Socket.IO: the Engine.IO transport.
+    #[arg(long, value_enum, value_name = "TRANSPORT")]
+    pub transport: Option<Transport>,
+    /// Socket.IO: Engine.IO version, 4 (Socket.IO 3 and 4) or 3 (Socket.IO 2) [default: EIO= in
+    /// the URL, else 4].
+    #[arg(long, value_name = "3|4", value_parser = clap::value_parser!(u8).range(3..=4))]
+    pub eio: Option<u8>,
+    /// Socket.IO: the Engine.IO path [default: /socket.io/].
+    #[arg(long, value_name = "PATH")]
+    pub path: Option<String>,
+    /// Extra request header (repeatable).
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
+    /// Accept any TLS certificate (self-signed test servers).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Send this line once connected, instead of reading stdin (repeatable, sent in order).
+    #[arg(long = "send", value_name = "LINE")]
+    pub send: Vec<String>,
+    /// After the last line: keep printing what arrives for this long, then close (e.g. 1s).
+    #[arg(long, default_value = "0s", value_name = "D")]
+    pub wait: DurationText,
+    /// Give up connecting after this long.
+    #[arg(long, default_value = "10s", value_name = "D")]
+    pub connect_timeout: DurationText,
+    /// Also write every record as one JSON line to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub jsonl: Option<PathBuf>,
+    /// Show only matching records, e.g. `dir=s2c,event=chat|typing` (keys: dir, opcode, event,
+    /// type, eio, conn); repeat to add terms. Errors are always shown.
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Vec<Filter>,
+    /// Payload bytes shown per frame.
+    #[arg(long, default_value_t = 512, value_name = "BYTES")]
+    pub max_payload: usize,
+    /// Show Authorization and Cookie headers and Socket.IO auth instead of [redacted].
+    #[arg(long)]
+    pub show_secrets: bool,
+    /// No colours (also when NO_COLOR is set or stdout is not a terminal).
+    #[arg(long)]
+    pub no_color: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct ValidateArgs {
     /// The scenario file (TOML).
     pub scenario: PathBuf,
@@ -331,6 +411,32 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("--log-clients"), "{text}");
         assert!(text.contains("ends before it starts"), "{text}");
+    }
+
+    #[test]
+    fn tap_takes_repeated_sends_and_headers_in_order() {
+        let cli = Cli::try_parse_from([
+            "volley",
+            "tap",
+            "ws://h:1/",
+            "--send",
+            "a",
+            "-H",
+            "X-A: 1",
+            "--send",
+            "b",
+            "--wait",
+            "250ms",
+        ])
+        .unwrap();
+        let Command::Tap(args) = cli.command else {
+            panic!("expected tap")
+        };
+        assert_eq!(args.send, ["a", "b"]);
+        assert_eq!(args.headers, ["X-A: 1"]);
+        assert_eq!(args.wait.0.as_millis(), 250);
+        let err = Cli::try_parse_from(["volley", "tap", "ws://h:1/", "--eio", "5"]).unwrap_err();
+        assert!(err.to_string().contains("--eio"), "{err}");
     }
 
     #[test]

@@ -13,9 +13,10 @@
 //!   and the once-a-second merge of the workers' metrics.
 //! - [`metrics`]: per-worker HDR histograms and counters, merged per interval; error kinds.
 //! - [`output`]: result files (CSV, .hgrm, run.json) and the human summary.
-//! - [`inspect`]: decoded wire records, shared by the inspector and a run's `--log-frames` (sampled
-//!   clients' transports offer records to one writer task; the others check an `Option`).
+//! - [`inspect`]: decoded wire records, shared by the inspector, tap and a run's `--log-frames`
+//!   (sampled clients' transports offer records to one writer task; the others check an `Option`).
 //! - [`serve`]: the embedded reference server, `target = "builtin"`.
+//! - [`tap`]: `volley tap URL`, an interactive client that prints every frame both ways.
 //! - [`cli`] and [`app`]: the command line and the commands behind it.
 
 pub mod app;
@@ -28,5 +29,6 @@ pub mod protocol;
 pub mod runner;
 pub mod scenario;
 pub mod serve;
+pub mod tap;
 pub mod transport;
 pub mod units;

@@ -74,17 +74,13 @@ impl RunFrameLog {
     /// Engine.IO version of a Socket.IO connection, `None` for raw WebSocket.
     pub fn connection(&self, id: u32, engine: Option<Version>) -> Option<Box<ConnFrameLog>> {
         self.clients.contains(id).then(|| {
-            Box::new(ConnFrameLog {
-                sink: self.sink.clone(),
-                clock: self.clock,
-                conn: u64::from(id),
-                decoder: ConnDecoder::new(DecodeOptions::default(), engine),
-                opened: false,
-                close_code: None,
-                end: None,
-                frames: [0; 2],
-                bytes: [0; 2],
-            })
+            Box::new(ConnFrameLog::new(
+                self.sink.clone(),
+                self.clock,
+                u64::from(id),
+                DecodeOptions::default(),
+                engine,
+            ))
         })
     }
 }
@@ -115,6 +111,29 @@ pub struct ConnFrameLog {
 }
 
 impl ConnFrameLog {
+    /// The log of connection `conn`, offering its records to `sink` (a run's frame log, or
+    /// `volley tap`'s one connection). `engine`: the Engine.IO version of a Socket.IO connection,
+    /// `None` for raw WebSocket.
+    pub fn new(
+        sink: RecordSink,
+        clock: Clock,
+        conn: u64,
+        options: DecodeOptions,
+        engine: Option<Version>,
+    ) -> ConnFrameLog {
+        ConnFrameLog {
+            sink,
+            clock,
+            conn,
+            decoder: ConnDecoder::new(options, engine),
+            opened: false,
+            close_code: None,
+            end: None,
+            frames: [0; 2],
+            bytes: [0; 2],
+        }
+    }
+
     /// The transport is open: the connect record, with the server's address and the request
     /// target (path and query).
     pub fn opened(&mut self, peer: SocketAddr, target: &str) {

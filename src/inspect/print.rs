@@ -65,11 +65,20 @@ pub fn line(record: &Record, color: bool) -> String {
     match record.kind {
         RecordKind::Connect => {
             p.wrap(&mut out, BOLD, "connect");
-            if let Some(peer) = &record.peer {
-                let _ = write!(out, " from {peer}");
-            }
-            if let Some(up) = &record.upstream {
-                let _ = write!(out, " to {up}");
+            match (&record.peer, &record.target) {
+                // A client's own connection (tap, a run's frame log): the server and the path.
+                (Some(server), Some(target)) => {
+                    let _ = write!(out, " to {server}{target}");
+                }
+                // The inspector: which client, to which upstream.
+                (peer, _) => {
+                    if let Some(peer) = peer {
+                        let _ = write!(out, " from {peer}");
+                    }
+                    if let Some(up) = &record.upstream {
+                        let _ = write!(out, " to {up}");
+                    }
+                }
             }
         }
         RecordKind::HttpRequest => {
@@ -247,6 +256,28 @@ mod tests {
         assert!(
             printed.contains("hi\\u{1b}]52;c;ZXZpbA==\\u{7}\\r\\nfake line\\u{9b}"),
             "{printed}"
+        );
+    }
+
+    #[test]
+    fn a_clients_own_connection_reads_as_connect_to_the_server_and_path() {
+        let mut r = Record {
+            conn: 1,
+            kind: RecordKind::Connect,
+            peer: Some("127.0.0.1:9000".into()),
+            target: Some("/echo".into()),
+            ..Record::default()
+        };
+        assert_eq!(
+            line(&r, false),
+            "    0.000 #1   · connect to 127.0.0.1:9000/echo"
+        );
+        // The inspector's: a client, and the upstream it is relayed to.
+        r.target = None;
+        r.upstream = Some("ws://up:1".into());
+        assert_eq!(
+            line(&r, false),
+            "    0.000 #1   · connect from 127.0.0.1:9000 to ws://up:1"
         );
     }
 

@@ -55,6 +55,13 @@ impl RecordSink {
         }
     }
 
+    /// Waits until the writer has room for a record: a client that [offers](Self::offer) its
+    /// records (`volley tap`'s frame log) and waits here before reading the next frame is never
+    /// behind by more than what one read logs.
+    pub async fn room(&self) {
+        let _ = self.tx.reserve().await;
+    }
+
     /// Records dropped by [`RecordSink::offer`] so far.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)

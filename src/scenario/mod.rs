@@ -12,7 +12,7 @@ use std::time::Duration;
 pub use model::{Scenario, StampMode};
 pub use plan::{
     EmitPlan, ExpectPlan, GroupPlan, Message, Origin, Placement, Plan, Protocol, ReconnectPlan,
-    SocketIoPlan, StepPlan, Target, parse_target,
+    SocketIoPlan, StepPlan, Target, check_namespace, parse_header, parse_target,
 };
 
 use crate::units::{Ramp, Rate};

@@ -131,7 +131,7 @@ pub struct SocketIo {
 }
 
 /// The Engine.IO transport.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Transport {
     /// Straight to WebSocket.

@@ -832,31 +832,37 @@ fn headers_plan(
     let mut headers = Vec::new();
     for (name, value) in table.get_ref() {
         let err = |m: String| source.error_at(table.span(), m);
-        let parsed_name = http::HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| err(format!("`{name}` is not a valid HTTP header name")))?;
-        let reserved = [
-            "host",
-            "connection",
-            "upgrade",
-            "content-length",
-            "transfer-encoding",
-        ];
-        if reserved.contains(&parsed_name.as_str())
-            || parsed_name.as_str().starts_with("sec-websocket-")
-        {
-            return Err(err(format!("header `{name}` is set by volley itself")));
-        }
         let text = value
             .as_str()
             .ok_or_else(|| err(format!("header `{name}` must be a string")))?;
-        let parsed_value = http::HeaderValue::from_str(text).map_err(|_| {
-            err(format!(
-                "header `{name}` has characters HTTP does not allow"
-            ))
-        })?;
-        headers.push((parsed_name, parsed_value));
+        headers.push(parse_header(name, text).map_err(err)?);
     }
     Ok(headers)
+}
+
+/// An extra request header, checked: a valid name that volley does not set itself, and a value
+/// HTTP allows.
+pub fn parse_header(
+    name: &str,
+    value: &str,
+) -> Result<(http::HeaderName, http::HeaderValue), String> {
+    let parsed_name = http::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("`{name}` is not a valid HTTP header name"))?;
+    let reserved = [
+        "host",
+        "connection",
+        "upgrade",
+        "content-length",
+        "transfer-encoding",
+    ];
+    if reserved.contains(&parsed_name.as_str())
+        || parsed_name.as_str().starts_with("sec-websocket-")
+    {
+        return Err(format!("header `{name}` is set by volley itself"));
+    }
+    let parsed_value = http::HeaderValue::from_str(value)
+        .map_err(|_| format!("header `{name}` has characters HTTP does not allow"))?;
+    Ok((parsed_name, parsed_value))
 }
 
 fn reconnect_plan(
@@ -897,7 +903,8 @@ fn reconnect_plan(
     }))
 }
 
-fn check_namespace(ns: &str) -> Result<(), String> {
+/// A Socket.IO namespace starts with `/` and has no `,`, `?` or spaces.
+pub fn check_namespace(ns: &str) -> Result<(), String> {
     if !ns.starts_with('/') || ns.contains([',', '?', ' ']) {
         return Err(format!(
             "namespace `{ns}` must start with `/` and contain no `,`, `?` or spaces"

@@ -258,16 +258,22 @@ impl Connector {
 /// The client's side of the close handshake; returns the code the server answered with, or 1006
 /// when it did not answer within `timeout` (or the close could not be sent). A sampled client's
 /// `log` sees the close frames and what arrived before the server's.
-pub async fn close(
+pub async fn close(socket: ClientSocket, timeout: Duration, log: Option<&mut ConnFrameLog>) -> u16 {
+    let frame = CloseFrame {
+        code: CloseCode::Normal,
+        reason: "".into(),
+    };
+    close_with(socket, frame, timeout, log).await
+}
+
+/// [`close`] with a code and reason of the caller's (`volley tap`'s `/close CODE REASON`).
+pub async fn close_with(
     mut socket: ClientSocket,
+    frame: CloseFrame,
     timeout: Duration,
     mut log: Option<&mut ConnFrameLog>,
 ) -> u16 {
     let handshake = async {
-        let frame = CloseFrame {
-            code: CloseCode::Normal,
-            reason: "".into(),
-        };
         if let Some(log) = log.as_deref_mut() {
             log.ws_message(Dir::C2s, &Message::Close(Some(frame.clone())));
         }
