@@ -1,32 +1,21 @@
-//! One direction of an inspected connection: read, parse a copy, write the same bytes on.
-//!
-//! A pump starts in HTTP mode (requests from the client, responses from the upstream), follows
-//! keep-alive message boundaries with their bodies (Content-Length or chunked), decodes Engine.IO
-//! long-polling bodies, and switches to WebSocket mode after a `101`. In WebSocket mode it holds
-//! each frame until it is whole (frames over [`HOLD_LIMIT`] stream through undecided), decodes
-//! it, lets the fault plan decide, and forwards the frame's original bytes. Bytes that are not
-//! HTTP are relayed raw. Nothing is ever re-encoded.
+//! HTTP mode of a pump: request and response heads, bodies by their framing (Content-Length,
+//! chunked, until close), Engine.IO long-polling bodies decoded (gzip and deflate too), and the
+//! wait for the answer to an upgrade request.
 
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::decode::{FrameMeta, engineio_version, query_param};
-use super::faults::{ConnFaults, Decision};
-use super::proxy::{MAX_QUEUED_REQUESTS, Shared, UpgradeAnswer};
-use super::record::{Dir, Record, RecordKind};
+use super::{Mode, Pump, READ_CHUNK};
+use crate::inspect::decode::{engineio_version, query_param};
+use crate::inspect::proxy::{MAX_QUEUED_REQUESTS, UpgradeAnswer};
+use crate::inspect::record::{Dir, RecordKind};
 use crate::protocol::http1::{self, BodyKind, ChunkedDecoder};
-use crate::protocol::wsframe;
 
-/// Frames up to this size are held whole (decoded, and open to faults); larger ones stream.
-pub const HOLD_LIMIT: u64 = 16 << 20;
 /// HTTP bodies up to this size are kept for decoding (long-polling payloads).
 const MAX_CAPTURED_BODY: usize = 4 << 20;
-const READ_CHUNK: usize = 16 * 1024;
 /// Bytes a client may send after an upgrade request before the answer; past this the pump stops
 /// reading until the answer comes.
 const MAX_EARLY_BYTES: usize = 1 << 20;
@@ -39,111 +28,11 @@ enum Body {
     Raw,
 }
 
-enum Mode {
-    Http,
-    WebSocket,
-    Raw,
-}
-
-pub struct Pump<R, W> {
-    dir: Dir,
-    from: R,
-    to: W,
-    buf: BytesMut,
-    shared: Arc<Shared>,
-    faults: ConnFaults,
-    /// Attachment messages still to drop after a dropped BINARY_EVENT or BINARY_ACK.
-    dropping_attachments: u32,
-    /// Inside a fragmented attachment message being dropped.
-    in_dropped_message: bool,
-}
-
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
-    pub fn new(dir: Dir, from: R, to: W, shared: Arc<Shared>) -> Pump<R, W> {
-        // Each direction draws its own faults: the same traffic gets the same faults whatever
-        // the interleaving of the two directions.
-        let stream = shared.id * 2 + u64::from(dir == Dir::S2c);
-        let faults = ConnFaults::new(&shared.faults, stream);
-        Pump {
-            dir,
-            from,
-            to,
-            buf: BytesMut::with_capacity(READ_CHUNK),
-            shared,
-            faults,
-            dropping_attachments: 0,
-            in_dropped_message: false,
-        }
-    }
-
-    /// Relays until the reading side ends (then passes the end on) or the connection is stopped.
-    pub async fn run(mut self) -> io::Result<()> {
-        let stop = self.shared.stop.clone();
-        let result = tokio::select! {
-            result = self.relay() => result,
-            _ = stop.cancelled() => Ok(()),
-        };
-        if self.dir == Dir::S2c {
-            // No answer will come now: a client side waiting on an upgrade must not wait forever.
-            self.shared.upgraded.send_if_modified(|answer| {
-                let pending = *answer == UpgradeAnswer::Pending;
-                if pending {
-                    *answer = UpgradeAnswer::Gone;
-                }
-                pending
-            });
-        }
-        if stop.is_cancelled() {
-            // A `--close-after` fault or the inspector stopping: end both sides now.
-            return result;
-        }
-        let _ = self.to.shutdown().await;
-        result
-    }
-
-    async fn relay(&mut self) -> io::Result<()> {
-        let mut mode = Mode::Http;
-        loop {
-            mode = match mode {
-                Mode::Http => match self.http().await? {
-                    Some(next) => next,
-                    None => return Ok(()),
-                },
-                Mode::WebSocket => return self.websocket().await,
-                Mode::Raw => return self.raw().await,
-            };
-        }
-    }
-
-    /// Reads more bytes into the buffer; false at the end of the stream.
-    async fn fill(&mut self) -> io::Result<bool> {
-        self.buf.reserve(READ_CHUNK);
-        Ok(self.from.read_buf(&mut self.buf).await? > 0)
-    }
-
-    async fn send(&self, record: Record) {
-        self.shared.sink.send(record).await;
-    }
-
-    fn record(&self, kind: RecordKind) -> Record {
-        let mut r = self
-            .shared
-            .clock
-            .record(Instant::now(), self.shared.id, kind);
-        r.dir = Some(self.dir);
-        r
-    }
-
-    async fn error(&self, detail: String) {
-        let mut r = self.record(RecordKind::Error);
-        r.detail = Some(detail);
-        self.send(r).await;
-    }
-
     // ---- HTTP ----
 
     /// One HTTP message and its body; the next mode, or None at the end of the stream.
-    async fn http(&mut self) -> io::Result<Option<Mode>> {
+    pub(super) async fn http(&mut self) -> io::Result<Option<Mode>> {
         match self.dir {
             Dir::C2s => self.http_request().await,
             Dir::S2c => self.http_response().await,
@@ -453,233 +342,6 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
                     .fetch_add(record.len.unwrap_or(0), Ordering::Relaxed);
             }
             self.send(record).await;
-        }
-    }
-
-    // ---- Raw ----
-
-    async fn raw(&mut self) -> io::Result<()> {
-        loop {
-            if !self.buf.is_empty() {
-                let part = self.buf.split();
-                self.shared
-                    .stats(self.dir)
-                    .bytes
-                    .fetch_add(part.len() as u64, Ordering::Relaxed);
-                self.to.write_all(&part).await?;
-            }
-            if !self.fill().await? {
-                return Ok(());
-            }
-        }
-    }
-
-    // ---- WebSocket ----
-
-    async fn websocket(&mut self) -> io::Result<()> {
-        let mut out: Vec<u8> = Vec::with_capacity(READ_CHUNK);
-        loop {
-            while let Some(header) = wsframe::parse_header(&self.buf) {
-                let total = header.frame_len();
-                if total > HOLD_LIMIT {
-                    self.to.write_all(&out).await?;
-                    out.clear();
-                    self.stream_large(header).await?;
-                    continue;
-                }
-                if (self.buf.len() as u64) < total {
-                    break;
-                }
-                let frame = self.buf.split_to(total as usize);
-                let decision = self
-                    .inspect_frame(&header, &frame[header.header_len..])
-                    .await;
-                if decision.drop && !decision.close_after {
-                    continue;
-                }
-                if let Some(delay) = decision.delay {
-                    self.to.write_all(&out).await?;
-                    out.clear();
-                    tokio::time::sleep(delay).await;
-                }
-                if !decision.drop {
-                    out.extend_from_slice(&frame);
-                }
-                if decision.duplicate {
-                    out.extend_from_slice(&frame);
-                }
-                if decision.close_after {
-                    self.to.write_all(&out).await?;
-                    let _ = self.to.flush().await;
-                    self.shared.stop.cancel();
-                    return Ok(());
-                }
-            }
-            if !out.is_empty() {
-                self.to.write_all(&out).await?;
-                out.clear();
-            }
-            if !self.fill().await? {
-                if !self.buf.is_empty() {
-                    // A truncated last frame: pass it on as it is.
-                    let rest = self.buf.split();
-                    self.to.write_all(&rest).await?;
-                    self.error(format!(
-                        "the stream ended inside a frame ({} bytes)",
-                        rest.len()
-                    ))
-                    .await;
-                }
-                return Ok(());
-            }
-        }
-    }
-
-    /// Decodes one whole frame, logs it, and decides its faults.
-    async fn inspect_frame(&mut self, header: &wsframe::FrameHeader, payload: &[u8]) -> Decision {
-        let now = Instant::now();
-        let mut payload = payload.to_vec();
-        if let Some(mask) = header.mask {
-            wsframe::unmask(mask, 0, &mut payload);
-        }
-        let meta = FrameMeta {
-            fin: header.fin,
-            rsv: header.rsv,
-            opcode: header.opcode,
-            masked: header.mask.is_some(),
-            len: header.payload_len,
-        };
-        let mut record = self.record(RecordKind::Frame);
-        self.shared.decoder.lock().expect("decoder lock").frame(
-            &mut record,
-            self.dir,
-            meta,
-            &payload,
-            now,
-        );
-        let stats = self.shared.stats(self.dir);
-        stats.frames.fetch_add(1, Ordering::Relaxed);
-        stats.bytes.fetch_add(header.payload_len, Ordering::Relaxed);
-
-        let sio = record.sio.as_ref();
-        let attachment = sio.is_some_and(|s| s.kind == "ATTACHMENT");
-        let with_attachments = sio.and_then(|s| s.attachments).unwrap_or(0);
-        // The attachments of a dropped binary event go with it, fragmented ones whole.
-        let mut forced_drop = false;
-        if header.opcode == 0 && self.in_dropped_message {
-            forced_drop = true;
-            if header.fin {
-                self.in_dropped_message = false;
-                self.dropping_attachments = self.dropping_attachments.saturating_sub(1);
-            }
-        } else if header.opcode == 2 && self.dropping_attachments > 0 {
-            forced_drop = true;
-            if header.fin {
-                self.dropping_attachments -= 1;
-            } else {
-                self.in_dropped_message = true;
-            }
-        }
-        let decision = if forced_drop {
-            Decision {
-                drop: true,
-                ..Decision::FORWARD
-            }
-        } else {
-            let whole_message = header.fin && matches!(header.opcode, 1 | 2);
-            // With permessage-deflate, a compressed message missing or repeated corrupts the
-            // receiver's decompression context.
-            let compressed = header.rsv & 0b100 != 0;
-            let droppable =
-                (whole_message || matches!(header.opcode, 9 | 10)) && !attachment && !compressed;
-            let duplicable = droppable && with_attachments == 0;
-            let plan = &self.shared.faults;
-            match self.faults.decide(plan, &record, droppable, duplicable) {
-                None => Decision::FORWARD,
-                Some(mut decision) => {
-                    let matched = self.shared.matched.fetch_add(1, Ordering::Relaxed) + 1;
-                    decision.close_after = plan.close_after.is_some_and(|n| matched >= n);
-                    if decision.drop && with_attachments > 0 {
-                        self.dropping_attachments = with_attachments;
-                    }
-                    decision
-                }
-            }
-        };
-        let faults: Vec<Record> = [
-            (decision.drop, "drop"),
-            (decision.duplicate, "duplicate"),
-            (decision.delay.is_some(), "delay"),
-            (decision.close_after, "close"),
-        ]
-        .into_iter()
-        .filter(|(happened, _)| *happened)
-        .map(|(_, fault)| {
-            let mut r = record.clone();
-            r.kind = RecordKind::Fault;
-            r.fault = Some(fault);
-            r.delay_ms = (fault == "delay")
-                .then(|| decision.delay.map(|d| d.as_secs_f64() * 1e3))
-                .flatten();
-            if fault == "drop" && forced_drop {
-                r.detail = Some("an attachment of a dropped binary event".into());
-            }
-            r
-        })
-        .collect();
-        self.send(record).await;
-        for r in faults {
-            self.send(r).await;
-        }
-        decision
-    }
-
-    /// A frame too large to hold: forward it as it comes, decoding only the start.
-    async fn stream_large(&mut self, header: wsframe::FrameHeader) -> io::Result<()> {
-        let mut record = self.record(RecordKind::Frame);
-        let shown = (self.buf.len() - header.header_len).min(4096);
-        let mut preview = self.buf[header.header_len..header.header_len + shown].to_vec();
-        if let Some(mask) = header.mask {
-            wsframe::unmask(mask, 0, &mut preview);
-        }
-        let meta = FrameMeta {
-            fin: header.fin,
-            rsv: header.rsv,
-            opcode: header.opcode,
-            masked: header.mask.is_some(),
-            len: header.payload_len,
-        };
-        self.shared.decoder.lock().expect("decoder lock").frame(
-            &mut record,
-            self.dir,
-            meta,
-            &preview,
-            Instant::now(),
-        );
-        record.truncated = true;
-        record.detail = Some(format!(
-            "larger than {} MiB: relayed without holding",
-            HOLD_LIMIT >> 20
-        ));
-        let stats = self.shared.stats(self.dir);
-        stats.frames.fetch_add(1, Ordering::Relaxed);
-        stats.bytes.fetch_add(header.payload_len, Ordering::Relaxed);
-        self.send(record).await;
-        let mut left = header.frame_len();
-        loop {
-            let take = (self.buf.len() as u64).min(left) as usize;
-            let part = self.buf.split_to(take);
-            self.to.write_all(&part).await?;
-            left -= take as u64;
-            if left == 0 {
-                return Ok(());
-            }
-            if !self.fill().await? {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the stream ended inside a large frame",
-                ));
-            }
         }
     }
 }
