@@ -1,5 +1,5 @@
-//! volley: a load tester and traffic inspector for real-time servers (raw WebSocket now,
-//! Socket.IO next). A tour of the crate, in the order data flows:
+//! volley: a load tester and traffic inspector for real-time servers (raw WebSocket and
+//! Socket.IO). A tour of the crate, in the order data flows:
 //!
 //! - [`units`]: the one parser for durations, rates and counts (`250ms`, `5/s`, `10k`).
 //! - [`scenario`]: the TOML scenario file, errors with file:line:column, overrides, and the
@@ -13,8 +13,9 @@
 //!   and the once-a-second merge of the workers' metrics.
 //! - [`metrics`]: per-worker HDR histograms and counters, merged per interval; error kinds.
 //! - [`output`]: result files (CSV, .hgrm, run.json) and the human summary.
-//! - [`inspect`]: decoded wire records, shared by the inspector, tap and a run's `--log-frames`
-//!   (sampled clients' transports offer records to one writer task; the others check an `Option`).
+//! - [`inspect`]: decoded wire records, shared by `volley inspect` (a byte-exact, frame-logging
+//!   proxy with fault injection), tap and a run's `--log-frames` (sampled clients' transports
+//!   offer records to one writer task; the others check an `Option`).
 //! - [`serve`]: the embedded reference server, `target = "builtin"`.
 //! - [`tap`]: `volley tap URL`, an interactive client that prints every frame both ways.
 //! - [`cli`] and [`app`]: the command line and the commands behind it.
