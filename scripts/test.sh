@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: formatting, lints and every test, from a fresh checkout.
-# The integration tests also run against a real Socket.IO server (npm socket.io) in
-# tests/servers/socketio: Node.js 18+ and npm are needed, its node_modules are installed here.
+# The integration tests also run against a real Socket.IO server (npm socket.io) and client
+# (npm socket.io-client) in tests/servers/socketio: Node.js 18+ and npm are needed, their
+# node_modules are installed here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
