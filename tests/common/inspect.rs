@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -22,6 +23,31 @@ pub struct Running {
 }
 
 impl Running {
+    /// Waits (up to `timeout`) until every connection the inspector accepted has ended and its
+    /// close record is in the file: then so is every frame that crossed it.
+    pub async fn wait_all_closed(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            // Whole lines only: the writer may be in the middle of one.
+            let text = std::fs::read_to_string(&self.jsonl).unwrap_or_default();
+            let whole = text.rfind('\n').map_or("", |end| &text[..end]);
+            let records: Vec<serde_json::Value> = whole
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            let opened = of_kind(&records, "connect").len();
+            let closed = of_kind(&records, "close").len();
+            if opened > 0 && opened == closed {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{opened} connections accepted, {closed} closed after {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     pub async fn stop(mut self) -> (Summary, Vec<serde_json::Value>) {
         let _ = self.stop.take().unwrap().send(());
         let summary = self.task.await.unwrap();

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests: scenario files in temporary folders, in-process runs,
-//! CSV reading, and (in `node`) the real Node Socket.IO server.
+//! CSV reading, an in-process `volley inspect` (in `inspect`), and (in `node`) the real Node
+//! Socket.IO server and client.
 #![allow(dead_code)]
 
 pub mod inspect;

@@ -1,5 +1,6 @@
 //! The real Node Socket.IO server of tests/servers/socketio (npm `socket.io`), started as a child
-//! process on a free port. `scripts/test.sh` installs its node_modules (`npm ci`).
+//! process on a free port, and its scripted client (npm `socket.io-client`), run to completion.
+//! `scripts/test.sh` installs their node_modules (`npm ci`).
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -165,5 +166,61 @@ impl Drop for NodeServer {
         // Child::kill sends SIGKILL to this child's PID (a no-op error if it already exited).
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Runs `node tests/servers/socketio/client.js URL` to completion and returns the JSON line it
+/// prints. The script stops itself after `timeout`; should it still be running a second later it
+/// is killed (by its PID). Panics, with the client's stderr, when it fails or prints no JSON.
+pub fn run_node_client(url: &str, timeout: Duration) -> serde_json::Value {
+    let dir = node_server_dir();
+    assert!(
+        dir.join("node_modules/socket.io-client").is_dir(),
+        "{} has no socket.io-client: run `npm ci --prefix tests/servers/socketio` \
+         (scripts/test.sh does it)",
+        dir.display()
+    );
+    let mut child = Command::new("node")
+        .arg(dir.join("client.js"))
+        .arg(url)
+        .arg("--timeout")
+        .arg(timeout.as_millis().to_string())
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start `node` (is Node.js 18+ installed and on PATH?): {e}")
+        });
+    // The pipes are read on threads so that a full pipe never stalls the client.
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + timeout + Duration::from_secs(1);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            // Child::kill sends SIGKILL to this child's PID.
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let (stdout, stderr) = (stdout.join().unwrap(), stderr.join().unwrap());
+    match status {
+        Some(status) if status.success() => serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|e| panic!("client.js printed no JSON line ({e}): {stdout:?}")),
+        Some(status) => panic!("client.js against {url} failed ({status}):\n{stderr}"),
+        None => panic!("client.js against {url} hung past {timeout:?} and was killed:\n{stderr}"),
     }
 }
