@@ -12,9 +12,10 @@
 //! `cargo bench --bench loopback` (all), or `cargo bench --bench loopback -- echo` / `-- rss` /
 //! `-- sio-echo` / `-- sio-rss` / `-- sio-polling`.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -22,58 +23,13 @@ use tokio_tungstenite::tungstenite::Message;
 use volley::runner::{self, RunOptions};
 use volley::scenario::{self, Overrides};
 
+use common::{Server, process_cpu, steady};
+
 const CLIENTS: u64 = 1000;
 /// Socket.IO over WebSocket: how many clients the sio-echo and sio-rss runs hold.
 const SIO_CLIENTS: u64 = 5000;
 /// Socket.IO over long-polling (two HTTP connections each).
 const POLLING_CLIENTS: u64 = 1000;
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    fn start() -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_volley"))
-            .args(["serve", "--threads", "1"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start volley serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .expect("volley serve prints its address")
-            .to_string();
-        Server { child, url }
-    }
-
-    /// The server process's CPU time (user + system) so far.
-    fn cpu(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        // Fields after the command name (which may hold spaces): state is the first, utime the
-        // 12th, stime the 13th, in clock ticks.
-        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
-            .split_whitespace()
-            .collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        // SAFETY: sysconf only reads a configuration value.
-        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
-        Duration::from_secs_f64(ticks as f64 / per_second as f64)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // SAFETY: signalling the child we started.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
-}
 
 /// What the clients speak.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,14 +63,6 @@ impl Proto {
             Proto::Sio(transport) => format!("[socketio]\ntransport = \"{transport}\"\n\n"),
         }
     }
-}
-
-fn process_cpu() -> Duration {
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes into the struct we own.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 fn scenario_text(
@@ -234,26 +182,6 @@ fn connect_cpu(
         each.as_secs_f64() * 1e6
     );
     each
-}
-
-/// The median over seconds 3 to 10 (all clients connected, emitting, not yet draining) of a
-/// per-second column of timeseries.csv.
-fn steady(timeseries: &Path, column: &str) -> u64 {
-    let text = std::fs::read_to_string(timeseries).unwrap();
-    let mut lines = text.lines();
-    let at = lines
-        .next()
-        .unwrap()
-        .split(',')
-        .position(|c| c == column)
-        .unwrap();
-    let mut per_second: Vec<u64> = lines
-        .map(|l| l.split(',').collect::<Vec<_>>())
-        .filter(|cols| (3..=10).contains(&cols[0].parse::<u64>().unwrap()))
-        .map(|cols| cols[at].parse().unwrap())
-        .collect();
-    per_second.sort_unstable();
-    per_second[per_second.len() / 2]
 }
 
 /// The reference: 1,000 connections, each sending a message and awaiting its echo in a loop,
