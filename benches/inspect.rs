@@ -359,7 +359,12 @@ fn throughput(
         for _ in 0..connections {
             let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
             tcp.set_nodelay(true).unwrap();
-            let (ws, _) = tokio_tungstenite::client_async(&url, tcp).await.unwrap();
+            // As the minimal loop of benches/loopback.rs: a 4 KiB read buffer, not 128 KiB.
+            let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                .read_buffer_size(4096);
+            let (ws, _) = tokio_tungstenite::client_async_with_config(&url, tcp, Some(config))
+                .await
+                .unwrap();
             sockets.push(ws);
         }
         let proxy_before = proxy.as_ref().map(Proxy::cpu);
