@@ -23,6 +23,7 @@
 pub mod app;
 pub mod cli;
 pub mod client;
+pub mod gate;
 pub mod inspect;
 pub mod metrics;
 pub mod output;
