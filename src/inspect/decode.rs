@@ -56,6 +56,17 @@ pub struct FrameMeta {
 }
 
 impl FrameMeta {
+    /// The fields of a frame header read off the wire.
+    pub fn of(header: &crate::protocol::wsframe::FrameHeader) -> FrameMeta {
+        FrameMeta {
+            fin: header.fin,
+            rsv: header.rsv,
+            opcode: header.opcode,
+            masked: header.mask.is_some(),
+            len: header.payload_len,
+        }
+    }
+
     /// A whole, unfragmented message (tap and run see messages, not frames).
     pub fn message(binary: bool, len: usize, masked: bool) -> FrameMeta {
         FrameMeta {
@@ -382,24 +393,29 @@ impl ConnDecoder {
                     .map(eio_name);
                 return;
             }
-            record.eio = Some("binary");
-            let due = &mut self.attachments_due[slot(dir)];
-            if *due > 0 {
-                *due -= 1;
-                record.sio = Some(SocketIoFields {
-                    kind: "ATTACHMENT",
-                    nsp: String::new(),
-                    event: None,
-                    id: None,
-                    args: None,
-                    attachments: None,
-                });
-            }
+            self.binary_message(record, dir);
             return;
         }
         match std::str::from_utf8(payload) {
             Ok(text) => self.decode_engineio_text(record, dir, version, text, at),
             Err(_) => record.detail = Some("text payload is not valid UTF-8".into()),
+        }
+    }
+
+    /// An Engine.IO binary message: an attachment when a binary event or ack still awaits one.
+    fn binary_message(&mut self, record: &mut Record, dir: Dir) {
+        record.eio = Some("binary");
+        let due = &mut self.attachments_due[slot(dir)];
+        if *due > 0 {
+            *due -= 1;
+            record.sio = Some(SocketIoFields {
+                kind: "ATTACHMENT",
+                nsp: String::new(),
+                event: None,
+                id: None,
+                args: None,
+                attachments: None,
+            });
         }
     }
 
@@ -413,19 +429,7 @@ impl ConnDecoder {
     ) {
         match engineio::decode_text(version, text) {
             Ok(engineio::Packet::Binary(data)) => {
-                record.eio = Some("binary");
-                let due = &mut self.attachments_due[slot(dir)];
-                if *due > 0 {
-                    *due -= 1;
-                    record.sio = Some(SocketIoFields {
-                        kind: "ATTACHMENT",
-                        nsp: String::new(),
-                        event: None,
-                        id: None,
-                        args: None,
-                        attachments: None,
-                    });
-                }
+                self.binary_message(record, dir);
                 record.len = Some(data.len() as u64);
             }
             Ok(engineio::Packet::Text(kind, data)) => {

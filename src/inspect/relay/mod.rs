@@ -214,13 +214,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
         if let Some(mask) = header.mask {
             wsframe::unmask(mask, 0, &mut payload);
         }
-        let meta = FrameMeta {
-            fin: header.fin,
-            rsv: header.rsv,
-            opcode: header.opcode,
-            masked: header.mask.is_some(),
-            len: header.payload_len,
-        };
+        let meta = FrameMeta::of(header);
         let mut record = self.record(RecordKind::Frame);
         self.shared.decoder.lock().expect("decoder lock").frame(
             &mut record,
@@ -314,13 +308,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
         if let Some(mask) = header.mask {
             wsframe::unmask(mask, 0, &mut preview);
         }
-        let meta = FrameMeta {
-            fin: header.fin,
-            rsv: header.rsv,
-            opcode: header.opcode,
-            masked: header.mask.is_some(),
-            len: header.payload_len,
-        };
+        let meta = FrameMeta::of(&header);
         self.shared.decoder.lock().expect("decoder lock").frame(
             &mut record,
             self.dir,
