@@ -28,6 +28,14 @@ enum Body {
     Raw,
 }
 
+/// What reading an HTTP head came to.
+enum HeadRead<H> {
+    Head(H),
+    /// The stream ended first.
+    End,
+    NotHttp(http1::Http1Error),
+}
+
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
     // ---- HTTP ----
 
@@ -39,20 +47,32 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
         }
     }
 
-    async fn http_request(&mut self) -> io::Result<Option<Mode>> {
-        let head = loop {
-            match http1::parse_request_head(&self.buf) {
-                Ok(Some(head)) => break head,
+    /// Reads until `parse` finds a whole head, the stream ends, or the bytes are not HTTP.
+    async fn read_head<H>(
+        &mut self,
+        parse: fn(&[u8]) -> Result<Option<H>, http1::Http1Error>,
+    ) -> io::Result<HeadRead<H>> {
+        loop {
+            match parse(&self.buf) {
+                Ok(Some(head)) => return Ok(HeadRead::Head(head)),
                 Ok(None) => {
                     if !self.fill().await? {
-                        return self.end_of_http().await;
+                        return Ok(HeadRead::End);
                     }
                 }
-                Err(e) => {
-                    self.error(format!("not an HTTP request ({e}): relaying raw bytes"))
-                        .await;
-                    return Ok(Some(Mode::Raw));
-                }
+                Err(e) => return Ok(HeadRead::NotHttp(e)),
+            }
+        }
+    }
+
+    async fn http_request(&mut self) -> io::Result<Option<Mode>> {
+        let head = match self.read_head(http1::parse_request_head).await? {
+            HeadRead::Head(head) => head,
+            HeadRead::End => return self.end_of_http().await,
+            HeadRead::NotHttp(e) => {
+                self.error(format!("not an HTTP request ({e}): relaying raw bytes"))
+                    .await;
+                return Ok(Some(Mode::Raw));
             }
         };
         let engine = engineio_version(&head.target);
@@ -157,20 +177,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
     }
 
     async fn http_response(&mut self) -> io::Result<Option<Mode>> {
-        let head = loop {
-            match http1::parse_response_head(&self.buf) {
-                Ok(Some(head)) => break head,
-                Ok(None) => {
-                    if !self.fill().await? {
-                        return self.end_of_http().await;
-                    }
-                }
-                Err(e) => {
-                    self.error(format!("not an HTTP response ({e}): relaying raw bytes"))
-                        .await;
-                    self.shared.upgraded.send_replace(UpgradeAnswer::Gone);
-                    return Ok(Some(Mode::Raw));
-                }
+        let head = match self.read_head(http1::parse_response_head).await? {
+            HeadRead::Head(head) => head,
+            HeadRead::End => return self.end_of_http().await,
+            HeadRead::NotHttp(e) => {
+                self.error(format!("not an HTTP response ({e}): relaying raw bytes"))
+                    .await;
+                self.shared.upgraded.send_replace(UpgradeAnswer::Gone);
+                return Ok(Some(Mode::Raw));
             }
         };
         let informational = (100..200).contains(&head.status) && head.status != 101;
