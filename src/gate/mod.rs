@@ -1,3 +1,6 @@
-//! The CI gate: threshold expressions ([`threshold`]), evaluated against a run's results.
+//! The CI gate: threshold expressions ([`threshold`]) judged against a run's [`figures`], and the
+//! verdict written for CI ([`summary`]).
 
+pub mod figures;
+pub mod summary;
 pub mod threshold;

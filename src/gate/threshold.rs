@@ -48,7 +48,19 @@ impl Stat {
         })
     }
 
-    fn is_latency(self) -> bool {
+    /// As written in expressions: `p99`, `p99.9`, `max`.
+    pub fn name(self) -> String {
+        match self {
+            Stat::Percentile(p) => format!("p{p}"),
+            Stat::Max => "max".into(),
+            Stat::Min => "min".into(),
+            Stat::Mean => "mean".into(),
+            Stat::Count => "count".into(),
+            Stat::Rate => "rate".into(),
+        }
+    }
+
+    pub fn is_latency(self) -> bool {
         matches!(
             self,
             Stat::Percentile(_) | Stat::Max | Stat::Min | Stat::Mean
@@ -109,6 +121,8 @@ pub struct Threshold {
     pub stat: Option<Stat>,
     pub op: Op,
     pub limit: Limit,
+    /// The limit as written (`50ms`).
+    pub limit_text: String,
 }
 
 impl fmt::Display for Threshold {
@@ -201,6 +215,7 @@ impl FromStr for Threshold {
             stat,
             op,
             limit,
+            limit_text: value.to_string(),
         })
     }
 }
