@@ -4,3 +4,4 @@
 pub mod figures;
 pub mod summary;
 pub mod threshold;
+pub mod verdict;

@@ -125,6 +125,16 @@ pub struct Threshold {
     pub limit_text: String,
 }
 
+impl Threshold {
+    /// The figure judged: `fanout.p99`, `fanout.lost`.
+    pub fn metric_label(&self) -> String {
+        match self.stat {
+            Some(stat) => format!("{}.{}", self.metric, stat.name()),
+            None => self.metric.clone(),
+        }
+    }
+}
+
 impl fmt::Display for Threshold {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)

@@ -1,0 +1,351 @@
+//! Judging thresholds: each one against a run's [`Figures`], at the end of the run, and — for those
+//! marked `abort` — once a second while it goes, to stop a run that can no longer pass.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::figures::{Figures, Missing};
+use super::summary::{Check, GateSummary, Outcome};
+use super::threshold::{Limit, Op, Stat, Threshold};
+use crate::output::table::human_us;
+
+/// Where a threshold was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Scenario,
+    CommandLine,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Scenario => "scenario",
+            Origin::CommandLine => "command line",
+        }
+    }
+}
+
+/// A threshold as a run uses it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateThreshold {
+    pub threshold: Threshold,
+    pub origin: Origin,
+    /// Stop the run as soon as the threshold cannot pass any more.
+    pub abort: bool,
+    /// Not checked for aborting before this much of the run has gone.
+    pub abort_after: Duration,
+}
+
+/// How one threshold came out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub gate: GateThreshold,
+    /// The figure in its own unit (µs, a share, a number), or why there is none.
+    pub actual: Result<f64, Missing>,
+    pub passed: bool,
+    /// When this threshold stopped the run, how far into it.
+    pub aborted_at: Option<Duration>,
+}
+
+impl Verdict {
+    /// The figure for people: `12.40ms`, `0.12%`, `10000`.
+    pub fn actual_text(&self) -> String {
+        match &self.actual {
+            Ok(value) => format_value(*value, self.gate.threshold.stat),
+            Err(Missing::NoSamples(_)) => "no samples".into(),
+            Err(_) => "n/a".into(),
+        }
+    }
+
+    /// The shape run.json holds in `thresholds`.
+    pub fn to_json(&self) -> Value {
+        let t = &self.gate.threshold;
+        json!({
+            "expression": t.text,
+            "metric": t.metric,
+            "stat": t.stat.map(Stat::name),
+            "op": t.op.symbol(),
+            "limit": t.limit_text,
+            "actual": self.actual.as_ref().ok(),
+            "actual_text": self.actual_text(),
+            "passed": self.passed,
+            "abort": self.gate.abort,
+            "aborted_run_at_s": self.aborted_at.map(|d| d.as_secs_f64()),
+            "error": self.actual.as_ref().err().map(|m| m.to_string()),
+            "source": self.gate.origin.as_str(),
+        })
+    }
+}
+
+/// Judges every threshold against the figures at the end of a run. A threshold whose figure is
+/// missing fails: a gate never passes on what it did not measure.
+pub fn judge(
+    gates: &[GateThreshold],
+    figures: &Figures,
+    aborted: &[Option<Duration>],
+) -> Vec<Verdict> {
+    gates
+        .iter()
+        .enumerate()
+        .map(|(i, gate)| {
+            let t = &gate.threshold;
+            let actual = figures.value(&t.metric, t.stat);
+            let aborted_at = aborted.get(i).copied().flatten();
+            let passed = aborted_at.is_none()
+                && actual
+                    .as_ref()
+                    .is_ok_and(|&v| t.op.holds(v, limit_value(t.limit)));
+            Verdict {
+                gate: gate.clone(),
+                actual,
+                passed,
+                aborted_at,
+            }
+        })
+        .collect()
+}
+
+/// Whether a failing abort threshold can no longer pass, judged on the figures so far. Counters
+/// and `max` only grow and `min` only falls, so a bound they have crossed stays crossed; a
+/// percentile, a mean or a rate may still recover, but `abort` asks to stop on them as soon as they
+/// fail (after `abort_after`). A lower bound on a count is never hopeless early; nor is a figure
+/// with no samples yet.
+pub fn hopeless(gate: &GateThreshold, figures: &Figures, elapsed: Duration) -> Option<f64> {
+    if !gate.abort || elapsed < gate.abort_after {
+        return None;
+    }
+    let t = &gate.threshold;
+    let actual = figures.value(&t.metric, t.stat).ok()?;
+    let limit = limit_value(t.limit);
+    if t.op.holds(actual, limit) {
+        return None;
+    }
+    let grows = matches!(t.stat, None | Some(Stat::Count | Stat::Max));
+    let falls = matches!(t.stat, Some(Stat::Min));
+    let can_recover = match t.op {
+        Op::Lt | Op::Le => falls,
+        Op::Gt | Op::Ge => grows,
+        // Not yet equal: a count may still get there; past it, it cannot come back.
+        Op::Eq => (grows && actual < limit) || (falls && actual > limit),
+        Op::Ne => true,
+    };
+    (!can_recover).then_some(actual)
+}
+
+/// A limit in the unit figures use: µs for durations.
+fn limit_value(limit: Limit) -> f64 {
+    match limit {
+        Limit::Duration(d) => d.as_secs_f64() * 1e6,
+        Limit::Share(s) => s,
+        Limit::Number(n) => n,
+    }
+}
+
+fn format_value(value: f64, stat: Option<Stat>) -> String {
+    match stat {
+        Some(s) if s.is_latency() => human_us(value.round() as u64),
+        Some(Stat::Rate) => format_share(value),
+        _ if value.fract() == 0.0 => format!("{value:.0}"),
+        _ => format!("{value:.3}"),
+    }
+}
+
+/// A share as a percentage with the digits that matter: `0%`, `0.0123%`, `12.5%`.
+pub fn format_share(share: f64) -> String {
+    let percent = share * 100.0;
+    if percent == 0.0 {
+        "0%".into()
+    } else if percent.abs() >= 1.0 {
+        format!("{percent:.2}%")
+    } else {
+        format!("{}%", significant(percent, 3))
+    }
+}
+
+fn significant(x: f64, digits: i32) -> String {
+    let magnitude = x.abs().log10().floor() as i32;
+    let decimals = (digits - 1 - magnitude).max(0) as usize;
+    format!("{x:.decimals$}")
+}
+
+/// The verdicts as a gate summary (JUnit, Markdown, JSON, the table on stdout).
+pub fn summary(verdicts: &[Verdict], scenario: &str, elapsed_s: f64) -> GateSummary {
+    GateSummary {
+        title: format!("volley thresholds: {scenario}"),
+        suite: "volley.thresholds".into(),
+        columns: vec!["threshold".into(), "actual".into(), "verdict".into()],
+        checks: verdicts
+            .iter()
+            .map(|v| {
+                let verdict = match (v.passed, v.aborted_at) {
+                    (true, _) => "pass".to_string(),
+                    (false, Some(at)) => {
+                        format!("FAIL (aborted the run at {:.0}s)", at.as_secs_f64())
+                    }
+                    (false, None) => "FAIL".to_string(),
+                };
+                let message = match &v.actual {
+                    Ok(_) => format!(
+                        "{} was {} (limit {} {})",
+                        v.gate.threshold.metric_label(),
+                        v.actual_text(),
+                        v.gate.threshold.op.symbol(),
+                        v.gate.threshold.limit_text
+                    ),
+                    Err(missing) => missing.to_string(),
+                };
+                Check {
+                    name: v.gate.threshold.text.clone(),
+                    cells: vec![v.actual_text(), verdict],
+                    outcome: if v.passed {
+                        Outcome::Passed
+                    } else {
+                        Outcome::Failed
+                    },
+                    message,
+                }
+            })
+            .collect(),
+        notes: Vec::new(),
+        json: Value::Array(verdicts.iter().map(Verdict::to_json).collect()),
+        time_s: elapsed_s,
+    }
+}
+
+/// The verdict table printed after the run's summary.
+pub fn render(verdicts: &[Verdict]) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    if verdicts.is_empty() {
+        return out;
+    }
+    let failed = verdicts.iter().filter(|v| !v.passed).count();
+    let _ = writeln!(
+        out,
+        "\nthresholds: {}",
+        if failed == 0 {
+            format!("all {} passed", verdicts.len())
+        } else {
+            format!("{failed} of {} FAILED", verdicts.len())
+        }
+    );
+    let width = verdicts
+        .iter()
+        .map(|v| v.gate.threshold.text.chars().count())
+        .max()
+        .unwrap_or(0);
+    for v in verdicts {
+        let mark = if v.passed { "pass" } else { "FAIL" };
+        let mut detail = format!("actual {}", v.actual_text());
+        if let Err(missing) = &v.actual {
+            if !matches!(missing, Missing::NoSamples(_)) {
+                detail = missing.to_string();
+            }
+        }
+        if let Some(at) = v.aborted_at {
+            let _ = write!(detail, "; aborted the run at {:.1}s", at.as_secs_f64());
+        }
+        let _ = writeln!(out, "  {mark}  {:<width$}  {detail}", v.gate.threshold.text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn gate(text: &str, abort: bool) -> GateThreshold {
+        GateThreshold {
+            threshold: text.parse().unwrap(),
+            origin: Origin::Scenario,
+            abort,
+            abort_after: Duration::ZERO,
+        }
+    }
+
+    fn figures() -> Figures {
+        Figures::from_run_json(&json!({
+            "elapsed_s": 10.0,
+            "summary": {
+                "latency": {
+                    "echo": { "count": 100, "min_us": 300, "p50_us": 900, "p90_us": 2000,
+                              "p95_us": 4000, "p99_us": 12_400, "p99_9_us": 30_000,
+                              "max_us": 31_000, "mean_us": 1500.0 },
+                    "connect": { "count": 0 }
+                },
+                "counters": { "sent": 100, "received": 100, "connects": 10,
+                              "connect_failures": 0, "errors": 1 },
+                "errors_by_kind": { "reset": 1 },
+                "expects": { "echo": { "sent": 100, "expected": 100, "received": 99, "lost": 1 } }
+            }
+        }))
+    }
+
+    #[test]
+    fn each_threshold_passes_or_fails_on_its_figure() {
+        let gates: Vec<GateThreshold> = [
+            "echo.p99 < 50ms",
+            "echo.p99 < 10ms",
+            "echo.count >= 100",
+            "errors.rate < 0.1%",
+            "errors.rate <= 1%",
+            "echo.lost == 0",
+            "connect.p95 < 100ms",
+            "echo.lost.rate < 2%",
+        ]
+        .iter()
+        .map(|t| gate(t, false))
+        .collect();
+        let verdicts = judge(&gates, &figures(), &[]);
+        let passed: Vec<bool> = verdicts.iter().map(|v| v.passed).collect();
+        assert_eq!(passed, [true, false, true, false, true, false, false, true]);
+        assert_eq!(verdicts[1].actual_text(), "12.40ms");
+        assert_eq!(verdicts[3].actual_text(), "0.909%");
+        assert_eq!(verdicts[6].actual_text(), "no samples");
+        let json = verdicts[1].to_json();
+        assert_eq!(json["stat"], "p99");
+        assert_eq!(json["limit"], "10ms");
+        assert_eq!(json["actual"], 12_400.0);
+        let table = render(&verdicts);
+        assert!(table.contains("4 of 8 FAILED"), "{table}");
+        let s = summary(&verdicts, "echo", 10.0);
+        assert_eq!(s.failures(), 4);
+        assert_eq!(s.checks[1].message, "echo.p99 was 12.40ms (limit < 10ms)");
+    }
+
+    #[test]
+    fn an_aborted_threshold_fails_whatever_its_figure_at_the_end() {
+        let gates = [gate("echo.p99 < 50ms", true)];
+        let verdicts = judge(&gates, &figures(), &[Some(Duration::from_secs(3))]);
+        assert!(!verdicts[0].passed);
+        assert!(render(&verdicts).contains("aborted the run at 3.0s"));
+    }
+
+    #[test]
+    fn hopeless_only_when_the_figure_cannot_come_back() {
+        let f = figures();
+        let at = Duration::from_secs(5);
+        let h = |text: &str| hopeless(&gate(text, true), &f, at).is_some();
+        assert!(h("echo.lost == 0"), "a counter past its bound");
+        assert!(h("errors < 1"));
+        assert!(h("echo.max < 20ms"), "max only grows");
+        assert!(
+            h("echo.p99 < 10ms"),
+            "abort asks to stop on a failing percentile"
+        );
+        assert!(h("errors.rate < 0.1%"));
+        assert!(!h("echo.count >= 1000"), "a count may still get there");
+        assert!(!h("echo.lost == 5"), "not there yet");
+        assert!(h("echo.min > 1ms"), "min only falls");
+        assert!(!h("echo.p99 < 50ms"), "passing");
+        assert!(!h("connect.p99 < 1ms"), "no samples yet");
+        assert!(hopeless(&gate("echo.lost == 0", false), &f, at).is_none());
+        let later = GateThreshold {
+            abort_after: Duration::from_secs(10),
+            ..gate("echo.lost == 0", true)
+        };
+        assert!(hopeless(&later, &f, at).is_none());
+    }
+}
