@@ -2,10 +2,13 @@
 
 use std::io::Write;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::cli::{Cli, Command, RunArgs, ServeArgs, TapArgs, ValidateArgs};
+use crate::gate::summary::SummaryFiles;
+use crate::gate::verdict::{self, GateThreshold, Origin};
 use crate::inspect::frame_log::FrameLogOptions;
 use crate::runner::{self, RunError, RunOptions};
 use crate::scenario::{self, Overrides, ScenarioError};
@@ -34,6 +37,10 @@ pub enum AppError {
     Signals(std::io::Error),
     #[error(transparent)]
     Inspect(#[from] crate::inspect::command::InspectError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Write(std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -44,7 +51,7 @@ pub enum AppError {
 impl AppError {
     pub fn exit_code(&self) -> ExitCode {
         match self {
-            AppError::Scenario(_) | AppError::Tls(_) => ExitCode::from(2),
+            AppError::Scenario(_) | AppError::Tls(_) | AppError::Usage(_) => ExitCode::from(2),
             AppError::Inspect(e) if e.is_usage() => ExitCode::from(2),
             AppError::Tap(TapError::Usage(_)) => ExitCode::from(2),
             _ => ExitCode::from(1),
@@ -86,7 +93,24 @@ fn frame_log_options(args: &RunArgs) -> Option<FrameLogOptions> {
 }
 
 async fn run(args: RunArgs) -> Result<ExitCode, AppError> {
-    let plan = scenario::load(&args.scenario, &overrides(&args))?;
+    let mut plan = scenario::load(&args.scenario, &overrides(&args))?;
+    for threshold in &args.thresholds {
+        plan.check_threshold(threshold)
+            .map_err(|m| AppError::Usage(format!("--threshold '{threshold}': {m}")))?;
+        plan.thresholds.push(GateThreshold {
+            threshold: threshold.clone(),
+            origin: Origin::CommandLine,
+            abort: false,
+            abort_after: Duration::ZERO,
+        });
+    }
+    if args.gate && plan.thresholds.is_empty() {
+        return Err(AppError::Usage(format!(
+            "--gate needs thresholds, and {} has no [thresholds]: add some there or with \
+             --threshold 'METRIC.STAT OP VALUE' (e.g. 'echo.p99 < 50ms')",
+            args.scenario.display()
+        )));
+    }
     let options = RunOptions {
         scenario_file: args.scenario.clone(),
         out: args.out.clone(),
@@ -100,7 +124,28 @@ async fn run(args: RunArgs) -> Result<ExitCode, AppError> {
     let dir = outcome.dir.display().to_string();
     let report = &outcome.report;
     print!("{}", crate::output::table::render(report, &dir));
+    print!("{}", verdict::render(&report.thresholds));
     let _ = std::io::stdout().flush();
+    let gate = (!report.thresholds.is_empty()).then(|| {
+        verdict::summary(
+            &report.thresholds,
+            &report.scenario_name,
+            report.elapsed.as_secs_f64(),
+        )
+    });
+    if let Some(gate) = &gate {
+        let in_dir = |name: &str| args.gate.then(|| outcome.dir.join(name));
+        let files = SummaryFiles {
+            junit: args.junit.clone().or_else(|| in_dir("junit.xml")),
+            markdown: args.markdown.clone().or_else(|| in_dir("summary.md")),
+            json: args.json.clone(),
+            step_summary: None,
+        }
+        .with_step_summary();
+        files.write(gate).map_err(AppError::Write)?;
+    } else if args.junit.is_some() || args.markdown.is_some() || args.json.is_some() {
+        eprintln!("note: no thresholds, so no --junit/--markdown/--json verdict was written");
+    }
     if report.totals.connects == 0 && report.clients_started > 0 {
         let t = &report.totals;
         let worst = crate::metrics::ErrorKind::ALL
@@ -113,6 +158,9 @@ async fn run(args: RunArgs) -> Result<ExitCode, AppError> {
             dir,
             detail: worst,
         });
+    }
+    if gate.is_some_and(|g| !g.passed()) {
+        return Ok(ExitCode::from(3));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -162,13 +210,14 @@ fn validate(args: ValidateArgs) -> Result<ExitCode, AppError> {
     let plan = scenario::load(&args.scenario, &Overrides::default())?;
     let emits: usize = plan.groups.iter().map(|g| g.emits.len()).sum();
     println!(
-        "{}: ok — \"{}\", {} clients in {} group(s), {} emit stream(s), {} expect(s), duration {}, ramp {}",
+        "{}: ok — \"{}\", {} clients in {} group(s), {} emit stream(s), {} expect(s), {} threshold(s), duration {}, ramp {}",
         args.scenario.display(),
         plan.name,
         plan.total_clients(),
         plan.groups.len(),
         emits,
         plan.expects.len(),
+        plan.thresholds.len(),
         crate::units::format_duration(plan.duration),
         plan.ramp,
     );

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::gate::threshold::Threshold;
 use crate::inspect::filter::Filter;
 use crate::inspect::sample::ClientSample;
 use crate::scenario::model::Transport;
@@ -148,6 +149,26 @@ pub struct RunArgs {
     /// first 10 clients. Implies --log-frames.
     #[arg(long, value_name = "SPEC")]
     pub log_clients: Option<ClientSample>,
+    /// A threshold of the CI gate, added to the scenario's [thresholds]; repeatable. METRIC.STAT
+    /// OP VALUE, e.g. 'fanout.p99 < 50ms', 'errors.rate < 0.1%', 'fanout.lost == 0',
+    /// 'echo.count >= 10k'. Any failing threshold makes the exit code 3.
+    #[arg(long = "threshold", value_name = "EXPR")]
+    pub thresholds: Vec<Threshold>,
+    /// CI mode: the run must have thresholds (a gate without any would pass anything), and the
+    /// verdict is written to junit.xml and summary.md in the results folder (unless --junit or
+    /// --markdown say where).
+    #[arg(long)]
+    pub gate: bool,
+    /// Write the threshold verdicts as JUnit XML (one test case per threshold).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write the threshold verdicts as a Markdown table (for a pull-request comment). When
+    /// $GITHUB_STEP_SUMMARY is set, the table is appended to it too.
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+    /// Write the threshold verdicts as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -51,6 +51,7 @@ fn report() -> Report {
         error_rows_dropped: 0,
         gap_rows_dropped: 0,
         frame_log: None,
+        thresholds: Vec::new(),
     }
 }
 

@@ -16,11 +16,13 @@
 //! hand, the full histograms (any percentile).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde_json::Value;
 
 use super::threshold::Stat;
+use crate::metrics::Interval;
 
 /// Latency statistics of one metric, in µs.
 #[derive(Debug, Clone, Default)]
@@ -142,6 +144,19 @@ impl Figures {
                 }
                 figures.expects.push(name.clone());
             }
+        }
+        figures
+    }
+
+    /// The figures of a run's totals (finished or still going), with the full histograms.
+    pub fn from_totals(metric_names: &[String], totals: &Interval, elapsed: Duration) -> Figures {
+        let summary = crate::output::run_json::figures(metric_names, totals);
+        let mut figures = Figures::from_run_json(&serde_json::json!({
+            "elapsed_s": elapsed.as_secs_f64(),
+            "summary": summary,
+        }));
+        for (name, h) in metric_names.iter().zip(&totals.histograms) {
+            figures.set_histogram(name, h.clone());
         }
         figures
     }

@@ -273,9 +273,12 @@ fn md_cell(text: &str) -> String {
     md_text(text).replace('|', "\\|").replace('\n', " ")
 }
 
-/// Inside backticks: a backtick would end the code span.
+/// Inside backticks, where HTML is not rendered (and entities not decoded), in a table cell: a
+/// backtick would end the span, a pipe the cell.
 fn md_code(text: &str) -> String {
-    md_cell(text).replace('`', "'")
+    text.replace('`', "'")
+        .replace('|', "\\|")
+        .replace('\n', " ")
 }
 
 /// Plain text: HTML tags would be rendered by GitHub.
@@ -336,7 +339,7 @@ mod tests {
         let m = markdown(&summary(&[Outcome::Failed]));
         assert!(m.contains("❌ **FAILED: 1 of 1 check**"), "{m}");
         assert!(
-            m.contains("| ❌ | `fanout.p99 &lt; 0ms & \"so\"` | 0.5ms\\|x |"),
+            m.contains("| ❌ | `fanout.p99 < 0ms & \"so\"` | 0.5ms\\|x |"),
             "{m}"
         );
         assert!(m.contains("chat &lt;fan|out&gt;"), "{m}");

@@ -214,10 +214,17 @@ impl FromStr for Threshold {
         ) || matches!((stat, limit), (Some(Stat::Rate), Limit::Share(_)))
             || matches!((stat, limit), (None | Some(Stat::Count), Limit::Number(_)));
         if !fits {
-            return Err(err(
-                value_column,
-                format!("`{name}` is compared with {expected}"),
-            ));
+            let message = match (stat, limit) {
+                (None, Limit::Duration(_)) => format!(
+                    "a duration is compared with a latency statistic: `{name}.p99` (p50 p90 p95 \
+                     p99 p99.9 max min mean)"
+                ),
+                (None, Limit::Share(_)) => {
+                    format!("a percentage is compared with a share: `{name}.rate`")
+                }
+                _ => format!("`{name}` is compared with {expected}"),
+            };
+            return Err(err(value_column, message));
         }
         Ok(Threshold {
             text: text.trim().to_string(),

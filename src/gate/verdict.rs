@@ -52,7 +52,7 @@ impl Verdict {
     /// The figure for people: `12.40ms`, `0.12%`, `10000`.
     pub fn actual_text(&self) -> String {
         match &self.actual {
-            Ok(value) => format_value(*value, self.gate.threshold.stat),
+            Ok(value) => format_figure(*value, self.gate.threshold.stat),
             Err(Missing::NoSamples(_)) => "no samples".into(),
             Err(_) => "n/a".into(),
         }
@@ -142,7 +142,8 @@ fn limit_value(limit: Limit) -> f64 {
     }
 }
 
-fn format_value(value: f64, stat: Option<Stat>) -> String {
+/// A figure in its unit for people: a latency, a percentage or a number.
+pub fn format_figure(value: f64, stat: Option<Stat>) -> String {
     match stat {
         Some(s) if s.is_latency() => human_us(value.round() as u64),
         Some(Stat::Rate) => format_share(value),

@@ -26,6 +26,8 @@ pub enum RunStatus {
     Completed,
     /// Stopped early by Ctrl-C or SIGTERM; results cover what was seen.
     Interrupted,
+    /// Stopped early by a threshold marked `abort` that could no longer pass.
+    Aborted,
 }
 
 /// Everything known at the end of a run.
@@ -59,6 +61,8 @@ pub struct Report {
     pub gap_rows_dropped: u64,
     /// With `--log-frames`: what the frame log holds.
     pub frame_log: Option<FrameLogTotals>,
+    /// The CI gate's verdicts, one per threshold, in the order written.
+    pub thresholds: Vec<crate::gate::verdict::Verdict>,
 }
 
 /// The frame log of a run: where, whose, and how many records it holds and lost.

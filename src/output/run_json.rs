@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use super::{ExportError, Exporter, Report};
-use crate::metrics::ErrorKind;
+use crate::metrics::{ErrorKind, Interval};
 
 pub const SCHEMA_VERSION: u64 = 1;
 
@@ -23,9 +23,54 @@ impl Exporter for RunJson {
 }
 
 fn document(r: &Report) -> Value {
-    let t = &r.totals;
+    let mut summary = figures(&r.metric_names, &r.totals);
+    let extra = json!({
+        "client_cpu_s": r.client_cpu.as_secs_f64(),
+        "client_cpu_us_per_echo": r.cpu_per_echo().map(|d| d.as_secs_f64() * 1e6),
+        "error_rows_dropped": r.error_rows_dropped,
+        "gap_rows_dropped": r.gap_rows_dropped,
+        "frame_log": r.frame_log.as_ref().map(|f| json!({
+            "file": f.file,
+            "clients": f.clients,
+            "logged": f.logged,
+            "dropped": f.dropped,
+        })),
+    });
+    if let Value::Object(extra) = extra {
+        summary.extend(extra);
+    }
+    json!({
+        "schema_version": SCHEMA_VERSION,
+        "tool": { "name": "volley", "version": env!("CARGO_PKG_VERSION") },
+        "run_id": r.run_id,
+        "status": r.status,
+        "host": host(),
+        "started_at": humantime::format_rfc3339_millis(r.started_at).to_string(),
+        "ended_at": humantime::format_rfc3339_millis(r.ended_at).to_string(),
+        "elapsed_s": r.elapsed.as_secs_f64(),
+        "scenario": {
+            "file": r.scenario_file,
+            "name": r.scenario_name,
+            "resolved": r.scenario,
+        },
+        "settings": {
+            "target_url": r.target_url,
+            "seed": r.seed,
+            "workers": r.workers,
+            "clients_planned": r.clients_planned,
+            "clients_started": r.clients_started,
+        },
+        "summary": summary,
+        "thresholds": r.thresholds.iter().map(|v| v.to_json()).collect::<Vec<_>>(),
+    })
+}
+
+/// The figures of `totals` as run.json's summary holds them: latency statistics per metric,
+/// counters, errors by kind, closes by code and each expect's counters. The gate reads the same
+/// shape, from a finished run.json or from the totals of a run still going.
+pub fn figures(metric_names: &[String], t: &Interval) -> Map<String, Value> {
     let mut latency = Map::new();
-    for (name, h) in r.metric_names.iter().zip(&t.histograms) {
+    for (name, h) in metric_names.iter().zip(&t.histograms) {
         let stats = if !h.is_empty() {
             json!({
                 "count": h.len(),
@@ -53,8 +98,10 @@ fn document(r: &Report) -> Value {
         .iter()
         .map(|(code, n)| (code.to_string(), json!(n)))
         .collect();
-    let expects: Map<String, Value> = r
-        .expects()
+    let expects: Map<String, Value> = metric_names
+        .iter()
+        .skip(1)
+        .zip(&t.expects)
         .map(|(name, e)| {
             (
                 name.to_string(),
@@ -76,55 +123,27 @@ fn document(r: &Report) -> Value {
             )
         })
         .collect();
-    json!({
-        "schema_version": SCHEMA_VERSION,
-        "tool": { "name": "volley", "version": env!("CARGO_PKG_VERSION") },
-        "run_id": r.run_id,
-        "status": r.status,
-        "host": host(),
-        "started_at": humantime::format_rfc3339_millis(r.started_at).to_string(),
-        "ended_at": humantime::format_rfc3339_millis(r.ended_at).to_string(),
-        "elapsed_s": r.elapsed.as_secs_f64(),
-        "scenario": {
-            "file": r.scenario_file,
-            "name": r.scenario_name,
-            "resolved": r.scenario,
+    let summary = json!({
+        "latency": latency,
+        "counters": {
+            "sent": t.sent,
+            "received": t.received,
+            "connects": t.connects,
+            "connect_failures": t.connect_failures,
+            "errors": t.error_total(),
+            "reconnects": t.reconnects,
+            "reconnects_recovered": t.recovered,
+            "acks_sent": t.acks_sent,
+            "acks_lost": t.acks_lost,
         },
-        "settings": {
-            "target_url": r.target_url,
-            "seed": r.seed,
-            "workers": r.workers,
-            "clients_planned": r.clients_planned,
-            "clients_started": r.clients_started,
-        },
-        "summary": {
-            "latency": latency,
-            "counters": {
-                "sent": t.sent,
-                "received": t.received,
-                "connects": t.connects,
-                "connect_failures": t.connect_failures,
-                "errors": t.error_total(),
-                "reconnects": t.reconnects,
-                "reconnects_recovered": t.recovered,
-                "acks_sent": t.acks_sent,
-                "acks_lost": t.acks_lost,
-            },
-            "errors_by_kind": errors,
-            "closes_by_code": closes,
-            "expects": expects,
-            "client_cpu_s": r.client_cpu.as_secs_f64(),
-            "client_cpu_us_per_echo": r.cpu_per_echo().map(|d| d.as_secs_f64() * 1e6),
-            "error_rows_dropped": r.error_rows_dropped,
-            "gap_rows_dropped": r.gap_rows_dropped,
-            "frame_log": r.frame_log.as_ref().map(|f| json!({
-                "file": f.file,
-                "clients": f.clients,
-                "logged": f.logged,
-                "dropped": f.dropped,
-            })),
-        },
-    })
+        "errors_by_kind": errors,
+        "closes_by_code": closes,
+        "expects": expects,
+    });
+    match summary {
+        Value::Object(map) => map,
+        _ => unreachable!("a JSON object literal"),
+    }
 }
 
 /// A share of the expected deliveries (0 when none were expected).

@@ -27,6 +27,7 @@ pub fn render(report: &Report, dir: &str) -> String {
     let status = match report.status {
         RunStatus::Completed => "completed",
         RunStatus::Interrupted => "interrupted",
+        RunStatus::Aborted => "aborted by a threshold",
     };
     let _ = writeln!(
         out,

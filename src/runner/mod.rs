@@ -21,6 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::client::schedule::Schedule;
 use crate::client::{ClientContext, ClientId};
+use crate::gate::figures::Figures;
+use crate::gate::verdict;
 use crate::inspect::frame_log::{FrameLogOptions, RunFrameLog};
 use crate::inspect::record::Clock;
 use crate::metrics::Interval;
@@ -260,7 +262,31 @@ pub async fn run(
             totals.merge(&mut row.interval);
         }
     };
+    // Thresholds marked `abort`, checked once a second on the totals so far.
+    let mut aborted_at: Vec<Option<Duration>> = vec![None; plan.thresholds.len()];
+    let watch_aborts = plan.thresholds.iter().any(|g| g.abort);
+    let (mut released, mut last_check) = (0, 0);
     loop {
+        if watch_aborts && status == RunStatus::Completed && released > last_check {
+            last_check = released;
+            let elapsed = Duration::from_secs(last_check);
+            let figures = Figures::from_totals(&metric_names, &totals, elapsed);
+            for (i, gate) in plan.thresholds.iter().enumerate() {
+                if let Some(actual) = verdict::hopeless(gate, &figures, elapsed) {
+                    aborted_at[i] = Some(elapsed);
+                    status = RunStatus::Aborted;
+                    progress.note(&format!(
+                        "aborting at {last_check}s: threshold `{}` cannot pass any more ({} is {}); \
+                         draining and closing",
+                        gate.threshold,
+                        gate.threshold.metric_label(),
+                        verdict::format_figure(actual, gate.threshold.stat),
+                    ));
+                    stop.cancel();
+                    break;
+                }
+            }
+        }
         tokio::select! {
             _ = &mut shutdown, if status == RunStatus::Completed => {
                 status = RunStatus::Interrupted;
@@ -270,6 +296,7 @@ pub async fn run(
             message = report_rx.recv() => match message {
                 Some(message) => {
                     let rows = collector.accept(message);
+                    released = rows.last().map_or(released, |r| r.second);
                     take_rows(rows, &mut progress, &mut totals);
                 }
                 None => break,
@@ -317,6 +344,12 @@ pub async fn run(
     }
     totals.fanout = Default::default();
     let ended_at = SystemTime::now();
+    let elapsed = t0.elapsed();
+    let thresholds = verdict::judge(
+        &plan.thresholds,
+        &Figures::from_totals(&metric_names, &totals, elapsed),
+        &aborted_at,
+    );
 
     let report = Report {
         run_id: format!("{run_tag:08x}"),
@@ -327,7 +360,7 @@ pub async fn run(
         target_url,
         started_at,
         ended_at,
-        elapsed: t0.elapsed(),
+        elapsed,
         seed,
         workers,
         clients_planned: clients,
@@ -338,6 +371,7 @@ pub async fn run(
         totals,
         client_cpu: collector.cpu,
         frame_log,
+        thresholds,
     };
     output::write_final(&dir, &report)?;
     if let Some(e) = write_error {

@@ -465,4 +465,66 @@ timestamp_unit = "us"
         assert_eq!(share(7, &[1, 1, 1]).unwrap(), vec![3, 2, 2]);
         assert!(share(5, &[0, 0]).is_none());
     }
+
+    #[test]
+    fn thresholds_compile_in_file_order_with_their_options() {
+        let text = format!(
+            "{GOOD}\n[thresholds]\n\"echo.p99\" = \"< 50ms\"\n\"echo.lost\" = {{ limit = \"== 0\", \
+             abort = true, abort_after = \"5s\" }}\n\"errors.rate\" = [\"< 0.1%\", \">= 0%\"]\n"
+        );
+        let plan = compile(&text).unwrap();
+        let texts: Vec<&str> = plan
+            .thresholds
+            .iter()
+            .map(|g| g.threshold.text.as_str())
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                "echo.p99 < 50ms",
+                "echo.lost == 0",
+                "errors.rate < 0.1%",
+                "errors.rate >= 0%"
+            ]
+        );
+        assert!(plan.thresholds[1].abort);
+        assert_eq!(plan.thresholds[1].abort_after, Duration::from_secs(5));
+        assert!(!plan.thresholds[0].abort);
+    }
+
+    #[test]
+    fn a_bad_threshold_names_its_line_and_column() {
+        let at = |extra: &str| {
+            let text = format!("{GOOD}\n[thresholds]\n{extra}\n");
+            let line = text.lines().count();
+            let (l, c, m) = position(compile(&text).unwrap_err());
+            assert_eq!(l, line, "{m}");
+            (c, m)
+        };
+        // The value's own column: `"< 5 parsecs"` starts at column 14, its number at 17.
+        let (c, m) = at("\"echo.p99\" = \"< 5 parsecs\"");
+        assert_eq!(c, 17, "{m}");
+        let (c, m) = at("\"echo.p99\" = \"< 1%\"");
+        assert!(m.contains("a duration"), "{m}");
+        assert_eq!(c, 17);
+        // Into the key: the space in `echo p99` is column 6 (after the quote).
+        let (c, m) = at("\"echo p99\" = \"< 1ms\"");
+        assert_eq!(c, 6, "{m}");
+        // An unknown metric points at its key.
+        let (c, m) = at("\"fanout.p99\" = \"< 5ms\"");
+        assert_eq!(c, 1);
+        assert!(m.contains("no metric or counter named `fanout`"), "{m}");
+        let (_, m) = at("\"echo\" = \"< 5ms\"");
+        assert!(m.contains("`echo.p99`"), "{m}");
+        let (_, m) = at("\"echo\" = \"< 5\"");
+        assert!(m.contains("name a statistic"), "{m}");
+        let (_, m) = at("\"echo.p99\" = 5");
+        assert!(m.contains("\"OP VALUE\""), "{m}");
+        let (_, m) = at("\"echo.p99\" = { limit = \"< 5ms\", abrt = true }");
+        assert!(m.contains("unknown key `abrt`"), "{m}");
+        let (_, m) = at("\"echo.p99\" = { abort = true }");
+        assert!(m.contains("needs `limit`"), "{m}");
+        let (_, m) = at("\"echo.p99\" = \"50ms\"");
+        assert!(m.contains("OP VALUE"), "{m}");
+    }
 }

@@ -40,6 +40,10 @@ pub struct Scenario {
     pub groups: Vec<Group>,
     #[serde(rename = "expect", default)]
     pub expects: Vec<Expect>,
+    /// The CI gate: `"fanout.p99" = "< 50ms"`, `"fanout.lost" = { limit = "== 0", abort = true }`,
+    /// or a list of either for several bounds on one figure.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub thresholds: std::collections::BTreeMap<Spanned<String>, Spanned<toml::Value>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

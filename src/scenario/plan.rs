@@ -10,6 +10,9 @@ use toml::Spanned;
 use super::model::{Scenario, StampMode, Transport};
 use super::template::{Shape, StampPlacement, Template};
 use super::{ScenarioError, Source};
+use crate::gate::figures::check_name;
+use crate::gate::threshold::{Threshold, ThresholdError};
+use crate::gate::verdict::{GateThreshold, Origin as WrittenIn};
 use crate::protocol::engineio::{Version, encode_query_value};
 use crate::protocol::socketio;
 use crate::units::{Ramp, Rate, parse_duration};
@@ -46,6 +49,8 @@ pub struct Plan {
     pub ack_metric: Option<usize>,
     /// Index of the `reconnect` metric (time from losing a connection to having it back).
     pub reconnect_metric: Option<usize>,
+    /// The CI gate, from `[thresholds]` (and `--threshold`, added by the command).
+    pub thresholds: Vec<GateThreshold>,
 }
 
 #[derive(Debug, Clone)]
@@ -581,7 +586,7 @@ impl Plan {
         let ack_metric = take_metric(groups.iter().flat_map(|g| &g.emits).any(|e| e.ack));
         let reconnect_metric = take_metric(reconnect.is_some());
 
-        Ok(Plan {
+        let mut plan = Plan {
             name: scenario.name.clone(),
             target,
             duration: scenario.duration.0,
@@ -596,9 +601,125 @@ impl Plan {
             expects,
             ack_metric,
             reconnect_metric,
+            thresholds: Vec::new(),
             scenario,
-        })
+        };
+        plan.thresholds = thresholds_plan(&plan, source)?;
+        Ok(plan)
     }
+
+    /// Whether a threshold names a figure this run will have; what is wrong if not.
+    pub fn check_threshold(&self, threshold: &Threshold) -> Result<(), String> {
+        let expects: Vec<String> = self.expects.iter().map(|e| e.name.clone()).collect();
+        check_name(
+            &threshold.metric,
+            threshold.stat,
+            &self.metric_names(),
+            &expects,
+        )
+    }
+}
+
+/// `[thresholds]`: each key a figure (`fanout.p99`), each value `"OP VALUE"`, a table with `limit`,
+/// `abort` and `abort_after`, or a list of those. Errors point into the key or the value.
+fn thresholds_plan(plan: &Plan, source: &Source) -> Result<Vec<GateThreshold>, ScenarioError> {
+    let mut entries: Vec<_> = plan.scenario.thresholds.iter().collect();
+    entries.sort_by_key(|(key, _)| key.span().start);
+    let mut out = Vec::new();
+    for (key, value) in entries {
+        let items: Vec<&toml::Value> = match value.get_ref() {
+            toml::Value::Array(items) => items.iter().collect(),
+            one => vec![one],
+        };
+        if items.is_empty() {
+            return Err(source.error_at(value.span(), "an empty list of thresholds"));
+        }
+        for item in items {
+            let (limit, abort, abort_after) = match item {
+                toml::Value::String(limit) => (limit.as_str(), false, Duration::ZERO),
+                toml::Value::Table(table) => {
+                    threshold_table(table).map_err(|m| source.error_at(value.span(), m))?
+                }
+                _ => {
+                    return Err(source.error_at(
+                        value.span(),
+                        format!(
+                            "a threshold is \"OP VALUE\" (e.g. \"< 50ms\") or a table \
+                             {{ limit = \"< 50ms\", abort = true }}; `{}` has neither",
+                            key.get_ref()
+                        ),
+                    ));
+                }
+            };
+            let text = format!("{} {limit}", key.get_ref());
+            let threshold: Threshold = text.parse().map_err(|e: ThresholdError| {
+                // Into the key, or into the value when it is a plain string written as is.
+                let key_chars = key.get_ref().chars().count();
+                let quoted = source.text[key.span().start..].starts_with(['"', '\'']);
+                let at = if e.column <= key_chars {
+                    let key_text = &source.text[key.span().start + quoted as usize..];
+                    key.span().start
+                        + quoted as usize
+                        + key_text
+                            .char_indices()
+                            .nth(e.column - 1)
+                            .map_or(0, |(i, _)| i)
+                } else if matches!(value.get_ref(), toml::Value::String(_)) {
+                    value.span().start
+                        + 1
+                        + limit
+                            .char_indices()
+                            .nth(e.column.saturating_sub(key_chars + 2))
+                            .map_or(limit.len(), |(i, _)| i)
+                } else {
+                    value.span().start
+                };
+                source.error_at(at..at, e.message)
+            })?;
+            plan.check_threshold(&threshold)
+                .map_err(|m| source.error_at(key.span(), m))?;
+            out.push(GateThreshold {
+                threshold,
+                origin: WrittenIn::Scenario,
+                abort,
+                abort_after,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `{ limit = "< 50ms", abort = true, abort_after = "10s" }`.
+fn threshold_table(table: &toml::Table) -> Result<(&str, bool, Duration), String> {
+    let mut limit = None;
+    let mut abort = false;
+    let mut abort_after = Duration::ZERO;
+    for (key, value) in table {
+        match (key.as_str(), value) {
+            ("limit", toml::Value::String(s)) => limit = Some(s.as_str()),
+            ("abort", toml::Value::Boolean(b)) => abort = *b,
+            ("abort_after", toml::Value::String(s)) => {
+                abort_after = parse_duration(s).map_err(|e| e.to_string())?
+            }
+            ("limit" | "abort" | "abort_after", _) => {
+                return Err(format!(
+                    "`{key}` is {}",
+                    match key.as_str() {
+                        "limit" => "a string such as \"< 50ms\"",
+                        "abort" => "true or false",
+                        _ => "a duration such as \"10s\"",
+                    }
+                ));
+            }
+            (other, _) => {
+                return Err(format!(
+                    "unknown key `{other}` in a threshold: use limit, abort, abort_after"
+                ));
+            }
+        }
+    }
+    let limit = limit.ok_or("a threshold table needs `limit`, e.g. limit = \"< 50ms\"")?;
+    Ok((limit, abort, abort_after))
 }
 
 /// Parses `builtin` or a `ws://` / `wss://` URL (also `http://` / `https://` for Socket.IO) into a
