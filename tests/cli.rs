@@ -30,6 +30,7 @@ fn validate_accepts_the_shipped_scenarios() {
         "scenarios/chat-fanout.toml",
         "scenarios/ticker-gaps.toml",
         "scenarios/reconnect-storm.toml",
+        "scenarios/ci-gate.toml",
     ] {
         volley()
             .args(["validate", file])
