@@ -106,6 +106,9 @@ fn sigint_stops_the_run_gracefully_and_every_file_is_written() {
             "60s",
             "--clients",
             "20",
+            // An interrupted run is judged on what it saw.
+            "--threshold",
+            "echo.lost == 0",
         ])
         .arg("--out")
         .arg(&out)
@@ -146,6 +149,8 @@ fn sigint_stops_the_run_gracefully_and_every_file_is_written() {
         serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
     assert_eq!(run["status"], "interrupted");
     assert!(run["elapsed_s"].as_f64().unwrap() < 30.0);
+    assert_eq!(run["thresholds"][0]["expression"], "echo.lost == 0");
+    assert_eq!(run["thresholds"][0]["passed"], true);
     // Echoes in flight at the stop were drained, not lost.
     assert_eq!(summary_count(&out, "sent"), summary_count(&out, "received"));
     assert_eq!(summary_count(&out, "echo.lost"), 0);
