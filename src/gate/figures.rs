@@ -178,6 +178,11 @@ impl Figures {
         self.latency.keys().map(String::as_str)
     }
 
+    /// The names of the run's expects.
+    pub fn expects(&self) -> impl Iterator<Item = &str> {
+        self.expects.iter().map(String::as_str)
+    }
+
     /// The counters of the run with their values.
     pub fn counters(&self) -> impl Iterator<Item = (&str, u64)> {
         self.counters.iter().map(|(k, v)| (k.as_str(), *v))

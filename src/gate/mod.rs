@@ -1,7 +1,10 @@
-//! The CI gate: threshold expressions ([`threshold`]) judged against a run's [`figures`], how much
-//! worse a compared figure may get ([`allowance`]), and the verdict written for CI ([`summary`]).
+//! The CI gate: threshold expressions ([`threshold`]) judged against a run's [`figures`]; the
+//! comparison of new runs with base runs ([`compare`], with [`allowance`]s, worded by
+//! [`compare_summary`]); and the verdict written for CI ([`summary`]).
 
 pub mod allowance;
+pub mod compare;
+pub mod compare_summary;
 pub mod figures;
 pub mod summary;
 pub mod threshold;
