@@ -41,6 +41,8 @@ pub enum AppError {
     Usage(String),
     #[error("{0}")]
     Write(std::io::Error),
+    #[error(transparent)]
+    Compare(#[from] crate::gate::compare_command::CompareError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -54,6 +56,7 @@ impl AppError {
             AppError::Scenario(_) | AppError::Tls(_) | AppError::Usage(_) => ExitCode::from(2),
             AppError::Inspect(e) if e.is_usage() => ExitCode::from(2),
             AppError::Tap(TapError::Usage(_)) => ExitCode::from(2),
+            AppError::Compare(e) if e.is_usage() => ExitCode::from(2),
             _ => ExitCode::from(1),
         }
     }
@@ -66,6 +69,7 @@ pub async fn execute(cli: Cli) -> Result<ExitCode, AppError> {
         Command::Validate(args) => validate(args),
         Command::Inspect(args) => inspect_command(args).await,
         Command::Tap(args) => tap_command(args).await,
+        Command::Compare(args) => Ok(crate::gate::compare_command::run(args)?),
     }
 }
 

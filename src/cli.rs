@@ -43,6 +43,28 @@ sender stopped, either side closed) is never sent, not even at close.
     exit_codes!()
 );
 
+const COMPARE_AFTER_HELP: &str = "\
+Compared: each latency metric's p50 p90 p95 p99 p99.9 and mean (max is one sample, the noisiest
+figure: name it to compare it, e.g. max=50%), errors.rate, connect_failures.rate and each expect's
+lost, late, duplicate and reorder rates. Any other figure named in --max-regression is compared too.
+A figure only some runs have is skipped, and said.
+
+Allowances (--max-regression KEY=VALUE,...): KEY is a statistic for every latency metric (p99),
+rate for every share, or one figure (fanout.p99, fanout.lost.rate); VALUE is a change relative to
+the base (10%), a duration for latency (5ms), or a number for shares (0.01 is one percentage point).
+Defaults: latency 10%, shares 0.001 (0.1 percentage point).
+
+With at least 2 runs on each side, each side's value is the median of its runs and a figure
+regresses only when it got worse by more than its allowance and more than the spread (max - min)
+of each side's runs; past the allowance but within a spread is noise, not a failure. With a single
+run on either side, noise cannot be told and the allowance alone decides.
+
+Exit codes:
+  0  no figure regressed
+  1  a result folder or a summary file could not be read or written
+  2  bad usage: arguments, --max-regression, a folder without run.json or a bad run.json
+  3  a figure regressed";
+
 const INSPECT_AFTER_HELP: &str = "\
 Faults keep the stream valid WebSocket: --drop and --duplicate hit only whole messages (text or
 binary with FIN set) and pings/pongs, never close frames or fragments; a dropped Socket.IO binary
@@ -102,6 +124,10 @@ pub enum Command {
     /// every frame both ways, decoded as `volley inspect` prints them.
     #[command(after_help = TAP_AFTER_HELP)]
     Tap(TapArgs),
+    /// Compare new runs with base runs (result folders of `volley run`): per figure the base and
+    /// new values, the change and a verdict; exit 3 when a figure regressed.
+    #[command(after_help = COMPARE_AFTER_HELP)]
+    Compare(CompareArgs),
 }
 
 #[derive(Debug, Args)]
@@ -317,6 +343,39 @@ pub struct TapArgs {
     /// No colours (also when NO_COLOR is set or stdout is not a terminal).
     #[arg(long)]
     pub no_color: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The base run's result folder (for repeated runs: --base and --new).
+    #[arg(
+        value_name = "BASE",
+        required_unless_present_any = ["base", "new"],
+        conflicts_with_all = ["base", "new"],
+        requires = "new_dir"
+    )]
+    pub base_dir: Option<PathBuf>,
+    /// The new run's result folder.
+    #[arg(value_name = "NEW", conflicts_with_all = ["base", "new"])]
+    pub new_dir: Option<PathBuf>,
+    /// Result folders of the base runs (repeated runs of the same scenario: --base a b c).
+    #[arg(long, value_name = "DIR", num_args = 1.., requires = "new")]
+    pub base: Vec<PathBuf>,
+    /// Result folders of the new runs.
+    #[arg(long, value_name = "DIR", num_args = 1.., requires = "base")]
+    pub new: Vec<PathBuf>,
+    /// How much worse a figure may get, e.g. p99=10%,fanout.p99=5ms,errors.rate=0.01 (see below).
+    #[arg(long, value_name = "KEY=VALUE,...", value_delimiter = ',')]
+    pub max_regression: Vec<crate::gate::allowance::AllowanceItem>,
+    /// Write a JUnit XML report: one test case per compared figure.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Write the verdict table as Markdown (also appended to $GITHUB_STEP_SUMMARY when set).
+    #[arg(long, value_name = "FILE")]
+    pub markdown: Option<PathBuf>,
+    /// Write every figure's runs, medians, spreads and verdict as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -1,0 +1,190 @@
+//! `volley compare` as a command: reads each result folder's run.json, warns about runs that should
+//! not be compared, prints the verdict table, writes the JUnit/Markdown/JSON summaries, and says
+//! with its exit status whether anything regressed.
+
+use std::collections::BTreeSet;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use serde_json::Value;
+
+use super::allowance::{AllowanceError, Allowances};
+use super::compare::{self, ComparedRun};
+use super::compare_summary;
+use super::figures::Figures;
+use super::summary::SummaryFiles;
+use crate::cli::CompareArgs;
+
+/// Why a comparison could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum CompareError {
+    #[error("{0}: no such file or folder")]
+    NotFound(PathBuf),
+    #[error("{path}: not found: is {dir} a results folder written by `volley run`?")]
+    NoRunJson { path: PathBuf, dir: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a volley run.json: {why}")]
+    BadRunJson { path: PathBuf, why: String },
+    #[error(transparent)]
+    Allowance(#[from] AllowanceError),
+    #[error(transparent)]
+    Write(std::io::Error),
+}
+
+impl CompareError {
+    /// Bad arguments (exit 2) rather than an I/O failure (exit 1).
+    pub fn is_usage(&self) -> bool {
+        !matches!(self, CompareError::Read { .. } | CompareError::Write(_))
+    }
+}
+
+/// One result folder, read.
+struct LoadedRun {
+    run: ComparedRun,
+    scenario: String,
+    /// `status` in run.json: `completed`, `interrupted` (Ctrl-C) or `aborted` (by a threshold).
+    status: String,
+}
+
+/// Runs the command; exit status 3 when a figure regressed.
+pub fn run(args: CompareArgs) -> Result<ExitCode, CompareError> {
+    let (base_dirs, new_dirs) = match (args.base_dir, args.new_dir) {
+        (Some(base), Some(new)) => (vec![base], vec![new]),
+        _ => (args.base, args.new),
+    };
+    let allowances = Allowances::new(args.max_regression)?;
+    let base = load_all(&base_dirs)?;
+    let new = load_all(&new_dirs)?;
+    let warnings = warnings(&base, &new);
+    for warning in &warnings {
+        eprintln!("{warning}");
+    }
+    let runs = |loaded: &[LoadedRun]| -> Vec<ComparedRun> {
+        loaded.iter().map(|l| l.run.clone()).collect()
+    };
+    let comparison = compare::compare(&runs(&base), &runs(&new), &allowances)?;
+    let summary = compare_summary::summary(&comparison, title(&base, &new), warnings);
+    let mut stdout = std::io::stdout().lock();
+    let _ = write!(stdout, "{}", compare_summary::text(&summary, &comparison));
+    let files = SummaryFiles {
+        junit: args.junit,
+        markdown: args.markdown,
+        json: args.json,
+        step_summary: None,
+    }
+    .with_step_summary();
+    let written = files.write(&summary).map_err(CompareError::Write)?;
+    if !written.is_empty() {
+        let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
+        let _ = writeln!(stdout, "  written: {}", names.join(", "));
+    }
+    let _ = stdout.flush();
+    Ok(if comparison.regressed() {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn load_all(dirs: &[PathBuf]) -> Result<Vec<LoadedRun>, CompareError> {
+    dirs.iter().map(|dir| load(dir)).collect()
+}
+
+/// Reads `DIR/run.json` (or a run.json given as such).
+fn load(dir: &Path) -> Result<LoadedRun, CompareError> {
+    let path = if dir.is_file() {
+        dir.to_path_buf()
+    } else if dir.is_dir() {
+        dir.join("run.json")
+    } else {
+        return Err(CompareError::NotFound(dir.to_path_buf()));
+    };
+    let bytes = std::fs::read(&path).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => CompareError::NoRunJson {
+            path: path.clone(),
+            dir: dir.to_path_buf(),
+        },
+        _ => CompareError::Read {
+            path: path.clone(),
+            source,
+        },
+    })?;
+    let bad = |why: String| CompareError::BadRunJson {
+        path: path.clone(),
+        why,
+    };
+    let doc: Value = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    match doc["schema_version"].as_u64() {
+        Some(crate::output::run_json::SCHEMA_VERSION) => {}
+        Some(other) => {
+            return Err(bad(format!(
+                "schema_version {other}, this volley reads version {}",
+                crate::output::run_json::SCHEMA_VERSION
+            )));
+        }
+        None => return Err(bad("no schema_version".into())),
+    }
+    if !doc["summary"]["latency"].is_object() || !doc["summary"]["counters"].is_object() {
+        return Err(bad("no summary.latency and summary.counters".into()));
+    }
+    Ok(LoadedRun {
+        run: ComparedRun {
+            label: dir.display().to_string(),
+            figures: Figures::from_run_json(&doc),
+        },
+        scenario: doc["scenario"]["name"].as_str().unwrap_or("").to_string(),
+        status: doc["status"].as_str().unwrap_or("").to_string(),
+    })
+}
+
+/// The scenario names of one side, each once, in order.
+fn scenarios(runs: &[LoadedRun]) -> Vec<&str> {
+    let mut seen = BTreeSet::new();
+    runs.iter()
+        .map(|r| r.scenario.as_str())
+        .filter(|name| seen.insert(*name))
+        .collect()
+}
+
+fn quoted(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("\"{n}\"")).collect();
+    quoted.join(", ")
+}
+
+/// Runs of different scenarios, and runs that stopped early, make a comparison doubtful.
+fn warnings(base: &[LoadedRun], new: &[LoadedRun]) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let (b, n) = (scenarios(base), scenarios(new));
+    let all: BTreeSet<&str> = b.iter().chain(&n).copied().collect();
+    if all.len() > 1 {
+        warnings.push(format!(
+            "warning: the runs are of different scenarios: base {}, new {}",
+            quoted(&b),
+            quoted(&n)
+        ));
+    }
+    for run in base.iter().chain(new) {
+        if matches!(run.status.as_str(), "interrupted" | "aborted") {
+            warnings.push(format!(
+                "warning: {} is of an {} run: its figures cover only the part that ran",
+                run.run.label, run.status
+            ));
+        }
+    }
+    warnings
+}
+
+/// `volley compare: "chat"`, or `volley compare: "a" vs "b"` when the scenarios differ.
+fn title(base: &[LoadedRun], new: &[LoadedRun]) -> String {
+    let (b, n) = (scenarios(base), scenarios(new));
+    if b == n {
+        format!("volley compare: {}", quoted(&b))
+    } else {
+        format!("volley compare: {} vs {}", quoted(&b), quoted(&n))
+    }
+}
