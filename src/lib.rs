@@ -13,6 +13,9 @@
 //!   and the once-a-second merge of the workers' metrics.
 //! - [`metrics`]: per-worker HDR histograms and counters, merged per interval; error kinds.
 //! - [`output`]: result files (CSV, .hgrm, run.json) and the human summary.
+//! - [`gate`]: the CI gate: threshold expressions judged on a run's figures (at the end, and once a
+//!   second for `abort`), `volley compare` of base and new runs (noise-aware with repeated runs),
+//!   and verdicts as JUnit, Markdown and JSON.
 //! - [`inspect`]: decoded wire records, shared by `volley inspect` (a byte-exact, frame-logging
 //!   proxy with fault injection), tap and a run's `--log-frames` (sampled clients' transports
 //!   offer records to one writer task; the others check an `Option`).
