@@ -1,11 +1,12 @@
 //! Result files. Files written once at the end implement [`Exporter`]: they turn a [`Report`] into
 //! bytes and do no I/O, so they are tested as plain functions and written by one place. The time
-//! series and the error list are streamed row by row while the run goes, so an interrupted run
-//! keeps what it saw.
+//! series, the latency interval log and the error and gap lists are streamed row by row while the
+//! run goes, so an interrupted run keeps what it saw.
 
 pub mod errors_csv;
 pub mod gaps_csv;
 pub mod hgrm;
+pub mod hlog;
 pub mod run_json;
 pub mod summary_csv;
 pub mod table;
@@ -111,6 +112,8 @@ pub enum ExportError {
     Csv(#[from] csv::Error),
     #[error("JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("latency.hlog (HdrHistogram interval log): {0}")]
+    Hlog(String),
     #[error("cannot write {}: {source}", path.display())]
     Write {
         path: PathBuf,

@@ -28,6 +28,7 @@ use crate::inspect::record::Clock;
 use crate::metrics::Interval;
 use crate::output::errors_csv::ErrorsWriter;
 use crate::output::gaps_csv::GapsWriter;
+use crate::output::hlog::HlogWriter;
 use crate::output::timeseries_csv::TimeseriesWriter;
 use crate::output::{self, ExportError, FrameLogTotals, Report, RunStatus};
 use crate::scenario::model::Transport;
@@ -188,6 +189,7 @@ pub async fn run(
     let run_tag = fastrand::u32(..);
     let t0 = Instant::now() + START_DELAY;
     let t0_wall = SystemTime::now() + START_DELAY;
+    let mut hlog = HlogWriter::create(&dir.join(output::hlog::FILE_NAME), &metric_names, t0_wall)?;
     let ramp_length = plan.ramp.length(clients);
     let starts = match plan.ramp {
         Ramp::Over(over) => Schedule::spread(t0, over, clients),
@@ -253,7 +255,8 @@ pub async fn run(
             let result = errors
                 .write(&row.interval.error_rows)
                 .and_then(|_| gaps.write(&row.interval.gap_rows))
-                .and_then(|_| timeseries.write(&row));
+                .and_then(|_| timeseries.write(&row))
+                .and_then(|_| hlog.write(&row));
             if let Err(e) = result {
                 write_error.get_or_insert(e);
             }
