@@ -12,7 +12,8 @@
 //! - [`runner`]: preflight, worker threads (one single-threaded runtime each), ramp, stop signal,
 //!   and the once-a-second merge of the workers' metrics.
 //! - [`metrics`]: per-worker HDR histograms and counters, merged per interval; error kinds.
-//! - [`output`]: result files (CSV, .hgrm, run.json) and the human summary.
+//! - [`output`]: result files (CSV, .hgrm, latency.hlog, run.json) and the human summary.
+//! - [`results`]: a results folder read back, file by file (for `volley report`).
 //! - [`gate`]: the CI gate: threshold expressions judged on a run's figures (at the end, and once a
 //!   second for `abort`), `volley compare` of base and new runs (noise-aware with repeated runs),
 //!   and verdicts as JUnit, Markdown and JSON.
@@ -31,6 +32,7 @@ pub mod inspect;
 pub mod metrics;
 pub mod output;
 pub mod protocol;
+pub mod results;
 pub mod runner;
 pub mod scenario;
 pub mod serve;

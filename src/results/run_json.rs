@@ -1,0 +1,115 @@
+//! run.json, kept as JSON with typed views of the parts that are read by name.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::FileError;
+
+/// A run's run.json.
+#[derive(Debug, Clone)]
+pub struct RunJson {
+    pub value: Value,
+}
+
+/// One threshold's verdict as run.json records it (`thresholds`, an array).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ThresholdVerdict {
+    /// As written, e.g. `fanout.p99 < 50ms`.
+    pub expression: String,
+    #[serde(default)]
+    pub metric: Option<String>,
+    #[serde(default)]
+    pub stat: Option<String>,
+    #[serde(default)]
+    pub op: Option<String>,
+    /// The limit as written (`50ms`); a number in some writers.
+    #[serde(default)]
+    pub limit: Value,
+    /// The measured value, when there was one.
+    #[serde(default)]
+    pub actual: Option<f64>,
+    /// The measured value in the limit's unit, e.g. `12.4ms`.
+    #[serde(default)]
+    pub actual_text: Option<String>,
+    pub passed: bool,
+    /// Stops the run early when it fails.
+    #[serde(default)]
+    pub abort: bool,
+    /// `scenario` or `command line`.
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+impl RunJson {
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<RunJson, FileError> {
+        let value: Value = serde_json::from_slice(bytes)
+            .map_err(|e| FileError::malformed(path, format!("not valid JSON: {e}")))?;
+        if !value.is_object() {
+            return Err(FileError::malformed(path, "not a JSON object"));
+        }
+        Ok(RunJson { value })
+    }
+
+    /// A value by JSON pointer (`/summary/counters/sent`).
+    pub fn at(&self, pointer: &str) -> Option<&Value> {
+        self.value.pointer(pointer).filter(|v| !v.is_null())
+    }
+
+    pub fn text(&self, pointer: &str) -> Option<&str> {
+        self.at(pointer).and_then(Value::as_str)
+    }
+
+    /// The latency metrics in the run's order (the keys of `summary.latency`).
+    pub fn metric_names(&self) -> Vec<String> {
+        self.at("/summary/latency")
+            .and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The threshold verdicts; an absent key is no thresholds, a malformed entry an error.
+    pub fn thresholds(&self) -> Result<Vec<ThresholdVerdict>, String> {
+        match self.at("/thresholds") {
+            None => Ok(Vec::new()),
+            Some(v) => Vec::<ThresholdVerdict>::deserialize(v)
+                .map_err(|e| format!("`thresholds` is not a list of verdicts: {e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_are_read_when_present_and_empty_when_absent() {
+        let path = Path::new("run.json");
+        let run = RunJson::parse(path, br#"{"summary":{}}"#).unwrap();
+        assert_eq!(run.thresholds().unwrap(), []);
+        let run = RunJson::parse(
+            path,
+            br#"{"thresholds":[{"expression":"fanout.p99 < 50ms","metric":"fanout","stat":"p99",
+                "op":"<","limit":"50ms","actual":12400.0,"actual_text":"12.4ms","passed":true,
+                "abort":false,"source":"scenario"}]}"#,
+        )
+        .unwrap();
+        let verdicts = run.thresholds().unwrap();
+        assert_eq!(verdicts[0].expression, "fanout.p99 < 50ms");
+        assert_eq!(verdicts[0].actual_text.as_deref(), Some("12.4ms"));
+        assert!(verdicts[0].passed);
+        let run = RunJson::parse(path, br#"{"thresholds":[{"passed":"yes"}]}"#).unwrap();
+        assert!(run.thresholds().is_err());
+    }
+
+    #[test]
+    fn metric_names_keep_the_runs_order() {
+        let run = RunJson::parse(
+            Path::new("run.json"),
+            br#"{"summary":{"latency":{"connect":{},"fanout":{},"ack":{}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(run.metric_names(), ["connect", "fanout", "ack"]);
+    }
+}
