@@ -13,7 +13,7 @@
 //!   and the once-a-second merge of the workers' metrics.
 //! - [`metrics`]: per-worker HDR histograms and counters, merged per interval; error kinds.
 //! - [`output`]: result files (CSV, .hgrm, latency.hlog, run.json) and the human summary.
-//! - [`results`]: a results folder read back, file by file (for `volley report`).
+//! - [`results`]: a results folder read back, file by file; [`report`] draws it as one HTML page.
 //! - [`gate`]: the CI gate: threshold expressions judged on a run's figures (at the end, and once a
 //!   second for `abort`), `volley compare` of base and new runs (noise-aware with repeated runs),
 //!   and verdicts as JUnit, Markdown and JSON.
@@ -32,6 +32,7 @@ pub mod inspect;
 pub mod metrics;
 pub mod output;
 pub mod protocol;
+pub mod report;
 pub mod results;
 pub mod runner;
 pub mod scenario;

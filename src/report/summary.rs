@@ -1,0 +1,315 @@
+//! The report's sections from run.json: the run's facts, the summary figures, the threshold
+//! verdicts and the scenario.
+
+use serde_json::Value;
+
+use super::page::{self, Page, escape};
+use crate::output::table::human_us;
+use crate::results::RunJson;
+
+/// The title line and the facts under it.
+pub fn header(page: &mut Page, run: &RunJson) {
+    let name = run.text("/scenario/name").unwrap_or("unnamed run");
+    let status = run.text("/status").unwrap_or("unknown");
+    let status_class = if status == "completed" {
+        "pass"
+    } else {
+        "status-interrupted"
+    };
+    page.push(&format!(
+        "<header>\n<h1>{} <span class=\"verdict {status_class}\">{}</span></h1>\n\
+         <p class=\"subtitle\">volley run report · started {} · {} · {}</p>\n</header>\n",
+        escape(name),
+        escape(status),
+        escape(run.text("/started_at").unwrap_or("?")),
+        escape(
+            &run.at("/elapsed_s")
+                .and_then(Value::as_f64)
+                .map(|s| format!("{s:.1} s"))
+                .unwrap_or_else(|| "length unknown".into())
+        ),
+        escape(run.text("/settings/target_url").unwrap_or("target unknown")),
+    ));
+}
+
+pub fn summary(page: &mut Page, run: &RunJson) {
+    let text = |p: &str| run.text(p).map(String::from);
+    let number = |p: &str| run.at(p).map(plain);
+    let host = text("/host/hostname").map(|name| {
+        format!(
+            "{name} ({} {}, {} CPUs)",
+            text("/host/os").unwrap_or_default(),
+            text("/host/arch").unwrap_or_default(),
+            number("/host/cpus").unwrap_or_else(|| "?".into())
+        )
+    });
+    let clients = number("/settings/clients_planned").map(|planned| {
+        format!(
+            "{planned} planned, {} started",
+            number("/settings/clients_started").unwrap_or_else(|| "?".into())
+        )
+    });
+    let cpu = number("/summary/client_cpu_s").map(|cpu| {
+        match run
+            .at("/summary/client_cpu_us_per_echo")
+            .and_then(Value::as_f64)
+        {
+            Some(per_echo) => format!("{cpu} s, {per_echo:.1} µs per echo"),
+            None => format!("{cpu} s"),
+        }
+    });
+    // Only what run.json has: a folder from another writer may lack any of it.
+    let facts: Vec<(&str, String)> = [
+        ("scenario file", text("/scenario/file")),
+        ("target", text("/settings/target_url")),
+        ("clients", clients),
+        ("started", text("/started_at")),
+        ("ended", text("/ended_at")),
+        ("run id", text("/run_id")),
+        ("seed", number("/settings/seed")),
+        ("workers", number("/settings/workers")),
+        ("client CPU", cpu),
+        ("host", host),
+        ("volley", text("/tool/version")),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.map(|v| (name, v)))
+    .collect();
+    let facts = page::facts(&facts);
+
+    let mut counters = Vec::new();
+    if let Some(map) = run.at("/summary/counters").and_then(Value::as_object) {
+        for (name, v) in map {
+            counters.push((name.replace('_', " "), plain(v)));
+        }
+    }
+    let counter_rows: Vec<(&str, String)> = counters
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.clone()))
+        .collect();
+
+    page.push("<div class=\"columns\">\n<div>\n");
+    page.push(&facts);
+    page.push("</div>\n<div>\n");
+    page.push(&page::facts(&counter_rows));
+    page.push("</div>\n</div>\n");
+
+    page.push("<h3>Latency</h3>\n");
+    match run.at("/summary/latency").and_then(Value::as_object) {
+        Some(latency) if !latency.is_empty() => {
+            let rows: Vec<Vec<String>> = latency
+                .iter()
+                .map(|(name, s)| {
+                    let us = |key: &str| {
+                        s.get(key)
+                            .and_then(Value::as_f64)
+                            .map(|v| human_us(v.round() as u64))
+                    };
+                    let mut row = vec![name.clone(), s.get("count").map(plain).unwrap_or_default()];
+                    for key in [
+                        "min_us", "p50_us", "p90_us", "p99_us", "p99_9_us", "max_us", "mean_us",
+                    ] {
+                        row.push(us(key).unwrap_or_else(|| "—".into()));
+                    }
+                    row
+                })
+                .collect();
+            page.push(&page::table(
+                "latency",
+                &[
+                    "metric", "count", "min", "p50", "p90", "p99", "p99.9", "max", "mean",
+                ],
+                &rows,
+            ));
+        }
+        _ => page.note("run.json has no latency summary."),
+    }
+
+    let expects = run.at("/summary/expects").and_then(Value::as_object);
+    if let Some(expects) = expects.filter(|e| !e.is_empty()) {
+        page.push("<h3>Deliveries</h3>\n");
+        let keys = [
+            "sent",
+            "expected",
+            "received",
+            "lost",
+            "late",
+            "duplicate",
+            "reorder",
+            "gap",
+            "refilled",
+        ];
+        let rows: Vec<Vec<String>> = expects
+            .iter()
+            .map(|(name, e)| {
+                let mut row = vec![name.clone()];
+                row.extend(
+                    keys.iter()
+                        .map(|k| e.get(*k).map(plain).unwrap_or_default()),
+                );
+                row
+            })
+            .collect();
+        let mut header = vec!["expect"];
+        header.extend(keys);
+        page.push(&page::table("expects", &header, &rows));
+    }
+
+    page.push("<div class=\"columns\">\n<div>\n<h3>Errors by kind</h3>\n");
+    let errors = nonzero(run.at("/summary/errors_by_kind"));
+    if errors.is_empty() {
+        page.note("none");
+    } else {
+        page.push(&page::table("errors", &["kind", "count"], &errors));
+    }
+    page.push("</div>\n<div>\n<h3>Connections ended by close code</h3>\n");
+    let closes = nonzero(run.at("/summary/closes_by_code"));
+    if closes.is_empty() {
+        page.note("none");
+    } else {
+        page.push(&page::table("closes", &["code", "count"], &closes));
+    }
+    page.push("</div>\n</div>\n");
+    for (pointer, file) in [
+        ("/summary/error_rows_dropped", "errors.csv"),
+        ("/summary/gap_rows_dropped", "gaps.csv"),
+    ] {
+        if let Some(n) = run.at(pointer).and_then(Value::as_u64).filter(|n| *n > 0) {
+            page.note(&format!(
+                "{n} rows were counted but not listed in {file} (it keeps at most 100,000): its plot below shows fewer than the counts above."
+            ));
+        }
+    }
+}
+
+/// The (name, count) pairs of a JSON object whose count is not zero.
+fn nonzero(map: Option<&Value>) -> Vec<Vec<String>> {
+    map.and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter(|(_, v)| v.as_f64().is_some_and(|n| n != 0.0))
+                .map(|(k, v)| vec![k.clone(), plain(v)])
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A JSON value as plain text: strings without quotes, numbers with at most 3 decimals.
+fn plain(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "—".into(),
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or_default();
+            let s = format!("{f:.3}");
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        }
+        other => other.to_string(),
+    }
+}
+
+pub fn thresholds(page: &mut Page, run: &RunJson) {
+    let verdicts = match run.thresholds() {
+        Ok(v) => v,
+        Err(e) => {
+            page.problem(&format!("run.json: {e}"));
+            return;
+        }
+    };
+    if verdicts.is_empty() {
+        page.note("No thresholds: the run was not gated.");
+        return;
+    }
+    let failed = verdicts.iter().filter(|v| !v.passed).count();
+    let banner = if failed == 0 {
+        format!(
+            "<p><span class=\"verdict pass\">all {} passed</span></p>\n",
+            verdicts.len()
+        )
+    } else {
+        format!(
+            "<p><span class=\"verdict fail\">{failed} of {} failed</span></p>\n",
+            verdicts.len()
+        )
+    };
+    page.push(&banner);
+    let mut html = String::from(
+        "<table class=\"thresholds\">\n<thead><tr><th>verdict</th><th>threshold</th><th>actual</th>\
+         <th>limit</th><th>abort</th><th>from</th></tr></thead>\n<tbody>\n",
+    );
+    for v in &verdicts {
+        let (class, word) = if v.passed {
+            ("pass", "pass")
+        } else {
+            ("fail", "FAIL")
+        };
+        let actual = v
+            .actual_text
+            .clone()
+            .or_else(|| v.actual.map(|a| a.to_string()))
+            .unwrap_or_else(|| "no value".into());
+        html.push_str(&format!(
+            "<tr><td><span class=\"verdict {class}\">{word}</span></td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            escape(&v.expression),
+            escape(&actual),
+            escape(&plain(&v.limit)),
+            if v.abort { "yes" } else { "" },
+            escape(v.source.as_deref().unwrap_or("")),
+        ));
+    }
+    html.push_str("</tbody>\n</table>\n");
+    page.push(&html);
+}
+
+pub fn scenario(page: &mut Page, run: &RunJson) {
+    let Some(resolved) = run.at("/scenario/resolved") else {
+        page.note("run.json has no resolved scenario.");
+        return;
+    };
+    page.note("After command-line overrides, as the run used it:");
+    page.push(&format!(
+        "<pre>{}</pre>\n",
+        escape(&scenario_text(resolved))
+    ));
+}
+
+/// The scenario as TOML, the format it was written in; as JSON when TOML cannot hold it.
+fn scenario_text(resolved: &Value) -> String {
+    let cleaned = without_nulls(resolved);
+    toml::to_string_pretty(&cleaned)
+        .unwrap_or_else(|_| serde_json::to_string_pretty(resolved).unwrap_or_default())
+}
+
+/// TOML has no null: unset options are left out, as in the file.
+fn without_nulls(v: &Value) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), without_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_nulls).collect()),
+        other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_scenario_reads_as_toml_without_its_unset_options() {
+        let resolved = serde_json::json!({
+            "name": "chat", "target": "builtin", "seed": null,
+            "group": [{ "name": "g", "clients": 2, "path": null,
+                        "emit": [{ "event": "echo", "data": { "text": "hi" } }] }],
+            "expect": [{ "name": "echo", "to": null, "within": "100ms" }]
+        });
+        let text = scenario_text(&resolved);
+        assert!(text.contains("name = \"chat\""), "{text}");
+        assert!(text.contains("[[group]]"), "{text}");
+        assert!(!text.contains("seed") && !text.contains("null"), "{text}");
+    }
+}
