@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::cli::{Cli, Command, RunArgs, ServeArgs, TapArgs, ValidateArgs};
+use crate::cli::{Cli, Command, ReportArgs, RunArgs, ServeArgs, TapArgs, ValidateArgs};
 use crate::gate::summary::SummaryFiles;
 use crate::gate::verdict::{self, GateThreshold, Origin};
 use crate::inspect::frame_log::FrameLogOptions;
+use crate::report::{self, ReportError};
 use crate::runner::{self, RunError, RunOptions};
 use crate::scenario::{self, Overrides, ScenarioError};
 use crate::serve::{self, ServeConfig};
@@ -43,6 +44,13 @@ pub enum AppError {
     Write(std::io::Error),
     #[error(transparent)]
     Compare(#[from] crate::gate::compare_command::CompareError),
+    #[error(transparent)]
+    Report(#[from] ReportError),
+    #[error("the report {} was written, but some files could not be read:\n  {}", path.display(), problems.join("\n  "))]
+    ReportProblems {
+        path: std::path::PathBuf,
+        problems: Vec<String>,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -57,6 +65,7 @@ impl AppError {
             AppError::Inspect(e) if e.is_usage() => ExitCode::from(2),
             AppError::Tap(TapError::Usage(_)) => ExitCode::from(2),
             AppError::Compare(e) if e.is_usage() => ExitCode::from(2),
+            AppError::Report(e) if e.is_usage() => ExitCode::from(2),
             _ => ExitCode::from(1),
         }
     }
@@ -70,6 +79,7 @@ pub async fn execute(cli: Cli) -> Result<ExitCode, AppError> {
         Command::Inspect(args) => inspect_command(args).await,
         Command::Tap(args) => tap_command(args).await,
         Command::Compare(args) => Ok(crate::gate::compare_command::run(args)?),
+        Command::Report(args) => report_command(args),
     }
 }
 
@@ -129,6 +139,15 @@ async fn run(args: RunArgs) -> Result<ExitCode, AppError> {
     let report = &outcome.report;
     print!("{}", crate::output::table::render(report, &dir));
     print!("{}", verdict::render(&report.thresholds));
+    // A report that cannot be written is an error, but not one that hides a failed gate.
+    let report_error = match args.report.then(|| write_report(&outcome.dir, None)) {
+        Some(Ok(written)) => {
+            println!("  report    {}", written.display());
+            None
+        }
+        Some(Err(e)) => Some(e),
+        None => None,
+    };
     let _ = std::io::stdout().flush();
     let gate = (!report.thresholds.is_empty()).then(|| {
         verdict::summary(
@@ -164,9 +183,36 @@ async fn run(args: RunArgs) -> Result<ExitCode, AppError> {
         });
     }
     if gate.is_some_and(|g| !g.passed()) {
+        if let Some(e) = report_error {
+            eprintln!("Error: {e}");
+        }
         return Ok(ExitCode::from(3));
     }
+    match report_error {
+        Some(e) => Err(e),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn report_command(args: ReportArgs) -> Result<ExitCode, AppError> {
+    let written = write_report(&args.run_dir, args.output.as_deref())?;
+    println!("{}", written.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a results folder's report; files it could not read make it an error after writing.
+fn write_report(
+    dir: &std::path::Path,
+    out: Option<&std::path::Path>,
+) -> Result<std::path::PathBuf, AppError> {
+    let written = report::write(dir, out)?;
+    if !written.problems.is_empty() {
+        return Err(AppError::ReportProblems {
+            path: written.path,
+            problems: written.problems,
+        });
+    }
+    Ok(written.path)
 }
 
 async fn serve_command(args: ServeArgs) -> Result<ExitCode, AppError> {

@@ -96,6 +96,13 @@ Exit codes:
      or the server did not answer the close
   130  interrupted twice (the second Ctrl-C exits at once)";
 
+const REPORT_AFTER_HELP: &str = "\
+Exit codes:
+  0  the report was written
+  1  the report could not be written, or a file of the folder could not be read (the report is
+     still written, and says which)
+  2  RUN_DIR is not a results folder";
+
 /// volley: load tester and traffic inspector for WebSocket servers.
 #[derive(Debug, Parser)]
 #[command(name = "volley", version, after_help = EXIT_CODES, propagate_version = true)]
@@ -128,6 +135,11 @@ pub enum Command {
     /// new values, the change and a verdict; exit 3 when a figure regressed.
     #[command(after_help = COMPARE_AFTER_HELP)]
     Compare(CompareArgs),
+    /// Write a self-contained HTML report (plots as inline SVG, no network needed) of a results
+    /// folder: latency over time and its distribution, events and connections, delivery problems
+    /// and errors, threshold verdicts, the summary and the scenario.
+    #[command(after_help = REPORT_AFTER_HELP)]
+    Report(ReportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -195,6 +207,19 @@ pub struct RunArgs {
     /// Write the threshold verdicts as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// At the end (also of an interrupted run), write report.html into the results folder: the
+    /// page `volley report` writes.
+    #[arg(long)]
+    pub report: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The results folder of a run (results/<name>-<UTC time>).
+    pub run_dir: PathBuf,
+    /// Where to write the page [default: RUN_DIR/report.html].
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -517,6 +542,18 @@ mod tests {
         assert_eq!(args.wait.0.as_millis(), 250);
         let err = Cli::try_parse_from(["volley", "tap", "ws://h:1/", "--eio", "5"]).unwrap_err();
         assert!(err.to_string().contains("--eio"), "{err}");
+    }
+
+    #[test]
+    fn report_takes_a_folder_and_an_optional_output() {
+        let cli = Cli::try_parse_from(["volley", "report", "results/x", "-o", "r.html"]).unwrap();
+        let Command::Report(args) = cli.command else {
+            panic!("expected report")
+        };
+        assert_eq!(args.run_dir, PathBuf::from("results/x"));
+        assert_eq!(args.output, Some(PathBuf::from("r.html")));
+        assert!(run_args(&["s.toml", "--report"]).unwrap().report);
+        assert!(!run_args(&["s.toml"]).unwrap().report);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Socket.IO server and client.
 #![allow(dead_code)]
 
+pub mod chromium;
 pub mod inspect;
 pub mod node;
 

@@ -1,0 +1,306 @@
+//! Headless Chromium (Debian's `chromium` package, installed by scripts/test.sh) driven over the
+//! Chrome DevTools Protocol: open a local page, collect its console errors and the URLs it asked
+//! for, evaluate a script in it, and take a full-page screenshot.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+/// Startup, page load and each command: generous, for a loaded 2-core machine.
+const WAIT: Duration = Duration::from_secs(60);
+
+/// What a page showed.
+pub struct PageVisit {
+    /// Console errors, uncaught exceptions and error log entries.
+    pub errors: Vec<String>,
+    /// Every URL the page requested (the page itself included).
+    pub requests: Vec<String>,
+    /// The script's value.
+    pub value: Value,
+    /// A PNG of the whole page.
+    pub screenshot: Vec<u8>,
+}
+
+/// Opens `page` in a fresh headless Chromium `width` CSS pixels wide, evaluates `script` once the
+/// page has loaded, and takes a screenshot. Panics, saying to run scripts/test.sh, when Chromium is
+/// not installed.
+pub async fn visit(page: &Path, width: u32, script: &str) -> PageVisit {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} not found: run scripts/test.sh, which installs Debian's chromium package \
+         (apt-get install -y --no-install-recommends chromium) for the report tests"
+    );
+    let profile = tempfile::tempdir().unwrap();
+    let mut browser = Browser::launch(profile.path()).await;
+    let visit = browser.visit(page, width, script).await;
+    browser.close().await;
+    visit
+}
+
+struct Browser {
+    child: Child,
+    ws: WebSocketStream<TcpStream>,
+    next_id: u64,
+    /// Events read while waiting for answers.
+    events: Vec<Value>,
+}
+
+impl Browser {
+    async fn launch(profile: &Path) -> Browser {
+        let mut child = Command::new(CHROMIUM)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--hide-scrollbars",
+                "--remote-debugging-address=127.0.0.1",
+                "--remote-debugging-port=0",
+            ])
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg("about:blank")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {CHROMIUM}: {e}"));
+        // Chromium prints its DevTools address on stderr; the thread then keeps the pipe drained.
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("DevTools listening on ") {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(url.trim().to_string());
+                    }
+                }
+            }
+        });
+        let url = match rx.recv_timeout(WAIT) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("{CHROMIUM} did not print its DevTools address within {WAIT:?}");
+            }
+        };
+        let authority = url
+            .strip_prefix("ws://")
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or_else(|| panic!("unexpected DevTools address {url}"))
+            .to_string();
+        let stream = TcpStream::connect(&authority).await.unwrap();
+        let (ws, _) = tokio_tungstenite::client_async(url.as_str(), stream)
+            .await
+            .unwrap_or_else(|e| panic!("cannot open the DevTools WebSocket {url}: {e}"));
+        Browser {
+            child,
+            ws,
+            next_id: 0,
+            events: Vec::new(),
+        }
+    }
+
+    /// Sends a command (to a page's session when given) and waits for its answer.
+    async fn call(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
+        self.next_id += 1;
+        let id = self.next_id;
+        let mut message = json!({ "id": id, "method": method, "params": params });
+        if let Some(session) = session {
+            message["sessionId"] = json!(session);
+        }
+        self.ws
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .unwrap();
+        loop {
+            let message = self.read(method).await;
+            if message["id"] == json!(id) {
+                if let Some(error) = message.get("error") {
+                    panic!("DevTools {method} failed: {error}");
+                }
+                return message["result"].clone();
+            }
+            self.events.push(message);
+        }
+    }
+
+    async fn read(&mut self, waiting_for: &str) -> Value {
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.ws.next())
+                .await
+                .unwrap_or_else(|_| panic!("no answer from Chromium to {waiting_for} in {WAIT:?}"))
+                .unwrap_or_else(|| panic!("Chromium closed the DevTools connection"))
+                .unwrap();
+            if let Message::Text(text) = frame {
+                return serde_json::from_str(text.as_str()).unwrap();
+            }
+        }
+    }
+
+    /// Waits for an event of the page's session.
+    async fn wait_for(&mut self, session: &str, method: &str) {
+        let seen = |e: &Value| e["method"] == json!(method) && e["sessionId"] == json!(session);
+        if self.events.iter().any(seen) {
+            return;
+        }
+        loop {
+            let message = self.read(method).await;
+            let done = seen(&message);
+            self.events.push(message);
+            if done {
+                return;
+            }
+        }
+    }
+
+    async fn visit(&mut self, page: &Path, width: u32, script: &str) -> PageVisit {
+        let target = self
+            .call(None, "Target.createTarget", json!({ "url": "about:blank" }))
+            .await;
+        let attached = self
+            .call(
+                None,
+                "Target.attachToTarget",
+                json!({ "targetId": target["targetId"], "flatten": true }),
+            )
+            .await;
+        let session = attached["sessionId"].as_str().unwrap().to_string();
+        let s = Some(session.as_str());
+        for domain in [
+            "Page.enable",
+            "Runtime.enable",
+            "Log.enable",
+            "Network.enable",
+        ] {
+            self.call(s, domain, json!({})).await;
+        }
+        self.call(
+            s,
+            "Emulation.setDeviceMetricsOverride",
+            json!({ "width": width, "height": 900, "deviceScaleFactor": 1, "mobile": false }),
+        )
+        .await;
+        let url = file_url(page);
+        self.call(s, "Page.navigate", json!({ "url": url })).await;
+        self.wait_for(&session, "Page.loadEventFired").await;
+
+        let evaluated = self
+            .call(
+                s,
+                "Runtime.evaluate",
+                json!({ "expression": script, "returnByValue": true }),
+            )
+            .await;
+        if let Some(exception) = evaluated.get("exceptionDetails") {
+            panic!("the check script failed: {exception}");
+        }
+        let value = evaluated["result"]["value"].clone();
+        let metrics = self.call(s, "Page.getLayoutMetrics", json!({})).await;
+        let size = &metrics["cssContentSize"];
+        let shot = self
+            .call(
+                s,
+                "Page.captureScreenshot",
+                json!({
+                    "format": "png",
+                    "captureBeyondViewport": true,
+                    "clip": { "x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1 },
+                }),
+            )
+            .await;
+        let screenshot = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            shot["data"].as_str().unwrap(),
+        )
+        .unwrap();
+
+        let mut errors = Vec::new();
+        let mut requests = Vec::new();
+        for event in self
+            .events
+            .iter()
+            .filter(|e| e["sessionId"] == json!(session))
+        {
+            let p = &event["params"];
+            match event["method"].as_str().unwrap_or("") {
+                "Runtime.consoleAPICalled" if p["type"] == "error" || p["type"] == "assert" => {
+                    errors.push(format!("console.{}: {}", p["type"], p["args"]));
+                }
+                "Runtime.exceptionThrown" => {
+                    errors.push(format!("exception: {}", p["exceptionDetails"]))
+                }
+                "Log.entryAdded" if p["entry"]["level"] == "error" => {
+                    errors.push(format!("log: {}", p["entry"]["text"]));
+                }
+                "Network.requestWillBeSent" => {
+                    requests.push(p["request"]["url"].as_str().unwrap_or("").to_string());
+                }
+                _ => {}
+            }
+        }
+        PageVisit {
+            errors,
+            requests,
+            value,
+            screenshot,
+        }
+    }
+
+    async fn close(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            self.next_id += 1;
+            let message = json!({ "id": self.next_id, "method": "Browser.close" });
+            let _ = self
+                .ws
+                .send(Message::Text(message.to_string().into()))
+                .await;
+        })
+        .await;
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        // A failed assertion must not leave the browser running.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn file_url(path: &Path) -> String {
+    let absolute: PathBuf = std::fs::canonicalize(path).unwrap();
+    format!("file://{}", absolute.display())
+}
+
+/// A PNG's width and height, read from its IHDR chunk.
+pub fn png_size(png: &[u8]) -> (u32, u32) {
+    assert!(
+        png.len() > 24 && png.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "not a PNG"
+    );
+    let be = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+    (be(16), be(20))
+}
