@@ -74,7 +74,7 @@ impl Axis {
     }
 
     /// A log axis around `min..max` (both > 0) with ticks at 1, 2 and 5 times powers of ten (only
-    /// the powers when that would be too many).
+    /// the powers when that would be too many, every digit when too few).
     pub fn log(title: impl Into<String>, min: f64, max: f64) -> Axis {
         let min = if min.is_finite() && min > 0.0 {
             min
@@ -86,10 +86,10 @@ impl Axis {
         } else {
             min * 10.0
         };
-        let (lo, hi) = (min / 1.4, max * 1.4);
-        let candidates = |steps: &[f64]| -> Vec<f64> {
-            let first = lo.log10().floor() as i32;
-            let last = hi.log10().ceil() as i32;
+        // 1, 2 or 5 times powers of ten (or `steps` of them) from below `lo` to above `hi`.
+        let series = |steps: &[f64], lo: f64, hi: f64| -> Vec<f64> {
+            let first = lo.log10().floor() as i32 - 1;
+            let last = hi.log10().ceil() as i32 + 1;
             (first..=last)
                 // Dividing by 10^-e keeps 0.3 from being 0.30000000000000004.
                 .flat_map(|e| {
@@ -101,14 +101,32 @@ impl Axis {
                         }
                     })
                 })
-                .filter(|t| *t >= lo && *t <= hi)
                 .collect()
         };
-        let mut ticks = candidates(&[1.0, 2.0, 5.0]);
+        // The axis starts and ends at round values around the data, so both ends are labelled.
+        let round = series(&[1.0, 2.0, 5.0], min, max);
+        let lo = round
+            .iter()
+            .rev()
+            .copied()
+            .find(|t| *t <= min / 1.1)
+            .unwrap_or(min / 2.0);
+        let hi = round
+            .iter()
+            .copied()
+            .find(|t| *t >= max * 1.1)
+            .unwrap_or(max * 2.0);
+        let within = |steps: &[f64]| -> Vec<f64> {
+            series(steps, lo, hi)
+                .into_iter()
+                .filter(|t| *t >= lo * 0.999 && *t <= hi * 1.001)
+                .collect()
+        };
+        let mut ticks = within(&[1.0, 2.0, 5.0]);
         if ticks.len() > 10 {
-            ticks = candidates(&[1.0]);
+            ticks = within(&[1.0]);
         } else if ticks.len() < 3 {
-            ticks = candidates(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
+            ticks = within(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]);
         }
         Axis {
             title: title.into(),
@@ -348,9 +366,10 @@ mod tests {
         assert_eq!(a.ticks, [0.0, 200.0, 400.0, 600.0, 800.0, 1000.0]);
         assert_eq!(a.hi, 1000.0);
         let l = Axis::log("ms", 0.3, 40.0);
-        assert_eq!(l.ticks, [0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0]);
+        assert_eq!(l.ticks, [0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0]);
+        assert_eq!((l.lo, l.hi), (0.2, 50.0), "the ends are ticks");
         let narrow = Axis::log("ms", 0.31, 0.4);
-        assert_eq!(narrow.ticks, [0.3, 0.4, 0.5]);
+        assert_eq!(narrow.ticks, [0.2, 0.3, 0.4, 0.5]);
         let wide = Axis::log("ms", 0.01, 3000.0);
         assert_eq!(wide.ticks, [0.01, 0.1, 1.0, 10.0, 100.0, 1000.0]);
         // Degenerate input still gives a drawable range.

@@ -21,6 +21,19 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// A count with thousands separated: `144,000`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// A page being written, section by section.
 pub struct Page {
     html: String,
@@ -191,6 +204,8 @@ mod tests {
         let html = table("t", &["a<b"], &[vec!["<i>".into()]]);
         assert!(html.contains("<th>a&lt;b</th>") && html.contains("<td>&lt;i&gt;</td>"));
         let page = Page::new("</title><script>").finish("x");
+        assert_eq!(thousands(144_000), "144,000");
+        assert_eq!(thousands(999), "999");
         assert!(page.contains("<title>&lt;/title&gt;&lt;script&gt;</title>"));
     }
 }

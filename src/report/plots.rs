@@ -153,7 +153,7 @@ pub fn latency(page: &mut Page, folder: &RunFolder, timeline: &Timeline) {
                 let points = distribution_points(&metric.total);
                 let caption = format!(
                     "{} values; max {}.",
-                    thousands(metric.total.len()),
+                    page::thousands(metric.total.len()),
                     crate::output::table::human_us(metric.total.max())
                 );
                 page.push(&distribution_figure(name, &points, &caption));
@@ -211,25 +211,12 @@ fn fallback_latency(page: &mut Page, folder: &RunFolder, timeline: &Timeline, na
             let max = d.points.last().map_or(0.0, |p| p.0);
             let caption = format!(
                 "{} values; max {max:.3} ms; from {name}.hgrm.",
-                thousands(d.count)
+                page::thousands(d.count)
             );
             page.push(&distribution_figure(name, &points, &caption));
         }
         Err(e) => file_problem(page, &e, "percentile distribution"),
     }
-}
-
-/// A count with thousands separated: `144,000`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// (1/(1-q), value in ms) for each step of the distribution below the maximum.

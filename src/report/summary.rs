@@ -80,7 +80,7 @@ pub fn summary(page: &mut Page, run: &RunJson) {
     let mut counters = Vec::new();
     if let Some(map) = run.at("/summary/counters").and_then(Value::as_object) {
         for (name, v) in map {
-            counters.push((name.replace('_', " "), plain(v)));
+            counters.push((name.replace('_', " "), count(v)));
         }
     }
     let counter_rows: Vec<(&str, String)> = counters
@@ -105,7 +105,7 @@ pub fn summary(page: &mut Page, run: &RunJson) {
                             .and_then(Value::as_f64)
                             .map(|v| human_us(v.round() as u64))
                     };
-                    let mut row = vec![name.clone(), s.get("count").map(plain).unwrap_or_default()];
+                    let mut row = vec![name.clone(), s.get("count").map(count).unwrap_or_default()];
                     for key in [
                         "min_us", "p50_us", "p90_us", "p99_us", "p99_9_us", "max_us", "mean_us",
                     ] {
@@ -145,7 +145,7 @@ pub fn summary(page: &mut Page, run: &RunJson) {
                 let mut row = vec![name.clone()];
                 row.extend(
                     keys.iter()
-                        .map(|k| e.get(*k).map(plain).unwrap_or_default()),
+                        .map(|k| e.get(*k).map(count).unwrap_or_default()),
                 );
                 row
             })
@@ -188,10 +188,15 @@ fn nonzero(map: Option<&Value>) -> Vec<Vec<String>> {
         .map(|m| {
             m.iter()
                 .filter(|(_, v)| v.as_f64().is_some_and(|n| n != 0.0))
-                .map(|(k, v)| vec![k.clone(), plain(v)])
+                .map(|(k, v)| vec![k.clone(), count(v)])
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// A whole number with thousands separated; anything else as plain text.
+fn count(v: &Value) -> String {
+    v.as_u64().map_or_else(|| plain(v), page::thousands)
 }
 
 /// A JSON value as plain text: strings without quotes, numbers with at most 3 decimals.
