@@ -179,6 +179,8 @@ thead th { background: #f3f4f6; font-weight: 600; }
 table.facts th { text-align: left; font-weight: 600; color: #444; background: none; }
 table.facts td { text-align: left; white-space: normal; }
 table.error-kinds td:last-child { text-align: left; white-space: normal; }
+table.thresholds td:nth-child(2), table.thresholds th:nth-child(2),
+  table.thresholds td:last-child, table.thresholds th:last-child { text-align: left; }
 .columns { display: flex; flex-wrap: wrap; gap: 0 40px; align-items: flex-start; }
 .verdict { display: inline-block; padding: 2px 10px; border-radius: 4px; font-weight: 600; }
 .pass { background: #e3f4e1; color: #1d6b22; }

@@ -305,6 +305,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn verdicts_show_pass_and_fail_with_their_expressions_escaped() {
+        let run = RunJson::parse(
+            std::path::Path::new("run.json"),
+            br#"{"thresholds":[
+                {"expression":"fanout.p99 < 50ms","metric":"fanout","stat":"p99","op":"<",
+                 "limit":"50ms","actual":12400.0,"actual_text":"12.4ms","passed":true,
+                 "abort":false,"source":"scenario"},
+                {"expression":"errors.rate < 0.1%","metric":"errors","stat":"rate","op":"<",
+                 "limit":"0.1%","actual":null,"actual_text":null,"passed":false,
+                 "abort":true,"source":"command line"}]}"#,
+        )
+        .unwrap();
+        let mut page = Page::new("t");
+        thresholds(&mut page, &run);
+        let html = page.finish("");
+        assert!(html.contains("1 of 2 failed"), "{html}");
+        assert!(html.contains("<td>fanout.p99 &lt; 50ms</td><td>12.4ms</td><td>50ms</td>"));
+        assert!(html.contains("<span class=\"verdict fail\">FAIL</span></td><td>errors.rate &lt; 0.1%</td><td>no value</td>"));
+        assert!(html.contains("command line"));
+
+        let mut page = Page::new("t");
+        thresholds(
+            &mut page,
+            &RunJson::parse(std::path::Path::new("r"), b"{}").unwrap(),
+        );
+        assert!(page.finish("").contains("No thresholds"));
+    }
+
+    #[test]
     fn the_scenario_reads_as_toml_without_its_unset_options() {
         let resolved = serde_json::json!({
             "name": "chat", "target": "builtin", "seed": null,
