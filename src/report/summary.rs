@@ -11,13 +11,25 @@ use crate::results::RunJson;
 pub fn header(page: &mut Page, run: &RunJson) {
     let name = run.text("/scenario/name").unwrap_or("unnamed run");
     let status = run.text("/status").unwrap_or("unknown");
-    let status_class = if status == "completed" {
-        "pass"
-    } else {
-        "status-interrupted"
+    let status_class = match status {
+        "completed" => "pass",
+        "aborted" => "fail",
+        _ => "status-interrupted",
+    };
+    // The gate's outcome beside the run's, when it was gated.
+    let gate = match run.thresholds() {
+        Ok(v) if v.is_empty() => String::new(),
+        Ok(v) => match v.iter().filter(|v| !v.passed).count() {
+            0 => " <span class=\"verdict pass\">thresholds passed</span>".to_string(),
+            failed => format!(
+                " <span class=\"verdict fail\">{failed} of {} thresholds failed</span>",
+                v.len()
+            ),
+        },
+        Err(_) => String::new(),
     };
     page.push(&format!(
-        "<header>\n<h1>{} <span class=\"verdict {status_class}\">{}</span></h1>\n\
+        "<header>\n<h1>{} <span class=\"verdict {status_class}\">{}</span>{gate}</h1>\n\
          <p class=\"subtitle\">volley run report · started {} · {} · {}</p>\n</header>\n",
         escape(name),
         escape(status),
@@ -248,18 +260,24 @@ pub fn thresholds(page: &mut Page, run: &RunJson) {
         } else {
             ("fail", "FAIL")
         };
-        let actual = v
-            .actual_text
-            .clone()
-            .or_else(|| v.actual.map(|a| a.to_string()))
-            .unwrap_or_else(|| "no value".into());
+        let actual = match (&v.actual_text, v.actual, &v.error) {
+            (_, None, Some(why)) => format!("no value: {why}"),
+            (Some(text), _, _) => text.clone(),
+            (None, Some(a), _) => a.to_string(),
+            (None, None, None) => "no value".into(),
+        };
+        let abort = match (v.abort, v.aborted_run_at_s) {
+            (_, Some(at)) => format!("stopped the run at {at:.1} s"),
+            (true, None) => "yes".into(),
+            (false, None) => String::new(),
+        };
         html.push_str(&format!(
             "<tr><td><span class=\"verdict {class}\">{word}</span></td><td>{}</td><td>{}</td>\
              <td>{}</td><td>{}</td><td>{}</td></tr>\n",
             escape(&v.expression),
             escape(&actual),
             escape(&plain(&v.limit)),
-            if v.abort { "yes" } else { "" },
+            escape(&abort),
             escape(v.source.as_deref().unwrap_or("")),
         ));
     }
@@ -314,13 +332,22 @@ mod tests {
                  "abort":false,"source":"scenario"},
                 {"expression":"errors.rate < 0.1%","metric":"errors","stat":"rate","op":"<",
                  "limit":"0.1%","actual":null,"actual_text":null,"passed":false,
-                 "abort":true,"source":"command line"}]}"#,
+                 "abort":true,"source":"command line"},
+                {"expression":"echo.p99 < 1ms","metric":"echo","stat":"p99","op":"<",
+                 "limit":"1ms","actual":null,"actual_text":"-","passed":false,"abort":true,
+                 "aborted_run_at_s":3.25,"error":"no samples","source":"scenario"}]}"#,
         )
         .unwrap();
         let mut page = Page::new("t");
         thresholds(&mut page, &run);
         let html = page.finish("");
-        assert!(html.contains("1 of 2 failed"), "{html}");
+        assert!(html.contains("2 of 3 failed"), "{html}");
+        assert!(
+            html.contains(
+                "<td>no value: no samples</td><td>1ms</td><td>stopped the run at 3.2 s</td>"
+            ),
+            "{html}"
+        );
         assert!(html.contains("<td>fanout.p99 &lt; 50ms</td><td>12.4ms</td><td>50ms</td>"));
         assert!(html.contains("<span class=\"verdict fail\">FAIL</span></td><td>errors.rate &lt; 0.1%</td><td>no value</td>"));
         assert!(html.contains("command line"));

@@ -37,6 +37,12 @@ pub struct ThresholdVerdict {
     /// Stops the run early when it fails.
     #[serde(default)]
     pub abort: bool,
+    /// When this threshold stopped the run, seconds into it.
+    #[serde(default)]
+    pub aborted_run_at_s: Option<f64>,
+    /// Why there is no actual value (no samples, ...).
+    #[serde(default)]
+    pub error: Option<String>,
     /// `scenario` or `command line`.
     #[serde(default)]
     pub source: Option<String>,
