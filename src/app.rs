@@ -132,6 +132,9 @@ async fn run(args: RunArgs) -> Result<ExitCode, AppError> {
         threads: args.threads,
         insecure: args.insecure,
         frame_log: frame_log_options(&args),
+        shard: args.shard,
+        run_id: args.run_id.map(|id| id.0),
+        start_at: args.start_at.map(|at| at.0),
     };
     let signals = StopSignals::install().map_err(AppError::Signals)?;
     let outcome = runner::run(plan, options, signals.first_then_exit()).await?;

@@ -211,6 +211,20 @@ pub struct RunArgs {
     /// page `volley report` writes.
     #[arg(long)]
     pub report: bool,
+    /// Run only shard K of N (from 0): the clients of every group whose index in the group is K
+    /// modulo N, under the ids the whole run gives them. Give every shard the same --run-id and
+    /// --start-at, then `volley merge` their folders.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<crate::runner::shard::Shard>,
+    /// The run id (hex, as run.json's run_id) that stamps carry: shards of one run must share it
+    /// to accept each other's events [default: random].
+    #[arg(long, value_name = "HEX")]
+    pub run_id: Option<crate::runner::shard::RunId>,
+    /// Start at this wall-clock time (RFC 3339 or unix seconds): the run's time zero, shared by
+    /// shards on one machine or on clock-synchronised machines. volley waits until then; a time
+    /// more than a second in the past is refused.
+    #[arg(long, value_name = "TIME")]
+    pub start_at: Option<crate::runner::shard::StartAt>,
 }
 
 #[derive(Debug, Args)]
@@ -554,6 +568,27 @@ mod tests {
         assert_eq!(args.output, Some(PathBuf::from("r.html")));
         assert!(run_args(&["s.toml", "--report"]).unwrap().report);
         assert!(!run_args(&["s.toml"]).unwrap().report);
+    }
+
+    #[test]
+    fn shard_run_id_and_start_at_parse_and_name_the_flag_when_bad() {
+        let args = run_args(&[
+            "s.toml",
+            "--shard",
+            "1/3",
+            "--run-id",
+            "00c0ffee",
+            "--start-at",
+            "1764496800",
+        ])
+        .unwrap();
+        let shard = args.shard.unwrap();
+        assert_eq!((shard.index, shard.count), (1, 3));
+        assert_eq!(args.run_id.unwrap().0, 0x00c0_ffee);
+        assert!(args.start_at.is_some());
+        let err = run_args(&["s.toml", "--shard", "3/3"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("--shard"), "{err}");
     }
 
     #[test]

@@ -52,6 +52,8 @@ fn report() -> Report {
         gap_rows_dropped: 0,
         frame_log: None,
         thresholds: Vec::new(),
+        shard: None,
+        merged_from: Vec::new(),
     }
 }
 

@@ -64,6 +64,10 @@ pub struct Report {
     pub frame_log: Option<FrameLogTotals>,
     /// The CI gate's verdicts, one per threshold, in the order written.
     pub thresholds: Vec<crate::gate::verdict::Verdict>,
+    /// `--shard K/N`: (K, N) when this run was one shard of a larger one.
+    pub shard: Option<(u32, u32)>,
+    /// `volley merge`: the shard folders this folder was merged from (empty for a run).
+    pub merged_from: Vec<String>,
 }
 
 /// The frame log of a run: where, whose, and how many records it holds and lost.

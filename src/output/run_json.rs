@@ -59,6 +59,8 @@ fn document(r: &Report) -> Value {
             "workers": r.workers,
             "clients_planned": r.clients_planned,
             "clients_started": r.clients_started,
+            "shard": r.shard.map(|(index, count)| json!({ "index": index, "count": count })),
+            "merged_from": r.merged_from,
         },
         "summary": summary,
         "thresholds": r.thresholds.iter().map(|v| v.to_json()).collect::<Vec<_>>(),

@@ -9,6 +9,7 @@ mod collect;
 mod fanout;
 pub mod fdlimit;
 mod progress;
+pub mod shard;
 pub mod worker;
 
 use std::future::Future;
@@ -38,6 +39,7 @@ use crate::transport::tls::{self, TlsError};
 use crate::transport::ws::Connector;
 use crate::units::Ramp;
 use collect::Collector;
+use shard::Shard;
 use worker::{WorkerMessage, WorkerPlan};
 
 /// How to run, beside the scenario itself.
@@ -54,6 +56,12 @@ pub struct RunOptions {
     pub insecure: bool,
     /// `--log-frames`: log the frames of sampled clients.
     pub frame_log: Option<FrameLogOptions>,
+    /// `--shard K/N`: run only this shard's clients.
+    pub shard: Option<Shard>,
+    /// `--run-id`: the run id the stamps carry (default: random).
+    pub run_id: Option<u32>,
+    /// `--start-at`: the wall-clock instant that is the run's time zero (default: now).
+    pub start_at: Option<SystemTime>,
 }
 
 /// Why a run could not be done (exit code 1).
@@ -66,7 +74,7 @@ pub enum RunError {
     #[error("cannot resolve {host}: {detail}")]
     Resolve { host: String, detail: String },
     #[error(
-        "this run needs {needed} open files ({clients} connections{builtin}) but this process may open at most {limit}.\n  Run fewer clients (--clients), use an out-of-process server (`volley serve` and --target), or split the run into shards."
+        "this run needs {needed} open files ({clients} connections{builtin}) but this process may open at most {limit}.\n  Run fewer clients (--clients), use an out-of-process server (`volley serve` and --target), or split the run into shards (--processes N on this machine, --shard K/N on several)."
     )]
     TooManyFiles {
         needed: u64,
@@ -89,6 +97,10 @@ pub enum RunError {
     FrameLog(std::io::Error),
     #[error("cannot start a worker thread: {0}")]
     Thread(std::io::Error),
+    #[error(
+        "--start-at {at} is {late:.1?} in the past: give a time in the future (shards wait for it), e.g. a few seconds from now"
+    )]
+    StartInPast { at: String, late: Duration },
 }
 
 /// A finished (or interrupted) run.
@@ -112,7 +124,11 @@ pub async fn run(
     options: RunOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<RunOutcome, RunError> {
-    let clients = plan.total_clients();
+    // A shard runs its share of every group; the ramp and the end of emitting stay the whole run's.
+    let all_clients = plan.total_clients();
+    let clients = options
+        .shard
+        .map_or(all_clients, |shard| shard.clients_of(&plan));
     let builtin = plan.target == Target::Builtin;
     let limit = fdlimit::raise().unwrap_or(1024);
     // Long-polling holds two HTTP connections per client (a GET and a POST).
@@ -164,6 +180,27 @@ pub async fn run(
         }
     }
 
+    // A shared time zero: wait for it (a stop signal ends the wait), refuse one long past.
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut interrupted_early = false;
+    let start_at = match options.start_at {
+        Some(at) => {
+            let zero = shard::time_zero(at, SystemTime::now(), Instant::now()).map_err(|late| {
+                RunError::StartInPast {
+                    at: humantime::format_rfc3339_millis(at).to_string(),
+                    late,
+                }
+            })?;
+            let wake = zero.checked_sub(START_DELAY).unwrap_or(zero);
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake.into()) => {}
+                _ = &mut shutdown => interrupted_early = true,
+            }
+            Some((zero, at))
+        }
+        None => None,
+    };
+
     let started_at = SystemTime::now();
     let dir = options
         .out
@@ -186,20 +223,26 @@ pub async fn run(
 
     // Time zero, the schedule of client starts and the end of emitting.
     let seed = plan.seed.unwrap_or_else(|| fastrand::u64(..));
-    let run_tag = fastrand::u32(..);
-    let t0 = Instant::now() + START_DELAY;
-    let t0_wall = SystemTime::now() + START_DELAY;
+    let run_tag = options.run_id.unwrap_or_else(|| fastrand::u32(..));
+    let (t0, t0_wall) = start_at.unwrap_or_else(|| {
+        (
+            Instant::now() + START_DELAY,
+            SystemTime::now() + START_DELAY,
+        )
+    });
     let mut hlog = HlogWriter::create(&dir.join(output::hlog::FILE_NAME), &metric_names, t0_wall)?;
-    let ramp_length = plan.ramp.length(clients);
-    let starts = match plan.ramp {
-        Ramp::Over(over) => Schedule::spread(t0, over, clients),
-        Ramp::At(rate) => Schedule::at_rate(t0, rate),
+    let ramp_length = plan.ramp.length(all_clients);
+    // A shard spreads its share over the whole run's ramp, so that together they follow it.
+    let starts = match (plan.ramp, options.shard) {
+        (Ramp::Over(over), _) => Schedule::spread(t0, over, clients),
+        (Ramp::At(rate), None) => Schedule::at_rate(t0, rate),
+        (Ramp::At(_), Some(_)) => Schedule::spread(t0, ramp_length, clients),
     };
     let workers = options
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .clamp(1, clients.max(1) as usize);
-    let plans = assign(&plan, clients, seed, &starts, workers);
+    let plans = assign(&plan, options.shard, seed, &starts, workers);
     let (frame_log, frame_log_writer) = match &options.frame_log {
         Some(frames) => {
             let file = frames
@@ -245,7 +288,10 @@ pub async fn run(
     let mut collector = Collector::new(workers, shape, t0_wall);
     let mut totals = Interval::new(shape.0, shape.1);
     let mut status = RunStatus::Completed;
-    let mut shutdown = std::pin::pin!(shutdown);
+    if interrupted_early {
+        status = RunStatus::Interrupted;
+        stop.cancel();
+    }
     let mut write_error: Option<ExportError> = None;
     let mut take_rows = |rows: Vec<output::timeseries_csv::SecondRow>,
                          progress: &mut progress::Progress,
@@ -375,6 +421,8 @@ pub async fn run(
         client_cpu: collector.cpu,
         frame_log,
         thresholds,
+        shard: options.shard.map(|s| (s.index, s.count)),
+        merged_from: Vec::new(),
     };
     output::write_final(&dir, &report)?;
     if let Some(e) = write_error {
@@ -425,22 +473,26 @@ async fn connect_target(
     }
 }
 
-/// Gives every client a global id (groups in order), a start time (a seeded shuffle, so groups mix
-/// during the ramp) and a worker (round robin over the start order, so workers ramp evenly).
+/// Gives every client of the run (or of its shard) its global id (groups in order), a start time
+/// (a seeded shuffle, so groups mix during the ramp) and a worker (round robin over the start
+/// order, so workers ramp evenly).
 fn assign(
     plan: &Plan,
-    clients: u64,
+    shard: Option<Shard>,
     seed: u64,
     starts: &Schedule,
     workers: usize,
 ) -> Vec<WorkerPlan> {
-    let mut ids: Vec<ClientId> = Vec::with_capacity(clients as usize);
+    let mut ids: Vec<ClientId> = Vec::new();
     for (group, g) in plan.groups.iter().enumerate() {
-        for _ in 0..g.clients {
-            ids.push(ClientId {
-                id: ids.len() as u32,
-                group: group as u16,
-            });
+        let first = plan.client_ids(group as u16).start;
+        for index in 0..g.clients {
+            if shard.is_none_or(|s| s.takes(index)) {
+                ids.push(ClientId {
+                    id: (first + index) as u32,
+                    group: group as u16,
+                });
+            }
         }
     }
     fastrand::Rng::with_seed(seed).shuffle(&mut ids);
