@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-use crate::cli::{Cli, Command, ReportArgs, RunArgs, ServeArgs, TapArgs, ValidateArgs};
+use crate::cli::{Cli, Command, MergeArgs, ReportArgs, RunArgs, ServeArgs, TapArgs, ValidateArgs};
 use crate::gate::summary::SummaryFiles;
 use crate::gate::verdict::{self, GateThreshold, Origin};
 use crate::inspect::frame_log::FrameLogOptions;
@@ -51,6 +51,8 @@ pub enum AppError {
         path: std::path::PathBuf,
         problems: Vec<String>,
     },
+    #[error(transparent)]
+    Merge(#[from] crate::merge::MergeError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -66,6 +68,8 @@ impl AppError {
             AppError::Tap(TapError::Usage(_)) => ExitCode::from(2),
             AppError::Compare(e) if e.is_usage() => ExitCode::from(2),
             AppError::Report(e) if e.is_usage() => ExitCode::from(2),
+            AppError::Merge(e) if e.is_usage() => ExitCode::from(2),
+            AppError::Run(RunError::StartInPast { .. }) => ExitCode::from(2),
             _ => ExitCode::from(1),
         }
     }
@@ -80,7 +84,30 @@ pub async fn execute(cli: Cli) -> Result<ExitCode, AppError> {
         Command::Tap(args) => tap_command(args).await,
         Command::Compare(args) => Ok(crate::gate::compare_command::run(args)?),
         Command::Report(args) => report_command(args),
+        Command::Merge(args) => merge_command(args),
     }
+}
+
+fn merge_command(args: MergeArgs) -> Result<ExitCode, AppError> {
+    let outcome = crate::merge::merge(&args.dirs, &args.out, args.force)?;
+    let report = &outcome.report;
+    print!(
+        "{}",
+        crate::output::table::render(report, &outcome.dir.display().to_string())
+    );
+    print!("{}", verdict::render(&report.thresholds));
+    println!(
+        "  merged    {} folders: {}",
+        report.merged_from.len(),
+        report.merged_from.join(", ")
+    );
+    let _ = std::io::stdout().flush();
+    let failed = report.thresholds.iter().any(|v| !v.passed);
+    Ok(if failed {
+        ExitCode::from(3)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn overrides(args: &RunArgs) -> Overrides {

@@ -96,6 +96,18 @@ Exit codes:
      or the server did not answer the close
   130  interrupted twice (the second Ctrl-C exits at once)";
 
+const MERGE_AFTER_HELP: &str = "\
+Merged: latency histograms sample for sample (latency.hlog by metric and wall-clock second, the
+totals, each .hgrm and summary.csv from them), counters summed, timeseries.csv by wall-clock second,
+gaps.csv and errors.csv in time order, run.json rebuilt (status the worst of the shards, elapsed
+their span, clients summed, thresholds judged again on the merged figures).
+
+Exit codes:
+  0  merged, and every threshold passed
+  1  the merged folder could not be written
+  2  bad usage: a folder is not a run's results, or the folders are of different runs (--force)
+  3  a threshold failed on the merged figures";
+
 const REPORT_AFTER_HELP: &str = "\
 Exit codes:
   0  the report was written
@@ -140,6 +152,24 @@ pub enum Command {
     /// and errors, threshold verdicts, the summary and the scenario.
     #[command(after_help = REPORT_AFTER_HELP)]
     Report(ReportArgs),
+    /// Merge the results folders of a run's shards (--shard K/N) into one folder that report,
+    /// compare and the gate read like a single run's; thresholds are judged again on the merged
+    /// figures.
+    #[command(after_help = MERGE_AFTER_HELP)]
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// The shards' results folders.
+    #[arg(value_name = "DIR", required = true, num_args = 1..)]
+    pub dirs: Vec<PathBuf>,
+    /// The merged results folder (created; files in it are replaced).
+    #[arg(short, long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Merge folders whose run ids differ (shards started without a shared --run-id).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -589,6 +619,18 @@ mod tests {
         let err = run_args(&["s.toml", "--shard", "3/3"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("--shard"), "{err}");
+    }
+
+    #[test]
+    fn merge_takes_folders_and_an_output() {
+        let cli = Cli::try_parse_from(["volley", "merge", "a", "b", "-o", "m"]).unwrap();
+        let Command::Merge(args) = cli.command else {
+            panic!("expected merge")
+        };
+        assert_eq!(args.dirs, [PathBuf::from("a"), PathBuf::from("b")]);
+        assert_eq!(args.out, PathBuf::from("m"));
+        assert!(!args.force);
+        assert!(Cli::try_parse_from(["volley", "merge", "a"]).is_err());
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //!   and the once-a-second merge of the workers' metrics.
 //! - [`metrics`]: per-worker HDR histograms and counters, merged per interval; error kinds.
 //! - [`output`]: result files (CSV, .hgrm, latency.hlog, run.json) and the human summary.
-//! - [`results`]: a results folder read back, file by file; [`report`] draws it as one HTML page.
+//! - [`results`]: a results folder read back, file by file; [`report`] draws it as one HTML page,
+//!   and [`merge`] makes one folder of many shards' (`volley merge`).
 //! - [`gate`]: the CI gate: threshold expressions judged on a run's figures (at the end, and once a
 //!   second for `abort`), `volley compare` of base and new runs (noise-aware with repeated runs),
 //!   and verdicts as JUnit, Markdown and JSON.
@@ -29,6 +30,7 @@ pub mod cli;
 pub mod client;
 pub mod gate;
 pub mod inspect;
+pub mod merge;
 pub mod metrics;
 pub mod output;
 pub mod protocol;

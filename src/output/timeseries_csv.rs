@@ -18,6 +18,56 @@ pub struct SecondRow {
     pub interval: Interval,
 }
 
+/// The counter columns of a row, in file order after the gauges.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SecondCounts {
+    pub sent: u64,
+    pub received: u64,
+    pub errors: u64,
+    pub closes: u64,
+    pub reconnects: u64,
+    pub gap: u64,
+    pub duplicate: u64,
+}
+
+/// The counter columns' names, in file order.
+pub const COUNT_COLUMNS: [&str; 7] = [
+    "sent",
+    "received",
+    "errors",
+    "closes",
+    "reconnects",
+    "gap",
+    "duplicate",
+];
+
+impl SecondCounts {
+    pub fn of(i: &Interval) -> SecondCounts {
+        SecondCounts {
+            sent: i.sent,
+            received: i.received,
+            errors: i.error_total(),
+            closes: i.close_total(),
+            reconnects: i.reconnects,
+            gap: i.expects.iter().map(|e| e.gap).sum(),
+            duplicate: i.expects.iter().map(|e| e.duplicate).sum(),
+        }
+    }
+
+    /// The counters in [`COUNT_COLUMNS`] order, to fill or add by column.
+    pub fn fields_mut(&mut self) -> [&mut u64; 7] {
+        [
+            &mut self.sent,
+            &mut self.received,
+            &mut self.errors,
+            &mut self.closes,
+            &mut self.reconnects,
+            &mut self.gap,
+            &mut self.duplicate,
+        ]
+    }
+}
+
 pub struct TimeseriesWriter<W: std::io::Write> {
     csv: csv::Writer<W>,
 }
@@ -58,25 +108,28 @@ impl<W: std::io::Write> TimeseriesWriter<W> {
 
     /// Appends one row and flushes, so the file is complete up to the last second seen.
     pub fn write(&mut self, row: &SecondRow) -> Result<(), ExportError> {
-        let i = &row.interval;
+        let counts = SecondCounts::of(&row.interval);
+        self.write_counts(row, &counts)
+    }
+
+    /// Appends a row whose counters are given apart from its interval (merged shards know their
+    /// counters from timeseries.csv, their latencies from latency.hlog); only the interval's
+    /// histograms are read.
+    pub fn write_counts(&mut self, row: &SecondRow, c: &SecondCounts) -> Result<(), ExportError> {
         let mut record = vec![
             row.second.to_string(),
             row.epoch_ms.to_string(),
             row.connected.to_string(),
             row.connecting.to_string(),
-            i.sent.to_string(),
-            i.received.to_string(),
-            i.error_total().to_string(),
-            i.close_total().to_string(),
-            i.reconnects.to_string(),
-            i.expects.iter().map(|e| e.gap).sum::<u64>().to_string(),
-            i.expects
-                .iter()
-                .map(|e| e.duplicate)
-                .sum::<u64>()
-                .to_string(),
+            c.sent.to_string(),
+            c.received.to_string(),
+            c.errors.to_string(),
+            c.closes.to_string(),
+            c.reconnects.to_string(),
+            c.gap.to_string(),
+            c.duplicate.to_string(),
         ];
-        for h in &i.histograms {
+        for h in &row.interval.histograms {
             record.push(h.len().to_string());
             if !h.is_empty() {
                 record.push(h.value_at_quantile(0.5).to_string());

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 pub use interval_log::{IntervalLog, LoggedInterval, MetricLog};
 pub use run_json::{RunJson, ThresholdVerdict};
-pub use tables::{ErrorEvent, GapEvent, Timeseries};
+pub use tables::{ErrorEvent, GapEvent, TimedRows, Timeseries};
 
 /// The files of a results folder, each loaded or with the reason it could not be.
 #[derive(Debug)]
@@ -138,7 +138,7 @@ impl RunFolder {
 }
 
 /// A file's bytes, or why not.
-fn read(dir: &Path, name: &str) -> Result<(PathBuf, Vec<u8>), FileError> {
+pub fn read(dir: &Path, name: &str) -> Result<(PathBuf, Vec<u8>), FileError> {
     let path = dir.join(name);
     match std::fs::read(&path) {
         Ok(bytes) => Ok((path, bytes)),

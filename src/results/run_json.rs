@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::FileError;
+use crate::metrics::{ErrorKind, ExpectCounts, Interval};
 
 /// A run's run.json.
 #[derive(Debug, Clone)]
@@ -70,6 +71,58 @@ impl RunJson {
     /// The latency metrics in the run's order (the keys of `summary.latency`).
     pub fn metric_names(&self) -> Vec<String> {
         self.at("/summary/latency")
+            .and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The run's counters as an [`Interval`] with empty histograms: counters, errors by kind,
+    /// closes by code and each expect's counters (in `expects`' order), read back from `summary`.
+    /// `metric_names`: the run's latency metrics, for the number of histograms.
+    pub fn counters(&self, metric_names: &[String]) -> Interval {
+        let summary = self.at("/summary").cloned().unwrap_or_default();
+        let expects = summary["expects"].as_object().cloned().unwrap_or_default();
+        let mut t = Interval::new(metric_names.len(), expects.len());
+        let n = |v: &Value| v.as_u64().unwrap_or(0);
+        let c = &summary["counters"];
+        t.sent = n(&c["sent"]);
+        t.received = n(&c["received"]);
+        t.connects = n(&c["connects"]);
+        t.connect_failures = n(&c["connect_failures"]);
+        t.reconnects = n(&c["reconnects"]);
+        t.recovered = n(&c["reconnects_recovered"]);
+        t.acks_sent = n(&c["acks_sent"]);
+        t.acks_lost = n(&c["acks_lost"]);
+        for kind in ErrorKind::ALL {
+            t.errors[kind.index()] = n(&summary["errors_by_kind"][kind.as_str()]);
+        }
+        if let Some(closes) = summary["closes_by_code"].as_object() {
+            for (code, count) in closes {
+                if let Ok(code) = code.parse::<u16>() {
+                    t.closes.insert(code, n(count));
+                }
+            }
+        }
+        for (counts, e) in t.expects.iter_mut().zip(expects.values()) {
+            *counts = ExpectCounts {
+                sent: n(&e["sent"]),
+                received: n(&e["received"]),
+                late: n(&e["late"]),
+                lost: n(&e["lost"]),
+                duplicate: n(&e["duplicate"]),
+                reorder: n(&e["reorder"]),
+                gap: n(&e["gap"]),
+                refilled: n(&e["refilled"]),
+            };
+        }
+        t.error_rows_dropped = n(&summary["error_rows_dropped"]);
+        t.gap_rows_dropped = n(&summary["gap_rows_dropped"]);
+        t
+    }
+
+    /// The names of the expects, in the run's order (the keys of `summary.expects`).
+    pub fn expect_names(&self) -> Vec<String> {
+        self.at("/summary/expects")
             .and_then(Value::as_object)
             .map(|m| m.keys().cloned().collect())
             .unwrap_or_default()

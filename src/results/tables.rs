@@ -76,6 +76,29 @@ impl Timeseries {
     }
 }
 
+/// A CSV file of timed events (gaps.csv, errors.csv) kept whole: the header and every record with
+/// its `time_s`, for tools that pass rows on (merging shards) rather than read them.
+#[derive(Debug, Clone)]
+pub struct TimedRows {
+    pub header: Vec<String>,
+    /// Each record with its time in seconds since the run's time zero, in file order.
+    pub rows: Vec<(f64, Vec<String>)>,
+}
+
+pub fn parse_timed_rows(path: &Path, bytes: &[u8]) -> Result<TimedRows, FileError> {
+    let mut table = Table::new(path, bytes)?;
+    let [time] = table.require(&["time_s"])?;
+    let mut rows = Vec::new();
+    while let Some(r) = table.next_record()? {
+        let at = table.required_number(&r, time)?;
+        rows.push((at, r.iter().map(String::from).collect()));
+    }
+    Ok(TimedRows {
+        header: table.header,
+        rows,
+    })
+}
+
 pub fn parse_gaps(path: &Path, bytes: &[u8]) -> Result<Vec<GapEvent>, FileError> {
     let mut table = Table::new(path, bytes)?;
     let [time, expect, kind, count, reconnect] =

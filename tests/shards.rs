@@ -1,0 +1,172 @@
+//! A run split into shards: shards of one run accept each other's events, `volley merge` makes one
+//! folder of theirs that report, compare and the schema accept, and `--processes` does it all in
+//! one command.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use common::write_scenario;
+use serde_json::Value;
+use volley::runner::shard::Shard;
+use volley::runner::{self, RunOptions};
+use volley::scenario::{self, Overrides};
+use volley::serve::{self, ServeConfig};
+
+/// Two talkers chat in a room of listeners over raw WebSocket: with two shards, each shard has one
+/// talker, and every listener hears the other shard's talker too.
+fn fanout_scenario(target: &str, listeners: u64) -> String {
+    format!(
+        r#"
+name = "shards"
+target = "{target}"
+protocol = "ws"
+path = "/broadcast?room=r"
+duration = "1s"
+ramp = "200ms"
+drain = "1s"
+connect_timeout = "5s"
+
+[[group]]
+name = "listeners"
+clients = {listeners}
+
+[[group]]
+name = "talkers"
+clients = 2
+on_connect = [{{ wait = "300ms" }}]
+emit = [{{ event = "chat", data = {{ n = "{{{{seq}}}}" }}, rate = "10/s" }}]
+
+[[expect]]
+name = "fanout"
+event = "chat"
+from = "talkers"
+to = ["listeners", "talkers"]
+
+[thresholds]
+"fanout.lost" = "== 0"
+"#
+    )
+}
+
+fn run_json(dir: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(dir.join("run.json")).unwrap()).unwrap()
+}
+
+fn assert_schema(doc: &Value) {
+    let schema: Value = serde_json::from_str(include_str!("../schema/run.schema.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(doc).map(|e| e.to_string()).collect();
+    assert!(
+        errors.is_empty(),
+        "run.json does not match the schema: {errors:?}"
+    );
+}
+
+fn volley() -> assert_cmd::Command {
+    assert_cmd::Command::cargo_bin("volley").unwrap()
+}
+
+fn counter(doc: &Value, pointer: &str) -> u64 {
+    doc.pointer(pointer)
+        .and_then(Value::as_u64)
+        .unwrap_or_else(|| panic!("no {pointer}"))
+}
+
+#[tokio::test]
+async fn shards_of_one_run_hear_each_other_and_merge_into_one_folder() {
+    let server = serve::spawn(ServeConfig::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let target = format!("ws://{}", server.addr());
+    let path = write_scenario(dir.path(), &fanout_scenario(&target, 20));
+    let start_at = SystemTime::now() + Duration::from_millis(500);
+    let shard = |index: u32| {
+        let plan = scenario::load(&path, &Overrides::default()).unwrap();
+        let options = RunOptions {
+            scenario_file: path.clone(),
+            out: Some(dir.path().join(format!("shard{index}"))),
+            quiet: true,
+            threads: Some(1),
+            shard: Some(Shard { index, count: 2 }),
+            run_id: Some(0x5ead_0001),
+            start_at: Some(start_at),
+            ..Default::default()
+        };
+        runner::run(plan, options, std::future::pending())
+    };
+    let (a, b) = tokio::join!(shard(0), shard(1));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    server.stop();
+    let sent = a.report.totals.expects[0].sent + b.report.totals.expects[0].sent;
+    assert!(sent > 0);
+    for outcome in [&a, &b] {
+        let t = &outcome.report.totals;
+        assert_eq!(outcome.report.clients_planned, 11);
+        assert_eq!(t.connects, 11);
+        assert_eq!(t.error_total(), 0, "no stamp of the other shard is refused");
+        // Each shard's 11 clients hear every event of both talkers, the other shard's too.
+        assert_eq!(t.expects[0].received, 11 * sent, "{:?}", t.expects[0]);
+        assert_eq!(t.expects[0].lost, 0);
+    }
+
+    let merged = dir.path().join("merged");
+    let dirs: Vec<PathBuf> = vec![a.dir.clone(), b.dir.clone()];
+    let outcome = volley::merge::merge(&dirs, &merged, false).unwrap();
+    let doc = run_json(&merged);
+    assert_schema(&doc);
+    assert_schema(&run_json(&a.dir));
+    assert_eq!(doc["settings"]["shard"], Value::Null);
+    assert_eq!(run_json(&a.dir)["settings"]["shard"]["count"], 2);
+    assert_eq!(doc["run_id"], "5ead0001");
+    for pointer in [
+        "/summary/counters/sent",
+        "/summary/counters/received",
+        "/summary/counters/connects",
+        "/summary/expects/fanout/received",
+        "/summary/latency/fanout/count",
+        "/summary/latency/connect/count",
+        "/settings/clients_planned",
+    ] {
+        assert_eq!(
+            counter(&doc, pointer),
+            counter(&run_json(&a.dir), pointer) + counter(&run_json(&b.dir), pointer),
+            "{pointer}"
+        );
+    }
+    assert!(outcome.report.thresholds[0].passed);
+    assert_eq!(doc["thresholds"][0]["expression"], "fanout.lost == 0");
+
+    volley()
+        .args(["report".as_ref(), merged.as_os_str()])
+        .assert()
+        .success();
+    // A shard against the whole: read as any two runs (a difference may be a regression, 3).
+    let code = volley()
+        .args(["compare".as_ref(), a.dir.as_os_str(), merged.as_os_str()])
+        .output()
+        .unwrap()
+        .status
+        .code();
+    assert!(matches!(code, Some(0 | 3)), "compare exited with {code:?}");
+    volley()
+        .args(["compare".as_ref(), merged.as_os_str(), merged.as_os_str()])
+        .assert()
+        .success();
+}
+
+#[test]
+fn a_start_time_long_past_is_refused_with_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_scenario(
+        dir.path(),
+        &common::echo_scenario("builtin", 1, "1/s", "1s"),
+    );
+    volley()
+        .args(["run".as_ref(), path.as_os_str()])
+        .args(["--start-at", "1700000000", "--quiet", "--out"])
+        .arg(dir.path().join("out"))
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("in the past"));
+}
