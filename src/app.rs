@@ -53,6 +53,8 @@ pub enum AppError {
     },
     #[error(transparent)]
     Merge(#[from] crate::merge::MergeError),
+    #[error(transparent)]
+    Shards(#[from] crate::runner::processes::ProcessesError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -70,6 +72,10 @@ impl AppError {
             AppError::Report(e) if e.is_usage() => ExitCode::from(2),
             AppError::Merge(e) if e.is_usage() => ExitCode::from(2),
             AppError::Run(RunError::StartInPast { .. }) => ExitCode::from(2),
+            AppError::Shards(crate::runner::processes::ProcessesError::ShardFailed {
+                code: Some(code @ 1..=2),
+                ..
+            }) => ExitCode::from(*code as u8),
             _ => ExitCode::from(1),
         }
     }
@@ -163,14 +169,156 @@ async fn run(args: RunArgs) -> Result<ExitCode, AppError> {
         run_id: args.run_id.map(|id| id.0),
         start_at: args.start_at.map(|at| at.0),
     };
+    if let Some(count) = args.processes {
+        return run_processes(&args, plan, count).await;
+    }
     let signals = StopSignals::install().map_err(AppError::Signals)?;
     let outcome = runner::run(plan, options, signals.first_then_exit()).await?;
-    let dir = outcome.dir.display().to_string();
-    let report = &outcome.report;
+    finish_run(&args, &outcome.report, &outcome.dir)
+}
+
+/// `--processes N`: the shards as child processes, merged into the results folder.
+async fn run_processes(
+    args: &RunArgs,
+    plan: scenario::Plan,
+    count: u32,
+) -> Result<ExitCode, AppError> {
+    use crate::runner::processes::{self, LocalShards};
+    use crate::runner::shard::{RunId, StartAt};
+    let started = std::time::SystemTime::now();
+    let dir = args.out.clone().unwrap_or_else(|| {
+        crate::output::default_dir(std::path::Path::new("results"), &plan.name, started)
+    });
+    let run_id = args.run_id.map_or_else(|| fastrand::u32(..), |id| id.0);
+    let seed = args.seed.or(plan.seed).unwrap_or_else(|| fastrand::u64(..));
+    // Time for the children to start and check the target before time zero.
+    let start_at = args.start_at.map_or_else(
+        || started + Duration::from_millis(1000 + 100 * u64::from(count)),
+        |at| at.0,
+    );
+    let signals = StopSignals::install().map_err(AppError::Signals)?;
+    let (server, target) = shared_server(args, &plan)?;
+    let mut child: Vec<std::ffi::OsString> = vec![args.scenario.clone().into()];
+    let mut flag = |name: &str, value: String| {
+        child.push(name.into());
+        child.push(value.into());
+    };
+    flag("--run-id", RunId(run_id).to_string());
+    flag("--seed", seed.to_string());
+    flag("--start-at", StartAt(start_at).to_string());
+    if let Some(target) = target {
+        flag("--target", target);
+    }
+    if let Some(c) = args.clients {
+        flag("--clients", c.0.to_string());
+    }
+    if let Some(d) = args.duration {
+        flag("--duration", crate::units::format_duration(d.0));
+    }
+    if let Some(r) = args.rate {
+        flag("--rate", r.0.to_string());
+    }
+    if let Some(r) = args.ramp {
+        flag("--ramp", r.to_string());
+    }
+    if let Some(t) = args.threads {
+        flag("--threads", t.to_string());
+    }
+    if let Some(spec) = &args.log_clients {
+        flag("--log-clients", spec.to_string());
+    }
+    for t in &args.thresholds {
+        flag("--threshold", t.to_string());
+    }
+    child.push("--quiet".into());
+    if args.insecure {
+        child.push("--insecure".into());
+    }
+    if args.log_frames.is_some() {
+        // Each shard logs into its own folder: one file cannot take several writers.
+        child.push("--log-frames".into());
+    }
+    let shards = LocalShards {
+        count,
+        dir: dir.clone(),
+        program: std::env::current_exe().map_err(AppError::Write)?,
+        args: child,
+        quiet: args.quiet,
+        clients: plan.total_clients(),
+        metric_names: plan.metric_names(),
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let forward = tokio::spawn(async move {
+        let mut signals = signals;
+        loop {
+            signals.next().await;
+            // Full: two signals already wait, which is all the parent acts on.
+            let _ = tx.try_send(());
+        }
+    });
+    let outcome = processes::run(&shards, rx).await;
+    forward.abort();
+    if let Some(server) = server {
+        server.stop();
+    }
+    let outcome = outcome?;
+    let merged = crate::merge::merge(&outcome.dirs, &dir, false)?;
+    finish_run(args, &merged.report, &merged.dir)
+}
+
+/// With `target = "builtin"` and --processes: one builtin server in this process for every shard,
+/// and the --target the children get.
+fn shared_server(
+    args: &RunArgs,
+    plan: &scenario::Plan,
+) -> Result<(Option<serve::ServerHandle>, Option<String>), AppError> {
+    if plan.target != scenario::Target::Builtin {
+        return Ok((None, args.target.clone()));
+    }
+    let limit = crate::runner::fdlimit::raise().unwrap_or(1024);
+    let per_client = match plan.socketio().map(|s| s.transport) {
+        Some(crate::scenario::model::Transport::Websocket) | None => 1,
+        Some(_) => 2,
+    };
+    let clients = plan.total_clients();
+    let needed = crate::runner::fdlimit::needed(clients * per_client, false);
+    if needed > limit {
+        return Err(RunError::TooManyFiles {
+            needed,
+            clients,
+            builtin: " held by the builtin server that this process runs for every shard",
+            limit,
+        }
+        .into());
+    }
+    let config = ServeConfig {
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        ..ServeConfig::default()
+    };
+    let server = serve::spawn(config).map_err(|e| AppError::Run(RunError::Builtin(e)))?;
+    // The builtin server's default path for raw WebSocket groups without their own; for
+    // Socket.IO a path would be the namespace.
+    let path = if plan.socketio().is_some() {
+        ""
+    } else {
+        "/echo"
+    };
+    let target = format!("ws://{}{path}", server.addr());
+    Ok((Some(server), Some(target)))
+}
+
+/// The end of a run (or of merged local shards): the summary, the verdicts, the report and the
+/// gate's files, and the exit code.
+fn finish_run(
+    args: &RunArgs,
+    report: &crate::output::Report,
+    out_dir: &std::path::Path,
+) -> Result<ExitCode, AppError> {
+    let dir = out_dir.display().to_string();
     print!("{}", crate::output::table::render(report, &dir));
     print!("{}", verdict::render(&report.thresholds));
     // A report that cannot be written is an error, but not one that hides a failed gate.
-    let report_error = match args.report.then(|| write_report(&outcome.dir, None)) {
+    let report_error = match args.report.then(|| write_report(out_dir, None)) {
         Some(Ok(written)) => {
             println!("  report    {}", written.display());
             None
@@ -187,7 +335,7 @@ async fn run(args: RunArgs) -> Result<ExitCode, AppError> {
         )
     });
     if let Some(gate) = &gate {
-        let in_dir = |name: &str| args.gate.then(|| outcome.dir.join(name));
+        let in_dir = |name: &str| args.gate.then(|| out_dir.join(name));
         let files = SummaryFiles {
             junit: args.junit.clone().or_else(|| in_dir("junit.xml")),
             markdown: args.markdown.clone().or_else(|| in_dir("summary.md")),

@@ -241,6 +241,12 @@ pub struct RunArgs {
     /// page `volley report` writes.
     #[arg(long)]
     pub report: bool,
+    /// Run as N local shards, each a child process (`volley run --shard K/N`) with the same run
+    /// id, seed and time zero, writing into DIR/shards/K; one live view for all of them; merged
+    /// into the results folder at the end. With target = "builtin", one server in this process
+    /// serves every shard.
+    #[arg(long, value_name = "N", conflicts_with = "shard", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub processes: Option<u32>,
     /// Run only shard K of N (from 0): the clients of every group whose index in the group is K
     /// modulo N, under the ids the whole run gives them. Give every shard the same --run-id and
     /// --start-at, then `volley merge` their folders.

@@ -152,7 +152,7 @@ impl IntervalLog {
     }
 }
 
-fn decode(encoded: &str) -> Result<Histogram<u64>, String> {
+pub fn decode(encoded: &str) -> Result<Histogram<u64>, String> {
     let raw = base64::engine::general_purpose::STANDARD
         .decode(encoded)
         .map_err(|e| format!("the histogram is not base64: {e}"))?;

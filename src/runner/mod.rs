@@ -8,7 +8,8 @@
 mod collect;
 mod fanout;
 pub mod fdlimit;
-mod progress;
+pub mod processes;
+pub mod progress;
 pub mod shard;
 pub mod worker;
 

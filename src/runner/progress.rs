@@ -18,6 +18,20 @@ enum Mode {
     Plain { last: Instant },
 }
 
+/// What the live line shows of one second: of one process, or summed over local shards.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tick {
+    pub second: u64,
+    pub connected: u64,
+    pub sent: u64,
+    pub received: u64,
+    pub errors: u64,
+    /// Connection attempts finished in the second (connected or failed).
+    pub attempted: u64,
+    /// p50 and p99 (µs) of the metric shown, when it has samples in the second.
+    pub latency: Option<(u64, u64)>,
+}
+
 pub struct Progress {
     mode: Mode,
     clients: u64,
@@ -58,29 +72,45 @@ impl Progress {
         }
     }
 
+    /// The index of the latency metric the line shows.
+    pub fn main_metric(&self) -> usize {
+        self.main_metric
+    }
+
     /// A line for people, also used by the plain mode.
-    fn line(&self, row: &SecondRow) -> String {
-        let h = &row.interval.histograms[self.main_metric];
-        let latency = if !h.is_empty() {
-            format!(
+    fn line(&self, tick: &Tick) -> String {
+        let latency = match tick.latency {
+            Some((p50, p99)) => format!(
                 "{} p50 {} p99 {}",
                 self.main_name,
-                human_us(h.value_at_quantile(0.5)),
-                human_us(h.value_at_quantile(0.99))
-            )
-        } else {
-            format!("{} -", self.main_name)
+                human_us(p50),
+                human_us(p99)
+            ),
+            None => format!("{} -", self.main_name),
         };
         format!(
             "{:>4}s  connected {}  sent {}/s  received {}/s  {latency}  errors {}",
-            row.second, row.connected, row.interval.sent, row.interval.received, self.errors
+            tick.second, tick.connected, tick.sent, tick.received, self.errors
         )
     }
 
     pub fn update(&mut self, row: &SecondRow) {
-        self.attempted += row.interval.connects + row.interval.connect_failures;
-        self.errors += row.interval.error_total();
-        let line = self.line(row);
+        let h = &row.interval.histograms[self.main_metric];
+        self.tick(&Tick {
+            second: row.second,
+            connected: row.connected,
+            sent: row.interval.sent,
+            received: row.interval.received,
+            errors: row.interval.error_total(),
+            attempted: row.interval.connects + row.interval.connect_failures,
+            latency: (!h.is_empty()).then(|| (h.value_at_quantile(0.5), h.value_at_quantile(0.99))),
+        });
+    }
+
+    pub fn tick(&mut self, tick: &Tick) {
+        self.attempted += tick.attempted;
+        self.errors += tick.errors;
+        let line = self.line(tick);
         match &mut self.mode {
             Mode::Off => {}
             Mode::Bar { bar, ramping } => {

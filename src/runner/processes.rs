@@ -1,0 +1,377 @@
+//! `volley run --processes N`: the shards of one run as child processes of one command. Each child
+//! is `volley run --shard K/N` with the run's id, seed and time zero, writing into `DIR/shards/K`
+//! (its stdout and stderr into `DIR/shards/K.log`). The parent shows one live view, summed from the
+//! files the children write once a second (timeseries.csv for the counts, latency.hlog for the
+//! percentiles, merged sample for sample); it forwards Ctrl-C and SIGTERM to every child, and stops
+//! the others when one fails. The caller merges the folders.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::progress::{Progress, Tick};
+use crate::metrics::new_histogram;
+
+/// The children of one run.
+pub struct LocalShards {
+    pub count: u32,
+    /// The merged results folder; the shards write into `dir/shards/K`.
+    pub dir: PathBuf,
+    /// The volley executable.
+    pub program: PathBuf,
+    /// Arguments of every child after `run`; `--shard K/N` and `--out` are added per child.
+    pub args: Vec<OsString>,
+    pub quiet: bool,
+    /// All clients of the run, for the progress bar.
+    pub clients: u64,
+    pub metric_names: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessesError {
+    #[error("cannot create {}: {source}", path.display())]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start shard {index} ({}): {source}", program.display())]
+    Spawn {
+        index: u32,
+        program: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("shard {index}/{count} failed ({status}); the others were stopped. Its output ({}):\n{output}", log.display())]
+    ShardFailed {
+        index: u32,
+        count: u32,
+        status: String,
+        /// The child's exit code, passed on as the command's.
+        code: Option<i32>,
+        log: PathBuf,
+        output: String,
+    },
+}
+
+/// How the children ended.
+pub struct ShardsOutcome {
+    /// Each shard's results folder, by shard number.
+    pub dirs: Vec<PathBuf>,
+    /// A stop signal reached them.
+    pub interrupted: bool,
+}
+
+/// The folder of shard `index` in the merged folder `dir`.
+pub fn shard_dir(dir: &Path, index: u32) -> PathBuf {
+    dir.join("shards").join(index.to_string())
+}
+
+/// Starts the children and waits for all of them. Every message on `signals` is a Ctrl-C or
+/// SIGTERM: the first is forwarded to every child (they drain, close and write their results), the
+/// second too (they exit at once), and then the parent exits with 130.
+pub async fn run(
+    shards: &LocalShards,
+    mut signals: mpsc::Receiver<()>,
+) -> Result<ShardsOutcome, ProcessesError> {
+    let shards_dir = shards.dir.join("shards");
+    std::fs::create_dir_all(&shards_dir).map_err(|source| ProcessesError::Create {
+        path: shards_dir.clone(),
+        source,
+    })?;
+    let mut pids = Vec::new();
+    let mut waits = JoinSet::new();
+    let mut tails = Vec::new();
+    for index in 0..shards.count {
+        let out = shard_dir(&shards.dir, index);
+        let log_path = shards_dir.join(format!("{index}.log"));
+        let log = std::fs::File::create(&log_path).map_err(|source| ProcessesError::Create {
+            path: log_path.clone(),
+            source,
+        })?;
+        let log_err = log.try_clone().map_err(|source| ProcessesError::Create {
+            path: log_path.clone(),
+            source,
+        })?;
+        let mut command = tokio::process::Command::new(&shards.program);
+        command
+            .arg("run")
+            .args(&shards.args)
+            .arg("--shard")
+            .arg(format!("{index}/{}", shards.count))
+            .arg("--out")
+            .arg(&out)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            // Their own process group: a terminal's Ctrl-C reaches the parent only, which forwards
+            // it once (twice would make a child quit without writing its results).
+            .process_group(0);
+        let mut child = command.spawn().map_err(|source| {
+            stop_all(&pids, libc::SIGTERM);
+            ProcessesError::Spawn {
+                index,
+                program: shards.program.clone(),
+                source,
+            }
+        })?;
+        if let Some(pid) = child.id() {
+            pids.push((index, pid));
+        }
+        waits.spawn(async move { (index, child.wait().await) });
+        tails.push(ShardTail::new(&out));
+    }
+
+    let mut progress = Progress::new(shards.quiet, shards.clients, &shards.metric_names);
+    let main_name = shards.metric_names[progress.main_metric()].clone();
+    let mut seconds = Seconds::new(shards.count, main_name);
+    let mut every_second = tokio::time::interval(Duration::from_secs(1));
+    every_second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut running: Vec<(u32, u32)> = pids.clone();
+    let mut signals_seen = 0;
+    let mut failure: Option<ProcessesError> = None;
+    loop {
+        tokio::select! {
+            done = waits.join_next() => {
+                let Some(done) = done else { break };
+                let Ok((index, status)) = done else { continue };
+                running.retain(|(i, _)| *i != index);
+                let (ok, code, text) = match &status {
+                    // 3: the shard's thresholds failed; judged again on the merged figures.
+                    Ok(s) => (matches!(s.code(), Some(0 | 3)), s.code(), s.to_string()),
+                    Err(e) => (false, None, format!("cannot wait for it: {e}")),
+                };
+                if !ok && failure.is_none() && signals_seen == 0 {
+                    stop_all(&running, libc::SIGTERM);
+                    let log = shards_dir.join(format!("{index}.log"));
+                    failure = Some(ProcessesError::ShardFailed {
+                        index,
+                        count: shards.count,
+                        status: text,
+                        code,
+                        output: last_lines(&log, 20),
+                        log,
+                    });
+                }
+            }
+            signal = signals.recv(), if signals_seen < 2 => {
+                if signal.is_none() {
+                    signals_seen = 2;
+                    continue;
+                }
+                signals_seen += 1;
+                stop_all(&running, libc::SIGTERM);
+                if signals_seen == 1 {
+                    progress.note("stopping every shard: no new events; draining in-flight ones and closing (press Ctrl-C again to quit at once)");
+                } else {
+                    eprintln!("interrupted again: exiting without waiting for the drain");
+                    std::process::exit(130);
+                }
+            }
+            _ = every_second.tick() => {
+                for tail in tails.iter_mut() {
+                    tail.read(&mut seconds);
+                }
+                for tick in seconds.complete() {
+                    progress.tick(&tick);
+                }
+            }
+        }
+    }
+    drop(progress);
+    if let Some(failure) = failure {
+        return Err(failure);
+    }
+    Ok(ShardsOutcome {
+        dirs: (0..shards.count)
+            .map(|i| shard_dir(&shards.dir, i))
+            .collect(),
+        interrupted: signals_seen > 0,
+    })
+}
+
+fn stop_all(running: &[(u32, u32)], signal: i32) {
+    for &(_, pid) in running {
+        // SAFETY: kill only sends a signal to a process this command started and still waits for.
+        unsafe {
+            libc::kill(pid as i32, signal);
+        }
+    }
+}
+
+/// The last `n` lines of a child's output, for its error message.
+fn last_lines(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let from = lines.len().saturating_sub(n);
+    lines[from..]
+        .iter()
+        .map(|l| format!("  | {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The seconds seen so far, summed over the shards, released when every shard wrote both its
+/// timeseries row and its latency intervals for it.
+struct Seconds {
+    shards: u32,
+    main_metric: String,
+    pending: BTreeMap<u64, PendingSecond>,
+}
+
+struct PendingSecond {
+    tick: Tick,
+    histogram: Histogram<u64>,
+    rows: u32,
+    intervals: u32,
+}
+
+impl Seconds {
+    fn new(shards: u32, main_metric: String) -> Seconds {
+        Seconds {
+            shards,
+            main_metric,
+            pending: BTreeMap::new(),
+        }
+    }
+
+    fn at(&mut self, second: u64) -> &mut PendingSecond {
+        self.pending.entry(second).or_insert_with(|| PendingSecond {
+            tick: Tick {
+                second,
+                ..Tick::default()
+            },
+            histogram: new_histogram(),
+            rows: 0,
+            intervals: 0,
+        })
+    }
+
+    fn complete(&mut self) -> Vec<Tick> {
+        let mut ready = Vec::new();
+        while let Some(entry) = self.pending.first_entry() {
+            let p = entry.get();
+            if p.rows < self.shards || p.intervals < self.shards {
+                break;
+            }
+            let p = entry.remove();
+            let h = &p.histogram;
+            ready.push(Tick {
+                latency: (!h.is_empty())
+                    .then(|| (h.value_at_quantile(0.5), h.value_at_quantile(0.99))),
+                ..p.tick
+            });
+        }
+        ready
+    }
+}
+
+/// What the parent has read of one child's files: the complete lines up to an offset.
+struct ShardTail {
+    timeseries: PathBuf,
+    hlog: PathBuf,
+    timeseries_at: u64,
+    hlog_at: u64,
+    /// timeseries.csv's header.
+    columns: Vec<String>,
+}
+
+impl ShardTail {
+    fn new(dir: &Path) -> ShardTail {
+        ShardTail {
+            timeseries: dir.join(crate::results::TIMESERIES_CSV),
+            hlog: dir.join(crate::results::LATENCY_HLOG),
+            timeseries_at: 0,
+            hlog_at: 0,
+            columns: Vec::new(),
+        }
+    }
+
+    /// Reads what the child appended since the last call into `seconds`. A file not there yet, or
+    /// a line not finished, is read next time; a line that does not parse is skipped (the merge
+    /// reads the files properly at the end).
+    fn read(&mut self, seconds: &mut Seconds) {
+        for line in new_lines(&self.timeseries, &mut self.timeseries_at) {
+            let cells: Vec<&str> = line.split(',').collect();
+            if self.columns.is_empty() {
+                self.columns = cells.iter().map(|c| c.to_string()).collect();
+                continue;
+            }
+            let cell = |name: &str| -> u64 {
+                self.columns
+                    .iter()
+                    .position(|c| c == name)
+                    .and_then(|i| cells.get(i)?.parse().ok())
+                    .unwrap_or(0)
+            };
+            let second = cell("second");
+            let connects = cell("connect_count");
+            let p = seconds.at(second);
+            p.rows += 1;
+            p.tick.connected += cell("connected");
+            p.tick.sent += cell("sent");
+            p.tick.received += cell("received");
+            p.tick.errors += cell("errors");
+            p.tick.attempted += connects;
+        }
+        let main = seconds.main_metric.clone();
+        for line in new_lines(&self.hlog, &mut self.hlog_at) {
+            // Tag=NAME,START,LENGTH,MAX,HISTOGRAM
+            let Some(rest) = line.strip_prefix("Tag=") else {
+                continue;
+            };
+            let fields: Vec<&str> = rest.split(',').collect();
+            let [tag, start, _, _, encoded] = fields[..] else {
+                continue;
+            };
+            let Ok(start) = start.parse::<f64>() else {
+                continue;
+            };
+            let second = start.round() as u64 + 1;
+            // Every metric has an interval every second: count the second once, by the first.
+            if tag == crate::output::hlog::tag_for(&first_metric(&self.columns)) {
+                seconds.at(second).intervals += 1;
+            }
+            if tag == crate::output::hlog::tag_for(&main) {
+                if let Ok(h) = crate::results::interval_log::decode(encoded) {
+                    let _ = seconds.at(second).histogram.add(&h);
+                }
+            }
+        }
+    }
+}
+
+/// The first latency metric of timeseries.csv (`connect`), whose interval opens every second of
+/// latency.hlog.
+fn first_metric(columns: &[String]) -> String {
+    columns
+        .iter()
+        .find_map(|c| c.strip_suffix("_count"))
+        .unwrap_or("connect")
+        .to_string()
+}
+
+/// The complete lines appended to `path` since `offset`, which moves past them.
+fn new_lines(path: &Path, offset: &mut u64) -> Vec<String> {
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return Vec::new();
+    };
+    let mut bytes = Vec::new();
+    if file.seek(SeekFrom::Start(*offset)).is_err() || file.read_to_end(&mut bytes).is_err() {
+        return Vec::new();
+    }
+    let Some(end) = bytes.iter().rposition(|&b| b == b'\n') else {
+        return Vec::new();
+    };
+    *offset += end as u64 + 1;
+    String::from_utf8_lossy(&bytes[..end])
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(String::from)
+        .collect()
+}
