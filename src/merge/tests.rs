@@ -207,6 +207,6 @@ fn folders_of_different_runs_are_refused_unless_forced() {
         "{text}"
     );
     assert!(merge(&[a.clone(), b], &m, true).is_ok());
-    let err = merge(&[a.clone()], &a, false).err().unwrap();
+    let err = merge(std::slice::from_ref(&a), &a, false).err().unwrap();
     assert!(err.to_string().contains("elsewhere"), "{err}");
 }
