@@ -236,3 +236,55 @@ fn processes_2_run_as_two_shards_merged_into_one_correct_folder() {
         assert_eq!(merged.metric(metric).unwrap().total, sum, "{metric}");
     }
 }
+
+#[test]
+fn ctrl_c_reaches_every_shard_of_processes_and_the_merged_folder_is_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_scenario(
+        dir.path(),
+        &common::echo_scenario("builtin", 20, "5/s", "60s"),
+    );
+    let out = dir.path().join("out");
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("volley"))
+        .args(["run".as_ref(), path.as_os_str()])
+        .args(["--processes", "2", "--quiet", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let seconds = |k: &str| {
+        std::fs::read_to_string(out.join("shards").join(k).join("timeseries.csv"))
+            .map_or(0, |t| t.lines().count())
+    };
+    while seconds("0") < 3 || seconds("1") < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no time series"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: sending a signal to the child we started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let stopping = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            stopping.elapsed() < Duration::from_secs(20),
+            "still running"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    for folder in [out.clone(), out.join("shards/0"), out.join("shards/1")] {
+        assert_eq!(
+            run_json(&folder)["status"],
+            "interrupted",
+            "{}",
+            folder.display()
+        );
+    }
+}

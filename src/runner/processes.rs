@@ -375,3 +375,64 @@ fn new_lines(path: &Path, offset: &mut u64) -> Vec<String> {
         .map(String::from)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Interval;
+    use crate::output::hlog::HlogWriter;
+    use crate::output::timeseries_csv::{SecondRow, TimeseriesWriter};
+    use std::time::UNIX_EPOCH;
+
+    fn write_second(dir: &Path, seconds: &[(u64, u64, &[u64])]) {
+        let names = ["connect".to_string(), "echo".to_string()];
+        let mut ts = TimeseriesWriter::create(&dir.join("timeseries.csv"), &names).unwrap();
+        let mut hlog = HlogWriter::create(&dir.join("latency.hlog"), &names, UNIX_EPOCH).unwrap();
+        for &(second, sent, echo) in seconds {
+            let mut interval = Interval::new(2, 1);
+            interval.sent = sent;
+            for &us in echo {
+                interval.histograms[1].record(us).unwrap();
+            }
+            let row = SecondRow {
+                second,
+                epoch_ms: 0,
+                connected: 3,
+                connecting: 0,
+                interval,
+            };
+            ts.write(&row).unwrap();
+            hlog.write(&row).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_second_is_shown_summed_once_every_shard_wrote_it() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        write_second(a.path(), &[(1, 5, &[100, 200]), (2, 5, &[300])]);
+        write_second(b.path(), &[(1, 7, &[400])]);
+        let mut seconds = Seconds::new(2, "echo".into());
+        let mut tails = [ShardTail::new(a.path()), ShardTail::new(b.path())];
+        for tail in &mut tails {
+            tail.read(&mut seconds);
+        }
+        let ticks = seconds.complete();
+        assert_eq!(ticks.len(), 1, "second 2 waits for the second shard");
+        assert_eq!(
+            (ticks[0].second, ticks[0].sent, ticks[0].connected),
+            (1, 12, 6)
+        );
+        let mut union = new_histogram();
+        for v in [100, 200, 400] {
+            union.record(v).unwrap();
+        }
+        let expected = (union.value_at_quantile(0.5), union.value_at_quantile(0.99));
+        assert_eq!(ticks[0].latency, Some(expected));
+        // Read again: nothing new, nothing counted twice.
+        for tail in &mut tails {
+            tail.read(&mut seconds);
+        }
+        assert!(seconds.complete().is_empty());
+        assert_eq!(seconds.pending[&2].rows, 1);
+    }
+}
