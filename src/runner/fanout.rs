@@ -137,4 +137,31 @@ mod tests {
             (11, Some(15), 35)
         );
     }
+
+    #[test]
+    fn an_emitter_in_another_shard_is_never_charged_as_lost() {
+        // Receiver 10 heard emitter 7 (another shard's: this shard has no EmitterEnd for it) up
+        // to 3, and never heard emitter 8 (also another shard's); only emitter 1 is local.
+        let ends = FanoutEnds {
+            emitters: vec![emitter(1, 5)],
+            receivers: vec![receiver(10, 0, true)],
+            streams: vec![
+                StreamEnd {
+                    expect: 0,
+                    receiver: 10,
+                    emitter: 1,
+                    max_seen: 4,
+                },
+                StreamEnd {
+                    expect: 0,
+                    receiver: 10,
+                    emitter: 7,
+                    max_seen: 3,
+                },
+            ],
+        };
+        let (lost, rows) = tails(&ends, &[Duration::ZERO], Duration::ZERO);
+        assert_eq!(lost, vec![0]);
+        assert!(rows.is_empty());
+    }
 }
