@@ -172,6 +172,23 @@ async fn run(args: RunArgs) -> Result<ExitCode, AppError> {
     if let Some(count) = args.processes {
         return run_processes(&args, plan, count).await;
     }
+    if let Some(shard) = args.shard.filter(|s| s.count > 1) {
+        let missing: Vec<&str> = [
+            ("--run-id", args.run_id.is_none()),
+            ("--start-at", args.start_at.is_none()),
+        ]
+        .into_iter()
+        .filter_map(|(flag, missing)| missing.then_some(flag))
+        .collect();
+        if !missing.is_empty() {
+            eprintln!(
+                "note: shard {shard} without {}: give every shard the same --run-id (or they ignore \
+                 each other's events) and --start-at (or fan-out latency between shards counts \
+                 from different time zeros)",
+                missing.join(" and ")
+            );
+        }
+    }
     let signals = StopSignals::install().map_err(AppError::Signals)?;
     let outcome = runner::run(plan, options, signals.first_then_exit()).await?;
     finish_run(&args, &outcome.report, &outcome.dir)
