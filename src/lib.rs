@@ -10,7 +10,8 @@
 //! - [`client`]: one virtual client, from connect to close, emitting on an open-model
 //!   [`client::schedule::Schedule`] and measuring from scheduled send times.
 //! - [`runner`]: preflight, worker threads (one single-threaded runtime each), ramp, stop signal,
-//!   and the once-a-second merge of the workers' metrics.
+//!   and the once-a-second merge of the workers' metrics; shards of a run (`--shard K/N`, a shared
+//!   run id and time zero) and local shards as child processes (`--processes N`).
 //! - [`metrics`]: per-worker HDR histograms and counters, merged per interval; error kinds.
 //! - [`output`]: result files (CSV, .hgrm, latency.hlog, run.json) and the human summary.
 //! - [`results`]: a results folder read back, file by file; [`report`] draws it as one HTML page,
