@@ -51,6 +51,8 @@ pub enum AppError {
         path: std::path::PathBuf,
         problems: Vec<String>,
     },
+    #[error(transparent)]
+    Serve(#[from] crate::serve::processes::ProcessesError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -216,6 +218,9 @@ fn write_report(
 }
 
 async fn serve_command(args: ServeArgs) -> Result<ExitCode, AppError> {
+    if args.processes > 1 {
+        return serve_processes(args).await;
+    }
     let tls = match (&args.cert, &args.key) {
         (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
         _ => None,
@@ -233,6 +238,7 @@ async fn serve_command(args: ServeArgs) -> Result<ExitCode, AppError> {
             dup_every: args.dup_every,
             reorder_every: args.reorder_every,
         },
+        reuse_port: args.reuse_port,
     };
     // Every connection is a file: raise the soft limit to the hard one, as `run` does.
     let _ = crate::runner::fdlimit::raise();
@@ -245,6 +251,25 @@ async fn serve_command(args: ServeArgs) -> Result<ExitCode, AppError> {
     let _ = std::io::stdout().flush();
     signals.next().await;
     server.stop();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `volley serve --processes N`: N children on one port, one `listening on` line, stops forwarded.
+async fn serve_processes(args: ServeArgs) -> Result<ExitCode, AppError> {
+    use crate::serve::processes;
+    let count = usize::from(args.processes);
+    let mut signals = StopSignals::install().map_err(AppError::Signals)?;
+    let reserved = processes::reserve_port(args.listen)?;
+    let servers = processes::start(count, reserved, &processes::child_args(&args)).await?;
+    let scheme = if args.cert.is_some() { "wss" } else { "ws" };
+    println!("listening on {scheme}://{}", servers.addr());
+    let _ = std::io::stdout().flush();
+    let pids: Vec<String> = servers.pids().iter().map(u32::to_string).collect();
+    eprintln!(
+        "{count} server processes (pids {}); rooms do not span processes",
+        pids.join(", ")
+    );
+    servers.run_until(signals.next()).await?;
     Ok(ExitCode::SUCCESS)
 }
 

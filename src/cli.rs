@@ -252,6 +252,14 @@ pub struct ServeArgs {
     /// TLS private key (PEM).
     #[arg(long, requires = "cert")]
     pub key: Option<PathBuf>,
+    /// Server processes sharing the port (SO_REUSEPORT), to hold more connections than one
+    /// process may have files. Rooms (/broadcast, Socket.IO) are per process: they do not span
+    /// server processes. --threads then counts per process (default: the cores shared out).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub processes: u16,
+    /// Bind with SO_REUSEPORT (set by `--processes` on the processes it starts).
+    #[arg(long, hide = true)]
+    pub reuse_port: bool,
 }
 
 #[derive(Debug, Args)]
