@@ -268,6 +268,7 @@ fn echo_run(runtime: &tokio::runtime::Runtime, url: &str, load: &Load) -> Echoes
         threads: Some(1),
         insecure: false,
         frame_log: None,
+        ..Default::default()
     };
     let outcome = runtime
         .block_on(runner::run(plan, options, std::future::pending()))

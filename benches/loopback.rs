@@ -112,6 +112,7 @@ fn echo_run(
         threads: Some(1),
         insecure: false,
         frame_log: None,
+        ..Default::default()
     };
     let cpu_before = process_cpu();
     let server_before = server.cpu();
@@ -170,6 +171,7 @@ fn connect_cpu(
         threads: Some(1),
         insecure: false,
         frame_log: None,
+        ..Default::default()
     };
     let outcome = runtime
         .block_on(runner::run(plan, options, std::future::pending()))

@@ -134,6 +134,7 @@ async fn run(args: RunArgs) -> Result<ExitCode, AppError> {
         threads: args.threads,
         insecure: args.insecure,
         frame_log: frame_log_options(&args),
+        source_ips: args.source_ips.clone().map(|ips| ips.0),
     };
     let signals = StopSignals::install().map_err(AppError::Signals)?;
     let outcome = runner::run(plan, options, signals.first_then_exit()).await?;

@@ -146,6 +146,10 @@ pub enum Command {
 pub struct RunArgs {
     /// The scenario file (TOML).
     pub scenario: PathBuf,
+    /// Source addresses to connect from in turn, e.g. 127.0.0.2-127.0.0.9 or 10.0.0.5,10.0.0.6:
+    /// one address has only ~28,000 ports per server. Chosen for a loopback target when needed.
+    #[arg(long, value_name = "ADDRS")]
+    pub source_ips: Option<crate::transport::source::SourceIps>,
     /// Target instead of the scenario's: "builtin", ws://host:port/path or wss://...
     #[arg(long)]
     pub target: Option<String>,

@@ -54,6 +54,9 @@ pub struct RunOptions {
     pub insecure: bool,
     /// `--log-frames`: log the frames of sampled clients.
     pub frame_log: Option<FrameLogOptions>,
+    /// `--source-ips`: bind each connection to these in turn; chosen for a loopback target when
+    /// one address has too few ports.
+    pub source_ips: Option<Vec<std::net::IpAddr>>,
 }
 
 /// Why a run could not be done (exit code 1).
@@ -74,6 +77,8 @@ pub enum RunError {
         builtin: &'static str,
         limit: u64,
     },
+    #[error(transparent)]
+    Sources(#[from] crate::transport::source::SourceError),
     #[error("cannot start the builtin server: {0}")]
     Builtin(std::io::Error),
     #[error(transparent)]
@@ -136,6 +141,16 @@ pub async fn run(
 
     // The target: the builtin server in-process, or a remote one resolved once.
     let (server, connector) = connect_target(&plan, options.insecure).await?;
+    let sources = crate::transport::source::choose(
+        connector.addr(),
+        clients * per_client,
+        options.source_ips.as_deref(),
+        crate::transport::source::ports_per_source(),
+    )?;
+    if let Some(note) = &sources.note {
+        eprintln!("{note}");
+    }
+    let connector = connector.with_sources(sources.sources);
     let target_url = match plan.socketio() {
         None => connector.url(&plan.groups[0].path),
         Some(sio) => {

@@ -42,6 +42,7 @@ pub async fn run_with_frame_log(
         threads: Some(2),
         insecure: true,
         frame_log,
+        ..Default::default()
     };
     runner::run(plan, options, shutdown)
         .await
