@@ -164,6 +164,13 @@ fn parse_port_range(text: &str) -> Option<(u16, u16)> {
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error(
+        "--source-ips {source_ip} cannot reach {target}: source and target must both be IPv4 or both IPv6"
+    )]
+    Family {
+        source_ip: IpAddr,
+        target: SocketAddr,
+    },
+    #[error(
         "this run opens {connections} connections to {target}, but one source address has only {ports} ports for one destination (the ephemeral range in /proc/sys/net/ipv4/ip_local_port_range).\n  Give this machine's addresses with --source-ips (at least {needed}, e.g. --source-ips 10.0.0.5,10.0.0.6), or split the run over machines with --shard K/N."
     )]
     TooFewPorts {
@@ -204,6 +211,9 @@ pub fn choose(
 ) -> Result<SourceChoice, SourceError> {
     let needed = connections.div_ceil(ports.max(1)).max(1);
     if let Some(given) = given.filter(|g| !g.is_empty()) {
+        if let Some(&source_ip) = given.iter().find(|ip| ip.is_ipv4() != target.is_ipv4()) {
+            return Err(SourceError::Family { source_ip, target });
+        }
         let capacity = ports * given.len() as u64;
         if connections > capacity {
             return Err(SourceError::TooFewSources {
@@ -371,6 +381,11 @@ mod tests {
         let given = [v4("10.0.0.5"), v4("10.0.0.6"), v4("10.0.0.7")];
         let ok = choose(target, 60_000, Some(&given), 28_232).unwrap();
         assert_eq!(ok.sources.unwrap().addrs(), given);
+        let err = choose(target, 10, Some(&[v4("::1")]), 28_232).unwrap_err();
+        assert!(
+            err.to_string().contains("both be IPv4 or both IPv6"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
