@@ -55,6 +55,8 @@ pub enum AppError {
     Merge(#[from] crate::merge::MergeError),
     #[error(transparent)]
     Shards(#[from] crate::runner::processes::ProcessesError),
+    #[error(transparent)]
+    Serve(#[from] crate::serve::processes::ProcessesError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -168,6 +170,7 @@ async fn run(args: RunArgs) -> Result<ExitCode, AppError> {
         shard: args.shard,
         run_id: args.run_id.map(|id| id.0),
         start_at: args.start_at.map(|at| at.0),
+        source_ips: args.source_ips.clone().map(|ips| ips.0),
     };
     if let Some(count) = args.processes {
         return run_processes(&args, plan, count).await;
@@ -244,6 +247,11 @@ async fn run_processes(
     if let Some(spec) = &args.log_clients {
         flag("--log-clients", spec.to_string());
     }
+    // The shards share the ports of each (source, destination) pair: source addresses are chosen
+    // for the whole run's connections, not for each shard's share.
+    if let Some(sources) = shard_sources(args, &plan, server.as_ref()).await? {
+        flag("--source-ips", sources);
+    }
     for t in &args.thresholds {
         flag("--threshold", t.to_string());
     }
@@ -283,6 +291,52 @@ async fn run_processes(
     finish_run(args, &merged.report, &merged.dir)
 }
 
+/// The source addresses of every shard, given or chosen for the connections of the whole run
+/// (comma-separated for `--source-ips`); none when one address has ports enough.
+async fn shard_sources(
+    args: &RunArgs,
+    plan: &scenario::Plan,
+    server: Option<&serve::ServerHandle>,
+) -> Result<Option<String>, AppError> {
+    use crate::transport::source;
+    let target = match (server, &plan.target) {
+        (Some(server), _) => server.addr(),
+        (None, scenario::Target::Remote { host, port, .. }) => {
+            match tokio::net::lookup_host((host.as_str(), *port)).await {
+                Ok(mut addrs) => match addrs.next() {
+                    Some(addr) => addr,
+                    None => return Ok(None),
+                },
+                // Each shard reports an unresolvable target itself.
+                Err(_) => return Ok(None),
+            }
+        }
+        (None, scenario::Target::Builtin) => return Ok(None),
+    };
+    let per_client = match plan.socketio().map(|s| s.transport) {
+        Some(crate::scenario::model::Transport::Websocket) | None => 1,
+        Some(_) => 2,
+    };
+    let given = args.source_ips.as_ref().map(|ips| ips.0.clone());
+    let choice = source::choose(
+        target,
+        plan.total_clients() * per_client,
+        given.as_deref(),
+        source::ports_per_source(),
+    )
+    .map_err(|e| AppError::Run(RunError::Sources(e)))?;
+    if let Some(note) = &choice.note {
+        eprintln!("{note}");
+    }
+    Ok(choice.sources.map(|s| {
+        s.addrs()
+            .iter()
+            .map(|ip| ip.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    }))
+}
+
 /// With `target = "builtin"` and --processes: one builtin server in this process for every shard,
 /// and the --target the children get.
 fn shared_server(
@@ -298,14 +352,18 @@ fn shared_server(
         Some(_) => 2,
     };
     let clients = plan.total_clients();
-    let needed = crate::runner::fdlimit::needed(clients * per_client, false);
-    if needed > limit {
-        return Err(RunError::TooManyFiles {
-            needed,
-            clients,
-            builtin: " held by the builtin server that this process runs for every shard",
+    // The parent's server holds one end of every shard's connections.
+    if crate::runner::fdlimit::needed(clients * per_client, false) > limit {
+        let served_apart = match plan.socketio() {
+            Some(_) => "http://127.0.0.1:9000".to_string(),
+            None => format!("ws://127.0.0.1:9000{}", plan.groups[0].path),
+        };
+        return Err(RunError::TooManyFiles(crate::runner::fdlimit::Shortage {
+            connections: clients * per_client,
+            per_client,
+            builtin: Some(served_apart),
             limit,
-        }
+        })
         .into());
     }
     let config = ServeConfig {
@@ -411,6 +469,9 @@ fn write_report(
 }
 
 async fn serve_command(args: ServeArgs) -> Result<ExitCode, AppError> {
+    if args.processes > 1 {
+        return serve_processes(args).await;
+    }
     let tls = match (&args.cert, &args.key) {
         (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
         _ => None,
@@ -428,6 +489,7 @@ async fn serve_command(args: ServeArgs) -> Result<ExitCode, AppError> {
             dup_every: args.dup_every,
             reorder_every: args.reorder_every,
         },
+        reuse_port: args.reuse_port,
     };
     // Every connection is a file: raise the soft limit to the hard one, as `run` does.
     let _ = crate::runner::fdlimit::raise();
@@ -440,6 +502,25 @@ async fn serve_command(args: ServeArgs) -> Result<ExitCode, AppError> {
     let _ = std::io::stdout().flush();
     signals.next().await;
     server.stop();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `volley serve --processes N`: N children on one port, one `listening on` line, stops forwarded.
+async fn serve_processes(args: ServeArgs) -> Result<ExitCode, AppError> {
+    use crate::serve::processes;
+    let count = usize::from(args.processes);
+    let mut signals = StopSignals::install().map_err(AppError::Signals)?;
+    let reserved = processes::reserve_port(args.listen)?;
+    let servers = processes::start(count, reserved, &processes::child_args(&args)).await?;
+    let scheme = if args.cert.is_some() { "wss" } else { "ws" };
+    println!("listening on {scheme}://{}", servers.addr());
+    let _ = std::io::stdout().flush();
+    let pids: Vec<String> = servers.pids().iter().map(u32::to_string).collect();
+    eprintln!(
+        "{count} server processes (pids {}); rooms do not span processes",
+        pids.join(", ")
+    );
+    servers.run_until(signals.next()).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -176,6 +176,10 @@ pub struct MergeArgs {
 pub struct RunArgs {
     /// The scenario file (TOML).
     pub scenario: PathBuf,
+    /// Source addresses to connect from in turn, e.g. 127.0.0.2-127.0.0.9 or 10.0.0.5,10.0.0.6:
+    /// one address has only ~28,000 ports per server. Chosen for a loopback target when needed.
+    #[arg(long, value_name = "ADDRS")]
+    pub source_ips: Option<crate::transport::source::SourceIps>,
     /// Target instead of the scenario's: "builtin", ws://host:port/path or wss://...
     #[arg(long)]
     pub target: Option<String>,
@@ -302,6 +306,14 @@ pub struct ServeArgs {
     /// TLS private key (PEM).
     #[arg(long, requires = "cert")]
     pub key: Option<PathBuf>,
+    /// Server processes sharing the port (SO_REUSEPORT), to hold more connections than one
+    /// process may have files. Rooms (/broadcast, Socket.IO) are per process: they do not span
+    /// server processes. --threads then counts per process (default: the cores shared out).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub processes: u16,
+    /// Bind with SO_REUSEPORT (set by `--processes` on the processes it starts).
+    #[arg(long, hide = true)]
+    pub reuse_port: bool,
 }
 
 #[derive(Debug, Args)]

@@ -63,6 +63,9 @@ pub struct RunOptions {
     pub run_id: Option<u32>,
     /// `--start-at`: the wall-clock instant that is the run's time zero (default: now).
     pub start_at: Option<SystemTime>,
+    /// `--source-ips`: bind each connection to these in turn; chosen for a loopback target when
+    /// one address has too few ports.
+    pub source_ips: Option<Vec<std::net::IpAddr>>,
 }
 
 /// Why a run could not be done (exit code 1).
@@ -74,15 +77,10 @@ pub enum RunError {
     Unreachable { url: String, detail: String },
     #[error("cannot resolve {host}: {detail}")]
     Resolve { host: String, detail: String },
-    #[error(
-        "this run needs {needed} open files ({clients} connections{builtin}) but this process may open at most {limit}.\n  Run fewer clients (--clients), use an out-of-process server (`volley serve` and --target), or split the run into shards (--processes N on this machine, --shard K/N on several)."
-    )]
-    TooManyFiles {
-        needed: u64,
-        clients: u64,
-        builtin: &'static str,
-        limit: u64,
-    },
+    #[error("{0}")]
+    TooManyFiles(fdlimit::Shortage),
+    #[error(transparent)]
+    Sources(#[from] crate::transport::source::SourceError),
     #[error("cannot start the builtin server: {0}")]
     Builtin(std::io::Error),
     #[error(transparent)]
@@ -137,22 +135,26 @@ pub async fn run(
         Some(Transport::Polling | Transport::PollingUpgrade) => 2,
         _ => 1,
     };
-    let needed = fdlimit::needed(clients * per_client, builtin);
-    if needed > limit {
-        return Err(RunError::TooManyFiles {
-            needed,
-            clients,
-            builtin: if builtin {
-                " held at both ends by the in-process builtin server"
-            } else {
-                ""
-            },
-            limit,
-        });
-    }
+    // Against the builtin server, the message suggests the same endpoints on a `volley serve`.
+    let served_apart = builtin.then(|| match plan.socketio() {
+        Some(_) => "http://127.0.0.1:9000".to_string(),
+        None => format!("ws://127.0.0.1:9000{}", plan.groups[0].path),
+    });
+    fdlimit::Shortage::check(clients, per_client, served_apart, limit)
+        .map_err(RunError::TooManyFiles)?;
 
     // The target: the builtin server in-process, or a remote one resolved once.
     let (server, connector) = connect_target(&plan, options.insecure).await?;
+    let sources = crate::transport::source::choose(
+        connector.addr(),
+        clients * per_client,
+        options.source_ips.as_deref(),
+        crate::transport::source::ports_per_source(),
+    )?;
+    if let Some(note) = &sources.note {
+        eprintln!("{note}");
+    }
+    let connector = connector.with_sources(sources.sources);
     let target_url = match plan.socketio() {
         None => connector.url(&plan.groups[0].path),
         Some(sio) => {

@@ -19,12 +19,16 @@
 //! receiving connection, one source), so a test of the gap tracker knows the exact truth; the
 //! rules are in `faults.rs`.
 //!
+//! `--processes N` (`processes.rs`) runs N such servers as processes sharing one port; each
+//! WebSocket upgrade answers with an `x-volley-pid` header naming the process that took it.
+//!
 //! The server runs on its own thread and runtime, so a run with `target = "builtin"` measures the
 //! clients' CPU apart from the server's, and stops when its [`ServerHandle`] is stopped or dropped.
 
 mod delay;
 mod endpoints;
 mod faults;
+pub mod processes;
 mod session;
 mod socketio;
 
@@ -67,6 +71,9 @@ pub struct ServeConfig {
     /// Deterministic drops, duplicates and reorders of fan-out deliveries, for testing a gap
     /// tracker against a known truth; none by default.
     pub faults: Faults,
+    /// Bind with SO_REUSEPORT, so that other processes (`volley serve --processes N`) listen on
+    /// the same port and the kernel spreads connections over them.
+    pub reuse_port: bool,
 }
 
 impl Default for ServeConfig {
@@ -78,6 +85,7 @@ impl Default for ServeConfig {
             tls: None,
             tick_every: Duration::from_millis(100),
             faults: Faults::default(),
+            reuse_port: false,
         }
     }
 }
@@ -127,7 +135,11 @@ pub fn spawn(config: ServeConfig) -> std::io::Result<ServerHandle> {
         .faults
         .check()
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let listener = std::net::TcpListener::bind(config.listen)?;
+    let listener = if config.reuse_port {
+        bind_reuse_port(config.listen)?
+    } else {
+        std::net::TcpListener::bind(config.listen)?
+    };
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let stop = CancellationToken::new();
@@ -163,6 +175,19 @@ pub fn spawn(config: ServeConfig) -> std::io::Result<ServerHandle> {
     })
 }
 
+/// A listening socket that other SO_REUSEPORT sockets of the same user may share.
+fn bind_reuse_port(listen: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(listen),
+        socket2::Type::STREAM,
+        None,
+    )?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&listen.into())?;
+    socket.listen(libc::SOMAXCONN)?;
+    Ok(socket.into())
+}
+
 struct Shared {
     delay: Option<delay::DelayLine>,
     rooms: Rooms,
@@ -171,6 +196,9 @@ struct Shared {
     /// Every connection task, so a stop can wait for their close frames to go out.
     tasks: TaskTracker,
 }
+
+/// The response header of a WebSocket upgrade naming the server process's id.
+pub const SERVED_BY: &str = "x-volley-pid";
 
 /// How long a stopping server waits for its connections to close.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -360,6 +388,8 @@ fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Full<Bytes>> {
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(header::UPGRADE, "websocket")
         .header(header::CONNECTION, "Upgrade")
+        // Which process answered, for `volley serve --processes N` (and anyone debugging it).
+        .header(SERVED_BY, std::process::id())
         .header(
             header::SEC_WEBSOCKET_ACCEPT,
             derive_accept_key(key.as_bytes()),

@@ -6,6 +6,7 @@
 pub mod engine;
 pub mod polling;
 pub mod socketio;
+pub mod source;
 pub mod tls;
 pub mod ws;
 

@@ -24,6 +24,7 @@ use tokio_tungstenite::tungstenite::{self, Error as WsError, Message};
 use crate::inspect::frame_log::ConnFrameLog;
 use crate::inspect::record::Dir;
 use crate::metrics::ErrorKind;
+use crate::transport::source::SourceAddrs;
 
 /// A client socket: plain TCP or TLS over TCP.
 pub enum MaybeTls {
@@ -89,6 +90,8 @@ pub struct Connector {
     tls: Option<(TlsConnector, ServerName<'static>)>,
     /// Extra headers on every request (cookies, tokens), already validated.
     headers: Arc<[(http::HeaderName, http::HeaderValue)]>,
+    /// Source addresses to bind in turn before connecting (`--source-ips`); the OS's choice if none.
+    sources: Option<SourceAddrs>,
 }
 
 impl Connector {
@@ -120,6 +123,7 @@ impl Connector {
             authority,
             tls,
             headers: Arc::from(Vec::new()),
+            sources: None,
         })
     }
 
@@ -129,6 +133,12 @@ impl Connector {
         headers: Vec<(http::HeaderName, http::HeaderValue)>,
     ) -> Connector {
         self.headers = Arc::from(headers);
+        self
+    }
+
+    /// Binds each connection to the next of `sources` before connecting.
+    pub fn with_sources(mut self, sources: Option<SourceAddrs>) -> Connector {
+        self.sources = sources;
         self
     }
 
@@ -157,9 +167,11 @@ impl Connector {
 
     /// TCP connect and, for wss, the TLS handshake: the reachability check before a run.
     pub async fn connect_transport(&self) -> Result<MaybeTls, ConnectError> {
-        let tcp = TcpStream::connect(self.addr)
-            .await
-            .map_err(|e| ConnectError::from_io(&e))?;
+        let tcp = match &self.sources {
+            None => TcpStream::connect(self.addr).await,
+            Some(sources) => sources.connect(self.addr).await,
+        }
+        .map_err(|e| ConnectError::from_io(&e))?;
         let _ = tcp.set_nodelay(true);
         match &self.tls {
             None => Ok(MaybeTls::Plain(tcp)),
