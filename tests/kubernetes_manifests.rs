@@ -199,3 +199,174 @@ fn the_example_server_serves_the_scenarios_target() {
     assert_eq!(args[0].as_str(), Some("serve"));
     assert_eq!(arg_after(args, "--listen"), "0.0.0.0:9000");
 }
+
+/// `$(NAME)` in a container argument expanded as Kubernetes does from the container's environment.
+fn expand(arg: &str, env: &[(&str, String)]) -> String {
+    env.iter().fold(arg.to_string(), |text, (name, value)| {
+        text.replace(&format!("$({name})"), value)
+    })
+}
+
+/// The shard path as the cluster runs it, here: every completion index of job.yaml runs the Job's
+/// own container arguments with the environment the Job gives it (JOB_COMPLETION_INDEX, and
+/// VOLLEY_START_AT / VOLLEY_RUN_ID as the ConfigMap volley-run holds them), the scenario and
+/// results paths mapped to a temporary folder, against a `volley serve` on 127.0.0.1; the shard
+/// folders are then merged as the collector does. Shards that hear each other's talkers lose
+/// nothing only if they share the run id and the time zero the Job hands them.
+#[test]
+fn the_jobs_shards_run_here_with_the_jobs_environment_and_merge() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+
+    let job = one("job.yaml");
+    let shards = number(&job, "spec.completions");
+    let args: Vec<String> = at(&job, "spec.template.spec.containers.0.args")
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    let scenario_mount = text(
+        &job,
+        "spec.template.spec.containers.0.volumeMounts.0.mountPath",
+    );
+    let results_mount = text(
+        &job,
+        "spec.template.spec.containers.0.volumeMounts.1.mountPath",
+    );
+
+    let bin = assert_cmd::cargo::cargo_bin("volley");
+    let mut server = Command::new(&bin)
+        .args(["serve", "--listen", "127.0.0.1:0", "--threads", "1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_string();
+
+    let dir = tempfile::tempdir().unwrap();
+    let scenario_dir = dir.path().join("scenario");
+    let results_dir = dir.path().join("results");
+    std::fs::create_dir_all(&scenario_dir).unwrap();
+    // Two talkers per shard in one room with listeners: each shard hears the others' talkers.
+    std::fs::write(
+        scenario_dir.join("scenario.toml"),
+        format!(
+            r#"
+name = "k8s-shards"
+target = "{url}/broadcast?room=k8s"
+duration = "1s"
+ramp = "200ms"
+drain = "1s"
+connect_timeout = "5s"
+
+[[group]]
+name = "listeners"
+clients = {listeners}
+
+[[group]]
+name = "talkers"
+clients = {shards}
+on_connect = [{{ wait = "300ms" }}]
+emit = [{{ event = "chat", data = {{ n = "{{{{seq}}}}" }}, rate = "10/s" }}]
+
+[[expect]]
+name = "fanout"
+event = "chat"
+from = "talkers"
+to = ["listeners", "talkers"]
+"#,
+            listeners = 4 * shards
+        ),
+    )
+    .unwrap();
+
+    // What `kubectl create configmap volley-run --from-literal=...` would hold.
+    let start_at = humantime::format_rfc3339_seconds(
+        std::time::SystemTime::now() + std::time::Duration::from_secs(3),
+    )
+    .to_string();
+    let run_id = "c0ffee01".to_string();
+    let children: Vec<_> = (0..shards)
+        .map(|index| {
+            let env = [
+                ("JOB_COMPLETION_INDEX", index.to_string()),
+                ("VOLLEY_START_AT", start_at.clone()),
+                ("VOLLEY_RUN_ID", run_id.clone()),
+            ];
+            let args: Vec<String> = args
+                .iter()
+                .map(|a| {
+                    expand(a, &env)
+                        .replacen(scenario_mount, scenario_dir.to_str().unwrap(), 1)
+                        .replacen(results_mount, results_dir.to_str().unwrap(), 1)
+                })
+                .collect();
+            Command::new(&bin)
+                .args(&args)
+                .arg("--quiet")
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .output_async()
+        })
+        .collect();
+    let outputs: Vec<_> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    // SAFETY: a signal to the server this test started.
+    unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
+    let _ = server.wait();
+    for (index, out) in outputs.iter().enumerate() {
+        assert!(out.status.success(), "shard {index}: {out:?}");
+    }
+
+    let folders: Vec<_> = (0..shards)
+        .map(|k| results_dir.join(&run_id).join(format!("shard-{k}")))
+        .collect();
+    let merged = dir.path().join("merged");
+    let status = Command::new(&bin)
+        .arg("merge")
+        .args(&folders)
+        .arg("-o")
+        .arg(&merged)
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{status:?}");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(merged.join("run.json")).unwrap()).unwrap();
+    assert_eq!(doc["run_id"], run_id.as_str());
+    let clients = 5 * shards;
+    assert_eq!(doc["settings"]["clients_planned"], clients);
+    assert_eq!(doc["summary"]["counters"]["connects"], clients);
+    assert_eq!(
+        doc["summary"]["counters"]["errors"], 0,
+        "no shard refused another's stamps"
+    );
+    let fanout = &doc["summary"]["expects"]["fanout"];
+    assert_eq!(fanout["lost"], 0, "{fanout}");
+    let sent = fanout["sent"].as_u64().unwrap();
+    let received = fanout["received"].as_u64().unwrap();
+    // Every client hears the talkers of every shard, not only its own shard's.
+    assert!(received > clients * sent / shards, "{fanout}");
+}
+
+/// Starts a child and hands it back for `wait_with_output`, stdout and stderr captured.
+trait OutputAsync {
+    fn output_async(&mut self) -> std::process::Child;
+}
+
+impl OutputAsync for std::process::Command {
+    fn output_async(&mut self) -> std::process::Child {
+        self.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+}
