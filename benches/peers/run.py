@@ -67,20 +67,20 @@ def npm_ci(folder, env=None):
 
 
 def build():
-    """Builds volley and the minimal loop; returns (volley binary, minimal loop binary)."""
-    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    subprocess.run(["cargo", "build", "--release", "--bin", "volley"], cwd=ROOT, check=True)
+    """Builds volley and the minimal loop in one cargo command; returns (volley binary, minimal
+    loop binary). One command, with the bench, so that dependencies are built once with the
+    features that dev-dependencies unify (a plain `cargo build --bin volley` builds another set)."""
     out = subprocess.run(
-        ["cargo", "bench", "--bench", "minimal_echo", "--no-run", "--message-format=json"],
-        cwd=ROOT, check=True, capture_output=True, text=True).stdout
-    minimal = None
+        ["cargo", "build", "--release", "--bin", "volley", "--bench", "minimal_echo",
+         "--message-format=json"], cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    found = {}
     for line in out.splitlines():
         message = json.loads(line)
-        if message.get("reason") == "compiler-artifact" and message["target"]["name"] == "minimal_echo":
-            minimal = message.get("executable") or minimal
-    if minimal is None:
-        sys.exit("run.py: cargo did not report the minimal_echo bench executable")
-    return target / "release" / "volley", Path(minimal)
+        if message.get("reason") == "compiler-artifact" and message.get("executable"):
+            found[message["target"]["name"]] = Path(message["executable"])
+    if "volley" not in found or "minimal_echo" not in found:
+        sys.exit(f"run.py: cargo did not report both executables (got {sorted(found)})")
+    return found["volley"], found["minimal_echo"]
 
 
 # ----------------------------------------------------------------------------- measuring
