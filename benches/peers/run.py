@@ -346,9 +346,11 @@ def sio_echo(volley, tmp):
         # socketio.emit counts emits; the response_time histogram counts each echo twice in
         # this version (markEndTime runs for the match and again for processResponse).
         echoes = agg["counters"].get("socketio.emit", 0)
-        per_period = [p["counters"].get("socketio.emit", 0) / 10
-                      for p in a["report"]["intermediate"]
-                      if p["counters"].get("vusers.created", 0) == 0]
+        # Artillery reports per 10 s period; the first holds the arrivals and the last is cut
+        # short, so only the periods between count (a period with arrivals in it can still be
+        # one of them when the arrivals straddle a period boundary).
+        periods = a["report"]["intermediate"]
+        per_period = [p["counters"].get("socketio.emit", 0) / 10 for p in periods[1:-1]]
         rt = agg["summaries"].get("socketio.response_time", {})
         a_rate = median_or_nan(per_period)
         a_steady = steady_cpu_per_event(a["client"], a_rate, 12, 32)
