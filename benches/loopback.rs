@@ -1,7 +1,8 @@
 //! End-to-end figures against `volley serve` running in another process on 127.0.0.1:
 //! - echo: 1,000 clients echoing through volley's runner; events/s and client CPU µs per echo, at a
 //!   fixed rate and saturated, next to a minimal hand-written tokio-tungstenite echo loop;
-//! - rss: the client's resident memory per idle connection, from runs holding 1,000 and 15,000;
+//! - rss: the client's resident memory per idle connection, from runs holding 1,000 and 15,000,
+//!   raw WebSocket and Socket.IO (websocket transport);
 //! - sio-echo: 5,000 Socket.IO clients over the websocket transport echoing at fixed rates, next to
 //!   5,000 raw WebSocket clients at the same rates;
 //! - sio-rss: memory per idle Socket.IO connection (websocket transport), from runs holding 1,000
@@ -328,6 +329,7 @@ fn main() {
     }
     if wants("rss") {
         rss_per_connection(&server.url, Proto::Ws, 1_000, 15_000);
+        rss_per_connection(&server.url, Proto::Sio("websocket"), 1_000, 15_000);
     }
     if wants("sio-echo") {
         let sio = Proto::Sio("websocket");

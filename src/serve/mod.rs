@@ -135,11 +135,7 @@ pub fn spawn(config: ServeConfig) -> std::io::Result<ServerHandle> {
         .faults
         .check()
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let listener = if config.reuse_port {
-        bind_reuse_port(config.listen)?
-    } else {
-        std::net::TcpListener::bind(config.listen)?
-    };
+    let listener = bind_listener(config.listen, config.reuse_port)?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let stop = CancellationToken::new();
@@ -175,16 +171,27 @@ pub fn spawn(config: ServeConfig) -> std::io::Result<ServerHandle> {
     })
 }
 
-/// A listening socket that other SO_REUSEPORT sockets of the same user may share.
-fn bind_reuse_port(listen: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+/// How many accepted connections may wait for the server's `accept`. std's `TcpListener::bind`
+/// asks for 128: a ramp of 5,000 connections a second overflows that whenever the accepting thread
+/// is busy for 25 ms, and the kernel then drops SYNs, which clients retry only after 1 s, 3 s, 7 s.
+/// The kernel caps the figure at net.core.somaxconn (4,096 by default since Linux 5.4).
+const LISTEN_BACKLOG: i32 = 4096;
+
+/// A listening socket as `TcpListener::bind` makes one (SO_REUSEADDR, as std sets on Unix), with a
+/// backlog of `LISTEN_BACKLOG`; with `reuse_port`, one that other SO_REUSEPORT sockets of the same
+/// user may share (`volley serve --processes`).
+fn bind_listener(addr: SocketAddr, reuse_port: bool) -> std::io::Result<std::net::TcpListener> {
     let socket = socket2::Socket::new(
-        socket2::Domain::for_address(listen),
+        socket2::Domain::for_address(addr),
         socket2::Type::STREAM,
         None,
     )?;
-    socket.set_reuse_port(true)?;
-    socket.bind(&listen.into())?;
-    socket.listen(libc::SOMAXCONN)?;
+    socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
     Ok(socket.into())
 }
 
