@@ -353,7 +353,10 @@ mod tests {
         let small = choose(target, 11_292, None, 28_232).unwrap();
         assert!(small.sources.is_none() && small.note.is_none());
         let two = choose(target, 11_293, None, 28_232).unwrap();
-        assert_eq!(two.sources.unwrap().addrs(), [v4("127.0.0.1"), v4("127.0.0.2")]);
+        assert_eq!(
+            two.sources.unwrap().addrs(),
+            [v4("127.0.0.1"), v4("127.0.0.2")]
+        );
         // 100,000 connections: 9 addresses of at most 11,292 each.
         let big = choose(target, 100_000, None, 28_232).unwrap();
         let sources = big.sources.unwrap();
