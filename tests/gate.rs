@@ -243,3 +243,50 @@ fn bad_thresholds_are_usage_errors_with_their_position() {
     usage(&["--gate"], "--gate needs thresholds");
     assert!(!dir.path().join("never").exists(), "nothing ran");
 }
+
+#[test]
+fn a_socketio_runs_verdicts_and_run_json_fit_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = write_scenario(
+        dir.path(),
+        r#"
+name = "sio gate"
+target = "builtin"
+protocol = "socketio"
+duration = "1s"
+ramp = "200ms"
+drain = "1s"
+
+[[group]]
+name = "g"
+clients = 5
+emit = [{ event = "echo", data = { n = "{{seq}}" }, rate = "10/s" }]
+
+[[expect]]
+event = "echo"
+
+[thresholds]
+"echo.lost" = "== 0"
+"#,
+    );
+    let out = dir.path().join("out");
+    volley()
+        .args(["run", "-q"])
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&out)
+        .timeout(Duration::from_secs(60))
+        .assert()
+        .success();
+    let doc = run_json(&out);
+    assert!(
+        doc["settings"]["target_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://"),
+        "{}",
+        doc["settings"]["target_url"]
+    );
+    check_schema(&doc);
+    assert_eq!(doc["thresholds"][0]["passed"], true);
+}
