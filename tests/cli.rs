@@ -86,14 +86,6 @@ fn an_unreachable_target_exits_1_with_a_clear_message() {
         )));
 }
 
-fn wait_for(what: &str, deadline: Duration, mut ready: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ready() {
-        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn sigint_stops_the_run_gracefully_and_every_file_is_written() {
     let dir = tempfile::tempdir().unwrap();

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use assert_cmd::cargo::cargo_bin;
 use common::chromium;
@@ -202,14 +202,6 @@ async fn the_report_of_a_run_opens_in_chromium_with_every_plot_drawn() {
         visit.screenshot.len()
     );
     std::fs::write(dir.path().join("report.png"), &visit.screenshot).unwrap();
-}
-
-fn wait_for(what: &str, deadline: Duration, mut ready: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !ready() {
-        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

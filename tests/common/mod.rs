@@ -92,3 +92,12 @@ within = "500ms"
 "#
     )
 }
+
+/// Polls `ready` every 50 ms until it holds; fails the test after `deadline`.
+pub fn wait_for(what: &str, deadline: std::time::Duration, mut ready: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
