@@ -357,21 +357,6 @@ impl<'a> Session<'a> {
     /// argument, and only to events of the expect's name.
     fn on_server_payload(&mut self, payload: &[u8]) {
         let socketio = self.ctx.plan.socketio().is_some();
-        // Socket.IO arguments start with the event name: skip the JSON parse for other events.
-        if socketio {
-            let named = self.server_expects.iter().any(|&e| {
-                let event = &self.ctx.plan.expects[e as usize].event;
-                payload.strip_prefix(b"[\"").is_some_and(|rest| {
-                    rest.starts_with(event.as_bytes()) && rest.get(event.len()) == Some(&b'"')
-                })
-            });
-            if !named {
-                return;
-            }
-        }
-        let Ok(value) = serde_json::from_slice::<serde_json::Value>(payload) else {
-            return;
-        };
         for i in 0..self.server_expects.len() {
             let expect = self.server_expects[i];
             let plan = &self.ctx.plan.expects[expect as usize];
@@ -383,22 +368,23 @@ impl<'a> Session<'a> {
             else {
                 continue;
             };
-            let body = if socketio {
-                match value.as_array().map(Vec::as_slice) {
-                    Some([name, first, ..]) if name.as_str() == Some(plan.event.as_str()) => first,
-                    _ => continue,
-                }
-            } else {
-                &value
-            };
-            let Some(number) = body.pointer(seq).and_then(serde_json::Value::as_u64) else {
+            // Socket.IO: only events of the expect's name, `["NAME",...`.
+            if socketio
+                && !payload.strip_prefix(b"[\"").is_some_and(|rest| {
+                    rest.starts_with(plan.event.as_bytes())
+                        && rest.get(plan.event.len()) == Some(&b'"')
+                })
+            {
+                continue;
+            }
+            let Some(number) = seq.read_u64(payload) else {
                 continue;
             };
             // One-way latency from the server's clock: only meaningful on one machine or with
             // synchronised clocks.
             let sent_us = timestamp
                 .as_ref()
-                .and_then(|pointer| body.pointer(pointer)?.as_u64())
+                .and_then(|pointer| pointer.read_u64(payload))
                 .map(|sent| sent.saturating_mul(*timestamp_us));
             let latency = sent_us.map(|sent_us| {
                 let now_us = std::time::SystemTime::now()

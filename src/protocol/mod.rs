@@ -2,6 +2,7 @@
 
 pub mod engineio;
 pub mod http1;
+pub mod pointer;
 pub mod socketio;
 pub mod stamp;
 pub mod wsframe;

@@ -166,6 +166,7 @@ fn share(total: u64, sizes: &[u64]) -> Option<Vec<u64>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::pointer::JsonPointer;
     use crate::scenario::template::StampPlacement;
 
     fn source(text: &str) -> Source {
@@ -409,8 +410,8 @@ timestamp_unit = "us"
         assert_eq!(
             plan.expects[1].origin,
             Origin::Server {
-                seq: "/seq".into(),
-                timestamp: Some("/ts".into()),
+                seq: JsonPointer::parse("/seq").unwrap(),
+                timestamp: JsonPointer::parse("/ts"),
                 timestamp_us: 1
             }
         );

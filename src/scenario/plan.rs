@@ -14,6 +14,7 @@ use crate::gate::figures::check_name;
 use crate::gate::threshold::{Threshold, ThresholdError};
 use crate::gate::verdict::{GateThreshold, Origin as WrittenIn};
 use crate::protocol::engineio::{Version, encode_query_value};
+use crate::protocol::pointer::JsonPointer;
 use crate::protocol::socketio;
 use crate::units::{Ramp, Rate, parse_duration};
 
@@ -153,10 +154,11 @@ pub enum Origin {
     Group(u16),
     /// The server: its sequence numbers (and send times) are read from the payload.
     Server {
-        /// JSON pointer to the sequence number.
-        seq: String,
-        /// JSON pointer to the send time in epoch milliseconds or microseconds.
-        timestamp: Option<String>,
+        /// Where the sequence number is in a payload: the scenario's JSON pointer, applied for
+        /// Socket.IO to the event's first argument (element 1 of the event array).
+        seq: JsonPointer,
+        /// Where the send time is, in epoch milliseconds or microseconds (likewise).
+        timestamp: Option<JsonPointer>,
         /// Microseconds per unit of `timestamp`.
         timestamp_us: u64,
     },
@@ -316,17 +318,21 @@ impl Plan {
                             "from = \"server\" needs `seq`, the JSON pointer to the server's sequence number (e.g. \"/seq\")".into(),
                         )
                     })?;
-                    for pointer in [Some(seq), expect.timestamp.as_ref()].into_iter().flatten() {
-                        if !pointer.get_ref().is_empty() && !pointer.get_ref().starts_with('/') {
-                            return Err(spanned_err(
-                                pointer,
-                                format!(
-                                    "`{}` is not a JSON pointer: it starts with `/`, e.g. \"/seq\"",
-                                    pointer.get_ref()
-                                ),
-                            ));
-                        }
-                    }
+                    let pointer = |text: &Spanned<String>| match JsonPointer::parse(text.get_ref())
+                    {
+                        // Socket.IO: into the first argument, after the event name.
+                        Some(p) if is_sio => Ok(p.under_index(1)),
+                        Some(p) => Ok(p),
+                        None => Err(spanned_err(
+                            text,
+                            format!(
+                                "`{}` is not a JSON pointer: it starts with `/`, e.g. \"/seq\"",
+                                text.get_ref()
+                            ),
+                        )),
+                    };
+                    let seq = pointer(seq)?;
+                    let timestamp = expect.timestamp.as_ref().map(pointer).transpose()?;
                     let timestamp_us =
                         match expect.timestamp_unit.as_ref().map(|u| u.get_ref().as_str()) {
                             None | Some("ms") => 1000,
@@ -340,8 +346,8 @@ impl Plan {
                             }
                         };
                     Origin::Server {
-                        seq: seq.get_ref().clone(),
-                        timestamp: expect.timestamp.as_ref().map(|t| t.get_ref().clone()),
+                        seq,
+                        timestamp,
                         timestamp_us,
                     }
                 }

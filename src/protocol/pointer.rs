@@ -1,0 +1,298 @@
+//! Numbers at JSON pointers (RFC 6901), read straight from a payload's bytes.
+//!
+//! A server stream's sequence number and send time sit at pointers the scenario names (`/seq`,
+//! `/ts`). Every event of such a stream is read at those pointers, so the read must not build the
+//! document: [`JsonPointer::read_u64`] walks the JSON once with serde_json's streaming
+//! deserializer, descends only into the keys and indexes on the pointer's path, skips everything
+//! else, and allocates nothing. The answer is the one `serde_json::Value::pointer` followed by
+//! `as_u64` gives for the same text (the last of duplicate keys wins, numbers that are not
+//! non-negative integers are `None`, invalid JSON is `None`).
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+/// A parsed JSON pointer: its reference tokens, unescaped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonPointer {
+    tokens: Vec<String>,
+}
+
+impl JsonPointer {
+    /// `""` (the whole document) or `/token/token...` with `~1` for `/` and `~0` for `~`; `None`
+    /// for anything else.
+    pub fn parse(text: &str) -> Option<JsonPointer> {
+        if text.is_empty() {
+            return Some(JsonPointer { tokens: Vec::new() });
+        }
+        let rest = text.strip_prefix('/')?;
+        let tokens = rest
+            .split('/')
+            .map(|t| t.replace("~1", "/").replace("~0", "~"))
+            .collect();
+        Some(JsonPointer { tokens })
+    }
+
+    /// The same pointer applied to element `index` of an array document (a Socket.IO event's
+    /// arguments: the first is element 1, after the event name).
+    pub fn under_index(&self, index: usize) -> JsonPointer {
+        let mut tokens = Vec::with_capacity(self.tokens.len() + 1);
+        tokens.push(index.to_string());
+        tokens.extend(self.tokens.iter().cloned());
+        JsonPointer { tokens }
+    }
+
+    /// The non-negative integer at this pointer in `json`, if `json` is one valid JSON document
+    /// and such a number is there.
+    pub fn read_u64(&self, json: &[u8]) -> Option<u64> {
+        let mut de = serde_json::Deserializer::from_slice(json);
+        let found = At(&self.tokens).deserialize(&mut de).ok()?;
+        de.end().ok()?;
+        found
+    }
+}
+
+impl fmt::Display for JsonPointer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for token in &self.tokens {
+            write!(f, "/{}", token.replace('~', "~0").replace('/', "~1"))?;
+        }
+        Ok(())
+    }
+}
+
+/// The rest of a pointer's path, applied to the value being deserialized.
+struct At<'p>(&'p [String]);
+
+impl<'de> DeserializeSeed<'de> for At<'_> {
+    type Value = Option<u64>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<u64>, D::Error> {
+        match self.0.split_first() {
+            None => d.deserialize_any(Leaf),
+            Some((token, rest)) => d.deserialize_any(Node { token, rest }),
+        }
+    }
+}
+
+/// The value the pointer ends at: a number or nothing.
+struct Leaf;
+
+/// A value on the pointer's path: descends into `token`, skips the rest.
+struct Node<'p> {
+    token: &'p str,
+    rest: &'p [String],
+}
+
+/// Scalars and containers that answer `None`: a leaf that is no integer, or a path that runs
+/// into a scalar. Containers are skipped to their end.
+macro_rules! answer_none_to_the_rest {
+    () => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+    };
+}
+
+impl<'de> Visitor<'de> for Leaf {
+    type Value = Option<u64>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Option<u64>, E> {
+        Ok(Some(n))
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Option<u64>, E> {
+        Ok(u64::try_from(n).ok())
+    }
+
+    answer_none_to_the_rest!();
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<u64>, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<u64>, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+}
+
+impl<'de> Visitor<'de> for Node<'_> {
+    type Value = Option<u64>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Option<u64>, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Option<u64>, E> {
+        Ok(None)
+    }
+
+    answer_none_to_the_rest!();
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<u64>, A::Error> {
+        let wanted = array_index(self.token);
+        let mut found = None;
+        for index in 0.. {
+            if Some(index) == wanted {
+                match seq.next_element_seed(At(self.rest))? {
+                    Some(value) => found = value,
+                    None => break,
+                }
+            } else if seq.next_element::<IgnoredAny>()?.is_none() {
+                break;
+            }
+        }
+        Ok(found)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<u64>, A::Error> {
+        let mut found = None;
+        while let Some(hit) = map.next_key_seed(KeyIs(self.token))? {
+            if hit {
+                // The last of duplicate keys wins, as in a parsed document.
+                found = map.next_value_seed(At(self.rest))?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// An array index token as RFC 6901 writes it: digits, no leading zero (but "0" itself).
+fn array_index(token: &str) -> Option<usize> {
+    let digits = token.bytes().all(|b| b.is_ascii_digit());
+    if !digits || token.is_empty() || (token.len() > 1 && token.starts_with('0')) {
+        return None;
+    }
+    token.parse().ok()
+}
+
+/// A map key, compared with a token without being kept.
+struct KeyIs<'p>(&'p str);
+
+impl<'de> DeserializeSeed<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<bool, E> {
+        Ok(key == self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the document model answers: the reference this reader must agree with.
+    fn by_value(pointer: &str, json: &str) -> Option<u64> {
+        let value: serde_json::Value = serde_json::from_str(json).ok()?;
+        value.pointer(pointer)?.as_u64()
+    }
+
+    fn read(pointer: &str, json: &str) -> Option<u64> {
+        JsonPointer::parse(pointer)
+            .unwrap()
+            .read_u64(json.as_bytes())
+    }
+
+    #[test]
+    fn agrees_with_the_document_model() {
+        let documents = [
+            r#"{"seq":41,"ts":1700000000000}"#,
+            r#"{"a":{"b":[10,{"c":7},-3,2.5,"9"]},"seq":1,"seq":2}"#,
+            r#"{"x/y":{"m~n":5},"":6,"nested":{"seq":{"deeper":[[1,2],[3,[4]]]}}}"#,
+            r#"[0,{"seq":12},"tick",null,true,18446744073709551615]"#,
+            r#"{"seq":-1,"f":1e3,"big":18446744073709551616,"esc\"aped":3,"\u0073eq2":4}"#,
+            r#"{"seq": 1 } trailing"#,
+            r#"{"seq":1"#,
+            r#"not json"#,
+            r#"7"#,
+            r#""#,
+        ];
+        let pointers = [
+            "",
+            "/seq",
+            "/ts",
+            "/a/b/0",
+            "/a/b/1/c",
+            "/a/b/2",
+            "/a/b/3",
+            "/a/b/4",
+            "/a/b/5",
+            "/a/b/01",
+            "/a/b/-",
+            "/x~1y/m~0n",
+            "/",
+            "/nested/seq/deeper/1/1/0",
+            "/1/seq",
+            "/5",
+            "/0",
+            "/00",
+            "/big",
+            "/f",
+            "/esc\"aped",
+            "/seq2",
+            "/seq/x",
+            "/missing",
+        ];
+        for json in documents {
+            for pointer in pointers {
+                assert_eq!(
+                    read(pointer, json),
+                    by_value(pointer, json),
+                    "pointer {pointer:?} in {json:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_socketio_argument_is_read_under_index_one() {
+        let seq = JsonPointer::parse("/seq").unwrap().under_index(1);
+        assert_eq!(seq.read_u64(br#"["tick",{"seq":8,"ts":1}]"#), Some(8));
+        assert_eq!(seq.read_u64(br#"["tick",8]"#), None);
+        assert_eq!(seq.to_string(), "/1/seq");
+    }
+
+    #[test]
+    fn only_pointers_parse_and_they_print_as_written() {
+        assert_eq!(JsonPointer::parse("seq"), None);
+        for text in ["", "/seq", "/a~1b/c~0d/0", "/"] {
+            assert_eq!(JsonPointer::parse(text).unwrap().to_string(), text);
+        }
+    }
+}
