@@ -14,13 +14,13 @@
 //! `-- sio-echo` / `-- sio-rss` / `-- sio-polling`.
 
 mod common;
+#[path = "minimal/loops.rs"]
+mod loops;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use futures_util::{SinkExt, StreamExt};
-use tokio_tungstenite::tungstenite::Message;
 use volley::runner::{self, RunOptions};
 use volley::scenario::{self, Overrides};
 
@@ -187,62 +187,14 @@ fn connect_cpu(
     each
 }
 
-/// The reference: 1,000 connections, each sending a message and awaiting its echo in a loop,
-/// on one current-thread runtime, the simplest tokio-tungstenite echo client there is.
+/// The reference: the closed echo loop of benches/minimal/loops.rs on 1,000 connections.
 fn minimal_loop(runtime: &tokio::runtime::Runtime, url: &str) {
     let url = format!("{url}/echo");
-    let run_for = Duration::from_secs(10);
-    let (echoes, cpu) = runtime.block_on(async {
-        let mut sockets = Vec::new();
-        for _ in 0..CLIENTS {
-            let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
-                .read_buffer_size(4096);
-            let addr = url
-                .trim_start_matches("ws://")
-                .split('/')
-                .next()
-                .unwrap()
-                .to_string();
-            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-            tcp.set_nodelay(true).unwrap();
-            let (ws, _) = tokio_tungstenite::client_async_with_config(&url, tcp, Some(config))
-                .await
-                .unwrap();
-            sockets.push(ws);
-        }
-        let cpu_before = volley::runner::worker::thread_cpu_time();
-        let deadline = tokio::time::Instant::now() + run_for;
-        let mut tasks = Vec::new();
-        for (i, mut ws) in sockets.into_iter().enumerate() {
-            tasks.push(tokio::spawn(async move {
-                let mut n = 0u64;
-                while tokio::time::Instant::now() < deadline {
-                    let text = format!(r#"{{"text":"hello from {i}","n":"{n}"}}"#);
-                    if ws.send(Message::text(text)).await.is_err() {
-                        break;
-                    }
-                    match ws.next().await {
-                        Some(Ok(_)) => n += 1,
-                        _ => break,
-                    }
-                }
-                let _ = ws.close(None).await;
-                n
-            }));
-        }
-        let mut echoes = 0;
-        for t in tasks {
-            echoes += t.await.unwrap();
-        }
-        (
-            echoes,
-            volley::runner::worker::thread_cpu_time() - cpu_before,
-        )
-    });
+    let phase = runtime.block_on(loops::echo(&url, CLIENTS as usize, Duration::from_secs(10)));
     println!(
         "minimal loop (closed) {:>8.0} echoes/s  thread CPU {:>5.2} µs/echo",
-        echoes as f64 / run_for.as_secs_f64(),
-        cpu.as_secs_f64() * 1e6 / echoes as f64
+        phase.events as f64 / phase.wall.as_secs_f64(),
+        phase.cpu.as_secs_f64() * 1e6 / phase.events as f64
     );
 }
 

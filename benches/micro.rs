@@ -1,5 +1,5 @@
 //! Micro-benchmarks of the per-event hot path: stamp encode/decode, histogram record, template
-//! render, delivery tracking. `cargo bench --bench micro`
+//! render, delivery tracking, reading a server event at its JSON pointers. `cargo bench --bench micro`
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -7,6 +7,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use volley::client::tracking::Tracker;
 use volley::metrics::WorkerMetrics;
 use volley::metrics::gaps::SeqWindow;
+use volley::protocol::pointer::JsonPointer;
 use volley::protocol::stamp::Stamp;
 use volley::scenario::template::{StampPlacement, Template};
 
@@ -158,6 +159,38 @@ fn tracking(c: &mut Criterion) {
 
 /// `receivers` trackers that have each had one delivery from `sources` sources (expect 1), and the
 /// next number of each source.
+/// A server stream's event read at its pointers: `/ticker`'s payload, and a Socket.IO `tick` with
+/// a larger first argument; against building the document and asking it (the former way).
+fn pointer(c: &mut Criterion) {
+    let (seq, ts) = (
+        JsonPointer::parse("/seq").unwrap(),
+        JsonPointer::parse("/ts").unwrap(),
+    );
+    let ticker = br#"{"seq":123456,"ts":1795000000000}"#;
+    c.bench_function("pointer/ticker_seq_and_ts", |b| {
+        b.iter(|| {
+            (
+                seq.read_u64(black_box(ticker)),
+                ts.read_u64(black_box(ticker)),
+            )
+        })
+    });
+    c.bench_function("pointer/ticker_seq_and_ts_by_value", |b| {
+        b.iter(|| {
+            let value: serde_json::Value = serde_json::from_slice(black_box(ticker)).unwrap();
+            (
+                value.pointer("/seq").and_then(serde_json::Value::as_u64),
+                value.pointer("/ts").and_then(serde_json::Value::as_u64),
+            )
+        })
+    });
+    let sio_seq = seq.under_index(1);
+    let quote = br#"["tick",{"symbol":"ACME","bid":101.25,"ask":101.5,"book":[[101.25,300],[101.2,1200]],"seq":98765,"ts":1795000000000}]"#;
+    c.bench_function("pointer/socketio_quote_seq", |b| {
+        b.iter(|| sio_seq.read_u64(black_box(quote)))
+    });
+}
+
 fn fan_out_receivers(receivers: usize, sources: u32) -> (Vec<Tracker>, Vec<u64>) {
     let mut trackers: Vec<Tracker> = (0..receivers).map(|_| Tracker::default()).collect();
     for tracker in &mut trackers {
@@ -168,5 +201,5 @@ fn fan_out_receivers(receivers: usize, sources: u32) -> (Vec<Tracker>, Vec<u64>)
     (trackers, vec![1_001; sources as usize])
 }
 
-criterion_group!(benches, stamps, histogram, template, tracking);
+criterion_group!(benches, stamps, histogram, template, tracking, pointer);
 criterion_main!(benches);

@@ -11,6 +11,11 @@ Workloads:
   raw-echo   raw WebSocket echo against `volley serve --threads 1` (/echo), 1,000 clients: the
              minimal tokio-tungstenite loop closed (as fast as it goes), then volley at a fixed
              rate near that throughput and at a modest one (20,000/s)
+  raw-fanout the receive path with gap tracking against the minimal receive-only loop: a talker
+             at 50/s into a /broadcast room of 1,000 clients (50,000 deliveries/s) on `volley
+             serve --threads 1`, tracked per (talker, member) stream by volley, counted by the loop
+  raw-ticker the same with the server's own stream: 1,000 watchers of /ticker?every=20ms, gaps
+             from its sequence numbers and one-way latency from its timestamps
   ramp       volley connecting 15,000 clients at ramp = "5000/s" against `volley serve`: the
              `connected` column of timeseries.csv next to the planned ramp
 
@@ -71,16 +76,16 @@ def build():
     loop binary). One command, with the bench, so that dependencies are built once with the
     features that dev-dependencies unify (a plain `cargo build --bin volley` builds another set)."""
     out = subprocess.run(
-        ["cargo", "build", "--release", "--bin", "volley", "--bench", "minimal_echo",
+        ["cargo", "build", "--release", "--bin", "volley", "--bench", "minimal",
          "--message-format=json"], cwd=ROOT, check=True, capture_output=True, text=True).stdout
     found = {}
     for line in out.splitlines():
         message = json.loads(line)
         if message.get("reason") == "compiler-artifact" and message.get("executable"):
             found[message["target"]["name"]] = Path(message["executable"])
-    if "volley" not in found or "minimal_echo" not in found:
+    if "volley" not in found or "minimal" not in found:
         sys.exit(f"run.py: cargo did not report both executables (got {sorted(found)})")
-    return found["volley"], found["minimal_echo"]
+    return found["volley"], found["minimal"]
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -455,14 +460,15 @@ def raw_echo(volley, minimal, tmp, repeats):
             log(f"  -- round {round_ + 1} of {repeats}")
             log(f"  ({load_note()})")
             before = server.cpu_s()
-            m = Client([str(minimal), f"{server.ws}/echo", str(RAW_CLIENTS), str(RAW_SECONDS)])
+            m = Client([str(minimal), "echo", f"{server.ws}/echo", str(RAW_CLIENTS),
+                        str(RAW_SECONDS)])
             code, cpu, out, err = m.wait()
             server_m = server.cpu_s() - before
             if code != 0:
                 log(f"  minimal loop exited {code}: {err.strip()[-500:]}")
                 return
             figures = json.loads(out.strip().splitlines()[-1])
-            echoes = figures["echoes"]
+            echoes = figures["events"]
             rate = echoes / figures["phase_s"]
             minimal_per_echo = cpu * 1e6 / echoes
             minimal_phase = figures["phase_cpu_s"] * 1e6 / echoes
@@ -485,6 +491,127 @@ def raw_echo(volley, minimal, tmp, repeats):
                 log(f"  ratio volley/minimal, client CPU per echo: whole processes "
                     f"{per_echo / minimal_per_echo:.3f}, steady (volley's steady window against "
                     f"the minimal loop's echo phase) {steady / minimal_phase:.3f}")
+    finally:
+        server.stop()
+
+
+FANOUT_CLIENTS = 1000
+FANOUT_RATE = 50
+TICKER_EVERY_MS = 20
+
+
+def fanout_scenario(target, clients, rate, seconds):
+    """A talker into a /broadcast room of `clients` (itself included): every member must get
+    every message, tracked per (talker, member) stream."""
+    return "\n".join([
+        'name = "peers-fanout"',
+        f'target = "{target}"',
+        'protocol = "ws"',
+        f'duration = "{seconds}s"',
+        'ramp = "1s"',
+        'drain = "1s"',
+        "",
+        "[[group]]",
+        'name = "listeners"',
+        f"clients = {clients - 1}",
+        "",
+        "[[group]]",
+        'name = "talker"',
+        "clients = 1",
+        f'emit = [{{ event = "chat", data = {{ text = "hi from {{{{client}}}}", n = "{{{{seq}}}}" }}, '
+        f'rate = "{rate}/s" }}]',
+        "",
+        "[[expect]]",
+        'name = "fanout"',
+        'event = "chat"',
+        'from = "talker"',
+        'to = ["listeners", "talker"]',
+        'within = "1s"',
+    ]) + "\n"
+
+
+def ticker_scenario(target, clients, seconds):
+    """`clients` watchers of the server's /ticker: gaps from its sequence numbers, one-way latency
+    from its timestamps."""
+    return "\n".join([
+        'name = "peers-ticker"',
+        f'target = "{target}"',
+        'protocol = "ws"',
+        f'duration = "{seconds}s"',
+        'ramp = "1s"',
+        'drain = "1s"',
+        "",
+        "[[group]]",
+        'name = "watchers"',
+        f"clients = {clients}",
+        "",
+        "[[expect]]",
+        'name = "ticks"',
+        'event = "tick"',
+        'from = "server"',
+        'seq = "/seq"',
+        'timestamp = "/ts"',
+        'timestamp_unit = "ms"',
+        'within = "1s"',
+    ]) + "\n"
+
+
+def raw_receive(volley, minimal, tmp, repeats, kind):
+    """The receive path with gap tracking against the receive-only loop, on the same server
+    stream: a talker's broadcast (`fanout`) or the server's own ticker (`ticker`)."""
+    if kind == "fanout":
+        what = (f"a talker at {FANOUT_RATE}/s into a /broadcast room of {FANOUT_CLIENTS} "
+                f"({FANOUT_CLIENTS * FANOUT_RATE:,} deliveries/s)")
+        path, talk, metric = "/broadcast?room=peers", [str(FANOUT_RATE)], "fanout"
+    else:
+        what = (f"{FANOUT_CLIENTS} watchers of /ticker every {TICKER_EVERY_MS} ms "
+                f"({FANOUT_CLIENTS * 1000 // TICKER_EVERY_MS:,} ticks/s)")
+        path, talk, metric = f"/ticker?every={TICKER_EVERY_MS}ms", [], "ticks"
+    log(f"\n== raw-{kind}: {what}, {RAW_SECONDS} s, volley serve --threads 1 on CPU 1, "
+        "client on CPU 0")
+    server = VolleyServer(volley)
+    try:
+        for round_ in range(repeats):
+            log(f"  -- round {round_ + 1} of {repeats}")
+            log(f"  ({load_note()})")
+            before = server.cpu_s()
+            m = Client([str(minimal), "receive", f"{server.ws}{path}", str(FANOUT_CLIENTS),
+                        str(RAW_SECONDS), *talk])
+            code, cpu, out, err = m.wait()
+            server_m = server.cpu_s() - before
+            if code != 0:
+                log(f"  minimal loop exited {code}: {err.strip()[-500:]}")
+                return
+            figures = json.loads(out.strip().splitlines()[-1])
+            received = figures["events"]
+            minimal_phase = figures["phase_cpu_s"] * 1e6 / received
+            log(f"  minimal receive-only loop: {received / figures['phase_s']:.0f} messages/s, "
+                f"{received} messages in its {figures['phase_s']:.1f} s phase at "
+                f"{minimal_phase:.2f} µs/message; process CPU {cpu:.2f} s over connects, a "
+                f"2 s warm-up and the phase; peak RSS {m.peak_rss_kib()} KiB; server CPU "
+                f"{server_m:.2f} s")
+            log(f"  ({load_note()})")
+            scenario = (fanout_scenario(f"{server.ws}{path}", FANOUT_CLIENTS, FANOUT_RATE,
+                                        RAW_SECONDS) if kind == "fanout"
+                        else ticker_scenario(f"{server.ws}{path}", FANOUT_CLIENTS, RAW_SECONDS))
+            before = server.cpu_s()
+            v = run_volley(volley, scenario, tmp, f"volley-{kind}-{round_}")
+            server_v = server.cpu_s() - before
+            s = v["summary"]
+            got = max(int(s[f"{metric}.received"]["count"]), 1)
+            rate = steady_median(v["series"], "received", 3, RAW_SECONDS)
+            steady = steady_cpu_per_event(v["client"], rate, 4, RAW_SECONDS - 1)
+            e = s[metric]
+            log(f"  volley: {rate:.0f} messages/s (median of seconds 3-{RAW_SECONDS}), {got} "
+                f"received, client CPU {v['cpu']:.2f} s = {v['cpu'] * 1e6 / got:.2f} µs/message "
+                f"(connects included), steady {steady:.2f} µs/message (4-{RAW_SECONDS - 1} s), "
+                f"peak RSS {v['rss']} KiB, server CPU {server_v * 1e6 / got:.2f} µs/message, "
+                f"latency ms p50 {float(e['p50_us']) / 1e3:.3f} p99 "
+                f"{float(e['p99_us']) / 1e3:.3f} max {float(e['max_us']) / 1e3:.3f}, errors "
+                f"{s['errors']['count']}, lost {s[f'{metric}.lost']['count']}, gaps "
+                f"{s[f'{metric}.gap']['count']}, duplicates {s[f'{metric}.duplicate']['count']}")
+            log(f"  ratio volley/minimal, client CPU per message: steady (volley's steady window "
+                f"against the loop's receive phase) {steady / minimal_phase:.3f}")
     finally:
         server.stop()
 
@@ -517,7 +644,8 @@ def ramp(volley, tmp):
 
 
 def main():
-    wanted = sys.argv[1:] or ["sio-echo", "sio-idle", "raw-echo", "ramp"]
+    wanted = sys.argv[1:] or ["sio-echo", "sio-idle", "raw-echo", "raw-fanout", "raw-ticker",
+                              "ramp"]
     repeats = int(os.environ.get("PEERS_REPEATS", "2"))
     raise_fd_limit()
     npm_ci(NODE_SERVER_DIR)
@@ -532,6 +660,9 @@ def main():
             sio_idle(volley, tmp)
         if "raw-echo" in wanted:
             raw_echo(volley, minimal, tmp, repeats)
+        for kind in ("fanout", "ticker"):
+            if f"raw-{kind}" in wanted:
+                raw_receive(volley, minimal, tmp, repeats, kind)
         if "ramp" in wanted:
             ramp(volley, tmp)
 
