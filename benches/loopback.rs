@@ -190,7 +190,12 @@ fn connect_cpu(
 /// The reference: the closed echo loop of benches/minimal/loops.rs on 1,000 connections.
 fn minimal_loop(runtime: &tokio::runtime::Runtime, url: &str) {
     let url = format!("{url}/echo");
-    let phase = runtime.block_on(loops::echo(&url, CLIENTS as usize, Duration::from_secs(10)));
+    let phase = runtime.block_on(loops::echo(
+        &url,
+        CLIENTS as usize,
+        Duration::from_secs(10),
+        None,
+    ));
     println!(
         "minimal loop (closed) {:>8.0} echoes/s  thread CPU {:>5.2} µs/echo",
         phase.events as f64 / phase.wall.as_secs_f64(),

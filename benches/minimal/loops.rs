@@ -4,7 +4,7 @@
 //! CPU time of that thread over its measured phase only: connects and closes are left out.
 //!
 //! - [`echo`]: each connection sends a small text message and awaits its echo, in a closed loop
-//!   (as fast as the server answers).
+//!   (as fast as the server answers), or sends at a fixed rate and counts the echoes.
 //! - [`receive`]: each connection reads and counts what the server pushes, nothing else. One of
 //!   them may also send a message at a fixed interval (a talker in a broadcast room).
 //!
@@ -77,28 +77,24 @@ pub async fn connect(url: &str, clients: usize) -> Vec<Socket> {
     sockets
 }
 
-/// Closed echo loop on `clients` connections for `run_for`; closes them after the phase.
-pub async fn echo(url: &str, clients: usize, run_for: Duration) -> Phase {
+/// Echo loop on `clients` connections for `run_for`; closes them after the phase. Without a
+/// rate, closed: each connection sends the next message when the echo of the last one is back.
+/// With `per_second`, open: each sends on its own interval whatever came back, as a load
+/// generator must, and counts the echoes that arrive.
+pub async fn echo(url: &str, clients: usize, run_for: Duration, per_second: Option<f64>) -> Phase {
     let sockets = connect(url, clients).await;
     let cpu_before = thread_cpu();
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + run_for;
     let mut tasks = Vec::with_capacity(clients);
-    for (i, mut ws) in sockets.into_iter().enumerate() {
-        tasks.push(tokio::spawn(async move {
-            let mut n = 0u64;
-            while tokio::time::Instant::now() < deadline {
-                let text = format!(r#"{{"text":"hello from {i}","n":"{n}"}}"#);
-                if ws.send(Message::text(text)).await.is_err() {
-                    break;
-                }
-                match ws.next().await {
-                    Some(Ok(_)) => n += 1,
-                    _ => break,
-                }
+    for (i, ws) in sockets.into_iter().enumerate() {
+        tasks.push(match per_second {
+            None => tokio::spawn(closed_echo(ws, i, deadline)),
+            Some(rate) => {
+                let every = Duration::from_secs_f64(1.0 / rate);
+                tokio::spawn(open_echo(ws, i, deadline, every))
             }
-            (n, ws)
-        }));
+        });
     }
     let mut events = 0;
     let mut open = Vec::with_capacity(clients);
@@ -116,6 +112,58 @@ pub async fn echo(url: &str, clients: usize, run_for: Duration) -> Phase {
         let _ = ws.close(None).await;
     }
     phase
+}
+
+fn echo_text(client: usize, n: u64) -> Message {
+    Message::text(format!(r#"{{"text":"hello from {client}","n":"{n}"}}"#))
+}
+
+async fn closed_echo(
+    mut ws: Socket,
+    client: usize,
+    deadline: tokio::time::Instant,
+) -> (u64, Socket) {
+    let mut n = 0u64;
+    while tokio::time::Instant::now() < deadline {
+        if ws.send(echo_text(client, n)).await.is_err() {
+            break;
+        }
+        match ws.next().await {
+            Some(Ok(_)) => n += 1,
+            _ => break,
+        }
+    }
+    (n, ws)
+}
+
+async fn open_echo(
+    mut ws: Socket,
+    client: usize,
+    deadline: tokio::time::Instant,
+    every: Duration,
+) -> (u64, Socket) {
+    // Spread the first sends over one interval, as volley's schedule does.
+    let first = tokio::time::Instant::now() + every.mul_f64((client % 1000) as f64 / 1000.0);
+    let mut ticks = tokio::time::interval_at(first, every);
+    let end = tokio::time::sleep_until(deadline);
+    tokio::pin!(end);
+    let (mut sent, mut echoes) = (0u64, 0u64);
+    loop {
+        tokio::select! {
+            _ = &mut end => break,
+            _ = ticks.tick() => {
+                if ws.send(echo_text(client, sent)).await.is_err() {
+                    break;
+                }
+                sent += 1;
+            }
+            message = ws.next() => match message {
+                Some(Ok(_)) => echoes += 1,
+                _ => break,
+            },
+        }
+    }
+    (echoes, ws)
 }
 
 /// A talker for [`receive`]: the first connection also sends `payload(n)` every `every`.

@@ -1,12 +1,12 @@
 //! The practical limits for volley's hot paths, run beside `volley run` by benches/peers/run.py
 //! (same server, same CPU pinning). Not part of volley: see loops.rs.
 //!
-//! `cargo bench --bench minimal -- echo ws://127.0.0.1:PORT/echo [CLIENTS] [SECONDS]`
+//! `cargo bench --bench minimal -- echo ws://127.0.0.1:PORT/echo [CLIENTS] [SECONDS] [PER/S]`
 //! `cargo bench --bench minimal -- receive ws://127.0.0.1:PORT/PATH [CLIENTS] [SECONDS] [SENDS/S]`
 //!
-//! `echo` is the closed echo loop; `receive` the receive-only loop (with SENDS/S, the first
-//! connection also talks into the room at that rate, with a payload as long as volley's stamped
-//! one). Prints one JSON line: events, the phase's length and the CPU time of the runtime's thread
+//! `echo` is the closed echo loop, or with PER/S each connection sending at that fixed rate;
+//! `receive` the receive-only loop (with SENDS/S, the first connection also talks into the room
+//! at that rate, with a payload as long as volley's stamped one). Prints one JSON line: events, the phase's length and the CPU time of the runtime's thread
 //! during the phase only; the caller reads the whole process's CPU time from /proc itself.
 
 mod loops;
@@ -32,8 +32,11 @@ fn main() {
     };
     let clients: usize = args.get(2).map_or(1000, |c| c.parse().expect("CLIENTS"));
     let run_for = Duration::from_secs(args.get(3).map_or(10, |s| s.parse().expect("SECONDS")));
-    let talker = args.get(4).map(|r| loops::Talker {
-        every: Duration::from_secs_f64(1.0 / r.parse::<f64>().expect("SENDS/S")),
+    let rate = args
+        .get(4)
+        .map(|r| r.parse::<f64>().expect("a rate per second"));
+    let talker = rate.map(|r| loops::Talker {
+        every: Duration::from_secs_f64(1.0 / r),
         payload: talker_payload,
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -42,7 +45,7 @@ fn main() {
         .unwrap();
     let phase = runtime.block_on(async {
         match mode.as_str() {
-            "echo" => loops::echo(url, clients, run_for).await,
+            "echo" => loops::echo(url, clients, run_for, rate).await,
             "receive" => loops::receive(url, clients, run_for, talker).await,
             _ => panic!("{usage}"),
         }

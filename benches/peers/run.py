@@ -9,8 +9,9 @@ Workloads:
   sio-idle   idle held Socket.IO connections against the same server: Artillery, then volley
              (1,000 and 5,000, held 15 s)
   raw-echo   raw WebSocket echo against `volley serve --threads 1` (/echo), 1,000 clients: the
-             minimal tokio-tungstenite loop closed (as fast as it goes), then volley at a fixed
-             rate near that throughput and at a modest one (20,000/s)
+             minimal tokio-tungstenite loop closed (as fast as it goes), then at a fixed rate near
+             that throughput the minimal loop sending on an interval and volley, then both at a
+             modest rate (20,000/s)
   raw-fanout the receive path with gap tracking against the minimal receive-only loop: a talker
              at 50/s into a /broadcast room of 1,000 clients (50,000 deliveries/s) on `volley
              serve --threads 1`, tracked per (talker, member) stream by volley, counted by the loop
@@ -480,6 +481,18 @@ def raw_echo(volley, minimal, tmp, repeats):
             for per_client, what in ((near, "near the minimal loop's throughput"),
                                      (MODEST_RATE, "modest")):
                 log(f"  ({load_note()})")
+                o = Client([str(minimal), "echo", f"{server.ws}/echo", str(RAW_CLIENTS),
+                            str(RAW_SECONDS), str(per_client)])
+                code, o_cpu, out, err = o.wait()
+                if code != 0:
+                    log(f"  minimal loop at a fixed rate exited {code}: {err.strip()[-500:]}")
+                    return
+                figures = json.loads(out.strip().splitlines()[-1])
+                open_phase = figures["phase_cpu_s"] * 1e6 / figures["events"]
+                log(f"  minimal loop at {per_client}/s per client: "
+                    f"{figures['events'] / figures['phase_s']:.0f} echoes/s, {figures['events']} "
+                    f"echoes, echo phase {open_phase:.2f} µs/echo, process CPU {o_cpu:.2f} s")
+                log(f"  ({load_note()})")
                 before = server.cpu_s()
                 v = run_volley(volley, volley_scenario(f"{server.ws}/echo", "ws", RAW_CLIENTS,
                                                        f"{per_client}/s", f"{RAW_SECONDS}s", "1s"),
@@ -490,7 +503,8 @@ def raw_echo(volley, minimal, tmp, repeats):
                 per_echo = v["cpu"] * 1e6 / volley_echoes(v)
                 log(f"  ratio volley/minimal, client CPU per echo: whole processes "
                     f"{per_echo / minimal_per_echo:.3f}, steady (volley's steady window against "
-                    f"the minimal loop's echo phase) {steady / minimal_phase:.3f}")
+                    f"the closed loop's echo phase) {steady / minimal_phase:.3f}, steady against "
+                    f"the minimal loop at the same fixed rate {steady / open_phase:.3f}")
     finally:
         server.stop()
 
