@@ -142,7 +142,7 @@ async fn open_echo(
     deadline: tokio::time::Instant,
     every: Duration,
 ) -> (u64, Socket) {
-    // Spread the first sends over one interval, as volley's schedule does.
+    // Spread the first sends over one interval, so that the connections do not all send at once.
     let first = tokio::time::Instant::now() + every.mul_f64((client % 1000) as f64 / 1000.0);
     let mut ticks = tokio::time::interval_at(first, every);
     let end = tokio::time::sleep_until(deadline);

@@ -452,6 +452,17 @@ RAW_SECONDS = 20
 MODEST_RATE = 20
 
 
+def run_minimal(minimal, args):
+    """The minimal bench as a client process; returns (its JSON line, process CPU seconds, the
+    Client), or None when it failed (said in the log)."""
+    m = Client([str(minimal), *map(str, args)])
+    code, cpu, out, err = m.wait()
+    if code != 0:
+        log(f"  minimal loop ({args[0]}) exited {code}: {err.strip()[-500:]}")
+        return None
+    return json.loads(out.strip().splitlines()[-1]), cpu, m
+
+
 def raw_echo(volley, minimal, tmp, repeats):
     log(f"\n== raw-echo: raw WebSocket echo, {RAW_CLIENTS} clients, {RAW_SECONDS} s, volley serve "
         "--threads 1 on CPU 1, client on CPU 0")
@@ -461,14 +472,11 @@ def raw_echo(volley, minimal, tmp, repeats):
             log(f"  -- round {round_ + 1} of {repeats}")
             log(f"  ({load_note()})")
             before = server.cpu_s()
-            m = Client([str(minimal), "echo", f"{server.ws}/echo", str(RAW_CLIENTS),
-                        str(RAW_SECONDS)])
-            code, cpu, out, err = m.wait()
+            ran = run_minimal(minimal, ["echo", f"{server.ws}/echo", RAW_CLIENTS, RAW_SECONDS])
             server_m = server.cpu_s() - before
-            if code != 0:
-                log(f"  minimal loop exited {code}: {err.strip()[-500:]}")
+            if ran is None:
                 return
-            figures = json.loads(out.strip().splitlines()[-1])
+            figures, cpu, m = ran
             echoes = figures["events"]
             rate = echoes / figures["phase_s"]
             minimal_per_echo = cpu * 1e6 / echoes
@@ -481,13 +489,11 @@ def raw_echo(volley, minimal, tmp, repeats):
             for per_client, what in ((near, "near the minimal loop's throughput"),
                                      (MODEST_RATE, "modest")):
                 log(f"  ({load_note()})")
-                o = Client([str(minimal), "echo", f"{server.ws}/echo", str(RAW_CLIENTS),
-                            str(RAW_SECONDS), str(per_client)])
-                code, o_cpu, out, err = o.wait()
-                if code != 0:
-                    log(f"  minimal loop at a fixed rate exited {code}: {err.strip()[-500:]}")
+                ran = run_minimal(minimal, ["echo", f"{server.ws}/echo", RAW_CLIENTS,
+                                            RAW_SECONDS, per_client])
+                if ran is None:
                     return
-                figures = json.loads(out.strip().splitlines()[-1])
+                figures, o_cpu, _ = ran
                 open_phase = figures["phase_cpu_s"] * 1e6 / figures["events"]
                 log(f"  minimal loop at {per_client}/s per client: "
                     f"{figures['events'] / figures['phase_s']:.0f} echoes/s, {figures['events']} "
@@ -514,17 +520,17 @@ FANOUT_RATE = 50
 TICKER_EVERY_MS = 20
 
 
+def raw_head(name, target, seconds):
+    """The top-level keys of a raw WebSocket receive scenario."""
+    return [f'name = "{name}"', f'target = "{target}"', 'protocol = "ws"',
+            f'duration = "{seconds}s"', 'ramp = "1s"', 'drain = "1s"', ""]
+
+
 def fanout_scenario(target, clients, rate, seconds):
     """A talker into a /broadcast room of `clients` (itself included): every member must get
     every message, tracked per (talker, member) stream."""
     return "\n".join([
-        'name = "peers-fanout"',
-        f'target = "{target}"',
-        'protocol = "ws"',
-        f'duration = "{seconds}s"',
-        'ramp = "1s"',
-        'drain = "1s"',
-        "",
+        *raw_head("peers-fanout", target, seconds),
         "[[group]]",
         'name = "listeners"',
         f"clients = {clients - 1}",
@@ -548,13 +554,7 @@ def ticker_scenario(target, clients, seconds):
     """`clients` watchers of the server's /ticker: gaps from its sequence numbers, one-way latency
     from its timestamps."""
     return "\n".join([
-        'name = "peers-ticker"',
-        f'target = "{target}"',
-        'protocol = "ws"',
-        f'duration = "{seconds}s"',
-        'ramp = "1s"',
-        'drain = "1s"',
-        "",
+        *raw_head("peers-ticker", target, seconds),
         "[[group]]",
         'name = "watchers"',
         f"clients = {clients}",
@@ -576,7 +576,7 @@ def raw_receive(volley, minimal, tmp, repeats, kind):
     if kind == "fanout":
         what = (f"a talker at {FANOUT_RATE}/s into a /broadcast room of {FANOUT_CLIENTS} "
                 f"({FANOUT_CLIENTS * FANOUT_RATE:,} deliveries/s)")
-        path, talk, metric = "/broadcast?room=peers", [str(FANOUT_RATE)], "fanout"
+        path, talk, metric = "/broadcast?room=peers", [FANOUT_RATE], "fanout"
     else:
         what = (f"{FANOUT_CLIENTS} watchers of /ticker every {TICKER_EVERY_MS} ms "
                 f"({FANOUT_CLIENTS * 1000 // TICKER_EVERY_MS:,} ticks/s)")
@@ -589,14 +589,12 @@ def raw_receive(volley, minimal, tmp, repeats, kind):
             log(f"  -- round {round_ + 1} of {repeats}")
             log(f"  ({load_note()})")
             before = server.cpu_s()
-            m = Client([str(minimal), "receive", f"{server.ws}{path}", str(FANOUT_CLIENTS),
-                        str(RAW_SECONDS), *talk])
-            code, cpu, out, err = m.wait()
+            ran = run_minimal(minimal, ["receive", f"{server.ws}{path}", FANOUT_CLIENTS,
+                                        RAW_SECONDS, *talk])
             server_m = server.cpu_s() - before
-            if code != 0:
-                log(f"  minimal loop exited {code}: {err.strip()[-500:]}")
+            if ran is None:
                 return
-            figures = json.loads(out.strip().splitlines()[-1])
+            figures, cpu, m = ran
             received = figures["events"]
             minimal_phase = figures["phase_cpu_s"] * 1e6 / received
             log(f"  minimal receive-only loop: {received / figures['phase_s']:.0f} messages/s, "
