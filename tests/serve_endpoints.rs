@@ -40,6 +40,31 @@ async fn echo_returns_text_and_binary_unchanged() {
 }
 
 #[tokio::test]
+async fn echoes_of_messages_that_came_with_the_close_frame_go_out_before_the_close_reply() {
+    let server = serve::spawn(ServeConfig::default()).unwrap();
+    let mut ws = open(&server, "/echo").await;
+    // The messages and the close frame leave in one write, so the server reads them together.
+    for n in 0..50 {
+        ws.feed(Message::text(format!("last words {n}")))
+            .await
+            .unwrap();
+    }
+    ws.close(None).await.unwrap();
+    let mut echoed = Vec::new();
+    let mut closed = false;
+    while let Some(message) = ws.next().await {
+        match message.unwrap() {
+            Message::Text(text) => echoed.push(text.to_string()),
+            Message::Close(_) => closed = true,
+            _ => {}
+        }
+    }
+    let sent: Vec<String> = (0..50).map(|n| format!("last words {n}")).collect();
+    assert_eq!(echoed, sent, "every echo, in order, before the close reply");
+    assert!(closed, "the close handshake completed");
+}
+
+#[tokio::test]
 async fn broadcast_reaches_the_whole_room_and_only_it() {
     let server = serve::spawn(ServeConfig::default()).unwrap();
     let mut a1 = open(&server, "/broadcast?room=a").await;

@@ -44,10 +44,16 @@ where
             incoming = ws.next() => match incoming {
                 Some(Ok(message)) => {
                     take(message, &mut endpoint, &mut out);
-                    // Everything already buffered goes out with one flush.
-                    while out.len() < BATCH {
+                    // Everything already buffered goes out with one flush. Each reply is queued
+                    // before the next read: reading a close frame makes tungstenite queue its
+                    // close reply, and it sends nothing after that.
+                    let mut taken = 1;
+                    while taken < BATCH && feed_all(&mut ws, &mut out).await {
                         match ws.next().now_or_never() {
-                            Some(Some(Ok(message))) => take(message, &mut endpoint, &mut out),
+                            Some(Some(Ok(message))) => {
+                                take(message, &mut endpoint, &mut out);
+                                taken += 1;
+                            }
                             Some(_) => { ended = true; break; }
                             None => break,
                         }
@@ -90,7 +96,8 @@ fn take<E: Endpoint>(message: Message, endpoint: &mut E, out: &mut Vec<Message>)
     }
 }
 
-async fn flush_all<S: AsyncRead + AsyncWrite + Unpin>(
+/// Queues `out` in the stream's write buffer without flushing; false when the stream failed.
+async fn feed_all<S: AsyncRead + AsyncWrite + Unpin>(
     ws: &mut WebSocketStream<S>,
     out: &mut Vec<Message>,
 ) -> bool {
@@ -99,7 +106,14 @@ async fn flush_all<S: AsyncRead + AsyncWrite + Unpin>(
             return false;
         }
     }
-    ws.flush().await.is_ok()
+    true
+}
+
+async fn flush_all<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
+    out: &mut Vec<Message>,
+) -> bool {
+    feed_all(ws, out).await && ws.flush().await.is_ok()
 }
 
 async fn close<S: AsyncRead + AsyncWrite + Unpin>(
