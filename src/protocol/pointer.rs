@@ -4,13 +4,15 @@
 //! `/ts`). Every event of such a stream is read at those pointers, so the read must not build the
 //! document: [`JsonPointer::read_u64`] walks the JSON once with serde_json's streaming
 //! deserializer, descends only into the keys and indexes on the pointer's path, skips everything
-//! else, and allocates nothing. The answer is the one `serde_json::Value::pointer` followed by
-//! `as_u64` gives for the same text (the last of duplicate keys wins, numbers that are not
-//! non-negative integers are `None`, invalid JSON is `None`).
+//! else, and builds nothing (it allocates only to unescape a string that has escapes). The answer
+//! is the one `serde_json::Value::pointer` followed by `as_u64` gives for the same text: the last
+//! of duplicate keys wins, numbers that are not non-negative integers are `None`, and invalid JSON
+//! is `None`. What is skipped is checked as strictly as the document model checks it (UTF-8,
+//! escapes, number range, nesting depth): serde's `IgnoredAny` would accept what `Value` refuses.
 
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 /// A parsed JSON pointer: its reference tokens, unescaped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,14 +116,12 @@ impl<'de> Visitor<'de> for Leaf {
 
     answer_none_to_the_rest!();
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<u64>, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(None)
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Option<u64>, A::Error> {
+        Skip.visit_seq(seq).map(|()| None)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<u64>, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(None)
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Option<u64>, A::Error> {
+        Skip.visit_map(map).map(|()| None)
     }
 }
 
@@ -151,7 +151,7 @@ impl<'de> Visitor<'de> for Node<'_> {
                     Some(value) => found = value,
                     None => break,
                 }
-            } else if seq.next_element::<IgnoredAny>()?.is_none() {
+            } else if seq.next_element_seed(Skip)?.is_none() {
                 break;
             }
         }
@@ -165,10 +165,67 @@ impl<'de> Visitor<'de> for Node<'_> {
                 // The last of duplicate keys wins, as in a parsed document.
                 found = map.next_value_seed(At(self.rest))?;
             } else {
-                map.next_value::<IgnoredAny>()?;
+                map.next_value_seed(Skip)?;
             }
         }
         Ok(found)
+    }
+}
+
+/// A value off the pointer's path: read to its end and checked as the document model would check
+/// it (serde_json validates strings and numbers, and limits the depth, for `deserialize_any`),
+/// but kept nowhere.
+struct Skip;
+
+impl<'de> DeserializeSeed<'de> for Skip {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(Skip)
+    }
+}
+
+impl<'de> Visitor<'de> for Skip {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(Skip)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while map.next_key_seed(Skip)?.is_some() {
+            map.next_value_seed(Skip)?;
+        }
+        Ok(())
     }
 }
 
@@ -266,6 +323,38 @@ mod tests {
                     read(pointer, json),
                     by_value(pointer, json),
                     "pointer {pointer:?} in {json:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn what_is_skipped_is_checked_as_the_document_model_checks_it() {
+        let deep = format!(r#"{{"seq":1,"x":{}{}}}"#, "[".repeat(200), "]".repeat(200));
+        let shallow = format!(r#"{{"seq":1,"x":{}{}}}"#, "[".repeat(100), "]".repeat(100));
+        let documents: [&[u8]; 10] = [
+            b"{\"seq\":1,\"x\":\"\xFF\"}",
+            b"{\"seq\":1,\"x\":{\"\xFF\":0}}",
+            br#"{"seq":1,"x":"\ud800"}"#,
+            br#"{"seq":1,"x":"\udc00"}"#,
+            br#"{"seq":1,"x":1e400}"#,
+            br#"{"seq":1,"x":-1e400}"#,
+            br#"["tick",{"seq":1},"\ud800"]"#,
+            deep.as_bytes(),
+            shallow.as_bytes(),
+            br#"{"seq":1,"x":[[0,{"a":"\u00e9\n"}]],"y":"\ud83d\ude00"}"#,
+        ];
+        for json in documents {
+            for pointer in ["/seq", "/1/seq"] {
+                let by_value = serde_json::from_slice::<serde_json::Value>(json)
+                    .ok()
+                    .and_then(|v| v.pointer(pointer)?.as_u64());
+                let read = JsonPointer::parse(pointer).unwrap().read_u64(json);
+                assert_eq!(
+                    read,
+                    by_value,
+                    "{pointer} in {}",
+                    String::from_utf8_lossy(json)
                 );
             }
         }
