@@ -356,7 +356,6 @@ impl<'a> Session<'a> {
     /// at the expects' JSON pointers. For Socket.IO, the pointers apply to the event's first
     /// argument, and only to events of the expect's name.
     fn on_server_payload(&mut self, payload: &[u8]) {
-        let socketio = self.ctx.plan.socketio().is_some();
         for i in 0..self.server_expects.len() {
             let expect = self.server_expects[i];
             let plan = &self.ctx.plan.expects[expect as usize];
@@ -364,16 +363,14 @@ impl<'a> Session<'a> {
                 seq,
                 timestamp,
                 timestamp_us,
+                event_prefix,
             } = &plan.origin
             else {
                 continue;
             };
-            // Socket.IO: only events of the expect's name, `["NAME",...`.
-            if socketio
-                && !payload.strip_prefix(b"[\"").is_some_and(|rest| {
-                    rest.starts_with(plan.event.as_bytes())
-                        && rest.get(plan.event.len()) == Some(&b'"')
-                })
+            if event_prefix
+                .as_ref()
+                .is_some_and(|prefix| !payload.starts_with(prefix))
             {
                 continue;
             }

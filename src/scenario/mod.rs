@@ -412,7 +412,8 @@ timestamp_unit = "us"
             Origin::Server {
                 seq: JsonPointer::parse("/seq").unwrap(),
                 timestamp: JsonPointer::parse("/ts"),
-                timestamp_us: 1
+                timestamp_us: 1,
+                event_prefix: None
             }
         );
         assert!(!plan.expects[1].received_by(1));
@@ -420,6 +421,23 @@ timestamp_unit = "us"
         // `to` defaults to every group.
         let all = compile(&FANOUT.replace("to = [\"listeners\", \"talkers\"]\n", "")).unwrap();
         assert_eq!(all.expects[0].to, [0, 1]);
+    }
+
+    #[test]
+    fn socketio_server_expects_are_rooted_at_the_first_argument_of_their_event() {
+        let sio = format!("protocol = \"socketio\"\n{FANOUT}")
+            .replace("path = \"/broadcast?room=a\"\n", "")
+            .replace("event = \"tick\"", "event = \"t\\\"ick\\\\\"");
+        let plan = compile(&sio).unwrap();
+        let Origin::Server {
+            seq, event_prefix, ..
+        } = &plan.expects[1].origin
+        else {
+            panic!("a server expect");
+        };
+        assert_eq!(plan.expects[1].event, "t\"ick\\");
+        assert_eq!(event_prefix.as_deref(), Some(&br#"["t\"ick\\""#[..]));
+        assert_eq!(seq, &JsonPointer::parse("/1/seq").unwrap());
     }
 
     #[test]

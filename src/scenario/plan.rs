@@ -161,6 +161,9 @@ pub enum Origin {
         timestamp: Option<JsonPointer>,
         /// Microseconds per unit of `timestamp`.
         timestamp_us: u64,
+        /// Socket.IO: how an event of this name starts, `["NAME"` with the name as JSON writes
+        /// it; other events are passed over without a parse. `None` for raw WebSocket.
+        event_prefix: Option<Vec<u8>>,
     },
 }
 
@@ -345,10 +348,16 @@ impl Plan {
                                 ));
                             }
                         };
+                    let event_prefix = is_sio.then(|| {
+                        let name = serde_json::to_string(expect.event.get_ref())
+                            .expect("a string serializes");
+                        format!("[{name}").into_bytes()
+                    });
                     Origin::Server {
                         seq,
                         timestamp,
                         timestamp_us,
+                        event_prefix,
                     }
                 }
                 _ => Origin::Group(group_index(&expect.from)?),
