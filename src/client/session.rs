@@ -49,6 +49,15 @@ struct EmitState {
     schedule: Schedule,
     /// Index of the next event of this emit.
     next: u64,
+    /// When it is due: `schedule.at(next)`, kept because every wake-up asks (a u128 division).
+    due: Instant,
+}
+
+impl EmitState {
+    fn advance(&mut self) {
+        self.next += 1;
+        self.due = self.schedule.at(self.next);
+    }
 }
 
 enum Phase {
@@ -114,9 +123,13 @@ impl<'a> Session<'a> {
             emits: group
                 .emits
                 .iter()
-                .map(|e| EmitState {
-                    schedule: Schedule::at_rate(start, e.rate),
-                    next: 0,
+                .map(|e| {
+                    let schedule = Schedule::at_rate(start, e.rate);
+                    EmitState {
+                        due: schedule.at(0),
+                        schedule,
+                        next: 0,
+                    }
                 })
                 .collect(),
             outstanding: vec![0; ctx.plan.expects.len()],
@@ -247,7 +260,7 @@ impl<'a> Session<'a> {
         self.emits
             .iter()
             .enumerate()
-            .map(|(i, e)| (i, e.schedule.at(e.next)))
+            .map(|(i, e)| (i, e.due))
             .filter(|(_, at)| *at < self.ctx.emit_end)
             .min_by_key(|(_, at)| *at)
     }
@@ -561,7 +574,7 @@ impl<'a> Session<'a> {
                     if let Err(e) = link.send_rendered(&self.scratch, &rendered) {
                         return Poll::Ready(failed(e));
                     }
-                    self.emits[emit].next += 1;
+                    self.emits[emit].advance();
                     self.need_flush = true;
                     let mut m = self.metrics.borrow_mut();
                     m.interval.sent += 1;
