@@ -188,7 +188,15 @@ fn processes_2_run_as_two_shards_merged_into_one_correct_folder() {
     let out = dir.path().join("out");
     volley()
         .args(["run".as_ref(), path.as_os_str()])
-        .args(["--processes", "2", "--ramp", "1s", "--out"])
+        .args([
+            "--processes",
+            "2",
+            "--ramp",
+            "1s",
+            "--log-clients",
+            "0..3,1000..1003",
+        ])
+        .arg("--out")
         .arg(&out)
         .timeout(Duration::from_secs(60))
         .assert()
@@ -235,6 +243,51 @@ fn processes_2_run_as_two_shards_merged_into_one_correct_folder() {
         }
         assert_eq!(merged.metric(metric).unwrap().total, sum, "{metric}");
     }
+    // frames.jsonl: every shard's records, each shard's in its own order, in one log.
+    let records = |dir: &Path| -> Vec<Value> {
+        std::fs::read_to_string(dir.join("frames.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    };
+    let (all, parts) = (
+        records(&out),
+        [
+            records(&out.join("shards/0")),
+            records(&out.join("shards/1")),
+        ],
+    );
+    let conns = |records: &[Value]| -> std::collections::BTreeSet<u64> {
+        records
+            .iter()
+            .map(|r| r["conn"].as_u64().unwrap())
+            .collect()
+    };
+    assert!(
+        !parts[0].is_empty() && !parts[1].is_empty(),
+        "both shards log frames"
+    );
+    assert_eq!(all.len(), parts[0].len() + parts[1].len());
+    let mut both = conns(&parts[0]);
+    both.extend(conns(&parts[1]));
+    assert_eq!(conns(&all), both);
+    assert_eq!(both.len(), 8, "clients 0-3 and 1000-1003: {both:?}");
+    for part in &parts {
+        let shard_conns = conns(part);
+        let kept: Vec<&Value> = all
+            .iter()
+            .filter(|r| shard_conns.contains(&r["conn"].as_u64().unwrap()))
+            .collect();
+        assert!(
+            kept.iter().copied().eq(part.iter()),
+            "a shard's order is kept"
+        );
+    }
+    assert_eq!(
+        doc["summary"]["frame_log"]["logged"].as_u64().unwrap(),
+        all.len() as u64
+    );
 }
 
 #[test]

@@ -7,10 +7,11 @@
 //!   summary.csv and the latency figures of run.json come from those merged histograms.
 //! - timeseries.csv: rows aligned by `epoch_ms` (the wall-clock second), gauges and counters added.
 //! - gaps.csv and errors.csv: every row of every shard, times moved to the merged time zero, in time
-//!   order.
+//!   order; frames.jsonl likewise, interleaved by time (frames.rs).
 //! - run.json: counters summed, clients summed, status the worst, elapsed the span from the earliest
 //!   time zero to the latest end, thresholds judged again on the merged figures.
 
+mod frames;
 mod timeline;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ use crate::gate::verdict::{self, GateThreshold, Origin};
 use crate::metrics::{Interval, new_histogram};
 use crate::output::{self, ExportError, FrameLogTotals, Report, RunStatus};
 use crate::results::{self, FileError, RunFolder, TimedRows};
+use crate::runner::FRAME_LOG_FILE;
 use timeline::Timeline;
 
 /// Why shard folders could not be merged.
@@ -238,6 +240,13 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeOutcome, 
         offset,
     )?;
 
+    let frame_log_files: Vec<(PathBuf, Duration)> = shards
+        .iter()
+        .map(|s| (s.dir.join(FRAME_LOG_FILE), offset(s)))
+        .collect();
+    let merged_frames = out.join(FRAME_LOG_FILE);
+    let frames_merged = frames::merge(&frame_log_files, &merged_frames)?.is_some();
+
     let number = |s: &ShardFolder, p: &str| s.run.at(p).and_then(|v| v.as_u64()).unwrap_or(0);
     let time = |s: &ShardFolder, p: &str| {
         s.run
@@ -270,11 +279,15 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeOutcome, 
         })
         .collect();
     let frame_log = (!frame_logs.is_empty()).then(|| FrameLogTotals {
-        file: frame_logs
-            .iter()
-            .map(|f| f.file.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
+        // Logs written elsewhere (`--log-frames=FILE`) stay where they are.
+        file: match frames_merged {
+            true => merged_frames.display().to_string(),
+            false => frame_logs
+                .iter()
+                .map(|f| f.file.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        },
         clients: frame_logs[0].clients.clone(),
         logged: frame_logs.iter().map(|f| f.logged).sum(),
         dropped: frame_logs.iter().map(|f| f.dropped).sum(),
