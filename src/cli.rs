@@ -46,8 +46,9 @@ sender stopped, either side closed) is never sent, not even at close.
 const COMPARE_AFTER_HELP: &str = "\
 Compared: each latency metric's p50 p90 p95 p99 p99.9 and mean (max is one sample, the noisiest
 figure: name it to compare it, e.g. max=50%), errors.rate, connect_failures.rate and each expect's
-lost, late, duplicate and reorder rates. Any other figure named in --max-regression is compared too.
-A figure only some runs have is skipped, and said.
+lost, late, duplicate and reorder rates. Any other figure named in --max-regression is compared too,
+any percentile among them (echo.p99.99=20%, read from each folder's latency.hlog). A figure only
+some runs have is skipped, and said.
 
 Allowances (--max-regression KEY=VALUE,...): KEY is a statistic for every latency metric (p99),
 rate for every share, or one figure (fanout.p99, fanout.lost.rate); VALUE is a change relative to

@@ -303,7 +303,7 @@ fn bad_max_regression_items_exit_2_naming_them() {
     let new = folder(dir.path(), "new", &run_json(1000));
     for (spec, says) in [
         ("p99=10", "has no unit"),
-        ("p75=10%", "p50 p90 p95 p99 p99.9"),
+        ("p101=10%", "a number from 0 to 100"),
         ("p99", "expected KEY=VALUE"),
         ("errors.rate=5ms", "is a duration"),
         ("p99=10%,p99=20%", "already given as `p99=10%`"),
@@ -566,18 +566,23 @@ fn two_real_runs_of_the_builtin_server_compare_clean_with_generous_allowances() 
             out
         })
         .collect();
+    let generous = "p50=1s,p90=1s,p95=1s,p99=1s,p99.9=1s,mean=1s,rate=0.5,echo.p99.99=1s";
     let assert = volley()
         .arg("compare")
         .args(&runs)
-        .args([
-            "--max-regression",
-            "p50=1s,p90=1s,p95=1s,p99=1s,p99.9=1s,mean=1s,rate=0.5",
-        ])
+        .args(["--max-regression", generous])
         .assert()
         .code(0);
     let out = stdout_of(&assert);
     assert!(out.starts_with("volley compare: \"test echo\""), "{out}");
-    for figure in ["connect.p50", "echo.p99", "errors.rate", "echo.lost.rate"] {
+    // p99.99 is in no run.json: it comes from the folders' latency.hlog.
+    for figure in [
+        "connect.p50",
+        "echo.p99",
+        "errors.rate",
+        "echo.lost.rate",
+        "echo.p99.99",
+    ] {
         assert!(line(&out, figure).ends_with("ok"), "{out}");
     }
     assert!(out.contains("PASSED: "), "{out}");
@@ -585,4 +590,36 @@ fn two_real_runs_of_the_builtin_server_compare_clean_with_generous_allowances() 
         out.contains("Single runs: volley cannot tell noise"),
         "{out}"
     );
+
+    // Without the log (a run.json alone) that percentile is skipped; a log that does not parse
+    // is said too.
+    let bare = dir.path().join("bare");
+    std::fs::create_dir(&bare).unwrap();
+    std::fs::copy(runs[1].join("run.json"), bare.join("run.json")).unwrap();
+    let broken = dir.path().join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    std::fs::copy(runs[1].join("run.json"), broken.join("run.json")).unwrap();
+    std::fs::write(
+        broken.join("latency.hlog"),
+        "#[StartTime: soon]\nnot,an,interval\n",
+    )
+    .unwrap();
+    for folder in [&bare, &broken] {
+        let assert = volley()
+            .arg("compare")
+            .arg(&runs[0])
+            .arg(folder)
+            .args(["--max-regression", generous])
+            .assert()
+            .code(0);
+        let out = stdout_of(&assert);
+        assert!(line(&out, "echo.p99").ends_with("ok"), "{out}");
+        assert!(line(&out, "echo.p99.99").contains("skipped"), "{out}");
+        let err = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
+        assert_eq!(
+            err.contains("latency.hlog"),
+            folder == &broken,
+            "a warning only for the broken log: {err}"
+        );
+    }
 }

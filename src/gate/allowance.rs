@@ -16,18 +16,6 @@ use std::str::FromStr;
 
 use super::threshold::Stat;
 
-/// The latency statistics run.json holds, as keys name them.
-const LATENCY_STATS: [(&str, Stat); 8] = [
-    ("p50", Stat::Percentile(50.0)),
-    ("p90", Stat::Percentile(90.0)),
-    ("p95", Stat::Percentile(95.0)),
-    ("p99", Stat::Percentile(99.0)),
-    ("p99.9", Stat::Percentile(99.9)),
-    ("mean", Stat::Mean),
-    ("max", Stat::Max),
-    ("min", Stat::Min),
-];
-
 /// A bad `--max-regression` item; the message names it and shows the format.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("--max-regression `{item}`: {message}")]
@@ -107,16 +95,16 @@ impl FromStr for AllowanceItem {
     }
 }
 
+/// A latency statistic as a key names it: any percentile (the full histograms come from
+/// latency.hlog), mean, max or min.
 fn latency_stat(text: &str) -> Option<Stat> {
-    LATENCY_STATS
-        .iter()
-        .find(|(name, _)| *name == text)
-        .map(|&(_, stat)| stat)
+    Stat::parse(text).filter(|stat| !matches!(stat, Stat::Count | Stat::Rate))
 }
 
 fn parse_key(key: &str) -> Result<AllowanceKey, String> {
-    const KNOWN: &str = "a statistic (p50 p90 p95 p99 p99.9 mean max min, or rate for every \
-                         share) or a full name (fanout.p99, errors.rate, fanout.lost.rate)";
+    const KNOWN: &str = "a statistic (p50 p90 p95 p99 p99.9 or any pNN, mean max min, or rate \
+                         for every share) or a full name (fanout.p99, errors.rate, \
+                         fanout.lost.rate)";
     if key.is_empty() {
         return Err(format!("the key is empty: write {KNOWN}"));
     }
@@ -150,7 +138,7 @@ fn parse_key(key: &str) -> Result<AllowanceKey, String> {
                 .into(),
         ),
         _ if key.split('.').any(names_a_percentile) => Err(format!(
-            "`{key}`: run.json holds the percentiles p50 p90 p95 p99 p99.9; write {KNOWN}"
+            "`{key}`: a percentile is p and a number from 0 to 100 (p75, p99.99); write {KNOWN}"
         )),
         _ => Err(format!("`{key}` is not {KNOWN}")),
     }
@@ -351,14 +339,37 @@ mod tests {
     }
 
     #[test]
+    fn any_percentile_is_a_statistic() {
+        let key = |text: &str| text.parse::<AllowanceItem>().unwrap().key;
+        assert_eq!(
+            key("fanout.p75=10%"),
+            AllowanceKey::Figure {
+                metric: "fanout".into(),
+                stat: Stat::Percentile(75.0)
+            }
+        );
+        assert_eq!(
+            key("p99.99=5ms"),
+            AllowanceKey::EveryLatency(Stat::Percentile(99.99))
+        );
+        assert_eq!(
+            key("chat.v2.p99.9=1ms"),
+            AllowanceKey::Figure {
+                metric: "chat.v2".into(),
+                stat: Stat::Percentile(99.9)
+            }
+        );
+    }
+
+    #[test]
     fn bad_items_name_themselves_and_say_what_fits() {
         assert!(
             error("p99").contains("`p99`: expected KEY=VALUE"),
             "{}",
             error("p99")
         );
-        assert!(error("p75=10%").contains("p50 p90 p95 p99 p99.9"));
-        assert!(error("fanout.p75=10%").contains("p50 p90 p95 p99 p99.9"));
+        assert!(error("p101=10%").contains("from 0 to 100"));
+        assert!(error("fanout.p7x=10%").contains("from 0 to 100"));
         assert!(error("echo.count=10%").contains("counts grow"));
         assert!(error("latency=10%").contains("is not a statistic"));
         assert!(error("=10%").contains("key is empty"));

@@ -3,7 +3,9 @@
 //! Compared by default: each latency metric's p50 p90 p95 p99 p99.9 and mean (max is one sample,
 //! the noisiest figure of a run: named in `--max-regression` it is compared too), and the shares
 //! where more is worse: `errors.rate`, `connect_failures.rate` and each expect's `lost`, `late`,
-//! `duplicate` and `reorder` rates. Any other figure named in `--max-regression` is compared too.
+//! `duplicate` and `reorder` rates. Any other figure named in `--max-regression` is compared too,
+//! any percentile among them when the runs' full histograms are known (the command reads them
+//! from latency.hlog).
 //!
 //! Each side's value is the median of its runs. With at least two runs on each side the
 //! comparison is noise-aware: a figure regresses only when its median got worse by more than its

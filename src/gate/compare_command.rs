@@ -49,6 +49,8 @@ struct LoadedRun {
     scenario: String,
     /// `status` in run.json: `completed`, `interrupted` (Ctrl-C) or `aborted` (by a threshold).
     status: String,
+    /// Why the folder's latency.hlog could not give the full histograms, when it could not.
+    hlog_problem: Option<String>,
 }
 
 /// Runs the command; exit status 3 when a figure regressed.
@@ -132,14 +134,41 @@ fn load(dir: &Path) -> Result<LoadedRun, CompareError> {
     if !doc["summary"]["latency"].is_object() || !doc["summary"]["counters"].is_object() {
         return Err(bad("no summary.latency and summary.counters".into()));
     }
+    let mut figures = Figures::from_run_json(&doc);
+    let hlog_problem = path.parent().and_then(|folder| {
+        full_histograms(&folder.join(crate::results::LATENCY_HLOG), &mut figures)
+    });
     Ok(LoadedRun {
         run: ComparedRun {
             label: dir.display().to_string(),
-            figures: Figures::from_run_json(&doc),
+            figures,
         },
         scenario: doc["scenario"]["name"].as_str().unwrap_or("").to_string(),
         status: doc["status"].as_str().unwrap_or("").to_string(),
+        hlog_problem,
     })
+}
+
+/// Gives the run's latency metrics their full histograms from the folder's latency.hlog, so that
+/// any percentile compares, not only the ones run.json holds. No log (a run.json alone, or an
+/// older folder) is no problem; a log that cannot be read is, said as a warning.
+fn full_histograms(hlog: &Path, figures: &mut Figures) -> Option<String> {
+    let bytes = match std::fs::read(hlog) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => return Some(format!("cannot read {}: {e}", hlog.display())),
+    };
+    let log = match crate::results::IntervalLog::parse(hlog, &bytes) {
+        Ok(log) => log,
+        Err(e) => return Some(e.to_string()),
+    };
+    let known: Vec<String> = figures.latency_metrics().map(str::to_string).collect();
+    for metric in log.metrics {
+        if known.contains(&metric.name) {
+            figures.set_histogram(&metric.name, metric.total);
+        }
+    }
+    None
 }
 
 /// The scenario names of one side, each once, in order.
@@ -169,6 +198,12 @@ fn warnings(base: &[LoadedRun], new: &[LoadedRun]) -> Vec<String> {
         ));
     }
     for run in base.iter().chain(new) {
+        if let Some(problem) = &run.hlog_problem {
+            warnings.push(format!(
+                "warning: {problem}: only the percentiles in {}'s run.json compare",
+                run.run.label
+            ));
+        }
         if matches!(run.status.as_str(), "interrupted" | "aborted") {
             warnings.push(format!(
                 "warning: {} is of an {} run: its figures cover only the part that ran",

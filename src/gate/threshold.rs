@@ -31,7 +31,7 @@ pub enum Stat {
 }
 
 impl Stat {
-    fn parse(text: &str) -> Option<Stat> {
+    pub(crate) fn parse(text: &str) -> Option<Stat> {
         Some(match text {
             "max" => Stat::Max,
             "min" => Stat::Min,
