@@ -140,17 +140,7 @@ pub fn summary(page: &mut Page, run: &RunJson) {
     let expects = run.at("/summary/expects").and_then(Value::as_object);
     if let Some(expects) = expects.filter(|e| !e.is_empty()) {
         page.push("<h3>Deliveries</h3>\n");
-        let keys = [
-            "sent",
-            "expected",
-            "received",
-            "lost",
-            "late",
-            "duplicate",
-            "reorder",
-            "gap",
-            "refilled",
-        ];
+        let keys = crate::gate::figures::EXPECT_COUNTERS;
         let rows: Vec<Vec<String>> = expects
             .iter()
             .map(|(name, e)| {
