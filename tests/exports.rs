@@ -5,7 +5,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use volley::metrics::{ErrorKind, ExpectCounts, Interval};
 use volley::output::hgrm::distribution;
 use volley::output::summary_csv::SummaryCsv;
-use volley::output::{Exporter, Report, RunStatus, table};
+use volley::output::{Exporter, FrameLogTotals, Report, RunStatus, table};
 
 fn report() -> Report {
     let mut totals = Interval::new(2, 1);
@@ -71,4 +71,69 @@ fn hgrm_snapshot() {
 #[test]
 fn human_summary_snapshot() {
     insta::assert_snapshot!(table::render(&report(), "results/snapshot"));
+}
+
+/// The crafted report with every optional part of run.json filled: a frame log, a passed and a
+/// failed threshold (one aborted the run, one has no samples), a shard and merged folders.
+fn full_report() -> Report {
+    use volley::gate::verdict::{GateThreshold, Origin};
+    let mut report = report();
+    report.frame_log = Some(FrameLogTotals {
+        file: "results/snapshot/frames.jsonl".into(),
+        clients: "0..9".into(),
+        logged: 120,
+        dropped: 3,
+    });
+    let gates: Vec<GateThreshold> = [
+        ("echo.p99 < 50ms", Origin::Scenario, false),
+        ("connect.p99.9 < 1ms", Origin::CommandLine, true),
+        ("errors.rate < 0.1%", Origin::Scenario, false),
+    ]
+    .into_iter()
+    .map(|(text, origin, abort)| GateThreshold {
+        threshold: text.parse().unwrap(),
+        origin,
+        abort,
+        abort_after: Duration::ZERO,
+    })
+    .collect();
+    let mut totals = report.totals.clone();
+    totals.histograms[0].reset();
+    let figures =
+        volley::gate::figures::Figures::from_totals(&report.metric_names, &totals, report.elapsed);
+    report.thresholds = volley::gate::verdict::judge(
+        &gates,
+        &figures,
+        &[None, Some(Duration::from_millis(3250)), None],
+    );
+    report.shard = Some((1, 4));
+    report.merged_from = vec!["results/a".into(), "results/b".into()];
+    report
+}
+
+/// run.json's text with the machine's facts (`host`) replaced, which differ from machine to machine.
+fn without_host(text: &str) -> String {
+    let start = text.find("\"host\": {").expect("a host object");
+    let end = start + text[start..].find('}').expect("the host object's end") + 1;
+    format!(
+        "{}\"host\": \"[this machine]\"{}",
+        &text[..start],
+        &text[end..]
+    )
+}
+
+#[test]
+fn run_json_snapshot() {
+    let bytes = volley::output::run_json::RunJson
+        .serialize(&report())
+        .unwrap();
+    insta::assert_snapshot!(without_host(&String::from_utf8(bytes).unwrap()));
+}
+
+#[test]
+fn run_json_with_every_part_snapshot() {
+    let bytes = volley::output::run_json::RunJson
+        .serialize(&full_report())
+        .unwrap();
+    insta::assert_snapshot!(without_host(&String::from_utf8(bytes).unwrap()));
 }
