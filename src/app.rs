@@ -9,13 +9,14 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use crate::cli::{Cli, Command, MergeArgs, ReportArgs, RunArgs, ServeArgs, TapArgs, ValidateArgs};
 use crate::gate::summary::SummaryFiles;
 use crate::gate::verdict::{self, GateThreshold, Origin};
-use crate::inspect::frame_log::FrameLogOptions;
 use crate::report::{self, ReportError};
 use crate::runner::{self, RunError, RunOptions};
 use crate::scenario::{self, Overrides, ScenarioError};
 use crate::serve::{self, ServeConfig};
 use crate::tap::{self, TapConfig, TapError};
+use crate::transport::engine::Transport;
 use crate::transport::tls::{self, TlsError};
+use crate::wire::frame_log::FrameLogOptions;
 
 /// Anything that ends a command, with the exit code it maps to.
 #[derive(Debug, thiserror::Error)]
@@ -313,10 +314,7 @@ async fn shard_sources(
         }
         (None, scenario::Target::Builtin) => return Ok(None),
     };
-    let per_client = match plan.socketio().map(|s| s.transport) {
-        Some(crate::scenario::model::Transport::Websocket) | None => 1,
-        Some(_) => 2,
-    };
+    let per_client = plan.connections_per_client();
     let given = args.source_ips.as_ref().map(|ips| ips.0.clone());
     let choice = source::choose(
         target,
@@ -347,10 +345,7 @@ fn shared_server(
         return Ok((None, args.target.clone()));
     }
     let limit = crate::runner::fdlimit::raise().unwrap_or(1024);
-    let per_client = match plan.socketio().map(|s| s.transport) {
-        Some(crate::scenario::model::Transport::Websocket) | None => 1,
-        Some(_) => 2,
-    };
+    let per_client = plan.connections_per_client();
     let clients = plan.total_clients();
     // The parent's server holds one end of every shard's connections.
     if crate::runner::fdlimit::needed(clients * per_client, false) > limit {
@@ -569,7 +564,7 @@ fn tap_config(args: TapArgs) -> Result<TapConfig, TapError> {
         }
         (false, None) => None,
         (true, _) => Some(tap::SocketIoOptions {
-            transport: args.transport.unwrap_or_default(),
+            transport: args.transport.map(Transport::from).unwrap_or_default(),
             version: args.eio.map(|v| match v {
                 3 => crate::protocol::engineio::Version::V3,
                 _ => crate::protocol::engineio::Version::V4,
@@ -590,11 +585,11 @@ fn tap_config(args: TapArgs) -> Result<TapConfig, TapError> {
     };
     config.wait = args.wait.0;
     config.connect_timeout = args.connect_timeout.0;
-    config.sink.color = crate::inspect::print::use_color(
+    config.sink.color = crate::wire::print::use_color(
         args.no_color,
         std::io::IsTerminal::is_terminal(&std::io::stdout()),
     );
-    config.sink.filter = crate::inspect::filter::Filter::all(&args.filter);
+    config.sink.filter = crate::wire::filter::Filter::all(&args.filter);
     config.sink.jsonl = args.jsonl;
     config.decode.max_payload = args.max_payload;
     config.decode.show_secrets = args.show_secrets;

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::gate::threshold::Threshold;
-use crate::inspect::filter::Filter;
-use crate::inspect::sample::ClientSample;
-use crate::scenario::model::Transport;
+use crate::transport::engine::Transport;
 use crate::units::{CountValue, DurationText, Ramp, RateText};
+use crate::wire::filter::Filter;
+use crate::wire::sample::ClientSample;
 
 macro_rules! exit_codes {
     () => {
@@ -341,7 +341,7 @@ pub struct InspectArgs {
     /// Show only matching records, e.g. `dir=s2c,event=chat|typing` (keys: dir, opcode, event,
     /// type, eio, conn); repeat to add terms. Faults and errors are always shown.
     #[arg(long, value_name = "EXPR")]
-    pub filter: Vec<crate::inspect::filter::Filter>,
+    pub filter: Vec<crate::wire::filter::Filter>,
     /// No per-frame lines on stdout (the JSONL file and the summary still come).
     #[arg(short, long)]
     pub quiet: bool,
@@ -368,7 +368,7 @@ pub struct InspectArgs {
     pub close_after: Option<u64>,
     /// Which frames faults may hit (same syntax as --filter; default: all).
     #[arg(long, value_name = "EXPR")]
-    pub fault_filter: Vec<crate::inspect::filter::Filter>,
+    pub fault_filter: Vec<crate::wire::filter::Filter>,
     /// Seed of the fault draws (printed at the start; the same seed and traffic give the same
     /// faults).
     #[arg(long)]
@@ -392,7 +392,7 @@ pub struct TapArgs {
     pub auth: Option<String>,
     /// Socket.IO: the Engine.IO transport.
     #[arg(long, value_enum, value_name = "TRANSPORT")]
-    pub transport: Option<Transport>,
+    pub transport: Option<TransportArg>,
     /// Socket.IO: Engine.IO version, 4 (Socket.IO 3 and 4) or 3 (Socket.IO 2) [default: EIO= in
     /// the URL, else 4].
     #[arg(long, value_name = "3|4", value_parser = clap::value_parser!(u8).range(3..=4))]
@@ -431,6 +431,27 @@ pub struct TapArgs {
     /// No colours (also when NO_COLOR is set or stdout is not a terminal).
     #[arg(long)]
     pub no_color: bool,
+}
+
+/// The Engine.IO transports, as `--transport` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TransportArg {
+    /// Straight to WebSocket.
+    Websocket,
+    /// HTTP long-polling only.
+    Polling,
+    /// Long-polling first, then upgraded to WebSocket: what browsers do.
+    PollingUpgrade,
+}
+
+impl From<TransportArg> for Transport {
+    fn from(arg: TransportArg) -> Transport {
+        match arg {
+            TransportArg::Websocket => Transport::Websocket,
+            TransportArg::Polling => Transport::Polling,
+            TransportArg::PollingUpgrade => Transport::PollingUpgrade,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -650,6 +671,15 @@ mod tests {
         assert_eq!(args.out, PathBuf::from("m"));
         assert!(!args.force);
         assert!(Cli::try_parse_from(["volley", "merge", "a"]).is_err());
+    }
+
+    #[test]
+    fn transport_names_on_the_command_line_are_the_scenario_files() {
+        use clap::ValueEnum;
+        for arg in TransportArg::value_variants() {
+            let name = arg.to_possible_value().unwrap();
+            assert_eq!(name.get_name(), Transport::from(*arg).as_str());
+        }
     }
 
     #[test]

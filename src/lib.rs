@@ -43,3 +43,4 @@ pub mod serve;
 pub mod tap;
 pub mod transport;
 pub mod units;
+pub mod wire;

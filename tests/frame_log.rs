@@ -12,9 +12,9 @@ use std::time::Duration;
 use common::*;
 use predicates::prelude::*;
 use serde_json::Value;
-use volley::inspect::frame_log::FrameLogOptions;
 use volley::output::RunStatus;
 use volley::scenario::Overrides;
+use volley::wire::frame_log::FrameLogOptions;
 
 fn sample(clients: &str) -> Option<FrameLogOptions> {
     Some(FrameLogOptions {

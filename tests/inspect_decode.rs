@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use volley::inspect::decode::{ConnDecoder, DecodeOptions, FrameMeta, REDACTED};
-use volley::inspect::record::{Clock, Dir, Record, RecordKind};
 use volley::protocol::engineio::Version;
+use volley::wire::decode::{ConnDecoder, DecodeOptions, FrameMeta, REDACTED};
+use volley::wire::record::{Clock, Dir, Record, RecordKind};
 
 fn frame(dec: &mut ConnDecoder, dir: Dir, opcode: u8, fin: bool, payload: &[u8]) -> Record {
     let clock = Clock::new();

@@ -17,9 +17,10 @@ use tokio_tungstenite::tungstenite::Message;
 
 use common::run_in_process;
 use volley::protocol::engineio::Version;
-use volley::scenario::model::Transport;
-use volley::scenario::{Overrides, SocketIoPlan};
-use volley::transport::socketio::{Incoming, SioSocket};
+use volley::scenario::Overrides;
+use volley::transport::engine::EngineOptions;
+use volley::transport::engine::Transport;
+use volley::transport::socketio::{Incoming, SioSocket, SocketIoOptions};
 use volley::transport::ws::Connector;
 
 /// What the fake server answers to polling GETs that carry a sid, in order (the last one repeats),
@@ -217,19 +218,21 @@ async fn start(script: Script) -> (SocketAddr, Arc<Fake>) {
     (addr, fake)
 }
 
-fn plan(version: Version, transport: Transport) -> SocketIoPlan {
-    SocketIoPlan {
-        transport,
-        version,
-        path: "/socket.io/".into(),
-        query: String::new(),
+fn plan(version: Version, transport: Transport) -> SocketIoOptions {
+    SocketIoOptions {
+        engine: EngineOptions {
+            transport,
+            version,
+            path: "/socket.io/".into(),
+            query: String::new(),
+        },
         recovery: false,
     }
 }
 
 async fn open(
     addr: SocketAddr,
-    plan: SocketIoPlan,
+    plan: SocketIoOptions,
 ) -> Result<SioSocket, volley::transport::ws::ConnectError> {
     let connector = Connector::new(addr, "127.0.0.1", addr.port(), None).unwrap();
     let opened = tokio::time::timeout(

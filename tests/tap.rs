@@ -13,9 +13,9 @@ use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use volley::scenario::model::Transport;
 use volley::serve::{self, ServeConfig};
 use volley::tap::{self, Ending, Input, SocketIoOptions, TapConfig, TapError, TapOutcome};
+use volley::transport::engine::Transport;
 
 /// A tap config for `url` that sends `lines`, printing nothing.
 fn config(url: &str, socketio: Option<SocketIoOptions>, lines: &[&str]) -> TapConfig {

@@ -10,8 +10,6 @@ use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream};
 use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
 
-use crate::inspect::frame_log::ConnFrameLog;
-use crate::inspect::record::Dir;
 use crate::metrics::ErrorKind;
 use crate::protocol::socketio::push_placeholder;
 use crate::protocol::stamp::Stamp;
@@ -21,6 +19,8 @@ use crate::transport::Fault;
 use crate::transport::engine::Frame;
 use crate::transport::socketio::{Incoming, SioSocket};
 use crate::transport::ws::ClientSocket;
+use crate::wire::frame_log::ConnFrameLog;
+use crate::wire::record::Dir;
 
 // The WebSocket stays inline: the link lives in the already boxed session, and raw WebSocket is the
 // path where one indirection less per event counts.

@@ -14,12 +14,12 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::inspect::frame_log::RunFrameLog;
 use crate::metrics::{ErrorKind, ErrorRow, WorkerMetrics};
 use crate::scenario::{Plan, Protocol, ReconnectPlan, StepPlan};
 use crate::transport::Fault;
 use crate::transport::socketio::{Incoming, Recovery, SioSocket};
 use crate::transport::ws::{ConnectError, Connector};
+use crate::wire::frame_log::RunFrameLog;
 use link::{Link, Scratch, describe_close};
 use session::{End, Session};
 
@@ -127,7 +127,7 @@ async fn connect(
     previous: Option<&Recovery>,
 ) -> Result<(Link, bool), ConnectError> {
     let group = &ctx.plan.groups[who.group as usize];
-    let engine = ctx.plan.socketio().map(|sio| sio.version);
+    let engine = ctx.plan.socketio().map(|sio| sio.engine.version);
     let log = ctx
         .frame_log
         .as_ref()

@@ -5,14 +5,15 @@ use std::future::Future;
 use std::io::IsTerminal;
 use std::sync::Arc;
 
-use super::decode::DecodeOptions;
 use super::faults::{self, FaultError, FaultPlan};
-use super::filter::Filter;
 use super::proxy::{self, InspectConfig};
-use super::sink::{self, SinkConfig, Summary};
 use crate::cli::InspectArgs;
+use crate::transport::endpoint::ServerUrl;
 use crate::transport::tls::{self, TlsError};
 use crate::transport::ws::Connector;
+use crate::wire::decode::DecodeOptions;
+use crate::wire::filter::Filter;
+use crate::wire::sink::{self, SinkConfig, Summary};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
@@ -67,13 +68,14 @@ pub fn fault_plan(args: &InspectArgs, seed: u64) -> Result<FaultPlan, FaultError
 
 /// Resolves `--upstream` into a connector.
 pub async fn upstream(url: &str, insecure: bool) -> Result<Connector, InspectError> {
-    let (target, _) =
-        crate::scenario::parse_target(url, true).map_err(InspectError::UpstreamUrl)?;
-    let crate::scenario::Target::Remote { tls, host, port } = target else {
+    if url == "builtin" {
         return Err(InspectError::UpstreamUrl(
             "\"builtin\" is not an address: start `volley serve` and give its URL".into(),
         ));
-    };
+    }
+    let ServerUrl {
+        tls, host, port, ..
+    } = ServerUrl::parse(url, true).map_err(InspectError::UpstreamUrl)?;
     let addr = tokio::net::lookup_host((host.as_str(), port))
         .await
         .map_err(|e| InspectError::Upstream(format!("cannot resolve {host}: {e}")))?
@@ -130,7 +132,7 @@ pub async fn run(
     );
     let (sink, writer) = sink::spawn_writer(SinkConfig {
         print: !args.quiet,
-        color: super::print::use_color(args.no_color, std::io::stdout().is_terminal()),
+        color: crate::wire::print::use_color(args.no_color, std::io::stdout().is_terminal()),
         filter: Filter::all(&args.filter),
         jsonl: args.jsonl.clone(),
         ..SinkConfig::default()

@@ -11,8 +11,8 @@
 
 use std::time::Duration;
 
-use super::filter::Filter;
-use super::record::Record;
+use crate::wire::filter::Filter;
+use crate::wire::record::Record;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FaultError {
@@ -208,11 +208,11 @@ mod tests {
         };
         let mut f = ConnFaults::new(&plan, 1);
         let up = Record {
-            dir: Some(super::super::record::Dir::C2s),
+            dir: Some(crate::wire::record::Dir::C2s),
             ..Record::default()
         };
         let down = Record {
-            dir: Some(super::super::record::Dir::S2c),
+            dir: Some(crate::wire::record::Dir::S2c),
             ..Record::default()
         };
         assert_eq!(f.decide(&plan, &up, true, true), None);

@@ -18,13 +18,13 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::acks::SessionBooks;
-use super::decode::{ConnDecoder, DecodeOptions};
 use super::faults::FaultPlan;
-use super::record::{Clock, Dir, RecordKind};
 use super::relay::Pump;
-use super::sink::RecordSink;
 use crate::transport::ws::Connector;
+use crate::wire::acks::SessionBooks;
+use crate::wire::decode::{ConnDecoder, DecodeOptions};
+use crate::wire::record::{Clock, Dir, RecordKind};
+use crate::wire::sink::RecordSink;
 
 /// A byte stream of either side: plain TCP or TLS.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + Sync {}

@@ -217,6 +217,16 @@ pub fn push_json_string(out: &mut String, text: &str) {
     out.push_str(&serde_json::to_string(text).unwrap_or_else(|_| "\"\"".into()));
 }
 
+/// A Socket.IO namespace starts with `/` and has no `,`, `?` or spaces.
+pub fn check_namespace(ns: &str) -> Result<(), String> {
+    if !ns.starts_with('/') || ns.contains([',', '?', ' ']) {
+        return Err(format!(
+            "namespace `{ns}` must start with `/` and contain no `,`, `?` or spaces"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,20 +25,19 @@ use crate::client::schedule::Schedule;
 use crate::client::{ClientContext, ClientId};
 use crate::gate::figures::Figures;
 use crate::gate::verdict;
-use crate::inspect::frame_log::{FrameLogOptions, RunFrameLog};
-use crate::inspect::record::Clock;
 use crate::metrics::Interval;
 use crate::output::errors_csv::ErrorsWriter;
 use crate::output::gaps_csv::GapsWriter;
 use crate::output::hlog::HlogWriter;
 use crate::output::timeseries_csv::TimeseriesWriter;
 use crate::output::{self, ExportError, FrameLogTotals, Report, RunStatus};
-use crate::scenario::model::Transport;
 use crate::scenario::{Plan, Target};
 use crate::serve::{self, ServeConfig, ServerHandle};
 use crate::transport::tls::{self, TlsError};
 use crate::transport::ws::Connector;
 use crate::units::Ramp;
+use crate::wire::frame_log::{FrameLogOptions, RunFrameLog};
+use crate::wire::record::Clock;
 use collect::Collector;
 use shard::Shard;
 use worker::{WorkerMessage, WorkerPlan};
@@ -130,11 +129,7 @@ pub async fn run(
         .map_or(all_clients, |shard| shard.clients_of(&plan));
     let builtin = plan.target == Target::Builtin;
     let limit = fdlimit::raise().unwrap_or(1024);
-    // Long-polling holds two HTTP connections per client (a GET and a POST).
-    let per_client = match plan.socketio().map(|s| s.transport) {
-        Some(Transport::Polling | Transport::PollingUpgrade) => 2,
-        _ => 1,
-    };
+    let per_client = plan.connections_per_client();
     // Against the builtin server, the message suggests the same endpoints on a `volley serve`.
     let served_apart = builtin.then(|| match plan.socketio() {
         Some(_) => "http://127.0.0.1:9000".to_string(),
@@ -162,8 +157,8 @@ pub async fn run(
             format!(
                 "{scheme}://{}{} (Socket.IO over {})",
                 connector.authority(),
-                sio.path,
-                sio.transport.as_str()
+                sio.engine.path,
+                sio.engine.transport.as_str()
             )
         }
     };

@@ -12,7 +12,7 @@ use std::time::Duration;
 pub use model::{Scenario, StampMode};
 pub use plan::{
     EmitPlan, ExpectPlan, GroupPlan, Message, Origin, Placement, Plan, Protocol, ReconnectPlan,
-    SocketIoPlan, StepPlan, Target, check_namespace, parse_header, parse_target,
+    StepPlan, Target, parse_target,
 };
 
 use crate::units::{Ramp, Rate};
@@ -295,10 +295,10 @@ event = "echo"
         use crate::scenario::model::Transport;
         let plan = compile(SIO).unwrap();
         let sio = plan.socketio().unwrap();
-        assert_eq!(sio.transport, Transport::PollingUpgrade);
-        assert_eq!(sio.version, Version::V4);
-        assert_eq!(sio.query, "&token=a%20b%26c&v=2");
-        assert_eq!(sio.path, "/socket.io/");
+        assert_eq!(sio.engine.transport, Transport::PollingUpgrade);
+        assert_eq!(sio.engine.version, Version::V4);
+        assert_eq!(sio.engine.query, "&token=a%20b%26c&v=2");
+        assert_eq!(sio.engine.path, "/socket.io/");
         // The URL's path is the namespace, as the official client reads it.
         assert_eq!(plan.groups[0].namespace, "/admin");
         assert_eq!(plan.headers[0].0.as_str(), "cookie");
@@ -320,11 +320,14 @@ event = "echo"
         let plan = compile(&text).unwrap();
         assert_eq!(plan.groups[0].namespace, "/admin");
         let sio = plan.socketio().unwrap();
-        assert_eq!(sio.query, "&token=abc&token=a%20b%26c&v=2");
-        assert_eq!(sio.path, "/rt/");
+        assert_eq!(sio.engine.query, "&token=abc&token=a%20b%26c&v=2");
+        assert_eq!(sio.engine.path, "/rt/");
         let root = compile(&SIO.replace("3000/admin\"", "3000/?x=1\"")).unwrap();
         assert_eq!(root.groups[0].namespace, "/");
-        assert_eq!(root.socketio().unwrap().query, "&x=1&token=a%20b%26c&v=2");
+        assert_eq!(
+            root.socketio().unwrap().engine.query,
+            "&x=1&token=a%20b%26c&v=2"
+        );
     }
 
     #[test]

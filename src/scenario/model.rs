@@ -6,6 +6,8 @@ use toml::Spanned;
 
 use crate::units::{CountValue, DurationText, Ramp, RateText};
 
+pub use crate::transport::engine::Transport;
+
 /// A scenario file. See the README for every key.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -132,29 +134,6 @@ pub struct SocketIo {
     pub path: Spanned<String>,
     /// Extra query parameters on every Engine.IO request.
     pub query: Option<Spanned<toml::Table>>,
-}
-
-/// The Engine.IO transport.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Transport {
-    /// Straight to WebSocket.
-    #[default]
-    Websocket,
-    /// HTTP long-polling only.
-    Polling,
-    /// Long-polling first, then upgraded to WebSocket: what browsers do.
-    PollingUpgrade,
-}
-
-impl Transport {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Websocket => "websocket",
-            Transport::Polling => "polling",
-            Transport::PollingUpgrade => "polling-upgrade",
-        }
-    }
 }
 
 /// `[reconnect]`: what a client does when its connection is lost.

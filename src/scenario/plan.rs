@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use http::Uri;
 use serde::Serialize;
 use toml::Spanned;
 
@@ -15,7 +14,10 @@ use crate::gate::threshold::{Threshold, ThresholdError};
 use crate::gate::verdict::{GateThreshold, Origin as WrittenIn};
 use crate::protocol::engineio::{Version, encode_query_value};
 use crate::protocol::pointer::JsonPointer;
-use crate::protocol::socketio;
+use crate::protocol::socketio::{self, check_namespace};
+use crate::transport::endpoint::{ServerUrl, parse_header};
+use crate::transport::engine::EngineOptions;
+use crate::transport::socketio::SocketIoOptions;
 use crate::units::{Ramp, Rate, parse_duration};
 
 /// Where the clients connect.
@@ -57,18 +59,7 @@ pub struct Plan {
 #[derive(Debug, Clone)]
 pub enum Protocol {
     Ws,
-    SocketIo(SocketIoPlan),
-}
-
-#[derive(Debug, Clone)]
-pub struct SocketIoPlan {
-    pub transport: Transport,
-    pub version: Version,
-    /// The Engine.IO path, e.g. `/socket.io/`.
-    pub path: String,
-    /// Extra query parameters, each as `&key=value`, percent-encoded.
-    pub query: String,
-    pub recovery: bool,
+    SocketIo(SocketIoOptions),
 }
 
 #[derive(Debug, Clone)]
@@ -202,7 +193,13 @@ impl Plan {
         names
     }
 
-    pub fn socketio(&self) -> Option<&SocketIoPlan> {
+    /// Connections each client holds: two for long-polling (a GET and a POST), else one.
+    pub fn connections_per_client(&self) -> u64 {
+        self.socketio()
+            .map_or(1, |sio| sio.engine.transport.connections())
+    }
+
+    pub fn socketio(&self) -> Option<&SocketIoOptions> {
         match &self.protocol {
             Protocol::SocketIo(sio) => Some(sio),
             Protocol::Ws => None,
@@ -254,7 +251,7 @@ impl Plan {
         }
         let protocol = if is_sio {
             let mut plan = socketio_plan(&scenario, source)?;
-            plan.query.insert_str(0, &url_query);
+            plan.engine.query.insert_str(0, &url_query);
             Protocol::SocketIo(plan)
         } else {
             if let Some(sio) = &scenario.socketio {
@@ -744,41 +741,12 @@ pub fn parse_target(text: &str, socketio: bool) -> Result<(Target, Option<String
     if text == "builtin" {
         return Ok((Target::Builtin, None));
     }
-    let uri: Uri = text.parse().map_err(|e| {
-        format!("target `{text}` is not a URL ({e}): use \"builtin\" or ws://host:port/path")
-    })?;
-    let tls = match uri.scheme_str() {
-        Some("ws") => false,
-        Some("wss") => true,
-        Some("http") if socketio => false,
-        Some("https") if socketio => true,
-        Some(other) => {
-            let speaks = if socketio {
-                "http://, https://, ws:// and wss://"
-            } else {
-                "ws:// and wss:// (http:// is for protocol = \"socketio\")"
-            };
-            return Err(format!(
-                "target `{text}` has scheme `{other}`: volley speaks {speaks}"
-            ));
-        }
-        None => {
-            return Err(format!(
-                "target `{text}` needs a scheme: ws://host:port/path"
-            ));
-        }
-    };
-    let host = uri
-        .host()
-        .ok_or_else(|| format!("target `{text}` has no host"))?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let path = uri
-        .path_and_query()
-        .map(|p| p.as_str().to_string())
-        .filter(|p| p != "/" && !p.is_empty());
+    let ServerUrl {
+        tls,
+        host,
+        port,
+        path,
+    } = ServerUrl::parse(text, socketio)?;
     Ok((Target::Remote { tls, host, port }, path))
 }
 
@@ -877,13 +845,15 @@ fn placement(
     })
 }
 
-fn socketio_plan(scenario: &Scenario, source: &Source) -> Result<SocketIoPlan, ScenarioError> {
+fn socketio_plan(scenario: &Scenario, source: &Source) -> Result<SocketIoOptions, ScenarioError> {
     let Some(section) = &scenario.socketio else {
-        return Ok(SocketIoPlan {
-            transport: Transport::Websocket,
-            version: Version::V4,
-            path: "/socket.io/".into(),
-            query: String::new(),
+        return Ok(SocketIoOptions {
+            engine: EngineOptions {
+                transport: Transport::Websocket,
+                version: Version::V4,
+                path: "/socket.io/".into(),
+                query: String::new(),
+            },
             recovery: true,
         });
     };
@@ -949,11 +919,13 @@ fn socketio_plan(scenario: &Scenario, source: &Source) -> Result<SocketIoPlan, S
             query.push_str(&encode_query_value(&value));
         }
     }
-    Ok(SocketIoPlan {
-        transport: sio.transport,
-        version,
-        path,
-        query,
+    Ok(SocketIoOptions {
+        engine: EngineOptions {
+            transport: sio.transport,
+            version,
+            path,
+            query,
+        },
         recovery: sio.recovery,
     })
 }
@@ -974,31 +946,6 @@ fn headers_plan(
         headers.push(parse_header(name, text).map_err(err)?);
     }
     Ok(headers)
-}
-
-/// An extra request header, checked: a valid name that volley does not set itself, and a value
-/// HTTP allows.
-pub fn parse_header(
-    name: &str,
-    value: &str,
-) -> Result<(http::HeaderName, http::HeaderValue), String> {
-    let parsed_name = http::HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| format!("`{name}` is not a valid HTTP header name"))?;
-    let reserved = [
-        "host",
-        "connection",
-        "upgrade",
-        "content-length",
-        "transfer-encoding",
-    ];
-    if reserved.contains(&parsed_name.as_str())
-        || parsed_name.as_str().starts_with("sec-websocket-")
-    {
-        return Err(format!("header `{name}` is set by volley itself"));
-    }
-    let parsed_value = http::HeaderValue::from_str(value)
-        .map_err(|_| format!("header `{name}` has characters HTTP does not allow"))?;
-    Ok((parsed_name, parsed_value))
 }
 
 fn reconnect_plan(
@@ -1037,16 +984,6 @@ fn reconnect_plan(
         jitter,
         max_attempts: r.max_attempts,
     }))
-}
-
-/// A Socket.IO namespace starts with `/` and has no `,`, `?` or spaces.
-pub fn check_namespace(ns: &str) -> Result<(), String> {
-    if !ns.starts_with('/') || ns.contains([',', '?', ' ']) {
-        return Err(format!(
-            "namespace `{ns}` must start with `/` and contain no `,`, `?` or spaces"
-        ));
-    }
-    Ok(())
 }
 
 /// Names end up in file names and CSV columns: keep them to letters, digits, `_`, `-` and `.`.

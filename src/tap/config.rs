@@ -5,11 +5,13 @@ use std::time::Duration;
 
 use super::TapError;
 use super::link::Protocol;
-use crate::inspect::decode::DecodeOptions;
-use crate::inspect::sink::SinkConfig;
 use crate::protocol::engineio::Version;
-use crate::scenario::model::Transport;
-use crate::scenario::{SocketIoPlan, Target, check_namespace, parse_header, parse_target};
+use crate::protocol::socketio::check_namespace;
+use crate::transport::endpoint::{ServerUrl, parse_header};
+use crate::transport::engine::{EngineOptions, Transport};
+use crate::transport::socketio::SocketIoOptions as SessionOptions;
+use crate::wire::decode::DecodeOptions;
+use crate::wire::sink::SinkConfig;
 
 /// Where the lines to send come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,12 +67,17 @@ impl TapConfig {
             None if is_http => Some(SocketIoOptions::default()),
             other => other,
         };
-        let (target, path) = parse_target(url, socketio.is_some()).map_err(TapError::Usage)?;
-        let Target::Remote { tls, host, port } = target else {
+        if url == "builtin" {
             return Err(TapError::Usage(
                 "`builtin` names the embedded server in scenarios: start `volley serve` and tap the URL it prints".into(),
             ));
-        };
+        }
+        let ServerUrl {
+            tls,
+            host,
+            port,
+            path,
+        } = ServerUrl::parse(url, socketio.is_some()).map_err(TapError::Usage)?;
         let protocol = match socketio {
             None => Protocol::Raw {
                 path: path.unwrap_or_else(|| "/".into()),
@@ -179,11 +186,13 @@ fn socketio_protocol(url_path: &str, options: SocketIoOptions) -> Result<Protoco
         },
     };
     Ok(Protocol::SocketIo {
-        plan: SocketIoPlan {
-            transport: options.transport,
-            version,
-            path: engine_path,
-            query: extra,
+        plan: SessionOptions {
+            engine: EngineOptions {
+                transport: options.transport,
+                version,
+                path: engine_path,
+                query: extra,
+            },
             recovery: false,
         },
         namespace,
@@ -195,13 +204,13 @@ fn socketio_protocol(url_path: &str, options: SocketIoOptions) -> Result<Protoco
 mod tests {
     use super::*;
 
-    fn sio(url: &str, options: SocketIoOptions) -> (SocketIoPlan, String, Option<String>) {
+    fn sio(url: &str, options: SocketIoOptions) -> (EngineOptions, String, Option<String>) {
         match TapConfig::new(url, Some(options)).unwrap().protocol {
             Protocol::SocketIo {
                 plan,
                 namespace,
                 auth,
-            } => (plan, namespace, auth),
+            } => (plan.engine, namespace, auth),
             Protocol::Raw { .. } => panic!("expected Socket.IO"),
         }
     }
@@ -226,9 +235,9 @@ mod tests {
             panic!("expected Socket.IO");
         };
         assert_eq!(namespace, "/admin");
-        assert_eq!(plan.path, "/socket.io/");
-        assert_eq!(plan.query, "&token=t");
-        assert_eq!(plan.version, Version::V4);
+        assert_eq!(plan.engine.path, "/socket.io/");
+        assert_eq!(plan.engine.query, "&token=t");
+        assert_eq!(plan.engine.version, Version::V4);
     }
 
     #[test]

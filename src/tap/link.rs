@@ -13,15 +13,15 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::line::Line;
-use crate::inspect::frame_log::ConnFrameLog;
-use crate::inspect::record::Dir;
 use crate::metrics::ErrorKind;
 use crate::protocol::socketio::push_json_string;
-use crate::scenario::SocketIoPlan;
 use crate::transport::Fault;
 use crate::transport::engine::Frame;
+use crate::transport::socketio::SocketIoOptions;
 use crate::transport::socketio::{Incoming, SioSocket};
 use crate::transport::ws::{self, ClientSocket, ConnectError, Connector};
+use crate::wire::frame_log::ConnFrameLog;
+use crate::wire::record::Dir;
 
 /// How long a close handshake, or the reply to the server's close, may take.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -33,7 +33,7 @@ pub enum Protocol {
     Raw { path: String },
     /// Socket.IO on a namespace, with an optional CONNECT auth payload (JSON object text).
     SocketIo {
-        plan: SocketIoPlan,
+        plan: SocketIoOptions,
         namespace: String,
         auth: Option<String>,
     },

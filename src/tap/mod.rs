@@ -5,7 +5,7 @@
 //! - [`config`]: the URL and options, read once into a [`TapConfig`];
 //! - [`line`]: what an input line asks for (`emit EVENT [JSON...] [--ack]`, `/close`, text);
 //! - `link`: the raw WebSocket or Socket.IO connection, with its
-//!   [frame log](crate::inspect::frame_log::ConnFrameLog) (the one a load run's sampled clients
+//!   [frame log](crate::wire::frame_log::ConnFrameLog) (the one a load run's sampled clients
 //!   keep), which decodes every frame into a record for the inspector's writer task;
 //! - `session`: the loop, the wait after the last line, and the close.
 //!
@@ -23,13 +23,13 @@ use std::time::Instant;
 pub use config::{Input, SocketIoOptions, TapConfig};
 pub use link::Protocol;
 
-use crate::inspect::frame_log::ConnFrameLog;
-use crate::inspect::record::{Clock, RecordKind};
-use crate::inspect::sink::{self, Summary};
 use crate::metrics::ErrorKind;
 use crate::transport::Fault;
 use crate::transport::tls::{self, TlsError};
 use crate::transport::ws::Connector;
+use crate::wire::frame_log::ConnFrameLog;
+use crate::wire::record::{Clock, RecordKind};
+use crate::wire::sink::{self, Summary};
 use line::Mode;
 use link::TapLink;
 use session::Lines;
@@ -163,8 +163,8 @@ pub async fn run(
     let connector = connector(&config).await?;
     let (sink, writer) = sink::spawn_writer(config.sink.clone()).map_err(TapError::Output)?;
     let engine = match &config.protocol {
-        Protocol::Raw { path } => crate::inspect::decode::engineio_version(path),
-        Protocol::SocketIo { plan, .. } => Some(plan.version),
+        Protocol::Raw { path } => crate::wire::decode::engineio_version(path),
+        Protocol::SocketIo { plan, .. } => Some(plan.engine.version),
     };
     let clock = Clock::new();
     let log = ConnFrameLog::new(sink.clone(), clock, CONN, config.decode, engine);

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use super::Ending;
 use super::line::{self, Line, Mode};
 use super::link::{Arrival, TapLink};
-use crate::inspect::sink::RecordSink;
+use crate::wire::sink::RecordSink;
 
 /// How long after the last line the session waits for acks still due.
 pub const ACK_PATIENCE: Duration = Duration::from_secs(5);

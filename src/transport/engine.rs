@@ -22,12 +22,52 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use super::Fault;
 use super::polling::Polling;
 use super::ws::{ClientSocket, ConnectError, Connector};
-use crate::inspect::frame_log::ConnFrameLog;
-use crate::inspect::record::Dir;
 use crate::metrics::ErrorKind;
 use crate::protocol::engineio::{self, Open, Version};
-use crate::scenario::SocketIoPlan;
-use crate::scenario::model::Transport;
+use crate::wire::frame_log::ConnFrameLog;
+use crate::wire::record::Dir;
+
+/// The Engine.IO transport.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Transport {
+    /// Straight to WebSocket.
+    #[default]
+    Websocket,
+    /// HTTP long-polling only.
+    Polling,
+    /// Long-polling first, then upgraded to WebSocket: what browsers do.
+    PollingUpgrade,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Websocket => "websocket",
+            Transport::Polling => "polling",
+            Transport::PollingUpgrade => "polling-upgrade",
+        }
+    }
+
+    /// Connections a client holds: long-polling has a GET and a POST in flight.
+    pub fn connections(self) -> u64 {
+        match self {
+            Transport::Websocket => 1,
+            Transport::Polling | Transport::PollingUpgrade => 2,
+        }
+    }
+}
+
+/// How to open an Engine.IO session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineOptions {
+    pub transport: Transport,
+    pub version: Version,
+    /// The Engine.IO path, e.g. `/socket.io/`.
+    pub path: String,
+    /// Extra query parameters, each as `&key=value`, percent-encoded.
+    pub query: String,
+}
 
 /// What the session hands up.
 #[derive(Debug)]
@@ -105,7 +145,7 @@ impl EngineSocket {
     /// polling; call [`Self::upgrade`] when ready to switch). `log`: a sampled client's frame log.
     pub async fn open(
         connector: &Connector,
-        plan: &SocketIoPlan,
+        plan: &EngineOptions,
         mut log: Option<Box<ConnFrameLog>>,
     ) -> Result<EngineSocket, ConnectError> {
         let version = plan.version;
@@ -380,7 +420,7 @@ impl EngineSocket {
     pub async fn upgrade(
         &mut self,
         connector: &Connector,
-        plan: &SocketIoPlan,
+        plan: &EngineOptions,
     ) -> Result<(), Fault> {
         if !matches!(self.io, Io::Polling(_)) || !self.upgrades.iter().any(|u| u == "websocket") {
             return Ok(());

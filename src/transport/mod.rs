@@ -1,8 +1,9 @@
 //! I/O: sockets, TLS, the WebSocket handshake, and Engine.IO / Socket.IO sessions over WebSocket or
 //! HTTP long-polling. Transports move bytes and report failures as kinds; they never decide what a
-//! scenario means. A sampled client's frame log ([`crate::inspect::frame_log`]) rides along: it sees
+//! scenario means. A sampled client's frame log ([`crate::wire::frame_log`]) rides along: it sees
 //! every message or packet where the transport writes and reads it.
 
+pub mod endpoint;
 pub mod engine;
 pub mod polling;
 pub mod socketio;

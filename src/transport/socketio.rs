@@ -10,14 +10,20 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::Fault;
-use super::engine::{EngineEvent, EngineSocket, Frame};
+use super::engine::{EngineEvent, EngineOptions, EngineSocket, Frame, Transport};
 use super::ws::{ConnectError, Connector};
-use crate::inspect::frame_log::ConnFrameLog;
 use crate::metrics::ErrorKind;
 use crate::protocol::engineio::Version;
 use crate::protocol::socketio::{self, Kind};
-use crate::scenario::SocketIoPlan;
-use crate::scenario::model::Transport;
+use crate::wire::frame_log::ConnFrameLog;
+
+/// How to open a Socket.IO session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketIoOptions {
+    pub engine: EngineOptions,
+    /// Ask the server for the packets missed while away (connection state recovery).
+    pub recovery: bool,
+}
 
 /// What a client keeps across reconnects to ask the server for its missed packets.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -61,13 +67,13 @@ impl SioSocket {
     /// sampled client's frame log, kept by the Engine.IO session.
     pub async fn open(
         connector: &Connector,
-        plan: &SocketIoPlan,
+        plan: &SocketIoOptions,
         namespace: &str,
         auth: Option<&str>,
         previous: Option<&Recovery>,
         log: Option<Box<ConnFrameLog>>,
     ) -> Result<(SioSocket, bool), ConnectError> {
-        let mut engine = EngineSocket::open(connector, plan, log).await?;
+        let mut engine = EngineSocket::open(connector, &plan.engine, log).await?;
         let v3 = engine.version() == Version::V3;
         let fault = |f: Fault| ConnectError::new(f.kind, f.detail);
 
@@ -142,8 +148,11 @@ impl SioSocket {
             pid,
         };
 
-        if plan.transport == Transport::PollingUpgrade {
-            engine.upgrade(connector, plan).await.map_err(fault)?;
+        if plan.engine.transport == Transport::PollingUpgrade {
+            engine
+                .upgrade(connector, &plan.engine)
+                .await
+                .map_err(fault)?;
         }
         Ok((
             SioSocket {

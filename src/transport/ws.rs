@@ -21,10 +21,10 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Error as WsError, Message};
 
-use crate::inspect::frame_log::ConnFrameLog;
-use crate::inspect::record::Dir;
 use crate::metrics::ErrorKind;
 use crate::transport::source::SourceAddrs;
+use crate::wire::frame_log::ConnFrameLog;
+use crate::wire::record::Dir;
 
 /// A client socket: plain TCP or TLS over TCP.
 pub enum MaybeTls {

@@ -9,10 +9,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use volley::inspect::command::upstream;
-use volley::inspect::decode::DecodeOptions;
 use volley::inspect::faults::FaultPlan;
 use volley::inspect::proxy::{self, InspectConfig};
-use volley::inspect::sink::{self, SinkConfig, Summary};
+use volley::wire::decode::DecodeOptions;
+use volley::wire::sink::{self, SinkConfig, Summary};
 
 /// An inspector running in-process; `stop()` ends it and returns its summary.
 pub struct Running {

@@ -9,9 +9,9 @@ pub mod node;
 
 use std::path::{Path, PathBuf};
 
-use volley::inspect::frame_log::FrameLogOptions;
 use volley::runner::{self, RunOptions, RunOutcome};
 use volley::scenario::{self, Overrides};
+use volley::wire::frame_log::FrameLogOptions;
 
 pub fn write_scenario(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join("scenario.toml");

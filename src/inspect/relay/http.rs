@@ -9,10 +9,10 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{Mode, Pump, READ_CHUNK};
-use crate::inspect::decode::{engineio_version, query_param};
 use crate::inspect::proxy::{MAX_QUEUED_REQUESTS, UpgradeAnswer};
-use crate::inspect::record::{Dir, RecordKind};
 use crate::protocol::http1::{self, BodyKind, ChunkedDecoder};
+use crate::wire::decode::{engineio_version, query_param};
+use crate::wire::record::{Dir, RecordKind};
 
 /// HTTP bodies up to this size are kept for decoding (long-polling payloads).
 const MAX_CAPTURED_BODY: usize = 4 << 20;

@@ -15,11 +15,11 @@ use std::time::Instant;
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::decode::FrameMeta;
 use super::faults::{ConnFaults, Decision};
 use super::proxy::{Shared, UpgradeAnswer};
-use super::record::{Dir, Record, RecordKind};
 use crate::protocol::wsframe;
+use crate::wire::decode::FrameMeta;
+use crate::wire::record::{Dir, Record, RecordKind};
 
 mod http;
 

@@ -209,7 +209,7 @@ fn frame(out: &mut String, p: &Paint, r: &Record, dir_color: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inspect::record::SocketIoFields;
+    use crate::wire::record::SocketIoFields;
 
     #[test]
     fn a_socketio_event_reads_as_one_line_without_escapes_when_colour_is_off() {

@@ -170,7 +170,7 @@ impl Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inspect::record::{RecordKind, SocketIoFields};
+    use crate::wire::record::{RecordKind, SocketIoFields};
 
     fn chat(dir: Dir, conn: u64) -> Record {
         Record {

@@ -263,7 +263,7 @@ fn write_all(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inspect::record::Clock;
+    use crate::wire::record::Clock;
 
     #[tokio::test]
     async fn every_record_arrives_whether_the_writer_is_polling_or_asleep() {
