@@ -8,9 +8,10 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::cli::{Cli, Command, MergeArgs, ReportArgs, RunArgs, ServeArgs, TapArgs, ValidateArgs};
 use crate::gate::summary::SummaryFiles;
-use crate::gate::verdict::{self, GateThreshold, Origin};
+use crate::gate::verdict;
 use crate::report::{self, ReportError};
 use crate::runner::{self, RunError, RunOptions};
+use crate::scenario::threshold::{GateThreshold, Origin};
 use crate::scenario::{self, Overrides, ScenarioError};
 use crate::serve::{self, ServeConfig};
 use crate::tap::{self, TapConfig, TapError};

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::gate::threshold::Threshold;
+use crate::scenario::threshold::Threshold;
 use crate::transport::engine::Transport;
 use crate::units::{CountValue, DurationText, Ramp, RateText};
 use crate::wire::filter::Filter;

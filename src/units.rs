@@ -162,6 +162,21 @@ pub fn format_duration(d: Duration) -> String {
     }
 }
 
+/// The unit a latency in µs reads best in: (µs per unit, suffix, decimals).
+pub fn us_scale(us: f64) -> (f64, &'static str, usize) {
+    match us.abs() {
+        v if v < 1_000.0 => (1.0, "µs", 0),
+        v if v < 1_000_000.0 => (1e3, "ms", 2),
+        _ => (1e6, "s", 2),
+    }
+}
+
+/// A latency in µs for people: `850µs`, `12.35ms`, `1.25s`.
+pub fn format_us(us: f64) -> String {
+    let (per, suffix, decimals) = us_scale(us);
+    format!("{:.decimals$}{suffix}", us / per)
+}
+
 macro_rules! text_unit {
     ($name:ident, $inner:ty, $parse:path, $show:expr) => {
         /// A value written as text in a scenario file or on the command line.
@@ -288,6 +303,14 @@ impl Serialize for Ramp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latencies_read_naturally() {
+        assert_eq!(format_us(850.0), "850µs");
+        assert_eq!(format_us(12_345.0), "12.35ms");
+        assert_eq!(format_us(1_250_000.0), "1.25s");
+        assert_eq!(format_us(-2_500.0), "-2.50ms");
+    }
 
     #[test]
     fn durations_accept_units_and_compounds() {

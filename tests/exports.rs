@@ -76,7 +76,7 @@ fn human_summary_snapshot() {
 /// The crafted report with every optional part of run.json filled: a frame log, a passed and a
 /// failed threshold (one aborted the run, one has no samples), a shard and merged folders.
 fn full_report() -> Report {
-    use volley::gate::verdict::{GateThreshold, Origin};
+    use volley::scenario::threshold::{GateThreshold, Origin};
     let mut report = report();
     report.frame_log = Some(FrameLogTotals {
         file: "results/snapshot/frames.jsonl".into(),

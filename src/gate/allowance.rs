@@ -14,7 +14,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use super::threshold::Stat;
+use crate::scenario::threshold::Stat;
 
 /// A bad `--max-regression` item; the message names it and shows the format.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

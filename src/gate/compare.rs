@@ -20,7 +20,7 @@ use std::collections::BTreeSet;
 use super::allowance::{Allowance, AllowanceError, AllowanceSource, Allowances};
 use super::figures::{Figures, Missing};
 use super::summary::Outcome;
-use super::threshold::Stat;
+use crate::scenario::threshold::Stat;
 
 /// The latency statistics compared by default.
 pub const DEFAULT_LATENCY_STATS: [Stat; 6] = [

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::allowance::{Allowance, AllowanceSource};
 use super::compare::{Comparison, FigureVerdict, Side, Unit, Verdict};
 use super::summary::{Check, GateSummary};
+use crate::units::{format_us, us_scale};
 
 /// What came of one figure, with its figures: the JUnit failure message.
 pub fn message(figure: &FigureVerdict, noise_aware: bool) -> String {
@@ -59,22 +60,10 @@ pub fn message(figure: &FigureVerdict, noise_aware: bool) -> String {
     }
 }
 
-/// A latency's scale: (µs per unit, suffix, decimals).
-fn scale(us: f64) -> (f64, &'static str, usize) {
-    match us.abs() {
-        v if v < 1_000.0 => (1.0, "µs", 0),
-        v if v < 1_000_000.0 => (1e3, "ms", 2),
-        _ => (1e6, "s", 2),
-    }
-}
-
 /// `850µs`, `12.35ms`, `1.25s`; shares as `0.02%`.
 pub fn value_text(unit: Unit, value: f64) -> String {
     match unit {
-        Unit::Micros => {
-            let (per, suffix, decimals) = scale(value);
-            format!("{:.decimals$}{suffix}", value / per)
-        }
+        Unit::Micros => format_us(value),
         Unit::Share => format!("{}%", percent(value * 100.0)),
     }
 }
@@ -84,7 +73,7 @@ pub fn value_text(unit: Unit, value: f64) -> String {
 fn spread_text(unit: Unit, side: &Side) -> String {
     match unit {
         Unit::Micros => {
-            let (per, suffix, decimals) = scale(side.median);
+            let (per, suffix, decimals) = us_scale(side.median);
             let spread = side.spread / per;
             let decimals = if decimals > 0 && spread > 0.0 && spread < 0.1 {
                 3

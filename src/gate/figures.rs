@@ -21,8 +21,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde_json::Value;
 
-use super::threshold::Stat;
-use crate::metrics::Interval;
+use crate::metrics::{EXPECT_COUNTERS, Interval, RUN_COUNTERS};
+use crate::scenario::threshold::Stat;
 
 /// Latency statistics of one metric, in µs.
 #[derive(Debug, Clone, Default)]
@@ -35,32 +35,6 @@ struct Latency {
     percentiles: Vec<(f64, f64)>,
     histogram: Option<Histogram<u64>>,
 }
-
-/// Counters of each expect.
-pub const EXPECT_COUNTERS: [&str; 9] = [
-    "sent",
-    "expected",
-    "received",
-    "lost",
-    "late",
-    "duplicate",
-    "reorder",
-    "gap",
-    "refilled",
-];
-
-/// Run-wide counters.
-pub const RUN_COUNTERS: [&str; 9] = [
-    "sent",
-    "received",
-    "connects",
-    "connect_failures",
-    "errors",
-    "reconnects",
-    "reconnects_recovered",
-    "acks_sent",
-    "acks_lost",
-];
 
 /// The percentiles run.json holds, with their keys.
 const RUN_JSON_PERCENTILES: [(f64, &str); 5] = [
@@ -282,56 +256,6 @@ fn share_of(counter: &str, expects: &[String]) -> Vec<String> {
     }
 }
 
-/// Checks, before a run, that a name can exist in it: `latency` are the run's latency metrics,
-/// `expects` its expects' names. Returns what is wrong.
-pub fn check_name(
-    metric: &str,
-    stat: Option<Stat>,
-    latency: &[String],
-    expects: &[String],
-) -> Result<(), String> {
-    let is_latency = latency.iter().any(|m| m == metric);
-    let is_counter = RUN_COUNTERS.contains(&metric)
-        || metric.strip_prefix("errors.").is_some_and(|kind| {
-            crate::metrics::ErrorKind::ALL
-                .iter()
-                .any(|k| k.as_str() == kind)
-        })
-        || expects.iter().any(|e| {
-            metric
-                .strip_prefix(e.as_str())
-                .and_then(|r| r.strip_prefix('.'))
-                .is_some_and(|c| EXPECT_COUNTERS.contains(&c))
-        });
-    let known = || {
-        let mut names: Vec<String> = latency.iter().map(|m| format!("{m}.p99")).collect();
-        names.extend(["errors.rate".to_string(), "errors".to_string()]);
-        names.extend(expects.iter().map(|e| format!("{e}.lost")));
-        names.join(", ")
-    };
-    match stat {
-        None | Some(Stat::Count) if is_counter => Ok(()),
-        Some(Stat::Rate) if is_counter => Ok(()),
-        Some(Stat::Count) if is_latency => Ok(()),
-        Some(Stat::Rate) if is_latency => Err(format!(
-            "`{metric}.rate`: rate is a share of a counter, e.g. errors.rate or {metric}.lost.rate"
-        )),
-        None if is_latency => Err(format!(
-            "`{metric}` is a latency metric: name a statistic, e.g. {metric}.p99 (p50 p90 p95 p99 \
-             p99.9 max min mean count)"
-        )),
-        Some(_) if is_latency => Ok(()),
-        Some(_) if is_counter => Err(format!(
-            "`{metric}` is a counter: compare it as it is or as a share, e.g. `{metric} == 0` or \
-             `{metric}.rate < 1%`"
-        )),
-        _ => Err(format!(
-            "no metric or counter named `{metric}` in this scenario (for example: {})",
-            known()
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,35 +320,5 @@ mod tests {
         let p75 = f.value("fanout", Some(Stat::Percentile(75.0))).unwrap();
         assert!((749.0..=751.0).contains(&p75), "{p75}");
         assert_eq!(f.value("fanout", Some(Stat::Count)), Ok(1000.0));
-    }
-
-    #[test]
-    fn names_are_checked_before_a_run() {
-        let latency = ["connect".to_string(), "fanout".to_string()];
-        let expects = ["fanout".to_string()];
-        let check = |m: &str, s| check_name(m, s, &latency, &expects);
-        assert_eq!(check("fanout", Some(Stat::Percentile(99.0))), Ok(()));
-        assert_eq!(check("fanout.lost", None), Ok(()));
-        assert_eq!(check("fanout.lost", Some(Stat::Rate)), Ok(()));
-        assert_eq!(check("errors.reset", Some(Stat::Rate)), Ok(()));
-        assert_eq!(check("errors", None), Ok(()));
-        assert_eq!(check("connect", Some(Stat::Count)), Ok(()));
-        assert!(
-            check("fanout", Some(Stat::Rate))
-                .unwrap_err()
-                .contains("share")
-        );
-        assert!(check("fanout", None).unwrap_err().contains("statistic"));
-        assert!(
-            check("errors", Some(Stat::Max))
-                .unwrap_err()
-                .contains("counter")
-        );
-        assert!(
-            check("echo", Some(Stat::Max))
-                .unwrap_err()
-                .contains("fanout.p99")
-        );
-        assert!(check("errors.nope", None).is_err());
     }
 }

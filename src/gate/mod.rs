@@ -10,5 +10,4 @@ pub mod compare_command;
 pub mod compare_summary;
 pub mod figures;
 pub mod summary;
-pub mod threshold;
 pub mod verdict;

@@ -7,35 +7,8 @@ use serde_json::{Value, json};
 
 use super::figures::{Figures, Missing};
 use super::summary::{Check, GateSummary, Outcome};
-use super::threshold::{Limit, Op, Stat, Threshold};
-use crate::output::table::human_us;
-
-/// Where a threshold was written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
-    Scenario,
-    CommandLine,
-}
-
-impl Origin {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Origin::Scenario => "scenario",
-            Origin::CommandLine => "command line",
-        }
-    }
-}
-
-/// A threshold as a run uses it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GateThreshold {
-    pub threshold: Threshold,
-    pub origin: Origin,
-    /// Stop the run as soon as the threshold cannot pass any more.
-    pub abort: bool,
-    /// Not checked for aborting before this much of the run has gone.
-    pub abort_after: Duration,
-}
+use crate::scenario::threshold::{GateThreshold, Limit, Op, Stat};
+use crate::units::format_us;
 
 /// How one threshold came out.
 #[derive(Debug, Clone, PartialEq)]
@@ -145,7 +118,7 @@ fn limit_value(limit: Limit) -> f64 {
 /// A figure in its unit for people: a latency, a percentage or a number.
 pub fn format_figure(value: f64, stat: Option<Stat>) -> String {
     match stat {
-        Some(s) if s.is_latency() => human_us(value.round() as u64),
+        Some(s) if s.is_latency() => format_us(value.round()),
         Some(Stat::Rate) => format_share(value),
         _ if value.fract() == 0.0 => format!("{value:.0}"),
         _ => format!("{value:.3}"),
@@ -255,6 +228,7 @@ pub fn render(verdicts: &[Verdict]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scenario::threshold::Origin;
     use serde_json::json;
 
     fn gate(text: &str, abort: bool) -> GateThreshold {

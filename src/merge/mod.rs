@@ -18,12 +18,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::gate::figures::Figures;
-use crate::gate::threshold::Threshold;
-use crate::gate::verdict::{self, GateThreshold, Origin};
+use crate::gate::verdict;
 use crate::metrics::{Interval, new_histogram};
 use crate::output::{self, ExportError, FrameLogTotals, Report, RunStatus};
 use crate::results::{self, FileError, RunFolder, TimedRows};
 use crate::runner::FRAME_LOG_FILE;
+use crate::scenario::threshold::{GateThreshold, Origin, Threshold, ThresholdError};
 use timeline::Timeline;
 
 /// Why shard folders could not be merged.
@@ -381,13 +381,11 @@ fn judge(
         let threshold: Threshold =
             v.expression
                 .parse()
-                .map_err(
-                    |e: crate::gate::threshold::ThresholdError| MergeError::Threshold {
-                        path: first.dir.join(results::RUN_JSON),
-                        expression: v.expression.clone(),
-                        detail: e.to_string(),
-                    },
-                )?;
+                .map_err(|e: ThresholdError| MergeError::Threshold {
+                    path: first.dir.join(results::RUN_JSON),
+                    expression: v.expression.clone(),
+                    detail: e.to_string(),
+                })?;
         gates.push(GateThreshold {
             threshold,
             origin: match v.source.as_deref() {

@@ -65,6 +65,32 @@ impl ExpectCounts {
     }
 }
 
+/// The names of an expect's counters, as run.json and threshold expressions spell them.
+pub const EXPECT_COUNTERS: [&str; 9] = [
+    "sent",
+    "expected",
+    "received",
+    "lost",
+    "late",
+    "duplicate",
+    "reorder",
+    "gap",
+    "refilled",
+];
+
+/// The run-wide counters, likewise.
+pub const RUN_COUNTERS: [&str; 9] = [
+    "sent",
+    "received",
+    "connects",
+    "connect_failures",
+    "errors",
+    "reconnects",
+    "reconnects_recovered",
+    "acks_sent",
+    "acks_lost",
+];
+
 /// What a gaps.csv row reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GapKind {
@@ -177,7 +203,7 @@ pub struct ErrorRow {
 #[derive(Debug, Clone)]
 pub struct Interval {
     /// Index 0 is `connect`, then one per expect in scenario order, then `ack` and `reconnect`
-    /// when the plan uses them (see [`crate::scenario::Plan::metric_names`]).
+    /// when the plan uses them (the order of the plan's `metric_names`).
     pub histograms: Vec<Histogram<u64>>,
     pub sent: u64,
     pub received: u64,

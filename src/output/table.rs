@@ -5,16 +5,11 @@ use std::time::Duration;
 
 use super::{Report, RunStatus};
 use crate::metrics::ErrorKind;
+use crate::units::format_us;
 
-/// A latency in µs for people: `850µs`, `12.3ms`, `1.25s`.
-pub fn human_us(us: u64) -> String {
-    if us < 1_000 {
-        format!("{us}µs")
-    } else if us < 1_000_000 {
-        format!("{:.2}ms", us as f64 / 1e3)
-    } else {
-        format!("{:.2}s", us as f64 / 1e6)
-    }
+/// A latency in µs, recorded as a whole number, for people.
+fn human_us(us: u64) -> String {
+    format_us(us as f64)
 }
 
 fn human_duration(d: Duration) -> String {
@@ -151,16 +146,4 @@ pub fn render(report: &Report, dir: &str) -> String {
     }
     let _ = writeln!(out, "\n  results   {dir}");
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn latencies_read_naturally() {
-        assert_eq!(human_us(850), "850µs");
-        assert_eq!(human_us(12_345), "12.35ms");
-        assert_eq!(human_us(1_250_000), "1.25s");
-    }
 }

@@ -154,7 +154,7 @@ pub fn latency(page: &mut Page, folder: &RunFolder, timeline: &Timeline) {
                 let caption = format!(
                     "{} values; max {}.",
                     page::thousands(metric.total.len()),
-                    crate::output::table::human_us(metric.total.max())
+                    crate::units::format_us(metric.total.max() as f64)
                 );
                 page.push(&distribution_figure(name, &points, &caption));
             }

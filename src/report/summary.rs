@@ -4,8 +4,8 @@
 use serde_json::Value;
 
 use super::page::{self, Page, escape};
-use crate::output::table::human_us;
 use crate::results::RunJson;
+use crate::units::format_us;
 
 /// The title line and the facts under it.
 pub fn header(page: &mut Page, run: &RunJson) {
@@ -115,7 +115,7 @@ pub fn summary(page: &mut Page, run: &RunJson) {
                     let us = |key: &str| {
                         s.get(key)
                             .and_then(Value::as_f64)
-                            .map(|v| human_us(v.round() as u64))
+                            .map(|v| format_us(v.round()))
                     };
                     let mut row = vec![name.clone(), s.get("count").map(count).unwrap_or_default()];
                     for key in [
@@ -140,7 +140,7 @@ pub fn summary(page: &mut Page, run: &RunJson) {
     let expects = run.at("/summary/expects").and_then(Value::as_object);
     if let Some(expects) = expects.filter(|e| !e.is_empty()) {
         page.push("<h3>Deliveries</h3>\n");
-        let keys = crate::gate::figures::EXPECT_COUNTERS;
+        let keys = crate::metrics::EXPECT_COUNTERS;
         let rows: Vec<Vec<String>> = expects
             .iter()
             .map(|(name, e)| {

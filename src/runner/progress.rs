@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::output::table::human_us;
 use crate::output::timeseries_csv::SecondRow;
+use crate::units::format_us;
 
 const PLAIN_EVERY: Duration = Duration::from_secs(5);
 
@@ -83,8 +83,8 @@ impl Progress {
             Some((p50, p99)) => format!(
                 "{} p50 {} p99 {}",
                 self.main_name,
-                human_us(p50),
-                human_us(p99)
+                format_us(p50 as f64),
+                format_us(p99 as f64)
             ),
             None => format!("{} -", self.main_name),
         };

@@ -4,6 +4,7 @@
 pub mod model;
 mod plan;
 pub mod template;
+pub mod threshold;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};

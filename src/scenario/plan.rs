@@ -8,10 +8,8 @@ use toml::Spanned;
 
 use super::model::{Scenario, StampMode, Transport};
 use super::template::{Shape, StampPlacement, Template};
+use super::threshold::{GateThreshold, Origin as WrittenIn, Threshold, ThresholdError, check_name};
 use super::{ScenarioError, Source};
-use crate::gate::figures::check_name;
-use crate::gate::threshold::{Threshold, ThresholdError};
-use crate::gate::verdict::{GateThreshold, Origin as WrittenIn};
 use crate::protocol::engineio::{Version, encode_query_value};
 use crate::protocol::pointer::JsonPointer;
 use crate::protocol::socketio::{self, check_namespace};

@@ -10,6 +10,8 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::metrics::{EXPECT_COUNTERS, ErrorKind, RUN_COUNTERS};
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("bad threshold {text:?} at column {column}: {message}")]
 pub struct ThresholdError {
@@ -261,6 +263,81 @@ fn parse_limit(value: &str) -> Result<Limit, String> {
     ))
 }
 
+/// Where a threshold was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Scenario,
+    CommandLine,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Scenario => "scenario",
+            Origin::CommandLine => "command line",
+        }
+    }
+}
+
+/// A threshold as a run uses it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateThreshold {
+    pub threshold: Threshold,
+    pub origin: Origin,
+    /// Stop the run as soon as the threshold cannot pass any more.
+    pub abort: bool,
+    /// Not checked for aborting before this much of the run has gone.
+    pub abort_after: Duration,
+}
+
+/// Checks, before a run, that a name can exist in it: `latency` are the run's latency metrics,
+/// `expects` its expects' names. Returns what is wrong.
+pub fn check_name(
+    metric: &str,
+    stat: Option<Stat>,
+    latency: &[String],
+    expects: &[String],
+) -> Result<(), String> {
+    let is_latency = latency.iter().any(|m| m == metric);
+    let is_counter = RUN_COUNTERS.contains(&metric)
+        || metric
+            .strip_prefix("errors.")
+            .is_some_and(|kind| ErrorKind::ALL.iter().any(|k| k.as_str() == kind))
+        || expects.iter().any(|e| {
+            metric
+                .strip_prefix(e.as_str())
+                .and_then(|r| r.strip_prefix('.'))
+                .is_some_and(|c| EXPECT_COUNTERS.contains(&c))
+        });
+    let known = || {
+        let mut names: Vec<String> = latency.iter().map(|m| format!("{m}.p99")).collect();
+        names.extend(["errors.rate".to_string(), "errors".to_string()]);
+        names.extend(expects.iter().map(|e| format!("{e}.lost")));
+        names.join(", ")
+    };
+    match stat {
+        None | Some(Stat::Count) if is_counter => Ok(()),
+        Some(Stat::Rate) if is_counter => Ok(()),
+        Some(Stat::Count) if is_latency => Ok(()),
+        Some(Stat::Rate) if is_latency => Err(format!(
+            "`{metric}.rate`: rate is a share of a counter, e.g. errors.rate or {metric}.lost.rate"
+        )),
+        None if is_latency => Err(format!(
+            "`{metric}` is a latency metric: name a statistic, e.g. {metric}.p99 (p50 p90 p95 p99 \
+             p99.9 max min mean count)"
+        )),
+        Some(_) if is_latency => Ok(()),
+        Some(_) if is_counter => Err(format!(
+            "`{metric}` is a counter: compare it as it is or as a share, e.g. `{metric} == 0` or \
+             `{metric}.rate < 1%`"
+        )),
+        _ => Err(format!(
+            "no metric or counter named `{metric}` in this scenario (for example: {})",
+            known()
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,5 +396,35 @@ mod tests {
         assert!(e.message.contains("metric name"), "{e}");
         let e = "x.p99 <".parse::<Threshold>().unwrap_err();
         assert_eq!(e.column, 8);
+    }
+
+    #[test]
+    fn names_are_checked_before_a_run() {
+        let latency = ["connect".to_string(), "fanout".to_string()];
+        let expects = ["fanout".to_string()];
+        let check = |m: &str, s| check_name(m, s, &latency, &expects);
+        assert_eq!(check("fanout", Some(Stat::Percentile(99.0))), Ok(()));
+        assert_eq!(check("fanout.lost", None), Ok(()));
+        assert_eq!(check("fanout.lost", Some(Stat::Rate)), Ok(()));
+        assert_eq!(check("errors.reset", Some(Stat::Rate)), Ok(()));
+        assert_eq!(check("errors", None), Ok(()));
+        assert_eq!(check("connect", Some(Stat::Count)), Ok(()));
+        assert!(
+            check("fanout", Some(Stat::Rate))
+                .unwrap_err()
+                .contains("share")
+        );
+        assert!(check("fanout", None).unwrap_err().contains("statistic"));
+        assert!(
+            check("errors", Some(Stat::Max))
+                .unwrap_err()
+                .contains("counter")
+        );
+        assert!(
+            check("echo", Some(Stat::Max))
+                .unwrap_err()
+                .contains("fanout.p99")
+        );
+        assert!(check("errors.nope", None).is_err());
     }
 }
