@@ -10,6 +10,7 @@ use crate::cli::{Cli, Command, MergeArgs, ReportArgs, RunArgs, ServeArgs, TapArg
 use crate::gate::summary::SummaryFiles;
 use crate::gate::verdict;
 use crate::report::{self, ReportError};
+use crate::results::layout;
 use crate::runner::{self, RunError, RunOptions};
 use crate::scenario::threshold::{GateThreshold, Origin};
 use crate::scenario::{self, Overrides, ScenarioError};
@@ -103,7 +104,7 @@ fn merge_command(args: MergeArgs) -> Result<ExitCode, AppError> {
     let report = &outcome.report;
     print!(
         "{}",
-        crate::output::table::render(report, &outcome.dir.display().to_string())
+        crate::results::printout::render(report, &outcome.dir.display().to_string())
     );
     print!("{}", verdict::render(&report.thresholds));
     println!(
@@ -209,7 +210,7 @@ async fn run_processes(
     use crate::runner::shard::{RunId, StartAt};
     let started = std::time::SystemTime::now();
     let dir = args.out.clone().unwrap_or_else(|| {
-        crate::output::default_dir(std::path::Path::new("results"), &plan.name, started)
+        crate::results::layout::default_dir(std::path::Path::new("results"), &plan.name, started)
     });
     let run_id = args.run_id.map_or_else(|| fastrand::u32(..), |id| id.0);
     let seed = args.seed.or(plan.seed).unwrap_or_else(|| fastrand::u64(..));
@@ -382,11 +383,11 @@ fn shared_server(
 /// gate's files, and the exit code.
 fn finish_run(
     args: &RunArgs,
-    report: &crate::output::Report,
+    report: &crate::results::FinishedRun,
     out_dir: &std::path::Path,
 ) -> Result<ExitCode, AppError> {
     let dir = out_dir.display().to_string();
-    print!("{}", crate::output::table::render(report, &dir));
+    print!("{}", crate::results::printout::render(report, &dir));
     print!("{}", verdict::render(&report.thresholds));
     // A report that cannot be written is an error, but not one that hides a failed gate.
     let report_error = match args.report.then(|| write_report(out_dir, None)) {
@@ -408,8 +409,8 @@ fn finish_run(
     if let Some(gate) = &gate {
         let in_dir = |name: &str| args.gate.then(|| out_dir.join(name));
         let files = SummaryFiles {
-            junit: args.junit.clone().or_else(|| in_dir("junit.xml")),
-            markdown: args.markdown.clone().or_else(|| in_dir("summary.md")),
+            junit: args.junit.clone().or_else(|| in_dir(layout::JUNIT_XML)),
+            markdown: args.markdown.clone().or_else(|| in_dir(layout::SUMMARY_MD)),
             json: args.json.clone(),
             step_summary: None,
         }

@@ -13,7 +13,6 @@
 //!   and the once-a-second merge of the workers' metrics; shards of a run (`--shard K/N`, a shared
 //!   run id and time zero) and local shards as child processes (`--processes N`).
 //! - [`metrics`]: per-worker HDR histograms and counters, merged per interval; error kinds.
-//! - [`output`]: result files (CSV, .hgrm, latency.hlog, run.json) and the human summary.
 //! - [`results`]: a results folder read back, file by file; [`report`] draws it as one HTML page,
 //!   and [`merge`] makes one folder of many shards' (`volley merge`).
 //! - [`gate`]: the CI gate: threshold expressions judged on a run's figures (at the end, and once a
@@ -33,7 +32,6 @@ pub mod gate;
 pub mod inspect;
 pub mod merge;
 pub mod metrics;
-pub mod output;
 pub mod protocol;
 pub mod report;
 pub mod results;

@@ -3,11 +3,11 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use volley::metrics::{ErrorKind, ExpectCounts, Interval};
-use volley::output::hgrm::distribution;
-use volley::output::summary_csv::SummaryCsv;
-use volley::output::{Exporter, FrameLogTotals, Report, RunStatus, table};
+use volley::results::hgrm::distribution;
+use volley::results::summary_csv::SummaryCsv;
+use volley::results::{Exporter, FinishedRun, FrameLogTotals, RunStatus, printout};
 
-fn report() -> Report {
+fn report() -> FinishedRun {
     let mut totals = Interval::new(2, 1);
     for us in [150u64, 180, 220, 260, 900] {
         totals.histograms[0].record(us).unwrap();
@@ -31,7 +31,7 @@ fn report() -> Report {
         gap: 2,
         refilled: 0,
     };
-    Report {
+    FinishedRun {
         run_id: "0000abcd".into(),
         status: RunStatus::Completed,
         scenario_name: "snapshot".into(),
@@ -70,12 +70,12 @@ fn hgrm_snapshot() {
 
 #[test]
 fn human_summary_snapshot() {
-    insta::assert_snapshot!(table::render(&report(), "results/snapshot"));
+    insta::assert_snapshot!(printout::render(&report(), "results/snapshot"));
 }
 
 /// The crafted report with every optional part of run.json filled: a frame log, a passed and a
 /// failed threshold (one aborted the run, one has no samples), a shard and merged folders.
-fn full_report() -> Report {
+fn full_report() -> FinishedRun {
     use volley::scenario::threshold::{GateThreshold, Origin};
     let mut report = report();
     report.frame_log = Some(FrameLogTotals {
@@ -124,7 +124,7 @@ fn without_host(text: &str) -> String {
 
 #[test]
 fn run_json_snapshot() {
-    let bytes = volley::output::run_json::RunJson
+    let bytes = volley::results::run_json::RunJsonExporter
         .serialize(&report())
         .unwrap();
     insta::assert_snapshot!(without_host(&String::from_utf8(bytes).unwrap()));
@@ -132,7 +132,7 @@ fn run_json_snapshot() {
 
 #[test]
 fn run_json_with_every_part_snapshot() {
-    let bytes = volley::output::run_json::RunJson
+    let bytes = volley::results::run_json::RunJsonExporter
         .serialize(&full_report())
         .unwrap();
     insta::assert_snapshot!(without_host(&String::from_utf8(bytes).unwrap()));

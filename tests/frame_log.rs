@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::*;
 use predicates::prelude::*;
 use serde_json::Value;
-use volley::output::RunStatus;
+use volley::results::RunStatus;
 use volley::scenario::Overrides;
 use volley::wire::frame_log::FrameLogOptions;
 
@@ -331,7 +331,7 @@ async fn a_full_channel_drops_records_and_counts_every_one_it_dropped() {
         offered,
         "{frame_log:?}"
     );
-    let summary = volley::output::table::render(&outcome.report, "out");
+    let summary = volley::results::printout::render(&outcome.report, "out");
     assert!(
         summary.contains(&format!("{} dropped", frame_log.dropped)),
         "{summary}"

@@ -10,7 +10,7 @@ use common::*;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
-use volley::output::hgrm::distribution;
+use volley::results::hgrm::distribution;
 use volley::scenario::Overrides;
 
 #[tokio::test]

@@ -323,8 +323,8 @@ async fn odd_folders_give_a_page_that_says_what_is_missing_or_bad() {
 /// A synthetic 2-hour results folder: two metrics, 7,200 seconds.
 fn two_hour_folder(dir: &Path) {
     use volley::metrics::Interval;
-    use volley::output::hlog::HlogWriter;
-    use volley::output::timeseries_csv::{SecondRow, TimeseriesWriter};
+    use volley::results::latency_hlog::HlogWriter;
+    use volley::results::timeseries_csv::{SecondRow, TimeseriesWriter};
     let names = ["connect".to_string(), "echo".to_string()];
     let t0 = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     let mut hlog = HlogWriter::create(&dir.join("latency.hlog"), &names, t0).unwrap();

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use volley::output::RunStatus;
+use volley::results::RunStatus;
 use volley::scenario::Overrides;
 
 #[tokio::test]
@@ -25,7 +25,7 @@ async fn echo_run_against_builtin_receives_everything_and_files_agree() {
 
     // summary.csv: documented columns, counts equal to the report's.
     let (header, _) = read_csv(&out.join("summary.csv"));
-    assert_eq!(header, volley::output::summary_csv::HEADER);
+    assert_eq!(header, volley::results::summary_csv::HEADER);
     assert_eq!(summary_count(&out, "sent"), t.sent);
     assert_eq!(summary_count(&out, "received"), t.received);
     assert_eq!(summary_count(&out, "echo"), t.sent, "one latency per echo");
@@ -73,7 +73,7 @@ async fn echo_run_against_builtin_receives_everything_and_files_agree() {
 
     // errors.csv: the header, and no rows.
     let (header, rows) = read_csv(&out.join("errors.csv"));
-    assert_eq!(header, volley::output::errors_csv::HEADER);
+    assert_eq!(header, volley::results::errors_csv::HEADER);
     assert!(rows.is_empty());
 
     // .hgrm files with the total count in the footer.

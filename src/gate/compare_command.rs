@@ -102,7 +102,7 @@ fn load(dir: &Path) -> Result<LoadedRun, CompareError> {
     let path = if dir.is_file() {
         dir.to_path_buf()
     } else if dir.is_dir() {
-        dir.join("run.json")
+        dir.join(crate::results::layout::RUN_JSON)
     } else {
         return Err(CompareError::NotFound(dir.to_path_buf()));
     };
@@ -122,11 +122,11 @@ fn load(dir: &Path) -> Result<LoadedRun, CompareError> {
     };
     let doc: Value = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
     match doc["schema_version"].as_u64() {
-        Some(crate::output::run_json::SCHEMA_VERSION) => {}
+        Some(crate::results::run_json::SCHEMA_VERSION) => {}
         Some(other) => {
             return Err(bad(format!(
                 "schema_version {other}, this volley reads version {}",
-                crate::output::run_json::SCHEMA_VERSION
+                crate::results::run_json::SCHEMA_VERSION
             )));
         }
         None => return Err(bad("no schema_version".into())),
@@ -136,7 +136,10 @@ fn load(dir: &Path) -> Result<LoadedRun, CompareError> {
     }
     let mut figures = Figures::from_run_json(&doc);
     let hlog_problem = path.parent().and_then(|folder| {
-        full_histograms(&folder.join(crate::results::LATENCY_HLOG), &mut figures)
+        full_histograms(
+            &folder.join(crate::results::layout::LATENCY_HLOG),
+            &mut figures,
+        )
     });
     Ok(LoadedRun {
         run: ComparedRun {

@@ -124,7 +124,7 @@ impl Figures {
 
     /// The figures of a run's totals (finished or still going), with the full histograms.
     pub fn from_totals(metric_names: &[String], totals: &Interval, elapsed: Duration) -> Figures {
-        let summary = crate::output::run_json::figures(metric_names, totals);
+        let summary = crate::results::run_json::figures(metric_names, totals);
         let mut figures = Figures::from_run_json(&serde_json::json!({
             "elapsed_s": elapsed.as_secs_f64(),
             "summary": summary,

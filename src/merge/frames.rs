@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::MergeError;
-use crate::output::ExportError;
+use crate::results::ExportError;
 use crate::results::FileError;
 
 /// One shard's log being read.

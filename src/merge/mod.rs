@@ -20,9 +20,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::gate::figures::Figures;
 use crate::gate::verdict;
 use crate::metrics::{Interval, new_histogram};
-use crate::output::{self, ExportError, FrameLogTotals, Report, RunStatus};
-use crate::results::{self, FileError, RunFolder, TimedRows};
-use crate::runner::FRAME_LOG_FILE;
+use crate::results::layout::FRAMES_JSONL;
+use crate::results::{
+    self, ExportError, FileError, FinishedRun, FrameLogTotals, RunFolder, RunStatus, TimedRows,
+};
 use crate::scenario::threshold::{GateThreshold, Origin, Threshold, ThresholdError};
 use timeline::Timeline;
 
@@ -94,7 +95,9 @@ fn required<T>(part: Result<T, FileError>) -> Result<T, MergeError> {
 /// or cut-short folder may lack it), unreadable is an error.
 fn timed_rows(dir: &Path, name: &str) -> Result<Option<TimedRows>, MergeError> {
     match results::read(dir, name) {
-        Ok((path, bytes)) => required(results::tables::parse_timed_rows(&path, &bytes)).map(Some),
+        Ok((path, bytes)) => {
+            required(results::csv_table::parse_timed_rows(&path, &bytes)).map(Some)
+        }
         Err(e) if e.is_missing() => Ok(None),
         Err(e) => Err(MergeError::File(e)),
     }
@@ -119,8 +122,8 @@ fn read_shard(dir: &Path) -> Result<ShardFolder, MergeError> {
         })
         .unwrap_or(UNIX_EPOCH);
     Ok(ShardFolder {
-        gaps: timed_rows(&dir, results::GAPS_CSV)?,
-        errors: timed_rows(&dir, results::ERRORS_CSV)?,
+        gaps: timed_rows(&dir, results::layout::GAPS_CSV)?,
+        errors: timed_rows(&dir, results::layout::ERRORS_CSV)?,
         dir,
         run,
         latency,
@@ -131,7 +134,7 @@ fn read_shard(dir: &Path) -> Result<ShardFolder, MergeError> {
 
 /// What `volley merge` made.
 pub struct MergeOutcome {
-    pub report: Report,
+    pub report: FinishedRun,
     pub dir: PathBuf,
 }
 
@@ -176,7 +179,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeOutcome, 
     for s in &shards {
         timeline.add_timeseries(&s.timeseries).map_err(|detail| {
             MergeError::File(FileError::malformed(
-                &s.dir.join(results::TIMESERIES_CSV),
+                &s.dir.join(results::layout::TIMESERIES_CSV),
                 detail,
             ))
         })?;
@@ -187,7 +190,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeOutcome, 
             for interval in &metric.intervals {
                 let bad = |detail: String| {
                     MergeError::File(FileError::malformed(
-                        &s.dir.join(results::LATENCY_HLOG),
+                        &s.dir.join(results::layout::LATENCY_HLOG),
                         detail,
                     ))
                 };
@@ -210,7 +213,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeOutcome, 
             if let Some(index) = metric_names.iter().position(|m| *m == metric.name) {
                 totals.histograms[index].add(&metric.total).map_err(|e| {
                     MergeError::File(FileError::malformed(
-                        &s.dir.join(results::LATENCY_HLOG),
+                        &s.dir.join(results::layout::LATENCY_HLOG),
                         format!("`{}` does not fit volley's histograms: {e:?}", metric.name),
                     ))
                 })?;
@@ -225,16 +228,16 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeOutcome, 
     timeline.write(out, &metric_names)?;
     write_rows(
         out,
-        results::GAPS_CSV,
-        &crate::output::gaps_csv::HEADER,
+        results::layout::GAPS_CSV,
+        &crate::results::gaps_csv::HEADER,
         &shards,
         |s| s.gaps.as_ref(),
         offset,
     )?;
     write_rows(
         out,
-        results::ERRORS_CSV,
-        &crate::output::errors_csv::HEADER,
+        results::layout::ERRORS_CSV,
+        &crate::results::errors_csv::HEADER,
         &shards,
         |s| s.errors.as_ref(),
         offset,
@@ -242,9 +245,9 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeOutcome, 
 
     let frame_log_files: Vec<(PathBuf, Duration)> = shards
         .iter()
-        .map(|s| (s.dir.join(FRAME_LOG_FILE), offset(s)))
+        .map(|s| (s.dir.join(FRAMES_JSONL), offset(s)))
         .collect();
-    let merged_frames = out.join(FRAME_LOG_FILE);
+    let merged_frames = out.join(FRAMES_JSONL);
     let frames_merged = frames::merge(&frame_log_files, &merged_frames)?.is_some();
 
     let number = |s: &ShardFolder, p: &str| s.run.at(p).and_then(|v| v.as_u64()).unwrap_or(0);
@@ -292,7 +295,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeOutcome, 
         logged: frame_logs.iter().map(|f| f.logged).sum(),
         dropped: frame_logs.iter().map(|f| f.dropped).sum(),
     });
-    let report = Report {
+    let report = FinishedRun {
         run_id: run_id(first),
         status: shards
             .iter()
@@ -352,7 +355,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeOutcome, 
         shard: None,
         merged_from: shards.iter().map(|s| s.dir.display().to_string()).collect(),
     };
-    output::write_final(out, &report)?;
+    results::write_final(out, &report)?;
     Ok(MergeOutcome {
         report,
         dir: out.to_path_buf(),
@@ -371,7 +374,7 @@ fn judge(
     let first = &shards[0];
     let listed = first.run.thresholds().map_err(|detail| {
         MergeError::File(FileError::malformed(
-            &first.dir.join(results::RUN_JSON),
+            &first.dir.join(results::layout::RUN_JSON),
             detail,
         ))
     })?;
@@ -382,7 +385,7 @@ fn judge(
             v.expression
                 .parse()
                 .map_err(|e: ThresholdError| MergeError::Threshold {
-                    path: first.dir.join(results::RUN_JSON),
+                    path: first.dir.join(results::layout::RUN_JSON),
                     expression: v.expression.clone(),
                     detail: e.to_string(),
                 })?;

@@ -7,10 +7,10 @@ use hdrhistogram::Histogram;
 
 use super::*;
 use crate::metrics::{ErrorKind, ErrorRow, new_histogram};
-use crate::output::errors_csv::ErrorsWriter;
-use crate::output::gaps_csv::GapsWriter;
-use crate::output::hlog::HlogWriter;
-use crate::output::timeseries_csv::{SecondRow, TimeseriesWriter};
+use crate::results::errors_csv::ErrorsWriter;
+use crate::results::gaps_csv::GapsWriter;
+use crate::results::latency_hlog::HlogWriter;
+use crate::results::timeseries_csv::{SecondRow, TimeseriesWriter};
 
 const T0: u64 = 1_790_000_000;
 
@@ -71,7 +71,7 @@ fn write_shard(dir: &Path, t0: SystemTime, run_id: &str, echo: &[&[u64]], error_
     };
     let elapsed = Duration::from_secs(echo.len() as u64);
     let figures = Figures::from_totals(&names, &totals, elapsed);
-    let report = Report {
+    let report = FinishedRun {
         run_id: run_id.into(),
         status: RunStatus::Completed,
         scenario_name: "merge".into(),
@@ -95,7 +95,7 @@ fn write_shard(dir: &Path, t0: SystemTime, run_id: &str, echo: &[&[u64]], error_
         shard: Some((0, 2)),
         merged_from: Vec::new(),
     };
-    output::write_final(dir, &report).unwrap();
+    results::write_final(dir, &report).unwrap();
 }
 
 fn histogram_of(values: &[u64]) -> Histogram<u64> {

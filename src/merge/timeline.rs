@@ -8,10 +8,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hdrhistogram::Histogram;
 
 use crate::metrics::Interval;
-use crate::output::ExportError;
-use crate::output::hlog::HlogWriter;
-use crate::output::timeseries_csv::{COUNT_COLUMNS, SecondCounts, SecondRow, TimeseriesWriter};
+use crate::results::ExportError;
 use crate::results::Timeseries;
+use crate::results::latency_hlog::HlogWriter;
+use crate::results::timeseries_csv::{COUNT_COLUMNS, SecondCounts, SecondRow, TimeseriesWriter};
 
 pub struct Timeline {
     t0_ms: u128,
@@ -94,7 +94,7 @@ impl Timeline {
     pub fn write(&self, out: &Path, metric_names: &[String]) -> Result<(), ExportError> {
         let mut timeseries = TimeseriesWriter::create(&out.join("timeseries.csv"), metric_names)?;
         let mut hlog = HlogWriter::create(
-            &out.join(crate::output::hlog::FILE_NAME),
+            &out.join(crate::results::layout::LATENCY_HLOG),
             metric_names,
             self.t0,
         )?;

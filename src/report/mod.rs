@@ -18,9 +18,6 @@ use crate::results::{self, ResultsError, RunFolder};
 use page::Page;
 use timeline::Timeline;
 
-/// The report's name in the results folder.
-pub const FILE_NAME: &str = "report.html";
-
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error(transparent)]
@@ -50,7 +47,7 @@ pub struct Written {
 pub fn write(dir: &Path, out: Option<&Path>) -> Result<Written, ReportError> {
     let folder = results::load(dir)?;
     let html = render(&folder);
-    let path = out.map_or_else(|| dir.join(FILE_NAME), Path::to_path_buf);
+    let path = out.map_or_else(|| dir.join(results::layout::REPORT_HTML), Path::to_path_buf);
     std::fs::write(&path, html).map_err(|source| ReportError::Write {
         path: path.clone(),
         source,

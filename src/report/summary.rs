@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::page::{self, Page, escape};
-use crate::results::RunJson;
+use crate::results::{RunJson, layout};
 use crate::units::format_us;
 
 /// The title line and the facts under it.
@@ -173,8 +173,8 @@ pub fn summary(page: &mut Page, run: &RunJson) {
     }
     page.push("</div>\n</div>\n");
     for (pointer, file) in [
-        ("/summary/error_rows_dropped", "errors.csv"),
-        ("/summary/gap_rows_dropped", "gaps.csv"),
+        ("/summary/error_rows_dropped", layout::ERRORS_CSV),
+        ("/summary/gap_rows_dropped", layout::GAPS_CSV),
     ] {
         if let Some(n) = run.at(pointer).and_then(Value::as_u64).filter(|n| *n > 0) {
             page.note(&format!(

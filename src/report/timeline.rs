@@ -338,8 +338,8 @@ mod tests {
 
     #[test]
     fn a_buckets_percentiles_come_from_its_merged_histograms() {
-        use crate::output::hlog::HlogWriter;
-        use crate::output::timeseries_csv::SecondRow;
+        use crate::results::latency_hlog::HlogWriter;
+        use crate::results::timeseries_csv::SecondRow;
         // 1,200 seconds: 2 s buckets. Second 1 has 99 values of 1 ms, second 2 one of 100 ms.
         let names = ["echo".to_string()];
         let t0 = std::time::UNIX_EPOCH;

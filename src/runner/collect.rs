@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::worker::WorkerMessage;
 use crate::metrics::Interval;
-use crate::output::timeseries_csv::SecondRow;
+use crate::results::timeseries_csv::SecondRow;
 
 pub struct Collector {
     /// Latency metrics and expects of every interval.

@@ -26,11 +26,11 @@ use crate::client::{ClientContext, ClientId};
 use crate::gate::figures::Figures;
 use crate::gate::verdict;
 use crate::metrics::Interval;
-use crate::output::errors_csv::ErrorsWriter;
-use crate::output::gaps_csv::GapsWriter;
-use crate::output::hlog::HlogWriter;
-use crate::output::timeseries_csv::TimeseriesWriter;
-use crate::output::{self, ExportError, FrameLogTotals, Report, RunStatus};
+use crate::results::errors_csv::ErrorsWriter;
+use crate::results::gaps_csv::GapsWriter;
+use crate::results::latency_hlog::HlogWriter;
+use crate::results::timeseries_csv::TimeseriesWriter;
+use crate::results::{self, ExportError, FinishedRun, FrameLogTotals, RunStatus, layout};
 use crate::scenario::{Plan, Target};
 use crate::serve::{self, ServeConfig, ServerHandle};
 use crate::transport::tls::{self, TlsError};
@@ -103,7 +103,7 @@ pub enum RunError {
 
 /// A finished (or interrupted) run.
 pub struct RunOutcome {
-    pub report: Report,
+    pub report: FinishedRun,
     pub dir: PathBuf,
 }
 
@@ -113,8 +113,6 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 const START_DELAY: Duration = Duration::from_millis(50);
 /// Worker messages in flight; a full channel makes a worker's tick wait (never its clients).
 const REPORT_CHANNEL: usize = 256;
-/// The frame log in the results folder, unless `--log-frames=FILE` says where.
-pub const FRAME_LOG_FILE: &str = "frames.jsonl";
 
 /// Runs `plan`. `shutdown` resolving stops the run gracefully (drain, close, write results).
 pub async fn run(
@@ -200,22 +198,22 @@ pub async fn run(
     };
 
     let started_at = SystemTime::now();
-    let dir = options
-        .out
-        .clone()
-        .unwrap_or_else(|| output::default_dir(Path::new("results"), &plan.name, started_at));
+    let dir = options.out.clone().unwrap_or_else(|| {
+        results::layout::default_dir(Path::new("results"), &plan.name, started_at)
+    });
     std::fs::create_dir_all(&dir).map_err(|source| RunError::ResultsDir {
         path: dir.clone(),
         source,
     })?;
     let metric_names = plan.metric_names();
-    let mut timeseries = TimeseriesWriter::create(&dir.join("timeseries.csv"), &metric_names)?;
+    let mut timeseries =
+        TimeseriesWriter::create(&dir.join(layout::TIMESERIES_CSV), &metric_names)?;
     let mut errors = ErrorsWriter::create(
-        &dir.join("errors.csv"),
+        &dir.join(layout::ERRORS_CSV),
         plan.groups.iter().map(|g| g.name.clone()).collect(),
     )?;
     let mut gaps = GapsWriter::create(
-        &dir.join("gaps.csv"),
+        &dir.join(layout::GAPS_CSV),
         plan.expects.iter().map(|e| e.name.clone()).collect(),
     )?;
 
@@ -228,7 +226,11 @@ pub async fn run(
             SystemTime::now() + START_DELAY,
         )
     });
-    let mut hlog = HlogWriter::create(&dir.join(output::hlog::FILE_NAME), &metric_names, t0_wall)?;
+    let mut hlog = HlogWriter::create(
+        &dir.join(results::layout::LATENCY_HLOG),
+        &metric_names,
+        t0_wall,
+    )?;
     let ramp_length = plan.ramp.length(all_clients);
     // A shard spreads its share over the whole run's ramp, so that together they follow it.
     let starts = match (plan.ramp, options.shard) {
@@ -246,7 +248,7 @@ pub async fn run(
             let file = frames
                 .file
                 .clone()
-                .unwrap_or_else(|| dir.join(FRAME_LOG_FILE));
+                .unwrap_or_else(|| dir.join(layout::FRAMES_JSONL));
             let clock = Clock::starting_at(t0, t0_wall);
             let (log, writer) =
                 RunFrameLog::start(frames, file.clone(), clock).map_err(RunError::FrameLog)?;
@@ -291,7 +293,7 @@ pub async fn run(
         stop.cancel();
     }
     let mut write_error: Option<ExportError> = None;
-    let mut take_rows = |rows: Vec<output::timeseries_csv::SecondRow>,
+    let mut take_rows = |rows: Vec<results::timeseries_csv::SecondRow>,
                          progress: &mut progress::Progress,
                          totals: &mut Interval| {
         for mut row in rows {
@@ -398,7 +400,7 @@ pub async fn run(
         &aborted_at,
     );
 
-    let report = Report {
+    let report = FinishedRun {
         run_id: format!("{run_tag:08x}"),
         status,
         scenario_name: plan.name.clone(),
@@ -422,7 +424,7 @@ pub async fn run(
         shard: options.shard.map(|s| (s.index, s.count)),
         merged_from: Vec::new(),
     };
-    output::write_final(&dir, &report)?;
+    results::write_final(&dir, &report)?;
     if let Some(e) = write_error {
         return Err(e.into());
     }

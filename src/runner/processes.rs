@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 
 use super::progress::{Progress, Tick};
 use crate::metrics::new_histogram;
+use crate::results::layout::{self, shard_dir};
 
 /// The children of one run.
 pub struct LocalShards {
@@ -67,11 +68,6 @@ pub struct ShardsOutcome {
     pub interrupted: bool,
 }
 
-/// The folder of shard `index` in the merged folder `dir`.
-pub fn shard_dir(dir: &Path, index: u32) -> PathBuf {
-    dir.join("shards").join(index.to_string())
-}
-
 /// Starts the children and waits for all of them. Every message on `signals` is a Ctrl-C or
 /// SIGTERM: the first is forwarded to every child (they drain, close and write their results), the
 /// second too (they exit at once), and then the parent exits with 130.
@@ -79,7 +75,7 @@ pub async fn run(
     shards: &LocalShards,
     mut signals: mpsc::Receiver<()>,
 ) -> Result<ShardsOutcome, ProcessesError> {
-    let shards_dir = shards.dir.join("shards");
+    let shards_dir = shards.dir.join(layout::SHARDS);
     std::fs::create_dir_all(&shards_dir).map_err(|source| ProcessesError::Create {
         path: shards_dir.clone(),
         source,
@@ -89,7 +85,7 @@ pub async fn run(
     let mut tails = Vec::new();
     for index in 0..shards.count {
         let out = shard_dir(&shards.dir, index);
-        let log_path = shards_dir.join(format!("{index}.log"));
+        let log_path = layout::shard_log(&shards.dir, index);
         let log = std::fs::File::create(&log_path).map_err(|source| ProcessesError::Create {
             path: log_path.clone(),
             source,
@@ -148,7 +144,7 @@ pub async fn run(
                 };
                 if !ok && failure.is_none() && signals_seen == 0 {
                     stop_all(&running, libc::SIGTERM);
-                    let log = shards_dir.join(format!("{index}.log"));
+                    let log = layout::shard_log(&shards.dir, index);
                     failure = Some(ProcessesError::ShardFailed {
                         index,
                         count: shards.count,
@@ -284,8 +280,8 @@ struct ShardTail {
 impl ShardTail {
     fn new(dir: &Path) -> ShardTail {
         ShardTail {
-            timeseries: dir.join(crate::results::TIMESERIES_CSV),
-            hlog: dir.join(crate::results::LATENCY_HLOG),
+            timeseries: dir.join(layout::TIMESERIES_CSV),
+            hlog: dir.join(layout::LATENCY_HLOG),
             timeseries_at: 0,
             hlog_at: 0,
             columns: Vec::new(),
@@ -334,11 +330,11 @@ impl ShardTail {
             };
             let second = start.round() as u64 + 1;
             // Every metric has an interval every second: count the second once, by the first.
-            if tag == crate::output::hlog::tag_for(&first_metric(&self.columns)) {
+            if tag == crate::results::latency_hlog::tag_for(&first_metric(&self.columns)) {
                 seconds.at(second).intervals += 1;
             }
-            if tag == crate::output::hlog::tag_for(&main) {
-                if let Ok(h) = crate::results::interval_log::decode(encoded) {
+            if tag == crate::results::latency_hlog::tag_for(&main) {
+                if let Ok(h) = crate::results::latency_hlog::decode(encoded) {
                     let _ = seconds.at(second).histogram.add(&h);
                 }
             }
@@ -380,8 +376,8 @@ fn new_lines(path: &Path, offset: &mut u64) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::metrics::Interval;
-    use crate::output::hlog::HlogWriter;
-    use crate::output::timeseries_csv::{SecondRow, TimeseriesWriter};
+    use crate::results::latency_hlog::HlogWriter;
+    use crate::results::timeseries_csv::{SecondRow, TimeseriesWriter};
     use std::time::UNIX_EPOCH;
 
     fn write_second(dir: &Path, seconds: &[(u64, u64, &[u64])]) {

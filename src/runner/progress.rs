@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::output::timeseries_csv::SecondRow;
+use crate::results::timeseries_csv::SecondRow;
 use crate::units::format_us;
 
 const PLAIN_EVERY: Duration = Duration::from_secs(5);

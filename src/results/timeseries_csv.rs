@@ -1,11 +1,12 @@
 //! timeseries.csv, written one row per second while the run goes: gauges at the end of the second,
-//! counts and latency percentiles (µs) of events within it.
+//! counts and latency percentiles (µs) of events within it; and read back by column name.
 
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::Path;
 
-use super::ExportError;
+use super::csv_table::Table;
+use super::{ExportError, FileError};
 use crate::metrics::Interval;
 
 /// One second of the run, all workers merged.
@@ -74,7 +75,7 @@ pub struct TimeseriesWriter<W: std::io::Write> {
 
 impl TimeseriesWriter<BufWriter<File>> {
     pub fn create(path: &Path, metrics: &[String]) -> Result<Self, ExportError> {
-        TimeseriesWriter::new(super::create_file(path)?, metrics)
+        TimeseriesWriter::new(super::export::create_file(path)?, metrics)
     }
 }
 
@@ -146,5 +147,76 @@ impl<W: std::io::Write> TimeseriesWriter<W> {
 
     pub fn into_inner(self) -> Option<W> {
         self.csv.into_inner().ok()
+    }
+}
+
+/// timeseries.csv: a number (or nothing) per column and row.
+#[derive(Debug, Clone)]
+pub struct Timeseries {
+    pub columns: Vec<String>,
+    rows: Vec<Vec<Option<f64>>>,
+}
+
+impl Timeseries {
+    pub fn parse(path: &Path, bytes: &[u8]) -> Result<Timeseries, FileError> {
+        let mut table = Table::new(path, bytes)?;
+        table.require(&["second"])?;
+        let columns = table.header.clone();
+        let mut rows = Vec::new();
+        while let Some(record) = table.next_record()? {
+            let row = (0..columns.len())
+                .map(|i| table.number(&record, i))
+                .collect::<Result<Vec<_>, _>>()?;
+            rows.push(row);
+        }
+        Ok(Timeseries { columns, rows })
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// A column's values by row, when the file has it.
+    pub fn column(&self, name: &str) -> Option<Vec<Option<f64>>> {
+        let i = self.columns.iter().position(|c| c == name)?;
+        Some(self.rows.iter().map(|r| r[i]).collect())
+    }
+
+    /// `second`: the end of each row's second since the run's time zero.
+    pub fn seconds(&self) -> Vec<f64> {
+        self.column("second")
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| s.unwrap_or(0.0))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeseries_columns_by_name_with_empty_cells_as_none() {
+        let csv = "second,epoch_ms,sent,echo_p50_us\n1,1000,5,120\n2,2000,7,\n";
+        let ts = Timeseries::parse(Path::new("timeseries.csv"), csv.as_bytes()).unwrap();
+        assert_eq!(ts.len(), 2);
+        assert_eq!(ts.seconds(), [1.0, 2.0]);
+        assert_eq!(ts.column("echo_p50_us").unwrap(), [Some(120.0), None]);
+        assert!(ts.column("nope").is_none());
+    }
+
+    #[test]
+    fn a_bad_cell_names_the_file_line_and_column() {
+        let csv = "second,sent\n1,5\n2,lots\n";
+        let err = Timeseries::parse(Path::new("r/timeseries.csv"), csv.as_bytes()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "r/timeseries.csv: line 3: `sent` is `lots`, not a number"
+        );
     }
 }

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::{Report, RunStatus};
+use super::{FinishedRun, RunStatus};
 use crate::metrics::ErrorKind;
 use crate::units::format_us;
 
@@ -16,7 +16,7 @@ fn human_duration(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
 }
 
-pub fn render(report: &Report, dir: &str) -> String {
+pub fn render(report: &FinishedRun, dir: &str) -> String {
     let t = &report.totals;
     let mut out = String::new();
     let status = match report.status {

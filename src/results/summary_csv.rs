@@ -1,7 +1,7 @@
 //! summary.csv: one row per metric. Latency rows carry the distribution in microseconds; counter
 //! rows carry a count and its rate, with the latency cells empty.
 
-use super::{ExportError, Exporter, Report};
+use super::{ExportError, Exporter, FinishedRun};
 use crate::metrics::ErrorKind;
 
 pub const HEADER: [&str; 13] = [
@@ -24,10 +24,10 @@ pub struct SummaryCsv;
 
 impl Exporter for SummaryCsv {
     fn file_name(&self) -> String {
-        "summary.csv".into()
+        super::layout::SUMMARY_CSV.into()
     }
 
-    fn serialize(&self, report: &Report) -> Result<Vec<u8>, ExportError> {
+    fn serialize(&self, report: &FinishedRun) -> Result<Vec<u8>, ExportError> {
         let mut w = csv::Writer::from_writer(Vec::new());
         w.write_record(HEADER)?;
         for (name, h) in report.metric_names.iter().zip(&report.totals.histograms) {

@@ -1,10 +1,11 @@
-//! errors.csv, one row per error as it happens: `time_s,client,group,kind,detail`.
+//! errors.csv, one row per error as it happens: `time_s,client,group,kind,detail`; and read back.
 
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::Path;
 
-use super::ExportError;
+use super::csv_table::Table;
+use super::{ExportError, FileError};
 use crate::metrics::ErrorRow;
 
 pub const HEADER: [&str; 5] = ["time_s", "client", "group", "kind", "detail"];
@@ -21,7 +22,7 @@ pub struct ErrorsWriter<W: std::io::Write> {
 
 impl ErrorsWriter<BufWriter<File>> {
     pub fn create(path: &Path, groups: Vec<String>) -> Result<Self, ExportError> {
-        ErrorsWriter::new(super::create_file(path)?, groups)
+        ErrorsWriter::new(super::export::create_file(path)?, groups)
     }
 }
 
@@ -64,5 +65,47 @@ impl<W: std::io::Write> ErrorsWriter<W> {
 
     pub fn into_inner(self) -> Option<W> {
         self.csv.into_inner().ok()
+    }
+}
+
+/// One row of errors.csv.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorEvent {
+    /// Seconds since the run's time zero.
+    pub time_s: f64,
+    pub client: String,
+    pub group: String,
+    pub kind: String,
+    pub detail: String,
+}
+
+pub fn parse_errors(path: &Path, bytes: &[u8]) -> Result<Vec<ErrorEvent>, FileError> {
+    let mut table = Table::new(path, bytes)?;
+    let [time, client, group, kind, detail] =
+        table.require(&["time_s", "client", "group", "kind", "detail"])?;
+    let mut events = Vec::new();
+    while let Some(r) = table.next_record()? {
+        events.push(ErrorEvent {
+            time_s: table.required_number(&r, time)?,
+            client: r[client].to_string(),
+            group: r[group].to_string(),
+            kind: r[kind].to_string(),
+            detail: r[detail].to_string(),
+        });
+    }
+    Ok(events)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_read_by_header_with_quoted_details() {
+        let errors =
+            "time_s,client,group,kind,detail\n0.500,4,g,reset,\"connection reset, by peer\"\n";
+        let events = parse_errors(Path::new("errors.csv"), errors.as_bytes()).unwrap();
+        assert_eq!(events[0].kind, "reset");
+        assert_eq!(events[0].detail, "connection reset, by peer");
     }
 }

@@ -1,18 +1,6 @@
-//! Result files. Files written once at the end implement [`Exporter`]: they turn a [`Report`] into
-//! bytes and do no I/O, so they are tested as plain functions and written by one place. The time
-//! series, the latency interval log and the error and gap lists are streamed row by row while the
-//! run goes, so an interrupted run keeps what it saw.
+//! The end-of-run data: everything known when a run (or a merge of shards) ends, from which the
+//! files written once at the end are made.
 
-pub mod errors_csv;
-pub mod gaps_csv;
-pub mod hgrm;
-pub mod hlog;
-pub mod run_json;
-pub mod summary_csv;
-pub mod table;
-pub mod timeseries_csv;
-
-use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -33,7 +21,7 @@ pub enum RunStatus {
 
 /// Everything known at the end of a run.
 #[derive(Debug, Clone)]
-pub struct Report {
+pub struct FinishedRun {
     pub run_id: String,
     pub status: RunStatus,
     pub scenario_name: String,
@@ -82,7 +70,7 @@ pub struct FrameLogTotals {
     pub dropped: u64,
 }
 
-impl Report {
+impl FinishedRun {
     /// Per-second rate of a count over the run's elapsed time.
     pub fn per_second(&self, count: u64) -> f64 {
         let secs = self.elapsed.as_secs_f64();
@@ -102,76 +90,4 @@ impl Report {
         let echoes: u64 = self.totals.expects.iter().map(|e| e.received).sum();
         (echoes > 0).then(|| self.client_cpu / echoes.min(u32::MAX as u64) as u32)
     }
-}
-
-/// A result file produced from the report as a whole.
-pub trait Exporter {
-    fn file_name(&self) -> String;
-    fn serialize(&self, report: &Report) -> Result<Vec<u8>, ExportError>;
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ExportError {
-    #[error("CSV: {0}")]
-    Csv(#[from] csv::Error),
-    #[error("JSON: {0}")]
-    Json(#[from] serde_json::Error),
-    #[error("latency.hlog (HdrHistogram interval log): {0}")]
-    Hlog(String),
-    #[error("cannot write {}: {source}", path.display())]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
-
-/// Writes summary.csv, one .hgrm per latency metric and run.json into `dir`.
-pub fn write_final(dir: &Path, report: &Report) -> Result<Vec<PathBuf>, ExportError> {
-    let mut exporters: Vec<Box<dyn Exporter>> = vec![Box::new(summary_csv::SummaryCsv)];
-    for (metric, name) in report.metric_names.iter().enumerate() {
-        exporters.push(Box::new(hgrm::Hgrm {
-            metric,
-            name: name.clone(),
-        }));
-    }
-    exporters.push(Box::new(run_json::RunJson));
-    let mut written = Vec::new();
-    for exporter in exporters {
-        let path = dir.join(exporter.file_name());
-        let bytes = exporter.serialize(report)?;
-        std::fs::write(&path, bytes).map_err(|source| ExportError::Write {
-            path: path.clone(),
-            source,
-        })?;
-        written.push(path);
-    }
-    Ok(written)
-}
-
-/// `results/<name>-<UTC time>`, with the name made safe for a file system.
-pub fn default_dir(base: &Path, name: &str, started: SystemTime) -> PathBuf {
-    let safe: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let stamp = humantime::format_rfc3339_seconds(started)
-        .to_string()
-        .replace(['-', ':'], "");
-    base.join(format!("{}-{stamp}", safe.trim_matches('-')))
-}
-
-/// Creates a result file for streaming writes.
-pub(crate) fn create_file(path: &Path) -> Result<std::io::BufWriter<std::fs::File>, ExportError> {
-    std::fs::File::create(path)
-        .map(std::io::BufWriter::new)
-        .map_err(|source| ExportError::Write {
-            path: path.to_path_buf(),
-            source,
-        })
 }

@@ -1,0 +1,63 @@
+//! Files written once at the end implement [`Exporter`]: they turn a [`FinishedRun`] into bytes and
+//! do no I/O, so they are tested as plain functions and written by one place, [`write_final`]. The
+//! time series, the latency interval log and the error and gap lists are streamed row by row while
+//! the run goes (their writers are in their own files), so an interrupted run keeps what it saw.
+
+use std::path::{Path, PathBuf};
+
+use super::FinishedRun;
+use super::{hgrm, run_json, summary_csv};
+
+/// A result file made from the finished run as a whole.
+pub trait Exporter {
+    fn file_name(&self) -> String;
+    fn serialize(&self, run: &FinishedRun) -> Result<Vec<u8>, ExportError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("CSV: {0}")]
+    Csv(#[from] csv::Error),
+    #[error("JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("latency.hlog (HdrHistogram interval log): {0}")]
+    Hlog(String),
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Writes summary.csv, one .hgrm per latency metric and run.json into `dir`.
+pub fn write_final(dir: &Path, run: &FinishedRun) -> Result<Vec<PathBuf>, ExportError> {
+    let mut exporters: Vec<Box<dyn Exporter>> = vec![Box::new(summary_csv::SummaryCsv)];
+    for (metric, name) in run.metric_names.iter().enumerate() {
+        exporters.push(Box::new(hgrm::Hgrm {
+            metric,
+            name: name.clone(),
+        }));
+    }
+    exporters.push(Box::new(run_json::RunJsonExporter));
+    let mut written = Vec::new();
+    for exporter in exporters {
+        let path = dir.join(exporter.file_name());
+        let bytes = exporter.serialize(run)?;
+        std::fs::write(&path, bytes).map_err(|source| ExportError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// Creates a result file for streaming writes.
+pub(crate) fn create_file(path: &Path) -> Result<std::io::BufWriter<std::fs::File>, ExportError> {
+    std::fs::File::create(path)
+        .map(std::io::BufWriter::new)
+        .map_err(|source| ExportError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
+}
