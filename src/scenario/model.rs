@@ -8,7 +8,7 @@ use crate::units::{CountValue, DurationText, Ramp, RateText};
 
 pub use crate::transport::engine::Transport;
 
-/// A scenario file. See the README for every key.
+/// A scenario file. docs/scenarios.md describes every key.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
