@@ -101,7 +101,7 @@ pub async fn execute(cli: Cli) -> Result<ExitCode, AppError> {
 
 fn merge_command(args: MergeArgs) -> Result<ExitCode, AppError> {
     let outcome = crate::merge::merge(&args.dirs, &args.out, args.force)?;
-    let report = &outcome.report;
+    let report = &outcome.run;
     print!(
         "{}",
         crate::results::printout::render(report, &outcome.dir.display().to_string())
@@ -197,7 +197,7 @@ async fn run(args: RunArgs) -> Result<ExitCode, AppError> {
     }
     let signals = StopSignals::install().map_err(AppError::Signals)?;
     let outcome = runner::run(plan, options, signals.first_then_exit()).await?;
-    finish_run(&args, &outcome.report, &outcome.dir)
+    finish_run(&args, &outcome.run, &outcome.dir)
 }
 
 /// `--processes N`: the shards as child processes, merged into the results folder.
@@ -291,7 +291,7 @@ async fn run_processes(
     }
     let outcome = outcome?;
     let merged = crate::merge::merge(&outcome.dirs, &dir, false)?;
-    finish_run(args, &merged.report, &merged.dir)
+    finish_run(args, &merged.run, &merged.dir)
 }
 
 /// The source addresses of every shard, given or chosen for the connections of the whole run

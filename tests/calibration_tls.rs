@@ -19,7 +19,7 @@ async fn a_20ms_delayed_echo_measures_20ms_at_the_median() {
     let dir = tempfile::tempdir().unwrap();
     let text = echo_scenario(&server.url("/echo"), 20, "20/s", "2s");
     let outcome = run_in_process(dir.path(), &text, Overrides::default()).await;
-    let h = &outcome.report.totals.histograms[1];
+    let h = &outcome.run.totals.histograms[1];
     assert!(h.len() >= 20 * 20 * 2, "echoes {}", h.len());
     let p50 = h.value_at_quantile(0.5);
     // The delay line is accurate to tens of µs; the rest is the loopback round trip itself, which
@@ -55,12 +55,12 @@ async fn wss_with_a_self_signed_certificate_works_with_insecure() {
     let text = echo_scenario(&target, 10, "10/s", "1s");
     // run_in_process sets insecure.
     let outcome = run_in_process(dir.path(), &text, Overrides::default()).await;
-    let t = &outcome.report.totals;
+    let t = &outcome.run.totals;
     assert_eq!(t.connects, 10);
     assert!(t.sent > 0);
     assert_eq!(t.sent, t.received);
     assert_eq!(t.error_total(), 0);
-    assert!(outcome.report.target_url.starts_with("wss://localhost:"));
+    assert!(outcome.run.target_url.starts_with("wss://localhost:"));
 }
 
 #[tokio::test]

@@ -34,6 +34,12 @@ fn report() -> FinishedRun {
     FinishedRun {
         run_id: "0000abcd".into(),
         status: RunStatus::Completed,
+        host: volley::results::run_json::Host {
+            hostname: "snapshot".into(),
+            os: "linux".into(),
+            arch: "x86_64".into(),
+            cpus: 2,
+        },
         scenario_name: "snapshot".into(),
         scenario_file: "snapshot.toml".into(),
         scenario: serde_json::json!({}),
@@ -136,4 +142,38 @@ fn run_json_with_every_part_snapshot() {
         .serialize(&full_report())
         .unwrap();
     insta::assert_snapshot!(without_host(&String::from_utf8(bytes).unwrap()));
+}
+
+/// run.json is one typed struct both ways: what volley writes meets the committed schema, and
+/// reads back into the same struct, which writes the same bytes again.
+#[test]
+fn run_json_meets_its_schema_and_reads_back_as_written() {
+    use volley::results::RunJson;
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../schema/run.schema.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for run in [report(), full_report()] {
+        let written = volley::results::run_json::RunJsonExporter
+            .serialize(&run)
+            .unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&written).unwrap();
+        // The crafted run has no scenario of its own; the schema asks for a resolved one.
+        let mut checked = value.clone();
+        checked["scenario"]["resolved"] = serde_json::json!({ "name": "s", "target": "builtin",
+            "protocol": "ws", "duration": "1s", "ramp": "1s", "drain": "1s",
+            "group": [{ "name": "g", "clients": 5 }] });
+        let errors: Vec<String> = validator
+            .iter_errors(&checked)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "run.json off its schema: {errors:?}");
+        let read = RunJson::parse(std::path::Path::new("run.json"), &written).unwrap();
+        assert_eq!(read, RunJson::of(&run));
+        let mut again = serde_json::to_vec_pretty(&read).unwrap();
+        again.push(b'\n');
+        assert_eq!(
+            String::from_utf8(again).unwrap(),
+            String::from_utf8(written).unwrap()
+        );
+    }
 }

@@ -83,7 +83,7 @@ async fn raw_websocket_run_logs_only_the_sampled_clients_each_event_beside_its_e
         std::future::pending(),
     )
     .await;
-    let t = &outcome.report.totals;
+    let t = &outcome.run.totals;
     assert_eq!(t.sent, t.received);
     assert_eq!(t.closes.get(&1000), Some(&5));
     let log = read_log(&outcome.dir.join("frames.jsonl"));
@@ -147,7 +147,7 @@ async fn raw_websocket_run_logs_only_the_sampled_clients_each_event_beside_its_e
         assert_eq!(close["frames_s2c"], sent.len() as u64 + 1);
     }
 
-    let frame_log = outcome.report.frame_log.as_ref().unwrap();
+    let frame_log = outcome.run.frame_log.as_ref().unwrap();
     assert_eq!(frame_log.logged, log.len() as u64);
     assert_eq!(frame_log.dropped, 0);
     assert_eq!(frame_log.clients, "0..1");
@@ -203,7 +203,7 @@ async fn socketio_log(transport: &str) -> Vec<Value> {
         std::future::pending(),
     )
     .await;
-    let t = &outcome.report.totals;
+    let t = &outcome.run.totals;
     assert_eq!(t.error_total(), 0, "{transport}");
     assert_eq!(t.expects[0].lost, 0, "{transport}");
     let log = read_log(&outcome.dir.join("frames.jsonl"));
@@ -315,11 +315,11 @@ async fn a_full_channel_drops_records_and_counts_every_one_it_dropped() {
         std::future::pending(),
     )
     .await;
-    let t = &outcome.report.totals;
+    let t = &outcome.run.totals;
     assert_eq!(t.error_total(), 0);
     assert_eq!(t.expects[0].lost, 0);
     assert_eq!(t.closes.get(&1000), Some(&10));
-    let frame_log = outcome.report.frame_log.as_ref().unwrap();
+    let frame_log = outcome.run.frame_log.as_ref().unwrap();
     let lines = read_log(&dir.path().join("tiny.jsonl")).len() as u64;
     assert_eq!(frame_log.logged, lines);
     assert!(frame_log.dropped > 0, "{frame_log:?}");
@@ -331,7 +331,7 @@ async fn a_full_channel_drops_records_and_counts_every_one_it_dropped() {
         offered,
         "{frame_log:?}"
     );
-    let summary = volley::results::printout::render(&outcome.report, "out");
+    let summary = volley::results::printout::render(&outcome.run, "out");
     assert!(
         summary.contains(&format!("{} dropped", frame_log.dropped)),
         "{summary}"
@@ -365,7 +365,7 @@ emit = [{ event = "echo", data = "x", rate = "20/s" }]
         std::future::pending(),
     )
     .await;
-    assert!(outcome.report.totals.reconnects >= 4);
+    assert!(outcome.run.totals.reconnects >= 4);
     let log = read_log(&outcome.dir.join("frames.jsonl"));
     let lifecycle: Vec<(&str, Option<u64>, &str)> = log
         .iter()
@@ -406,13 +406,13 @@ async fn an_interrupted_run_still_writes_the_frame_log_to_every_close() {
         tokio::time::sleep(Duration::from_millis(800)),
     )
     .await;
-    assert_eq!(outcome.report.status, RunStatus::Interrupted);
+    assert_eq!(outcome.run.status, RunStatus::Interrupted);
     let log = read_log(&outcome.dir.join("frames.jsonl"));
     for conn in 0..3 {
         assert_closed_with(&log, conn, 1000);
     }
     assert_eq!(
-        outcome.report.frame_log.as_ref().unwrap().logged,
+        outcome.run.frame_log.as_ref().unwrap().logged,
         log.len() as u64
     );
 }

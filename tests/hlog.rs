@@ -88,5 +88,5 @@ async fn interval_log_adds_up_to_the_runs_totals() {
         );
     }
     assert_eq!(tags["connect"].0.len(), 20);
-    assert_eq!(tags["echo"].0.len(), outcome.report.totals.received);
+    assert_eq!(tags["echo"].0.len(), outcome.run.totals.received);
 }

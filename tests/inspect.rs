@@ -239,7 +239,7 @@ async fn a_polling_upgrade_session_is_visible_from_its_first_request() {
         r#", { event = "ack", args = [1, "x"], rate = "10/s", ack = true }"#,
     );
     let outcome = run_in_process(dir.path(), &text, Overrides::default()).await;
-    let t = &outcome.report.totals;
+    let t = &outcome.run.totals;
     assert_eq!(t.error_total(), 0);
     let (_, records) = running.stop().await;
     let echoes = summary_count(&dir.path().join("out"), "echo.received");
@@ -327,9 +327,9 @@ async fn delays_hold_frames_in_order_and_close_after_ends_connections() {
     );
     let outcome = run_in_process(dir.path(), &text, Overrides::default()).await;
     let (_, records) = running.stop().await;
-    let names = outcome.report.metric_names.clone();
+    let names = outcome.run.metric_names.clone();
     let ack = names.iter().position(|n| n == "ack").unwrap();
-    let h = &outcome.report.totals.histograms[ack];
+    let h = &outcome.run.totals.histograms[ack];
     assert!(h.len() >= 4 * 15);
     assert!(
         h.min() >= 25_000,
@@ -352,7 +352,7 @@ async fn delays_hold_frames_in_order_and_close_after_ends_connections() {
     timed.sort_by(f64::total_cmp);
     assert_eq!(timed.len() as u64, h.len());
     assert!(timed[timed.len() / 2] < 25.0, "{timed:?}");
-    assert_eq!(outcome.report.totals.error_total(), 0);
+    assert_eq!(outcome.run.totals.error_total(), 0);
 
     // --close-after: each connection ends after 3 matching frames.
     let dir = tempfile::tempdir().unwrap();
@@ -399,7 +399,7 @@ async fn tls_on_both_sides_is_decoded_in_between() {
     let target = format!("wss://localhost:{}/echo", running.addr.port());
     let text = echo_scenario(&target, 3, "20/s", "1s");
     let outcome = run_in_process(dir.path(), &text, Overrides::default()).await;
-    let t = &outcome.report.totals;
+    let t = &outcome.run.totals;
     assert_eq!(t.error_total(), 0);
     assert!(t.received > 0 && t.received == t.sent);
     let (_, records) = running.stop().await;

@@ -103,11 +103,11 @@ async fn the_report_of_a_run_opens_in_chromium_with_every_plot_drawn() {
     server.stop();
     let out = dir.path().join("out");
     assert!(
-        outcome.report.totals.expects[0].lost > 0,
+        outcome.run.totals.expects[0].lost > 0,
         "the drops made gaps"
     );
     assert!(
-        outcome.report.totals.error_total() >= 2,
+        outcome.run.totals.error_total() >= 2,
         "the strays made errors"
     );
 

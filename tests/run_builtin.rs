@@ -13,9 +13,9 @@ async fn echo_run_against_builtin_receives_everything_and_files_agree() {
     let text = echo_scenario("builtin", 50, "20/s", "2s");
     let outcome = run_in_process(dir.path(), &text, Overrides::default()).await;
     let out = dir.path().join("out");
-    let t = &outcome.report.totals;
+    let t = &outcome.run.totals;
 
-    assert_eq!(outcome.report.status, RunStatus::Completed);
+    assert_eq!(outcome.run.status, RunStatus::Completed);
     assert_eq!(t.connects, 50);
     assert!(t.sent >= 50 * 20 * 2, "sent {}", t.sent);
     assert_eq!(t.sent, t.received, "every echo came back");
@@ -101,10 +101,7 @@ async fn run_json_matches_its_schema() {
         "run.json does not match the schema: {errors:?}"
     );
     assert_eq!(doc["status"], "completed");
-    assert_eq!(
-        doc["summary"]["counters"]["sent"],
-        outcome.report.totals.sent
-    );
+    assert_eq!(doc["summary"]["counters"]["sent"], outcome.run.totals.sent);
     assert_eq!(
         doc["scenario"]["resolved"]["groups"],
         serde_json::Value::Null,
@@ -125,7 +122,7 @@ async fn command_line_overrides_replace_the_scenario_values() {
         ..Overrides::default()
     };
     let outcome = run_in_process(dir.path(), &text, overrides).await;
-    let r = &outcome.report;
+    let r = &outcome.run;
     assert_eq!(r.clients_planned, 4);
     assert_eq!(r.seed, 7);
     // 4 clients × 10/s for ~1 s (plus the 200 ms ramp): far fewer than the file's 50 × 20/s × 5 s.

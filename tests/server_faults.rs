@@ -127,7 +127,7 @@ fn error_rows(outcome: &volley::runner::RunOutcome, kind: ErrorKind) -> usize {
 #[tokio::test]
 async fn rejected_upgrades_are_counted_with_their_status() {
     let (outcome, _dir) = run_against(Fault::Reject503).await;
-    let t = &outcome.report.totals;
+    let t = &outcome.run.totals;
     assert_eq!(t.errors[ErrorKind::UpgradeRejected.index()], 4);
     assert_eq!(t.connect_failures, 4);
     assert_eq!(error_rows(&outcome, ErrorKind::UpgradeRejected), 4);
@@ -138,14 +138,14 @@ async fn rejected_upgrades_are_counted_with_their_status() {
 #[tokio::test]
 async fn server_close_codes_are_counted() {
     let (outcome, _dir) = run_against(Fault::Close1011).await;
-    let t = &outcome.report.totals;
+    let t = &outcome.run.totals;
     assert_eq!(t.connects, 4);
     assert_eq!(t.errors[ErrorKind::ClosedByServer.index()], 4);
     assert_eq!(t.closes.get(&1011), Some(&4));
     let (_, rows) = read_csv(&outcome.dir.join("errors.csv"));
     assert!(rows.iter().all(|r| r[4] == "1011 boom"), "{rows:?}");
     assert!(
-        outcome.report.totals.expects[0].lost >= 4,
+        outcome.run.totals.expects[0].lost >= 4,
         "the unanswered echoes are lost"
     );
 }
@@ -153,7 +153,7 @@ async fn server_close_codes_are_counted() {
 #[tokio::test]
 async fn resets_are_counted() {
     let (outcome, _dir) = run_against(Fault::Reset).await;
-    let t = &outcome.report.totals;
+    let t = &outcome.run.totals;
     let ended = t.errors[ErrorKind::Reset.index()] + t.errors[ErrorKind::ConnectionLost.index()];
     assert_eq!(ended, 4, "errors {:?}", t.errors);
     assert_eq!(t.closes.get(&1006), Some(&4));
@@ -162,7 +162,7 @@ async fn resets_are_counted() {
 #[tokio::test]
 async fn a_silent_server_times_out_the_connect() {
     let (outcome, _dir) = run_against(Fault::Silent).await;
-    let t = &outcome.report.totals;
+    let t = &outcome.run.totals;
     assert_eq!(t.errors[ErrorKind::ConnectTimeout.index()], 4);
     assert_eq!(error_rows(&outcome, ErrorKind::ConnectTimeout), 4);
 }
@@ -172,7 +172,7 @@ async fn a_server_that_stops_reading_is_a_write_stall() {
     // 64 KiB events at 200/s fill the loopback socket buffers within a second or two; after
     // connect_timeout (2 s) of blocked writes the connection counts as stalled.
     let (outcome, _dir) = run_big_events(Fault::StopReading, 64 * 1024, 2, "200/s", "8s").await;
-    let t = &outcome.report.totals;
+    let t = &outcome.run.totals;
     assert_eq!(
         t.errors[ErrorKind::WriteStalled.index()],
         2,
@@ -188,7 +188,7 @@ async fn a_slow_reader_is_not_a_stall_and_the_whole_schedule_is_sent() {
     // 16 KiB events at 500/s for 2 s: the server takes ~4 s to read them, so writes block again
     // and again for longer than connect_timeout (2 s) in total, but never without progress.
     let (outcome, _dir) = run_big_events(Fault::SlowReader, 16 * 1024, 1, "500/s", "2s").await;
-    let t = &outcome.report.totals;
+    let t = &outcome.run.totals;
     assert_eq!(
         t.errors[ErrorKind::WriteStalled.index()],
         0,
@@ -229,13 +229,13 @@ async fn raw_websocket_clients_reconnect_with_backoff() {
         "[reconnect]\nbackoff = \"50ms..100ms\"\njitter = 0.0\n\n[[expect]]",
     );
     let outcome = run_in_process(dir.path(), &text, Overrides::default()).await;
-    let t = &outcome.report.totals;
+    let t = &outcome.run.totals;
     assert!(t.reconnects >= 2 * 4, "reconnects {}", t.reconnects);
     assert_eq!(t.connects, 2 + t.reconnects);
     assert_eq!(t.recovered, 0, "raw WebSocket has no recovery");
     assert_eq!(t.errors[ErrorKind::ClosedByServer.index()], t.closes[&1001]);
     assert!(t.closes[&1001] >= t.reconnects);
-    let names = &outcome.report.metric_names;
+    let names = &outcome.run.metric_names;
     let reconnect = names.iter().position(|m| m == "reconnect").unwrap();
     assert_eq!(t.histograms[reconnect].len(), t.reconnects);
     // Each reconnect waited its backoff: 50 ms, then 100 ms (the factor 2 is capped at 100 ms).

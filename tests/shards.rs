@@ -98,11 +98,11 @@ async fn shards_of_one_run_hear_each_other_and_merge_into_one_folder() {
     let (a, b) = tokio::join!(shard(0), shard(1));
     let (a, b) = (a.unwrap(), b.unwrap());
     server.stop();
-    let sent = a.report.totals.expects[0].sent + b.report.totals.expects[0].sent;
+    let sent = a.run.totals.expects[0].sent + b.run.totals.expects[0].sent;
     assert!(sent > 0);
     for outcome in [&a, &b] {
-        let t = &outcome.report.totals;
-        assert_eq!(outcome.report.clients_planned, 11);
+        let t = &outcome.run.totals;
+        assert_eq!(outcome.run.clients_planned, 11);
         assert_eq!(t.connects, 11);
         assert_eq!(t.error_total(), 0, "no stamp of the other shard is refused");
         // Each shard's 11 clients hear both talkers, the other shard's too (a listener that
@@ -141,7 +141,7 @@ async fn shards_of_one_run_hear_each_other_and_merge_into_one_folder() {
             "{pointer}"
         );
     }
-    assert!(outcome.report.thresholds[0].passed);
+    assert!(outcome.run.thresholds[0].passed);
     assert_eq!(doc["thresholds"][0]["expression"], "fanout.lost == 0");
 
     volley()

@@ -150,7 +150,7 @@ async fn connect_error_is_counted_with_the_servers_message() {
             "",
         );
         let outcome = run_in_process(dir.path(), &text, Overrides::default()).await;
-        assert_eq!(outcome.report.totals.connects, 0, "{name}");
+        assert_eq!(outcome.run.totals.connects, 0, "{name}");
         assert_eq!(counter(dir.path(), "errors.connect_error"), 4, "{name}");
         let mut details: Vec<String> = errors(dir.path()).into_iter().map(|(_, d)| d).collect();
         details.sort();

@@ -382,7 +382,7 @@ emit = [{{ event = "e", data = "x", rate = "100/s" }}]
 "#
     );
     let outcome = run_in_process(dir.path(), &text, Overrides::default()).await;
-    let t = &outcome.report.totals;
+    let t = &outcome.run.totals;
     assert_eq!(t.error_total(), 0, "errors {:?}", t.errors);
     assert!(t.sent >= 190, "sent {}", t.sent);
 }

@@ -389,7 +389,7 @@ pub(crate) mod fixtures {
         });
         ComparedRun {
             label: label.into(),
-            figures: Figures::from_run_json(&doc),
+            figures: Figures::from_run(&serde_json::from_value(doc).unwrap()),
         }
     }
 }
@@ -587,7 +587,7 @@ mod tests {
         let doc = json!({ "summary": { "latency": {
             "fanout": { "count": 5, "min_us": 1, "p50_us": 1, "p90_us": 1, "p95_us": 1,
                         "p99_us": 1, "p99_9_us": 1, "max_us": 1, "mean_us": 1.0 } } } });
-        new.figures = Figures::from_run_json(&doc);
+        new.figures = Figures::from_run(&serde_json::from_value(doc).unwrap());
         let c = compare(&[run("a", 1000, 0, 0)], &[new], &Allowances::default()).unwrap();
         let fanout = verdict(&c, "fanout.p99");
         assert_eq!(fanout.verdict, Verdict::Skipped);

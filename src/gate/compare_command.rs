@@ -7,14 +7,14 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use serde_json::Value;
-
 use super::allowance::{AllowanceError, Allowances};
 use super::compare::{self, ComparedRun};
 use super::compare_summary;
 use super::figures::Figures;
 use super::summary::SummaryFiles;
 use crate::cli::CompareArgs;
+use crate::results::RunStatus;
+use crate::results::run_json::{self, RunJson};
 
 /// Why a comparison could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -47,8 +47,8 @@ impl CompareError {
 struct LoadedRun {
     run: ComparedRun,
     scenario: String,
-    /// `status` in run.json: `completed`, `interrupted` (Ctrl-C) or `aborted` (by a threshold).
-    status: String,
+    /// `completed`, `interrupted` (Ctrl-C) or `aborted` (by a threshold).
+    status: Option<RunStatus>,
     /// Why the folder's latency.hlog could not give the full histograms, when it could not.
     hlog_problem: Option<String>,
 }
@@ -120,21 +120,9 @@ fn load(dir: &Path) -> Result<LoadedRun, CompareError> {
         path: path.clone(),
         why,
     };
-    let doc: Value = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
-    match doc["schema_version"].as_u64() {
-        Some(crate::results::run_json::SCHEMA_VERSION) => {}
-        Some(other) => {
-            return Err(bad(format!(
-                "schema_version {other}, this volley reads version {}",
-                crate::results::run_json::SCHEMA_VERSION
-            )));
-        }
-        None => return Err(bad("no schema_version".into())),
-    }
-    if !doc["summary"]["latency"].is_object() || !doc["summary"]["counters"].is_object() {
-        return Err(bad("no summary.latency and summary.counters".into()));
-    }
-    let mut figures = Figures::from_run_json(&doc);
+    run_json::check_comparable(&bytes).map_err(bad)?;
+    let run: RunJson = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    let mut figures = Figures::from_run(&run);
     let hlog_problem = path.parent().and_then(|folder| {
         full_histograms(
             &folder.join(crate::results::layout::LATENCY_HLOG),
@@ -146,8 +134,8 @@ fn load(dir: &Path) -> Result<LoadedRun, CompareError> {
             label: dir.display().to_string(),
             figures,
         },
-        scenario: doc["scenario"]["name"].as_str().unwrap_or("").to_string(),
-        status: doc["status"].as_str().unwrap_or("").to_string(),
+        scenario: run.scenario.name.unwrap_or_default(),
+        status: run.status,
         hlog_problem,
     })
 }
@@ -207,10 +195,11 @@ fn warnings(base: &[LoadedRun], new: &[LoadedRun]) -> Vec<String> {
                 run.run.label
             ));
         }
-        if matches!(run.status.as_str(), "interrupted" | "aborted") {
+        if let Some(status @ (RunStatus::Interrupted | RunStatus::Aborted)) = run.status {
             warnings.push(format!(
                 "warning: {} is of an {} run: its figures cover only the part that ran",
-                run.run.label, run.status
+                run.run.label,
+                status.as_str()
             ));
         }
     }

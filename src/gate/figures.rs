@@ -19,9 +19,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde_json::Value;
 
-use crate::metrics::{EXPECT_COUNTERS, Interval, RUN_COUNTERS};
+use crate::metrics::Interval;
+use crate::results::run_json::{RunJson, Summary};
 use crate::scenario::threshold::Stat;
 
 /// Latency statistics of one metric, in µs.
@@ -35,15 +35,6 @@ struct Latency {
     percentiles: Vec<(f64, f64)>,
     histogram: Option<Histogram<u64>>,
 }
-
-/// The percentiles run.json holds, with their keys.
-const RUN_JSON_PERCENTILES: [(f64, &str); 5] = [
-    (50.0, "p50_us"),
-    (90.0, "p90_us"),
-    (95.0, "p95_us"),
-    (99.0, "p99_us"),
-    (99.9, "p99_9_us"),
-];
 
 /// Why a figure has no value.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -72,63 +63,49 @@ pub struct Figures {
 }
 
 impl Figures {
-    /// Reads the figures out of a run.json document.
-    pub fn from_run_json(doc: &Value) -> Figures {
-        let summary = &doc["summary"];
-        let mut figures = Figures {
-            elapsed_s: doc["elapsed_s"].as_f64().unwrap_or(0.0),
-            ..Figures::default()
-        };
-        if let Some(latency) = summary["latency"].as_object() {
-            for (name, stats) in latency {
-                let number = |key: &str| stats[key].as_f64();
-                figures.latency.insert(
-                    name.clone(),
-                    Latency {
-                        count: stats["count"].as_u64().unwrap_or(0),
-                        min: number("min_us"),
-                        max: number("max_us"),
-                        mean: number("mean_us"),
-                        percentiles: RUN_JSON_PERCENTILES
-                            .iter()
-                            .filter_map(|&(p, key)| number(key).map(|v| (p, v)))
-                            .collect(),
-                        histogram: None,
-                    },
-                );
-            }
+    /// The figures of a run.json.
+    pub fn from_run(run: &RunJson) -> Figures {
+        let mut figures = Figures::from_summary(&run.summary);
+        figures.elapsed_s = run.elapsed_s.unwrap_or(0.0);
+        figures
+    }
+
+    /// The figures of a run's summary (finished or still going), without full histograms.
+    fn from_summary(summary: &Summary) -> Figures {
+        let mut figures = Figures::default();
+        for (name, stats) in &summary.latency {
+            let number = |v: Option<u64>| v.map(|v| v as f64);
+            figures.latency.insert(
+                name.clone(),
+                Latency {
+                    count: stats.count,
+                    min: number(stats.min_us),
+                    max: number(stats.max_us),
+                    mean: stats.mean_us,
+                    percentiles: stats.percentiles(),
+                    histogram: None,
+                },
+            );
         }
-        let mut counter = |name: String, value: &Value| {
-            if let Some(n) = value.as_u64() {
-                figures.counters.insert(name, n);
-            }
-        };
-        for name in RUN_COUNTERS {
-            counter(name.to_string(), &summary["counters"][name]);
+        for (name, n) in summary.counters.named() {
+            figures.counters.insert(name.to_string(), n);
         }
-        if let Some(kinds) = summary["errors_by_kind"].as_object() {
-            for (kind, n) in kinds {
-                counter(format!("errors.{kind}"), n);
-            }
+        for (kind, n) in &summary.errors_by_kind {
+            figures.counters.insert(format!("errors.{kind}"), *n);
         }
-        if let Some(expects) = summary["expects"].as_object() {
-            for (name, counts) in expects {
-                for key in EXPECT_COUNTERS {
-                    counter(format!("{name}.{key}"), &counts[key]);
-                }
-                figures.expects.push(name.clone());
+        for (name, counts) in &summary.expects {
+            for (key, n) in counts.named() {
+                figures.counters.insert(format!("{name}.{key}"), n);
             }
+            figures.expects.push(name.clone());
         }
         figures
     }
 
     /// The figures of a run's totals (finished or still going), with the full histograms.
     pub fn from_totals(metric_names: &[String], totals: &Interval, elapsed: Duration) -> Figures {
-        let summary = crate::results::run_json::figures(metric_names, totals);
-        let mut figures = Figures::from_run_json(&serde_json::json!({
-            "elapsed_s": elapsed.as_secs_f64(),
-            "summary": summary,
-        }));
+        let mut figures = Figures::from_summary(&Summary::of(metric_names, totals));
+        figures.elapsed_s = elapsed.as_secs_f64();
         for (name, h) in metric_names.iter().zip(&totals.histograms) {
             figures.set_histogram(name, h.clone());
         }
@@ -261,8 +238,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn doc() -> Value {
-        json!({
+    fn run() -> RunJson {
+        serde_json::from_value(json!({
             "elapsed_s": 10.0,
             "summary": {
                 "latency": {
@@ -279,12 +256,13 @@ mod tests {
                                          "late": 0, "duplicate": 1, "reorder": 0, "gap": 0,
                                          "refilled": 0 } }
             }
-        })
+        }))
+        .unwrap()
     }
 
     #[test]
     fn figures_from_run_json_by_name() {
-        let f = Figures::from_run_json(&doc());
+        let f = Figures::from_run(&run());
         let v = |m: &str, s| f.value(m, s);
         assert_eq!(v("fanout", Some(Stat::Percentile(99.0))), Ok(400.0));
         assert_eq!(v("fanout", Some(Stat::Mean)), Ok(250.0));
@@ -311,7 +289,7 @@ mod tests {
 
     #[test]
     fn a_histogram_answers_any_percentile() {
-        let mut f = Figures::from_run_json(&doc());
+        let mut f = Figures::from_run(&run());
         let mut h = crate::metrics::new_histogram();
         for us in 1..=1000 {
             h.record(us).unwrap();

@@ -3,61 +3,22 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::figures::{Figures, Missing};
 use super::summary::{Check, GateSummary, Outcome};
+use crate::results::ThresholdVerdict;
 use crate::scenario::threshold::{GateThreshold, Limit, Op, Stat};
 use crate::units::format_us;
 
-/// How one threshold came out.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Verdict {
-    pub gate: GateThreshold,
-    /// The figure in its own unit (µs, a share, a number), or why there is none.
-    pub actual: Result<f64, Missing>,
-    pub passed: bool,
-    /// When this threshold stopped the run, how far into it.
-    pub aborted_at: Option<Duration>,
-}
-
-impl Verdict {
-    /// The figure for people: `12.40ms`, `0.12%`, `10000`.
-    pub fn actual_text(&self) -> String {
-        match &self.actual {
-            Ok(value) => format_figure(*value, self.gate.threshold.stat),
-            Err(Missing::NoSamples(_)) => "no samples".into(),
-            Err(_) => "n/a".into(),
-        }
-    }
-
-    /// The shape run.json holds in `thresholds`.
-    pub fn to_json(&self) -> Value {
-        let t = &self.gate.threshold;
-        json!({
-            "expression": t.text,
-            "metric": t.metric,
-            "stat": t.stat.map(Stat::name),
-            "op": t.op.symbol(),
-            "limit": t.limit_text,
-            "actual": self.actual.as_ref().ok(),
-            "actual_text": self.actual_text(),
-            "passed": self.passed,
-            "abort": self.gate.abort,
-            "aborted_run_at_s": self.aborted_at.map(|d| d.as_secs_f64()),
-            "error": self.actual.as_ref().err().map(|m| m.to_string()),
-            "source": self.gate.origin.as_str(),
-        })
-    }
-}
-
-/// Judges every threshold against the figures at the end of a run. A threshold whose figure is
-/// missing fails: a gate never passes on what it did not measure.
+/// Judges every threshold against the figures at the end of a run, into the verdicts run.json
+/// records. A threshold whose figure is missing fails: a gate never passes on what it did not
+/// measure. `aborted`: when each threshold stopped the run, if it did.
 pub fn judge(
     gates: &[GateThreshold],
     figures: &Figures,
     aborted: &[Option<Duration>],
-) -> Vec<Verdict> {
+) -> Vec<ThresholdVerdict> {
     gates
         .iter()
         .enumerate()
@@ -69,15 +30,32 @@ pub fn judge(
                 && actual
                     .as_ref()
                     .is_ok_and(|&v| t.op.holds(v, limit_value(t.limit)));
-            Verdict {
-                gate: gate.clone(),
-                actual,
+            let actual_text = match &actual {
+                Ok(value) => format_figure(*value, t.stat),
+                Err(Missing::NoSamples(_)) => NO_SAMPLES.into(),
+                Err(_) => NO_VALUE.into(),
+            };
+            ThresholdVerdict {
+                expression: t.text.clone(),
+                metric: Some(t.metric.clone()),
+                stat: t.stat.map(Stat::name),
+                op: Some(t.op.symbol().to_string()),
+                limit: t.limit_text.clone(),
+                actual: actual.as_ref().ok().copied(),
+                actual_text: Some(actual_text),
                 passed,
-                aborted_at,
+                abort: gate.abort,
+                aborted_run_at_s: aborted_at.map(|d| d.as_secs_f64()),
+                error: actual.err().map(|m| m.to_string()),
+                source: Some(gate.origin.as_str().to_string()),
             }
         })
         .collect()
 }
+
+/// A verdict's actual text when the figure had no samples, and when it could not be had at all.
+const NO_SAMPLES: &str = "no samples";
+const NO_VALUE: &str = "n/a";
 
 /// Whether a failing abort threshold can no longer pass, judged on the figures so far. Counters
 /// and `max` only grow and `min` only falls, so a bound they have crossed stays crossed; a
@@ -143,8 +121,13 @@ fn significant(x: f64, digits: i32) -> String {
     format!("{x:.decimals$}")
 }
 
+/// The figure as the verdict shows it: `12.40ms`, `0.12%`, `no samples`.
+fn actual_text(v: &ThresholdVerdict) -> &str {
+    v.actual_text.as_deref().unwrap_or(NO_VALUE)
+}
+
 /// The verdicts as a gate summary (JUnit, Markdown, JSON, the table on stdout).
-pub fn summary(verdicts: &[Verdict], scenario: &str, elapsed_s: f64) -> GateSummary {
+pub fn summary(verdicts: &[ThresholdVerdict], scenario: &str, elapsed_s: f64) -> GateSummary {
     GateSummary {
         title: format!("volley thresholds: {scenario}"),
         suite: "volley.thresholds".into(),
@@ -152,26 +135,24 @@ pub fn summary(verdicts: &[Verdict], scenario: &str, elapsed_s: f64) -> GateSumm
         checks: verdicts
             .iter()
             .map(|v| {
-                let verdict = match (v.passed, v.aborted_at) {
+                let verdict = match (v.passed, v.aborted_run_at_s) {
                     (true, _) => "pass".to_string(),
-                    (false, Some(at)) => {
-                        format!("FAIL (aborted the run at {:.0}s)", at.as_secs_f64())
-                    }
+                    (false, Some(at)) => format!("FAIL (aborted the run at {at:.0}s)"),
                     (false, None) => "FAIL".to_string(),
                 };
-                let message = match &v.actual {
-                    Ok(_) => format!(
+                let message = match (&v.actual, &v.error) {
+                    (None, Some(error)) => error.clone(),
+                    _ => format!(
                         "{} was {} (limit {} {})",
-                        v.gate.threshold.metric_label(),
-                        v.actual_text(),
-                        v.gate.threshold.op.symbol(),
-                        v.gate.threshold.limit_text
+                        v.metric_label(),
+                        actual_text(v),
+                        v.op.as_deref().unwrap_or("?"),
+                        v.limit
                     ),
-                    Err(missing) => missing.to_string(),
                 };
                 Check {
-                    name: v.gate.threshold.text.clone(),
-                    cells: vec![v.actual_text(), verdict],
+                    name: v.expression.clone(),
+                    cells: vec![actual_text(v).to_string(), verdict],
                     outcome: if v.passed {
                         Outcome::Passed
                     } else {
@@ -182,13 +163,13 @@ pub fn summary(verdicts: &[Verdict], scenario: &str, elapsed_s: f64) -> GateSumm
             })
             .collect(),
         notes: Vec::new(),
-        json: Value::Array(verdicts.iter().map(Verdict::to_json).collect()),
+        json: serde_json::to_value(verdicts).unwrap_or(Value::Null),
         time_s: elapsed_s,
     }
 }
 
 /// The verdict table printed after the run's summary.
-pub fn render(verdicts: &[Verdict]) -> String {
+pub fn render(verdicts: &[ThresholdVerdict]) -> String {
     use std::fmt::Write;
     let mut out = String::new();
     if verdicts.is_empty() {
@@ -206,21 +187,20 @@ pub fn render(verdicts: &[Verdict]) -> String {
     );
     let width = verdicts
         .iter()
-        .map(|v| v.gate.threshold.text.chars().count())
+        .map(|v| v.expression.chars().count())
         .max()
         .unwrap_or(0);
     for v in verdicts {
         let mark = if v.passed { "pass" } else { "FAIL" };
-        let mut detail = format!("actual {}", v.actual_text());
-        if let Err(missing) = &v.actual {
-            if !matches!(missing, Missing::NoSamples(_)) {
-                detail = missing.to_string();
-            }
+        // A figure that could not be had at all says why; one without samples says so.
+        let mut detail = match (&v.error, actual_text(v)) {
+            (Some(error), NO_VALUE) => error.clone(),
+            (_, actual) => format!("actual {actual}"),
+        };
+        if let Some(at) = v.aborted_run_at_s {
+            let _ = write!(detail, "; aborted the run at {at:.1}s");
         }
-        if let Some(at) = v.aborted_at {
-            let _ = write!(detail, "; aborted the run at {:.1}s", at.as_secs_f64());
-        }
-        let _ = writeln!(out, "  {mark}  {:<width$}  {detail}", v.gate.threshold.text);
+        let _ = writeln!(out, "  {mark}  {:<width$}  {}", v.expression, detail);
     }
     out
 }
@@ -241,7 +221,7 @@ mod tests {
     }
 
     fn figures() -> Figures {
-        Figures::from_run_json(&json!({
+        Figures::from_run(&serde_json::from_value(json!({
             "elapsed_s": 10.0,
             "summary": {
                 "latency": {
@@ -256,6 +236,7 @@ mod tests {
                 "expects": { "echo": { "sent": 100, "expected": 100, "received": 99, "lost": 1 } }
             }
         }))
+        .unwrap())
     }
 
     #[test]
@@ -276,10 +257,10 @@ mod tests {
         let verdicts = judge(&gates, &figures(), &[]);
         let passed: Vec<bool> = verdicts.iter().map(|v| v.passed).collect();
         assert_eq!(passed, [true, false, true, false, true, false, false, true]);
-        assert_eq!(verdicts[1].actual_text(), "12.40ms");
-        assert_eq!(verdicts[3].actual_text(), "0.909%");
-        assert_eq!(verdicts[6].actual_text(), "no samples");
-        let json = verdicts[1].to_json();
+        assert_eq!(verdicts[1].actual_text.as_deref(), Some("12.40ms"));
+        assert_eq!(verdicts[3].actual_text.as_deref(), Some("0.909%"));
+        assert_eq!(verdicts[6].actual_text.as_deref(), Some("no samples"));
+        let json = serde_json::to_value(&verdicts[1]).unwrap();
         assert_eq!(json["stat"], "p99");
         assert_eq!(json["limit"], "10ms");
         assert_eq!(json["actual"], 12_400.0);

@@ -20,9 +20,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::gate::figures::Figures;
 use crate::gate::verdict;
 use crate::metrics::{Interval, new_histogram};
-use crate::results::layout::FRAMES_JSONL;
+use crate::results::run_json::Settings;
 use crate::results::{
-    self, ExportError, FileError, FinishedRun, FrameLogTotals, RunFolder, RunStatus, TimedRows,
+    self, ExportError, FileError, FinishedRun, FrameLogTotals, IntervalLog, RunFolder, RunJson,
+    RunStatus, ThresholdVerdict, TimedRows, Timeseries, csv_table, errors_csv, gaps_csv, layout,
 };
 use crate::scenario::threshold::{GateThreshold, Origin, Threshold, ThresholdError};
 use timeline::Timeline;
@@ -78,13 +79,34 @@ impl MergeError {
 /// One shard's folder, read and checked.
 struct ShardFolder {
     dir: PathBuf,
-    run: results::RunJson,
-    latency: results::IntervalLog,
-    timeseries: results::Timeseries,
+    run: RunJson,
+    latency: IntervalLog,
+    timeseries: Timeseries,
     gaps: Option<TimedRows>,
     errors: Option<TimedRows>,
     /// The shard's time zero (latency.hlog's StartTime).
     t0: SystemTime,
+}
+
+impl ShardFolder {
+    fn run_id(&self) -> &str {
+        self.run.run_id.as_deref().unwrap_or("?")
+    }
+
+    /// A time run.json gives in RFC 3339.
+    fn time(text: &Option<String>) -> Option<SystemTime> {
+        humantime::parse_rfc3339_weak(text.as_deref()?).ok()
+    }
+
+    /// From its time zero to its end.
+    fn elapsed(&self) -> Duration {
+        Duration::try_from_secs_f64(self.run.elapsed_s.unwrap_or(0.0)).unwrap_or_default()
+    }
+
+    /// Where a file of this folder is, for messages.
+    fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
 }
 
 fn required<T>(part: Result<T, FileError>) -> Result<T, MergeError> {
@@ -95,9 +117,7 @@ fn required<T>(part: Result<T, FileError>) -> Result<T, MergeError> {
 /// or cut-short folder may lack it), unreadable is an error.
 fn timed_rows(dir: &Path, name: &str) -> Result<Option<TimedRows>, MergeError> {
     match results::read(dir, name) {
-        Ok((path, bytes)) => {
-            required(results::csv_table::parse_timed_rows(&path, &bytes)).map(Some)
-        }
+        Ok((path, bytes)) => required(csv_table::parse_timed_rows(&path, &bytes)).map(Some),
         Err(e) if e.is_missing() => Ok(None),
         Err(e) => Err(MergeError::File(e)),
     }
@@ -116,14 +136,11 @@ fn read_shard(dir: &Path) -> Result<ShardFolder, MergeError> {
     let timeseries = required(timeseries)?;
     let t0 = latency
         .start_time
-        .or_else(|| {
-            let text = run.text("/started_at")?;
-            humantime::parse_rfc3339_weak(text).ok()
-        })
+        .or_else(|| ShardFolder::time(&run.started_at))
         .unwrap_or(UNIX_EPOCH);
     Ok(ShardFolder {
-        gaps: timed_rows(&dir, results::layout::GAPS_CSV)?,
-        errors: timed_rows(&dir, results::layout::ERRORS_CSV)?,
+        gaps: timed_rows(&dir, layout::GAPS_CSV)?,
+        errors: timed_rows(&dir, layout::ERRORS_CSV)?,
         dir,
         run,
         latency,
@@ -132,14 +149,8 @@ fn read_shard(dir: &Path) -> Result<ShardFolder, MergeError> {
     })
 }
 
-/// What `volley merge` made.
-pub struct MergeOutcome {
-    pub report: FinishedRun,
-    pub dir: PathBuf,
-}
-
-/// Merges the shard folders `dirs` into `out`. `force`: merge folders of different runs.
-pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeOutcome, MergeError> {
+/// Reads the folders and checks that they are shards of one run (unless `force`) of one scenario.
+fn read_shards(dirs: &[PathBuf], out: &Path, force: bool) -> Result<Vec<ShardFolder>, MergeError> {
     for dir in dirs {
         if same_path(dir, out) {
             return Err(MergeError::OutputIsInput(out.to_path_buf()));
@@ -150,12 +161,11 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeOutcome, 
         .map(|d| read_shard(d))
         .collect::<Result<Vec<_>, _>>()?;
     let first = &shards[0];
-    let run_id = |s: &ShardFolder| s.run.text("/run_id").unwrap_or("?").to_string();
-    if !force && shards.iter().any(|s| run_id(s) != run_id(first)) {
+    if !force && shards.iter().any(|s| s.run_id() != first.run_id()) {
         return Err(MergeError::DifferentRuns(
             shards
                 .iter()
-                .map(|s| format!("{}: run {}", s.dir.display(), run_id(s)))
+                .map(|s| format!("{}: run {}", s.dir.display(), s.run_id()))
                 .collect(),
         ));
     }
@@ -170,196 +180,225 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeOutcome, 
             });
         }
     }
-    let expect_names = first.run.expect_names();
+    Ok(shards)
+}
 
-    // The merged time zero is the earliest shard's; each shard's seconds shift by its offset.
-    let t0 = shards.iter().map(|s| s.t0).min().unwrap_or(UNIX_EPOCH);
-    let offset = |s: &ShardFolder| s.t0.duration_since(t0).unwrap_or_default();
-    let mut timeline = Timeline::new(t0, metric_names.len(), expect_names.len());
-    for s in &shards {
-        timeline.add_timeseries(&s.timeseries).map_err(|detail| {
-            MergeError::File(FileError::malformed(
-                &s.dir.join(results::layout::TIMESERIES_CSV),
-                detail,
-            ))
-        })?;
-        for metric in &s.latency.metrics {
-            let Some(index) = metric_names.iter().position(|m| *m == metric.name) else {
-                continue;
-            };
-            for interval in &metric.intervals {
-                let bad = |detail: String| {
-                    MergeError::File(FileError::malformed(
-                        &s.dir.join(results::layout::LATENCY_HLOG),
-                        detail,
-                    ))
-                };
-                let histogram = interval.histogram().map_err(bad)?;
-                timeline
-                    .add_interval(index, offset(s) + interval.start, &histogram)
-                    .map_err(bad)?;
-            }
+/// The shards on the merged clock: time zero is the earliest shard's, and each shard's seconds
+/// shift by its offset from it.
+struct Clock {
+    t0: SystemTime,
+}
+
+impl Clock {
+    fn of(shards: &[ShardFolder]) -> Clock {
+        Clock {
+            t0: shards.iter().map(|s| s.t0).min().unwrap_or(UNIX_EPOCH),
         }
     }
 
-    let mut totals = Interval::new(metric_names.len(), expect_names.len());
-    for s in &shards {
-        totals.merge(&mut s.run.counters(&metric_names));
+    fn offset(&self, shard: &ShardFolder) -> Duration {
+        shard.t0.duration_since(self.t0).unwrap_or_default()
     }
-    // Lossless: each metric's total is the sum of the shards' interval histograms.
-    totals.histograms = (0..metric_names.len()).map(|_| new_histogram()).collect();
+}
+
+/// What `volley merge` made.
+pub struct MergeOutcome {
+    pub run: FinishedRun,
+    pub dir: PathBuf,
+}
+
+/// Merges the shard folders `dirs` into `out`. `force`: merge folders of different runs.
+pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeOutcome, MergeError> {
+    let shards = read_shards(dirs, out, force)?;
+    let clock = Clock::of(&shards);
+    let metric_names = shards[0].run.metric_names();
+    let expects = shards[0].run.expect_names().len();
+    let mut timeline = Timeline::new(clock.t0, metric_names.len(), expects);
     for s in &shards {
-        for metric in &s.latency.metrics {
-            if let Some(index) = metric_names.iter().position(|m| *m == metric.name) {
-                totals.histograms[index].add(&metric.total).map_err(|e| {
-                    MergeError::File(FileError::malformed(
-                        &s.dir.join(results::layout::LATENCY_HLOG),
-                        format!("`{}` does not fit volley's histograms: {e:?}", metric.name),
-                    ))
-                })?;
-            }
-        }
+        add_to_timeline(&mut timeline, s, clock.offset(s), &metric_names)?;
     }
+    let totals = merged_totals(&shards, &metric_names, expects)?;
 
     std::fs::create_dir_all(out).map_err(|source| MergeError::CreateDir {
         path: out.to_path_buf(),
         source,
     })?;
     timeline.write(out, &metric_names)?;
+    let offset = |s: &ShardFolder| clock.offset(s);
     write_rows(
         out,
-        results::layout::GAPS_CSV,
-        &crate::results::gaps_csv::HEADER,
+        layout::GAPS_CSV,
+        &gaps_csv::HEADER,
         &shards,
         |s| s.gaps.as_ref(),
         offset,
     )?;
     write_rows(
         out,
-        results::layout::ERRORS_CSV,
-        &crate::results::errors_csv::HEADER,
+        layout::ERRORS_CSV,
+        &errors_csv::HEADER,
         &shards,
         |s| s.errors.as_ref(),
         offset,
     )?;
-
-    let frame_log_files: Vec<(PathBuf, Duration)> = shards
+    let frame_logs: Vec<(PathBuf, Duration)> = shards
         .iter()
-        .map(|s| (s.dir.join(FRAMES_JSONL), offset(s)))
+        .map(|s| (s.file(layout::FRAMES_JSONL), clock.offset(s)))
         .collect();
-    let merged_frames = out.join(FRAMES_JSONL);
-    let frames_merged = frames::merge(&frame_log_files, &merged_frames)?.is_some();
+    let merged_frames = out.join(layout::FRAMES_JSONL);
+    let frames_merged = frames::merge(&frame_logs, &merged_frames)?.is_some();
 
-    let number = |s: &ShardFolder, p: &str| s.run.at(p).and_then(|v| v.as_u64()).unwrap_or(0);
-    let time = |s: &ShardFolder, p: &str| {
-        s.run
-            .text(p)
-            .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
-    };
     let elapsed = shards
         .iter()
-        .map(|s| {
-            let e = s
-                .run
-                .at("/elapsed_s")
-                .and_then(|v| v.as_f64())
-                .unwrap_or(0.0);
-            offset(s) + Duration::try_from_secs_f64(e).unwrap_or_default()
-        })
+        .map(|s| clock.offset(s) + s.elapsed())
         .max()
         .unwrap_or_default();
     let thresholds = judge(&shards, &metric_names, &totals, elapsed)?;
-    let frame_logs: Vec<FrameLogTotals> = shards
+    let frame_log = frame_log(&shards, frames_merged.then_some(&merged_frames));
+    let run = FinishedRun {
+        thresholds,
+        frame_log,
+        merged_from: shards.iter().map(|s| s.dir.display().to_string()).collect(),
+        ..finished_run(&shards, &clock, metric_names, totals, elapsed)
+    };
+    results::write_final(out, &run)?;
+    Ok(MergeOutcome {
+        run,
+        dir: out.to_path_buf(),
+    })
+}
+
+/// Adds a shard's timeseries.csv rows and latency.hlog intervals to the merged seconds.
+fn add_to_timeline(
+    timeline: &mut Timeline,
+    s: &ShardFolder,
+    offset: Duration,
+    metric_names: &[String],
+) -> Result<(), MergeError> {
+    let malformed =
+        |name: &str, detail: String| MergeError::File(FileError::malformed(&s.file(name), detail));
+    timeline
+        .add_timeseries(&s.timeseries)
+        .map_err(|detail| malformed(layout::TIMESERIES_CSV, detail))?;
+    for metric in &s.latency.metrics {
+        let Some(index) = metric_names.iter().position(|m| *m == metric.name) else {
+            continue;
+        };
+        for interval in &metric.intervals {
+            let bad = |detail: String| malformed(layout::LATENCY_HLOG, detail);
+            let histogram = interval.histogram().map_err(bad)?;
+            timeline
+                .add_interval(index, offset + interval.start, &histogram)
+                .map_err(bad)?;
+        }
+    }
+    Ok(())
+}
+
+/// The shards' counters summed, and each metric's histogram the sum of the shards' interval
+/// histograms: lossless, sample for sample.
+fn merged_totals(
+    shards: &[ShardFolder],
+    metric_names: &[String],
+    expects: usize,
+) -> Result<Interval, MergeError> {
+    let mut totals = Interval::new(metric_names.len(), expects);
+    for s in shards {
+        totals.merge(&mut s.run.summary.counters(metric_names));
+    }
+    totals.histograms = (0..metric_names.len()).map(|_| new_histogram()).collect();
+    for s in shards {
+        for metric in &s.latency.metrics {
+            if let Some(index) = metric_names.iter().position(|m| *m == metric.name) {
+                totals.histograms[index].add(&metric.total).map_err(|e| {
+                    MergeError::File(FileError::malformed(
+                        &s.file(layout::LATENCY_HLOG),
+                        format!("`{}` does not fit volley's histograms: {e:?}", metric.name),
+                    ))
+                })?;
+            }
+        }
+    }
+    Ok(totals)
+}
+
+/// The shards' frame logs as one: the merged file when there is one, else where each shard's
+/// log is (`--log-frames=FILE` writes elsewhere), with the records summed.
+fn frame_log(shards: &[ShardFolder], merged: Option<&PathBuf>) -> Option<FrameLogTotals> {
+    let logs: Vec<&FrameLogTotals> = shards
         .iter()
-        .filter_map(|s| {
-            let f = s.run.at("/summary/frame_log")?;
-            Some(FrameLogTotals {
-                file: f["file"].as_str().unwrap_or("").to_string(),
-                clients: f["clients"].as_str().unwrap_or("").to_string(),
-                logged: f["logged"].as_u64().unwrap_or(0),
-                dropped: f["dropped"].as_u64().unwrap_or(0),
-            })
-        })
+        .filter_map(|s| s.run.summary.frame_log.as_ref())
         .collect();
-    let frame_log = (!frame_logs.is_empty()).then(|| FrameLogTotals {
-        // Logs written elsewhere (`--log-frames=FILE`) stay where they are.
-        file: match frames_merged {
-            true => merged_frames.display().to_string(),
-            false => frame_logs
+    let first = logs.first()?;
+    Some(FrameLogTotals {
+        file: match merged {
+            Some(file) => file.display().to_string(),
+            None => logs
                 .iter()
                 .map(|f| f.file.as_str())
                 .collect::<Vec<_>>()
                 .join(", "),
         },
-        clients: frame_logs[0].clients.clone(),
-        logged: frame_logs.iter().map(|f| f.logged).sum(),
-        dropped: frame_logs.iter().map(|f| f.dropped).sum(),
-    });
-    let report = FinishedRun {
-        run_id: run_id(first),
+        clients: first.clients.clone(),
+        logged: logs.iter().map(|f| f.logged).sum(),
+        dropped: logs.iter().map(|f| f.dropped).sum(),
+    })
+}
+
+/// The merged run's facts: the first shard's scenario, seed and machine; clients and workers
+/// summed; status the worst; times from the earliest start to the latest end.
+fn finished_run(
+    shards: &[ShardFolder],
+    clock: &Clock,
+    metric_names: Vec<String>,
+    totals: Interval,
+    elapsed: Duration,
+) -> FinishedRun {
+    let first = &shards[0].run;
+    let sum = |field: fn(&Settings) -> Option<u64>| -> u64 {
+        shards
+            .iter()
+            .map(|s| field(&s.run.settings).unwrap_or(0))
+            .sum()
+    };
+    let client_cpu_s: f64 = shards.iter().map(|s| s.run.summary.client_cpu_s).sum();
+    FinishedRun {
+        run_id: shards[0].run_id().to_string(),
         status: shards
             .iter()
-            .map(|s| status(s.run.text("/status")))
+            .map(|s| s.run.status.unwrap_or(RunStatus::Completed))
             .max_by_key(|s| severity(*s))
             .unwrap_or(RunStatus::Completed),
-        scenario_name: first.run.text("/scenario/name").unwrap_or("").to_string(),
-        scenario_file: first.run.text("/scenario/file").unwrap_or("").to_string(),
-        scenario: first
-            .run
-            .at("/scenario/resolved")
-            .cloned()
-            .unwrap_or_default(),
-        target_url: first
-            .run
-            .text("/settings/target_url")
-            .unwrap_or("")
-            .to_string(),
+        host: first.host.clone().unwrap_or_default(),
+        scenario_name: first.scenario.name.clone().unwrap_or_default(),
+        scenario_file: first.scenario.file.clone().unwrap_or_default(),
+        scenario: first.scenario.resolved.clone().unwrap_or_default(),
+        target_url: first.settings.target_url.clone().unwrap_or_default(),
         started_at: shards
             .iter()
-            .filter_map(|s| time(s, "/started_at"))
+            .filter_map(|s| ShardFolder::time(&s.run.started_at))
             .min()
-            .unwrap_or(t0),
+            .unwrap_or(clock.t0),
         ended_at: shards
             .iter()
-            .filter_map(|s| time(s, "/ended_at"))
+            .filter_map(|s| ShardFolder::time(&s.run.ended_at))
             .max()
-            .unwrap_or(t0 + elapsed),
+            .unwrap_or(clock.t0 + elapsed),
         elapsed,
-        seed: number(first, "/settings/seed"),
-        workers: shards
-            .iter()
-            .map(|s| number(s, "/settings/workers") as usize)
-            .sum::<usize>()
-            .max(1),
-        clients_planned: shards
-            .iter()
-            .map(|s| number(s, "/settings/clients_planned"))
-            .sum(),
-        clients_started: shards
-            .iter()
-            .map(|s| number(s, "/settings/clients_started"))
-            .sum(),
+        seed: first.settings.seed.unwrap_or(0),
+        workers: (sum(|s| s.workers) as usize).max(1),
+        clients_planned: sum(|s| s.clients_planned),
+        clients_started: sum(|s| s.clients_started),
         metric_names,
         error_rows_dropped: totals.error_rows_dropped,
         gap_rows_dropped: totals.gap_rows_dropped,
-        client_cpu: Duration::try_from_secs_f64(
-            shards
-                .iter()
-                .filter_map(|s| s.run.at("/summary/client_cpu_s")?.as_f64())
-                .sum(),
-        )
-        .unwrap_or_default(),
+        client_cpu: Duration::try_from_secs_f64(client_cpu_s).unwrap_or_default(),
         totals,
-        frame_log,
-        thresholds,
+        frame_log: None,
+        thresholds: Vec::new(),
         shard: None,
-        merged_from: shards.iter().map(|s| s.dir.display().to_string()).collect(),
-    };
-    results::write_final(out, &report)?;
-    Ok(MergeOutcome {
-        report,
-        dir: out.to_path_buf(),
-    })
+        merged_from: Vec::new(),
+    }
 }
 
 /// The thresholds the shards were judged on (the first shard's list: scenario and command line),
@@ -370,22 +409,16 @@ fn judge(
     metric_names: &[String],
     totals: &Interval,
     elapsed: Duration,
-) -> Result<Vec<verdict::Verdict>, MergeError> {
+) -> Result<Vec<ThresholdVerdict>, MergeError> {
     let first = &shards[0];
-    let listed = first.run.thresholds().map_err(|detail| {
-        MergeError::File(FileError::malformed(
-            &first.dir.join(results::layout::RUN_JSON),
-            detail,
-        ))
-    })?;
     let mut gates = Vec::new();
     let mut aborted = Vec::new();
-    for v in &listed {
+    for v in &first.run.thresholds {
         let threshold: Threshold =
             v.expression
                 .parse()
                 .map_err(|e: ThresholdError| MergeError::Threshold {
-                    path: first.dir.join(results::layout::RUN_JSON),
+                    path: first.file(layout::RUN_JSON),
                     expression: v.expression.clone(),
                     detail: e.to_string(),
                 })?;
@@ -400,12 +433,9 @@ fn judge(
         });
         let earliest = shards
             .iter()
-            .filter_map(|s| s.run.thresholds().ok())
-            .flat_map(|list| {
-                list.into_iter()
-                    .filter(|o| o.expression == v.expression)
-                    .filter_map(|o| o.aborted_run_at_s)
-            })
+            .flat_map(|s| &s.run.thresholds)
+            .filter(|o| o.expression == v.expression)
+            .filter_map(|o| o.aborted_run_at_s)
             .fold(None, |min: Option<f64>, at| {
                 Some(min.map_or(at, |m| m.min(at)))
             });
@@ -413,14 +443,6 @@ fn judge(
     }
     let figures = Figures::from_totals(metric_names, totals, elapsed);
     Ok(verdict::judge(&gates, &figures, &aborted))
-}
-
-fn status(text: Option<&str>) -> RunStatus {
-    match text {
-        Some("aborted") => RunStatus::Aborted,
-        Some("interrupted") => RunStatus::Interrupted,
-        _ => RunStatus::Completed,
-    }
 }
 
 /// Worse is higher: a run stopped by a threshold, then one interrupted, then a full one.

@@ -69,8 +69,7 @@ pub fn render(folder: &RunFolder) -> String {
         .run
         .as_ref()
         .ok()
-        .and_then(|r| r.text("/scenario/name"))
-        .map(String::from);
+        .and_then(|r| r.scenario.name.clone());
     let mut page = Page::new(&format!(
         "volley report: {}",
         run_name.as_deref().unwrap_or(&dir_name)
@@ -142,8 +141,7 @@ fn run_json_problem(page: &mut Page, e: &results::FileError) {
 fn run_length(folder: &RunFolder) -> f64 {
     let mut end: f64 = 0.0;
     if let Ok(run) = &folder.run {
-        let elapsed = run.at("/elapsed_s").and_then(serde_json::Value::as_f64);
-        end = end.max(elapsed.unwrap_or(0.0));
+        end = end.max(run.elapsed_s.unwrap_or(0.0));
     }
     if let Ok(log) = &folder.latency {
         end = end.max(log.end().as_secs_f64());

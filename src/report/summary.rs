@@ -1,100 +1,101 @@
 //! The report's sections from run.json: the run's facts, the summary figures, the threshold
 //! verdicts and the scenario.
 
+use indexmap::IndexMap;
 use serde_json::Value;
 
 use super::page::{self, Page, escape};
-use crate::results::{RunJson, layout};
+use crate::results::{RunJson, RunStatus, layout};
 use crate::units::format_us;
 
 /// The title line and the facts under it.
 pub fn header(page: &mut Page, run: &RunJson) {
-    let name = run.text("/scenario/name").unwrap_or("unnamed run");
-    let status = run.text("/status").unwrap_or("unknown");
-    let status_class = match status {
-        "completed" => "pass",
-        "aborted" => "fail",
+    let name = run.scenario.name.as_deref().unwrap_or("unnamed run");
+    let status = run.status.map_or("unknown", RunStatus::as_str);
+    let status_class = match run.status {
+        Some(RunStatus::Completed) => "pass",
+        Some(RunStatus::Aborted) => "fail",
         _ => "status-interrupted",
     };
     // The gate's outcome beside the run's, when it was gated.
-    let gate = match run.thresholds() {
-        Ok(v) if v.is_empty() => String::new(),
-        Ok(v) => match v.iter().filter(|v| !v.passed).count() {
-            0 => " <span class=\"verdict pass\">thresholds passed</span>".to_string(),
-            failed => format!(
-                " <span class=\"verdict fail\">{failed} of {} thresholds failed</span>",
-                v.len()
-            ),
-        },
-        Err(_) => String::new(),
+    let verdicts = &run.thresholds;
+    let gate = match verdicts.iter().filter(|v| !v.passed).count() {
+        _ if verdicts.is_empty() => String::new(),
+        0 => " <span class=\"verdict pass\">thresholds passed</span>".to_string(),
+        failed => format!(
+            " <span class=\"verdict fail\">{failed} of {} thresholds failed</span>",
+            verdicts.len()
+        ),
     };
     page.push(&format!(
         "<header>\n<h1>{} <span class=\"verdict {status_class}\">{}</span>{gate}</h1>\n\
          <p class=\"subtitle\">volley run report · started {} · {} · {}</p>\n</header>\n",
         escape(name),
         escape(status),
-        escape(run.text("/started_at").unwrap_or("?")),
+        escape(run.started_at.as_deref().unwrap_or("?")),
         escape(
-            &run.at("/elapsed_s")
-                .and_then(Value::as_f64)
+            &run.elapsed_s
                 .map(|s| format!("{s:.1} s"))
                 .unwrap_or_else(|| "length unknown".into())
         ),
-        escape(run.text("/settings/target_url").unwrap_or("target unknown")),
+        escape(
+            run.settings
+                .target_url
+                .as_deref()
+                .unwrap_or("target unknown")
+        ),
     ));
 }
 
-pub fn summary(page: &mut Page, run: &RunJson) {
-    let text = |p: &str| run.text(p).map(String::from);
-    let number = |p: &str| run.at(p).map(plain);
-    let host = text("/host/hostname").map(|name| {
-        format!(
-            "{name} ({} {}, {} CPUs)",
-            text("/host/os").unwrap_or_default(),
-            text("/host/arch").unwrap_or_default(),
-            number("/host/cpus").unwrap_or_else(|| "?".into())
-        )
+/// The run's facts, as far as run.json has them: a folder from another writer may lack any.
+fn facts(run: &RunJson) -> Vec<(&'static str, String)> {
+    let settings = &run.settings;
+    let host = run
+        .host
+        .as_ref()
+        .map(|h| format!("{} ({} {}, {} CPUs)", h.hostname, h.os, h.arch, h.cpus));
+    let clients = settings.clients_planned.map(|planned| {
+        let started = settings
+            .clients_started
+            .map_or_else(|| "?".into(), |n| n.to_string());
+        format!("{planned} planned, {started} started")
     });
-    let clients = number("/settings/clients_planned").map(|planned| {
-        format!(
-            "{planned} planned, {} started",
-            number("/settings/clients_started").unwrap_or_else(|| "?".into())
-        )
+    let cpu = plain(run.summary.client_cpu_s);
+    let cpu = Some(match run.summary.client_cpu_us_per_echo {
+        Some(per_echo) => format!("{cpu} s, {per_echo:.1} µs per echo"),
+        None => format!("{cpu} s"),
     });
-    let cpu = number("/summary/client_cpu_s").map(|cpu| {
-        match run
-            .at("/summary/client_cpu_us_per_echo")
-            .and_then(Value::as_f64)
-        {
-            Some(per_echo) => format!("{cpu} s, {per_echo:.1} µs per echo"),
-            None => format!("{cpu} s"),
-        }
-    });
-    // Only what run.json has: a folder from another writer may lack any of it.
-    let facts: Vec<(&str, String)> = [
-        ("scenario file", text("/scenario/file")),
-        ("target", text("/settings/target_url")),
+    let number = |n: Option<u64>| n.map(|n| n.to_string());
+    [
+        ("scenario file", run.scenario.file.clone()),
+        ("target", settings.target_url.clone()),
         ("clients", clients),
-        ("started", text("/started_at")),
-        ("ended", text("/ended_at")),
-        ("run id", text("/run_id")),
-        ("seed", number("/settings/seed")),
-        ("workers", number("/settings/workers")),
+        ("started", run.started_at.clone()),
+        ("ended", run.ended_at.clone()),
+        ("run id", run.run_id.clone()),
+        ("seed", number(settings.seed)),
+        ("workers", number(settings.workers)),
         ("client CPU", cpu),
         ("host", host),
-        ("volley", text("/tool/version")),
+        (
+            "volley",
+            Some(run.tool.version.clone()).filter(|v| !v.is_empty()),
+        ),
     ]
     .into_iter()
     .filter_map(|(name, value)| value.map(|v| (name, v)))
-    .collect();
-    let facts = page::facts(&facts);
+    .collect()
+}
 
-    let mut counters = Vec::new();
-    if let Some(map) = run.at("/summary/counters").and_then(Value::as_object) {
-        for (name, v) in map {
-            counters.push((name.replace('_', " "), count(v)));
-        }
-    }
+pub fn summary(page: &mut Page, run: &RunJson) {
+    let facts = page::facts(&facts(run));
+    let counters: Vec<(String, String)> = run
+        .summary
+        .counters
+        .named()
+        .iter()
+        .map(|(name, n)| (name.replace('_', " "), page::thousands(*n)))
+        .collect();
     let counter_rows: Vec<(&str, String)> = counters
         .iter()
         .map(|(n, v)| (n.as_str(), v.clone()))
@@ -107,76 +108,29 @@ pub fn summary(page: &mut Page, run: &RunJson) {
     page.push("</div>\n</div>\n");
 
     page.push("<h3>Latency</h3>\n");
-    match run.at("/summary/latency").and_then(Value::as_object) {
-        Some(latency) if !latency.is_empty() => {
-            let rows: Vec<Vec<String>> = latency
-                .iter()
-                .map(|(name, s)| {
-                    let us = |key: &str| {
-                        s.get(key)
-                            .and_then(Value::as_f64)
-                            .map(|v| format_us(v.round()))
-                    };
-                    let mut row = vec![name.clone(), s.get("count").map(count).unwrap_or_default()];
-                    for key in [
-                        "min_us", "p50_us", "p90_us", "p99_us", "p99_9_us", "max_us", "mean_us",
-                    ] {
-                        row.push(us(key).unwrap_or_else(|| "—".into()));
-                    }
-                    row
-                })
-                .collect();
-            page.push(&page::table(
-                "latency",
-                &[
-                    "metric", "count", "min", "p50", "p90", "p99", "p99.9", "max", "mean",
-                ],
-                &rows,
-            ));
-        }
-        _ => page.note("run.json has no latency summary."),
-    }
-
-    let expects = run.at("/summary/expects").and_then(Value::as_object);
-    if let Some(expects) = expects.filter(|e| !e.is_empty()) {
-        page.push("<h3>Deliveries</h3>\n");
-        let keys = crate::metrics::EXPECT_COUNTERS;
-        let rows: Vec<Vec<String>> = expects
-            .iter()
-            .map(|(name, e)| {
-                let mut row = vec![name.clone()];
-                row.extend(
-                    keys.iter()
-                        .map(|k| e.get(*k).map(count).unwrap_or_default()),
-                );
-                row
-            })
-            .collect();
-        let mut header = vec!["expect"];
-        header.extend(keys);
-        page.push(&page::table("expects", &header, &rows));
-    }
+    latency(page, run);
+    deliveries(page, run);
 
     page.push("<div class=\"columns\">\n<div>\n<h3>Errors by kind</h3>\n");
-    let errors = nonzero(run.at("/summary/errors_by_kind"));
+    let errors = nonzero(&run.summary.errors_by_kind);
     if errors.is_empty() {
         page.note("none");
     } else {
         page.push(&page::table("errors", &["kind", "count"], &errors));
     }
     page.push("</div>\n<div>\n<h3>Connections ended by close code</h3>\n");
-    let closes = nonzero(run.at("/summary/closes_by_code"));
+    let closes = nonzero(&run.summary.closes_by_code);
     if closes.is_empty() {
         page.note("none");
     } else {
         page.push(&page::table("closes", &["code", "count"], &closes));
     }
     page.push("</div>\n</div>\n");
-    for (pointer, file) in [
-        ("/summary/error_rows_dropped", layout::ERRORS_CSV),
-        ("/summary/gap_rows_dropped", layout::GAPS_CSV),
+    for (n, file) in [
+        (run.summary.error_rows_dropped, layout::ERRORS_CSV),
+        (run.summary.gap_rows_dropped, layout::GAPS_CSV),
     ] {
-        if let Some(n) = run.at(pointer).and_then(Value::as_u64).filter(|n| *n > 0) {
+        if n > 0 {
             page.note(&format!(
                 "{n} rows were counted but not listed in {file} (it keeps at most 100,000): its plot below shows fewer than the counts above."
             ));
@@ -184,45 +138,68 @@ pub fn summary(page: &mut Page, run: &RunJson) {
     }
 }
 
-/// The (name, count) pairs of a JSON object whose count is not zero.
-fn nonzero(map: Option<&Value>) -> Vec<Vec<String>> {
-    map.and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter(|(_, v)| v.as_f64().is_some_and(|n| n != 0.0))
-                .map(|(k, v)| vec![k.clone(), count(v)])
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// A whole number with thousands separated; anything else as plain text.
-fn count(v: &Value) -> String {
-    v.as_u64().map_or_else(|| plain(v), page::thousands)
-}
-
-/// A JSON value as plain text: strings without quotes, numbers with at most 3 decimals.
-fn plain(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "—".into(),
-        Value::Number(n) if n.is_f64() => {
-            let f = n.as_f64().unwrap_or_default();
-            let s = format!("{f:.3}");
-            s.trim_end_matches('0').trim_end_matches('.').to_string()
-        }
-        other => other.to_string(),
+/// The latency table: one row per metric.
+fn latency(page: &mut Page, run: &RunJson) {
+    let latency = &run.summary.latency;
+    if latency.is_empty() {
+        page.note("run.json has no latency summary.");
+        return;
     }
+    let rows: Vec<Vec<String>> = latency
+        .iter()
+        .map(|(name, s)| {
+            let mut row = vec![name.clone(), page::thousands(s.count)];
+            let whole = [s.min_us, s.p50_us, s.p90_us, s.p99_us, s.p99_9_us, s.max_us];
+            let values = whole.iter().map(|v| v.map(|v| v as f64)).chain([s.mean_us]);
+            row.extend(values.map(|v| v.map_or_else(|| "—".into(), |v| format_us(v.round()))));
+            row
+        })
+        .collect();
+    page.push(&page::table(
+        "latency",
+        &[
+            "metric", "count", "min", "p50", "p90", "p99", "p99.9", "max", "mean",
+        ],
+        &rows,
+    ));
+}
+
+/// The deliveries table: one row per expect, when the run had any.
+fn deliveries(page: &mut Page, run: &RunJson) {
+    let expects = &run.summary.expects;
+    if expects.is_empty() {
+        return;
+    }
+    page.push("<h3>Deliveries</h3>\n");
+    let rows: Vec<Vec<String>> = expects
+        .iter()
+        .map(|(name, e)| {
+            let mut row = vec![name.clone()];
+            row.extend(e.named().iter().map(|(_, n)| page::thousands(*n)));
+            row
+        })
+        .collect();
+    let mut header = vec!["expect"];
+    header.extend(crate::metrics::EXPECT_COUNTERS);
+    page.push(&page::table("expects", &header, &rows));
+}
+
+/// The (name, count) pairs whose count is not zero.
+fn nonzero(map: &IndexMap<String, u64>) -> Vec<Vec<String>> {
+    map.iter()
+        .filter(|(_, n)| **n != 0)
+        .map(|(k, n)| vec![k.clone(), page::thousands(*n)])
+        .collect()
+}
+
+/// A number with at most 3 decimals, without trailing zeros.
+fn plain(f: f64) -> String {
+    let s = format!("{f:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
 pub fn thresholds(page: &mut Page, run: &RunJson) {
-    let verdicts = match run.thresholds() {
-        Ok(v) => v,
-        Err(e) => {
-            page.problem(&format!("run.json: {e}"));
-            return;
-        }
-    };
+    let verdicts = &run.thresholds;
     if verdicts.is_empty() {
         page.note("No thresholds: the run was not gated.");
         return;
@@ -244,7 +221,7 @@ pub fn thresholds(page: &mut Page, run: &RunJson) {
         "<table class=\"thresholds\">\n<thead><tr><th>verdict</th><th>threshold</th><th>actual</th>\
          <th>limit</th><th>abort</th><th>from</th></tr></thead>\n<tbody>\n",
     );
-    for v in &verdicts {
+    for v in verdicts {
         let (class, word) = if v.passed {
             ("pass", "pass")
         } else {
@@ -266,7 +243,7 @@ pub fn thresholds(page: &mut Page, run: &RunJson) {
              <td>{}</td><td>{}</td><td>{}</td></tr>\n",
             escape(&v.expression),
             escape(&actual),
-            escape(&plain(&v.limit)),
+            escape(&v.limit),
             escape(&abort),
             escape(v.source.as_deref().unwrap_or("")),
         ));
@@ -276,7 +253,7 @@ pub fn thresholds(page: &mut Page, run: &RunJson) {
 }
 
 pub fn scenario(page: &mut Page, run: &RunJson) {
-    let Some(resolved) = run.at("/scenario/resolved") else {
+    let Some(resolved) = &run.scenario.resolved else {
         page.note("run.json has no resolved scenario.");
         return;
     };

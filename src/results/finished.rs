@@ -3,12 +3,13 @@
 
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use super::run_json::{Host, ThresholdVerdict};
 use crate::metrics::Interval;
 
 /// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
     /// Ran its full schedule.
@@ -19,11 +20,24 @@ pub enum RunStatus {
     Aborted,
 }
 
+impl RunStatus {
+    /// As run.json writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Completed => "completed",
+            RunStatus::Interrupted => "interrupted",
+            RunStatus::Aborted => "aborted",
+        }
+    }
+}
+
 /// Everything known at the end of a run.
 #[derive(Debug, Clone)]
 pub struct FinishedRun {
     pub run_id: String,
     pub status: RunStatus,
+    /// The machine it ran on (for merged shards: the first shard's).
+    pub host: Host,
     pub scenario_name: String,
     pub scenario_file: String,
     /// The scenario after command-line overrides, as JSON.
@@ -51,7 +65,7 @@ pub struct FinishedRun {
     /// With `--log-frames`: what the frame log holds.
     pub frame_log: Option<FrameLogTotals>,
     /// The CI gate's verdicts, one per threshold, in the order written.
-    pub thresholds: Vec<crate::gate::verdict::Verdict>,
+    pub thresholds: Vec<ThresholdVerdict>,
     /// `--shard K/N`: (K, N) when this run was one shard of a larger one.
     pub shard: Option<(u32, u32)>,
     /// `volley merge`: the shard folders this folder was merged from (empty for a run).
@@ -59,7 +73,8 @@ pub struct FinishedRun {
 }
 
 /// The frame log of a run: where, whose, and how many records it holds and lost.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct FrameLogTotals {
     pub file: String,
     /// The `--log-clients` spec.

@@ -8,6 +8,7 @@
 mod collect;
 mod fanout;
 pub mod fdlimit;
+pub mod host;
 pub mod processes;
 pub mod progress;
 pub mod shard;
@@ -103,7 +104,7 @@ pub enum RunError {
 
 /// A finished (or interrupted) run.
 pub struct RunOutcome {
-    pub report: FinishedRun,
+    pub run: FinishedRun,
     pub dir: PathBuf,
 }
 
@@ -403,6 +404,7 @@ pub async fn run(
     let report = FinishedRun {
         run_id: format!("{run_tag:08x}"),
         status,
+        host: host::this_machine(),
         scenario_name: plan.name.clone(),
         scenario_file: options.scenario_file.display().to_string(),
         scenario: serde_json::to_value(&plan.scenario).unwrap_or_default(),
@@ -428,7 +430,7 @@ pub async fn run(
     if let Some(e) = write_error {
         return Err(e.into());
     }
-    Ok(RunOutcome { report, dir })
+    Ok(RunOutcome { run: report, dir })
 }
 
 async fn connect_target(
