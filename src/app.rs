@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::cli::{Cli, Command, MergeArgs, ReportArgs, RunArgs, ServeArgs, TapArgs, ValidateArgs};
-use crate::gate::summary::SummaryFiles;
+use crate::gate::ci::CiFiles;
 use crate::gate::verdict;
 use crate::report::{self, ReportError};
 use crate::results::layout;
@@ -46,7 +46,7 @@ pub enum AppError {
     #[error("{0}")]
     Write(std::io::Error),
     #[error(transparent)]
-    Compare(#[from] crate::gate::compare_command::CompareError),
+    Compare(#[from] crate::compare::load::CompareError),
     #[error(transparent)]
     Report(#[from] ReportError),
     #[error("the report {} was written, but some files could not be read:\n  {}", path.display(), problems.join("\n  "))]
@@ -93,7 +93,7 @@ pub async fn execute(cli: Cli) -> Result<ExitCode, AppError> {
         Command::Validate(args) => validate(args),
         Command::Inspect(args) => inspect_command(args).await,
         Command::Tap(args) => tap_command(args).await,
-        Command::Compare(args) => Ok(crate::gate::compare_command::run(args)?),
+        Command::Compare(args) => Ok(crate::compare::load::run(args)?),
         Command::Report(args) => report_command(args),
         Command::Merge(args) => merge_command(args),
     }
@@ -408,7 +408,7 @@ fn finish_run(
     });
     if let Some(gate) = &gate {
         let in_dir = |name: &str| args.gate.then(|| out_dir.join(name));
-        let files = SummaryFiles {
+        let files = CiFiles {
             junit: args.junit.clone().or_else(|| in_dir(layout::JUNIT_XML)),
             markdown: args.markdown.clone().or_else(|| in_dir(layout::SUMMARY_MD)),
             json: args.json.clone(),

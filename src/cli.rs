@@ -475,7 +475,7 @@ pub struct CompareArgs {
     pub new: Vec<PathBuf>,
     /// How much worse a figure may get, e.g. p99=10%,fanout.p99=5ms,errors.rate=0.01 (see below).
     #[arg(long, value_name = "KEY=VALUE,...", value_delimiter = ',')]
-    pub max_regression: Vec<crate::gate::allowance::AllowanceItem>,
+    pub max_regression: Vec<crate::compare::allowance::AllowanceItem>,
     /// Write a JUnit XML report: one test case per compared figure.
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,

@@ -28,6 +28,7 @@
 pub mod app;
 pub mod cli;
 pub mod client;
+pub mod compare;
 pub mod gate;
 pub mod inspect;
 pub mod merge;

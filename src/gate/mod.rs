@@ -1,13 +1,8 @@
-//! The CI gate: threshold expressions ([`threshold`]) judged against a run's [`figures`]
-//! ([`verdict`]); the
-//! comparison of new runs with base runs ([`compare`], with [`allowance`]s, worded by
-//! [`compare_summary`], run as a command by [`compare_command`]); and the verdict written for CI
-//! ([`summary`]).
+//! The CI gate: threshold expressions (written in the scenario or on the command line, parsed by
+//! [`crate::scenario::threshold`]) judged against a run's [`figures`] by [`verdict`], once a
+//! second for those that may abort the run and at its end; and the checks written for CI
+//! ([`ci`]: JUnit XML, a Markdown table, JSON), which `volley compare` writes too.
 
-pub mod allowance;
-pub mod compare;
-pub mod compare_command;
-pub mod compare_summary;
+pub mod ci;
 pub mod figures;
-pub mod summary;
 pub mod verdict;

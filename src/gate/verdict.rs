@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::ci::{Check, CiChecks, Outcome};
 use super::figures::{Figures, Missing};
-use super::summary::{Check, GateSummary, Outcome};
 use crate::results::ThresholdVerdict;
 use crate::scenario::threshold::{GateThreshold, Limit, Op, Stat};
 use crate::units::format_us;
@@ -127,8 +127,8 @@ fn actual_text(v: &ThresholdVerdict) -> &str {
 }
 
 /// The verdicts as a gate summary (JUnit, Markdown, JSON, the table on stdout).
-pub fn summary(verdicts: &[ThresholdVerdict], scenario: &str, elapsed_s: f64) -> GateSummary {
-    GateSummary {
+pub fn summary(verdicts: &[ThresholdVerdict], scenario: &str, elapsed_s: f64) -> CiChecks {
+    CiChecks {
         title: format!("volley thresholds: {scenario}"),
         suite: "volley.thresholds".into(),
         columns: vec!["threshold".into(), "actual".into(), "verdict".into()],

@@ -13,7 +13,7 @@ use crate::transport::tls::{self, TlsError};
 use crate::transport::ws::Connector;
 use crate::wire::decode::DecodeOptions;
 use crate::wire::filter::Filter;
-use crate::wire::sink::{self, SinkConfig, Summary};
+use crate::wire::sink::{self, RecordCounts, SinkConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum InspectError {
@@ -93,7 +93,7 @@ pub async fn upstream(url: &str, insecure: bool) -> Result<Connector, InspectErr
 pub async fn run(
     args: InspectArgs,
     shutdown: impl Future<Output = ()>,
-) -> Result<Summary, InspectError> {
+) -> Result<RecordCounts, InspectError> {
     let seed = args.seed.unwrap_or_else(|| fastrand::u64(..));
     let faults = fault_plan(&args, seed)?;
     let tls = match (&args.cert, &args.key) {

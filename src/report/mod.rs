@@ -8,7 +8,7 @@
 mod charts;
 mod page;
 mod plots;
-mod summary;
+mod sections;
 pub mod timeline;
 
 use std::path::{Path, PathBuf};
@@ -75,7 +75,7 @@ pub fn render(folder: &RunFolder) -> String {
         run_name.as_deref().unwrap_or(&dir_name)
     ));
     match &folder.run {
-        Ok(run) => summary::header(&mut page, run),
+        Ok(run) => sections::header(&mut page, run),
         Err(_) => page.push(&format!(
             "<header>\n<h1>{}</h1>\n<p class=\"subtitle\">volley run report</p>\n</header>\n",
             page::escape(&dir_name)
@@ -90,14 +90,14 @@ pub fn render(folder: &RunFolder) -> String {
 
     page.open_section("summary", "Summary");
     match &folder.run {
-        Ok(run) => summary::summary(&mut page, run),
+        Ok(run) => sections::summary(&mut page, run),
         Err(e) => run_json_problem(&mut page, e),
     }
     page.close_section();
 
     page.open_section("thresholds", "Thresholds");
     match &folder.run {
-        Ok(run) => summary::thresholds(&mut page, run),
+        Ok(run) => sections::thresholds(&mut page, run),
         Err(e) => run_json_problem(&mut page, e),
     }
     page.close_section();
@@ -116,7 +116,7 @@ pub fn render(folder: &RunFolder) -> String {
 
     page.open_section("scenario", "Scenario");
     match &folder.run {
-        Ok(run) => summary::scenario(&mut page, run),
+        Ok(run) => sections::scenario(&mut page, run),
         Err(e) => run_json_problem(&mut page, e),
     }
     page.close_section();

@@ -5,21 +5,7 @@ use std::fmt::Write;
 
 use super::charts::Rgb;
 
-/// Text made safe for HTML element content and double-quoted attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::results::markup::escape;
 
 /// A count with thousands separated: `144,000`.
 pub fn thousands(n: u64) -> String {

@@ -8,7 +8,8 @@
 //! - written at the end: [`summary_csv`], [`hgrm`], [`run_json`]; and [`printout`], the summary
 //!   printed on stdout;
 //! - read back: [`folder`] loads a whole folder, file by file, for report, compare and merge;
-//!   [`csv_table`] is the CSV reading they share.
+//!   [`csv_table`] is the CSV reading they share;
+//! - [`markup`]: the one escaper of report.html and junit.xml.
 //!
 //! frames.jsonl is the record shape of [`crate::wire::record`]: written by the frame log's sink,
 //! read back as lines by merge.
@@ -22,6 +23,7 @@ pub mod gaps_csv;
 pub mod hgrm;
 pub mod latency_hlog;
 pub mod layout;
+pub mod markup;
 pub mod printout;
 pub mod run_json;
 pub mod summary_csv;

@@ -29,7 +29,7 @@ use crate::transport::tls::{self, TlsError};
 use crate::transport::ws::Connector;
 use crate::wire::frame_log::ConnFrameLog;
 use crate::wire::record::{Clock, RecordKind};
-use crate::wire::sink::{self, Summary};
+use crate::wire::sink::{self, RecordCounts};
 use line::Mode;
 use link::TapLink;
 use session::Lines;
@@ -125,7 +125,7 @@ pub struct TapOutcome {
     pub acks_due: usize,
     /// Frames, bytes and close codes, as `volley inspect` counts them; `dropped` counts records
     /// lost because the output fell behind (the session waits for it, so at most a few).
-    pub summary: Summary,
+    pub summary: RecordCounts,
 }
 
 impl TapOutcome {
@@ -223,8 +223,8 @@ pub async fn run(
 
 /// Waits for the writer to write everything, once the last sink is gone.
 async fn finish_writer(
-    writer: tokio::task::JoinHandle<std::io::Result<Summary>>,
-) -> Result<Summary, TapError> {
+    writer: tokio::task::JoinHandle<std::io::Result<RecordCounts>>,
+) -> Result<RecordCounts, TapError> {
     match writer.await {
         Ok(result) => result.map_err(TapError::Output),
         Err(e) => Err(TapError::Output(std::io::Error::other(e))),

@@ -23,7 +23,7 @@ use tokio_tungstenite::tungstenite::Message;
 use super::decode::{ConnDecoder, DecodeOptions, FrameMeta};
 use super::record::{Clock, Dir, Record, RecordKind};
 use super::sample::ClientSample;
-use super::sink::{self, RecordSink, SinkConfig, Summary};
+use super::sink::{self, RecordCounts, RecordSink, SinkConfig};
 use crate::protocol::engineio::{self, Version};
 
 /// `--log-frames` and `--log-clients`, typed.
@@ -46,7 +46,7 @@ pub struct RunFrameLog {
 
 /// The writer task of a run's frame log.
 pub struct FrameLogWriter {
-    task: tokio::task::JoinHandle<std::io::Result<Summary>>,
+    task: tokio::task::JoinHandle<std::io::Result<RecordCounts>>,
 }
 
 impl RunFrameLog {
@@ -89,7 +89,7 @@ impl FrameLogWriter {
     /// Waits for the writer to write what is queued and close the file; it finishes once every
     /// [`RunFrameLog`] and [`ConnFrameLog`] has been dropped. The summary counts the records
     /// written and dropped.
-    pub async fn finish(self) -> std::io::Result<Summary> {
+    pub async fn finish(self) -> std::io::Result<RecordCounts> {
         self.task.await.map_err(std::io::Error::other)?
     }
 }

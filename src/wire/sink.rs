@@ -70,9 +70,9 @@ impl RecordSink {
     }
 }
 
-/// Counts for the summary printed on exit.
+/// What the sink saw, counted: printed when inspect or tap exits, and what a frame log holds.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct Summary {
+pub struct RecordCounts {
     pub connections: u64,
     /// Frames and polling packets per direction and type (opcode, or `packet`).
     pub frames: BTreeMap<String, BTreeMap<String, u64>>,
@@ -89,7 +89,7 @@ pub struct Summary {
     pub written: u64,
 }
 
-impl Summary {
+impl RecordCounts {
     pub fn count(&mut self, r: &Record) {
         let dir = r.dir.map_or("-", Dir::name).to_string();
         match r.kind {
@@ -198,7 +198,7 @@ pub fn spawn_writer(
     config: SinkConfig,
 ) -> std::io::Result<(
     RecordSink,
-    tokio::task::JoinHandle<std::io::Result<Summary>>,
+    tokio::task::JoinHandle<std::io::Result<RecordCounts>>,
 )> {
     let jsonl = match &config.jsonl {
         Some(path) => Some(std::io::BufWriter::new(
@@ -223,8 +223,8 @@ fn write_all(
     mut jsonl: Option<std::io::BufWriter<std::fs::File>>,
     mut rx: mpsc::Receiver<Record>,
     dropped: Arc<AtomicU64>,
-) -> std::io::Result<Summary> {
-    let mut summary = Summary::default();
+) -> std::io::Result<RecordCounts> {
+    let mut summary = RecordCounts::default();
     // Unlocked: each write takes the lock briefly, so others may print too.
     let mut out = std::io::BufWriter::new(std::io::stdout());
     // A closed stdout (`| head`) stops the printing, not the JSONL file.

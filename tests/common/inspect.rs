@@ -12,14 +12,14 @@ use volley::inspect::command::upstream;
 use volley::inspect::faults::FaultPlan;
 use volley::inspect::proxy::{self, InspectConfig};
 use volley::wire::decode::DecodeOptions;
-use volley::wire::sink::{self, SinkConfig, Summary};
+use volley::wire::sink::{self, RecordCounts, SinkConfig};
 
 /// An inspector running in-process; `stop()` ends it and returns its summary.
 pub struct Running {
     pub addr: SocketAddr,
     pub jsonl: PathBuf,
     stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Summary>,
+    task: tokio::task::JoinHandle<RecordCounts>,
 }
 
 impl Running {
@@ -48,7 +48,7 @@ impl Running {
         }
     }
 
-    pub async fn stop(mut self) -> (Summary, Vec<serde_json::Value>) {
+    pub async fn stop(mut self) -> (RecordCounts, Vec<serde_json::Value>) {
         let _ = self.stop.take().unwrap().send(());
         let summary = self.task.await.unwrap();
         (summary, read_jsonl(&self.jsonl))

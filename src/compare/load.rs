@@ -7,12 +7,12 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::allowance::{AllowanceError, Allowances};
-use super::compare::{self, ComparedRun};
-use super::compare_summary;
-use super::figures::Figures;
-use super::summary::SummaryFiles;
+use super::wording;
+use super::{self as compare, ComparedRun};
 use crate::cli::CompareArgs;
+use crate::compare::allowance::{AllowanceError, Allowances};
+use crate::gate::ci::CiFiles;
+use crate::gate::figures::Figures;
 use crate::results::RunStatus;
 use crate::results::run_json::{self, RunJson};
 
@@ -70,10 +70,10 @@ pub fn run(args: CompareArgs) -> Result<ExitCode, CompareError> {
         loaded.iter().map(|l| l.run.clone()).collect()
     };
     let comparison = compare::compare(&runs(&base), &runs(&new), &allowances)?;
-    let summary = compare_summary::summary(&comparison, title(&base, &new), warnings);
+    let summary = wording::summary(&comparison, title(&base, &new), warnings);
     let mut stdout = std::io::stdout().lock();
-    let _ = write!(stdout, "{}", compare_summary::text(&summary, &comparison));
-    let files = SummaryFiles {
+    let _ = write!(stdout, "{}", wording::text(&summary, &comparison));
+    let files = CiFiles {
         junit: args.junit,
         markdown: args.markdown,
         json: args.json,

@@ -1,12 +1,14 @@
 //! A gate's verdict in the shapes CI reads: JUnit XML (one test case per check), a Markdown table
 //! for a pull-request comment or `$GITHUB_STEP_SUMMARY`, and JSON for any other tool. Thresholds
-//! and comparisons both produce a [`GateSummary`]; the renderers are plain functions.
+//! and comparisons both produce a [`CiChecks`]; the renderers are plain functions.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
+
+use crate::results::markup::escape;
 
 /// How one check came out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +43,7 @@ pub struct Check {
 
 /// A gate's result: a title, a table of checks, notes under it, and the same as JSON.
 #[derive(Debug, Clone, PartialEq)]
-pub struct GateSummary {
+pub struct CiChecks {
     /// E.g. `volley thresholds: chat-fanout`.
     pub title: String,
     /// The JUnit test suite's name and the test cases' class name, e.g. `volley.thresholds`.
@@ -57,7 +59,7 @@ pub struct GateSummary {
     pub time_s: f64,
 }
 
-impl GateSummary {
+impl CiChecks {
     pub fn failures(&self) -> usize {
         self.count(Outcome::Failed)
     }
@@ -91,13 +93,13 @@ impl GateSummary {
 
 /// JUnit XML: one test suite, one test case per check, a `<failure>` with the figures for each
 /// failed check and `<skipped>` for skipped ones.
-pub fn junit(summary: &GateSummary) -> String {
+pub fn junit(summary: &CiChecks) -> String {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let tests = summary.checks.len();
     let failures = summary.failures();
     let skipped = summary.count(Outcome::Skipped);
     let time = format!("{:.3}", summary.time_s);
-    let suite = xml(&summary.suite);
+    let suite = escape(&summary.suite);
     let _ = writeln!(
         out,
         "<testsuites name=\"volley\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" \
@@ -109,7 +111,7 @@ pub fn junit(summary: &GateSummary) -> String {
          skipped=\"{skipped}\" time=\"{time}\">"
     );
     for check in &summary.checks {
-        let name = xml(&check.name);
+        let name = escape(&check.name);
         let mut detail = String::new();
         for (column, cell) in summary.columns[1..].iter().zip(&check.cells) {
             let _ = writeln!(detail, "{column}: {cell}");
@@ -120,7 +122,7 @@ pub fn junit(summary: &GateSummary) -> String {
                     out,
                     "    <testcase name=\"{name}\" classname=\"{suite}\" time=\"0\">\n      \
                      <system-out>{}</system-out>\n    </testcase>",
-                    xml(&detail)
+                    escape(&detail)
                 );
             }
             Outcome::Failed => {
@@ -128,8 +130,8 @@ pub fn junit(summary: &GateSummary) -> String {
                     out,
                     "    <testcase name=\"{name}\" classname=\"{suite}\" time=\"0\">\n      \
                      <failure message=\"{}\" type=\"{suite}\">{}</failure>\n    </testcase>",
-                    xml(&check.message),
-                    xml(&detail)
+                    escape(&check.message),
+                    escape(&detail)
                 );
             }
             Outcome::Skipped => {
@@ -137,7 +139,7 @@ pub fn junit(summary: &GateSummary) -> String {
                     out,
                     "    <testcase name=\"{name}\" classname=\"{suite}\" time=\"0\">\n      \
                      <skipped message=\"{}\"/>\n    </testcase>",
-                    xml(&check.message)
+                    escape(&check.message)
                 );
             }
         }
@@ -147,7 +149,7 @@ pub fn junit(summary: &GateSummary) -> String {
 }
 
 /// A Markdown section: title, headline, a table with a mark per row, and the notes.
-pub fn markdown(summary: &GateSummary) -> String {
+pub fn markdown(summary: &CiChecks) -> String {
     let mut out = format!("### {}\n\n", md_text(&summary.title));
     let mark = if summary.passed() { "✅" } else { "❌" };
     let _ = writeln!(out, "{mark} **{}**\n", summary.headline());
@@ -179,7 +181,7 @@ pub fn markdown(summary: &GateSummary) -> String {
 }
 
 /// The JSON document of `--json`.
-pub fn json(summary: &GateSummary) -> Value {
+pub fn json(summary: &CiChecks) -> Value {
     json!({
         "title": summary.title,
         "passed": summary.passed(),
@@ -196,7 +198,7 @@ pub fn json(summary: &GateSummary) -> Value {
 
 /// Where to write a gate's summaries.
 #[derive(Debug, Clone, Default)]
-pub struct SummaryFiles {
+pub struct CiFiles {
     pub junit: Option<PathBuf>,
     pub markdown: Option<PathBuf>,
     pub json: Option<PathBuf>,
@@ -204,9 +206,9 @@ pub struct SummaryFiles {
     pub step_summary: Option<PathBuf>,
 }
 
-impl SummaryFiles {
+impl CiFiles {
     /// The given files, plus `$GITHUB_STEP_SUMMARY` when the environment sets it.
-    pub fn with_step_summary(mut self) -> SummaryFiles {
+    pub fn with_step_summary(mut self) -> CiFiles {
         self.step_summary = std::env::var_os("GITHUB_STEP_SUMMARY")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from);
@@ -214,7 +216,7 @@ impl SummaryFiles {
     }
 
     /// Writes every summary asked for; returns the files written.
-    pub fn write(&self, summary: &GateSummary) -> std::io::Result<Vec<PathBuf>> {
+    pub fn write(&self, summary: &CiChecks) -> std::io::Result<Vec<PathBuf>> {
         let mut written = Vec::new();
         let mut put = |path: &Path, bytes: &[u8]| -> std::io::Result<()> {
             std::fs::write(path, bytes).map_err(|e| with_path(e, path))?;
@@ -250,24 +252,6 @@ fn with_path(e: std::io::Error, path: &Path) -> std::io::Error {
     std::io::Error::new(e.kind(), format!("cannot write {}: {e}", path.display()))
 }
 
-/// Escapes text for XML attributes and content; drops characters XML 1.0 cannot hold.
-fn xml(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\n' | '\t' | '\r' => out.push(c),
-            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// A table cell: pipes and line breaks would end it.
 fn md_cell(text: &str) -> String {
     md_text(text).replace('|', "\\|").replace('\n', " ")
@@ -290,8 +274,8 @@ fn md_text(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn summary(outcomes: &[Outcome]) -> GateSummary {
-        GateSummary {
+    fn summary(outcomes: &[Outcome]) -> CiChecks {
+        CiChecks {
             title: "volley thresholds: chat <fan|out>".into(),
             suite: "volley.thresholds".into(),
             columns: vec!["threshold".into(), "actual".into()],

@@ -13,14 +13,19 @@
 //! past the allowance but within a spread is noise. With a single run on either side there is no
 //! spread to judge noise by: the allowance alone decides, and the notes say so.
 //!
-//! Pure: figures in, verdicts out; [`super::compare_summary`] puts them in words and tables.
+//! Pure: figures in, verdicts out; [`wording`] puts them in words and tables, and [`load`] reads
+//! the runs from their results folders.
+
+pub mod allowance;
+pub mod load;
+pub mod wording;
 
 use std::collections::BTreeSet;
 
-use super::allowance::{Allowance, AllowanceError, AllowanceSource, Allowances};
-use super::figures::{Figures, Missing};
-use super::summary::Outcome;
+use crate::gate::ci::Outcome;
+use crate::gate::figures::{Figures, Missing};
 use crate::scenario::threshold::Stat;
+use allowance::{Allowance, AllowanceError, AllowanceSource, Allowances};
 
 /// The latency statistics compared by default.
 pub const DEFAULT_LATENCY_STATS: [Stat; 6] = [

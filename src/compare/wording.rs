@@ -1,5 +1,5 @@
 //! A comparison in words and tables: each figure's verdict as a sentence with its figures, the
-//! [`GateSummary`] (one check per compared figure, suite `volley.compare`) that becomes JUnit,
+//! [`CiChecks`] (one check per compared figure, suite `volley.compare`) that becomes JUnit,
 //! Markdown and JSON, and the aligned table printed on a terminal. Durations read as `850µs`,
 //! `12.35ms`; shares as `0.02%`, their changes in percentage points (`+0.1pp`).
 
@@ -7,9 +7,9 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use super::allowance::{Allowance, AllowanceSource};
-use super::compare::{Comparison, FigureVerdict, Side, Unit, Verdict};
-use super::summary::{Check, GateSummary};
+use super::{Comparison, FigureVerdict, Side, Unit, Verdict};
+use crate::compare::allowance::{Allowance, AllowanceSource};
+use crate::gate::ci::{Check, CiChecks};
 use crate::units::{format_us, us_scale};
 
 /// What came of one figure, with its figures: the JUnit failure message.
@@ -200,11 +200,7 @@ fn notes(comparison: &Comparison) -> Vec<String> {
 }
 
 /// The comparison as a gate summary: one check per compared figure.
-pub fn summary(
-    comparison: &Comparison,
-    title: String,
-    mut extra_notes: Vec<String>,
-) -> GateSummary {
+pub fn summary(comparison: &Comparison, title: String, mut extra_notes: Vec<String>) -> CiChecks {
     let checks = comparison
         .figures
         .iter()
@@ -239,7 +235,7 @@ pub fn summary(
         })
         .collect();
     extra_notes.extend(notes(comparison));
-    GateSummary {
+    CiChecks {
         title,
         suite: "volley.compare".into(),
         columns: ["metric", "base", "new", "change", "allowed", "verdict"]
@@ -307,7 +303,7 @@ fn detail(comparison: &Comparison) -> Value {
 
 /// The summary for a terminal: title, an aligned table, the headline with the verdicts counted,
 /// and the notes.
-pub fn text(summary: &GateSummary, comparison: &Comparison) -> String {
+pub fn text(summary: &CiChecks, comparison: &Comparison) -> String {
     let mut out = format!("{}\n\n", summary.title);
     let rows: Vec<Vec<&str>> =
         std::iter::once(summary.columns.iter().map(String::as_str).collect())
@@ -359,10 +355,10 @@ pub fn text(summary: &GateSummary, comparison: &Comparison) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gate::allowance::Allowances;
-    use crate::gate::compare::compare;
-    use crate::gate::compare::fixtures::run;
-    use crate::gate::summary::Outcome;
+    use crate::compare::allowance::Allowances;
+    use crate::compare::compare;
+    use crate::compare::fixtures::run;
+    use crate::gate::ci::Outcome;
 
     fn figure<'a>(c: &'a Comparison, name: &str) -> &'a FigureVerdict {
         c.figures.iter().find(|f| f.name == name).unwrap()
