@@ -273,7 +273,7 @@ fn echo_run(runtime: &tokio::runtime::Runtime, url: &str, load: &Load) -> Echoes
     let outcome = runtime
         .block_on(runner::run(plan, options, std::future::pending()))
         .unwrap();
-    let r = &outcome.report;
+    let r = &outcome.run;
     let echo = r.metric_names.iter().position(|n| n == "echo").unwrap();
     let h = &r.totals.histograms[echo];
     let timeseries = outcome.dir.join("timeseries.csv");

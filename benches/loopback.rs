@@ -122,7 +122,7 @@ fn echo_run(
         .unwrap();
     let process = process_cpu() - cpu_before;
     let server_cpu = server.cpu() - server_before;
-    let r = &outcome.report;
+    let r = &outcome.run;
     let echoes = r.totals.expects[0].received;
     let h = &r.totals.histograms[1];
     let per_echo = |cpu: Duration| cpu.as_secs_f64() * 1e6 / echoes as f64;
@@ -177,8 +177,8 @@ fn connect_cpu(
     let outcome = runtime
         .block_on(runner::run(plan, options, std::future::pending()))
         .unwrap();
-    assert_eq!(outcome.report.totals.error_total(), 0);
-    let each = outcome.report.client_cpu / clients as u32;
+    assert_eq!(outcome.run.totals.error_total(), 0);
+    let each = outcome.run.client_cpu / clients as u32;
     println!(
         "{:<15} connect + close: {:.1} µs of worker CPU per client ({clients} clients)",
         proto.label(),

@@ -25,9 +25,9 @@
 //! - [`tap`]: `volley tap URL`, an interactive client that prints every frame both ways.
 //! - [`cli`] and [`app`]: the command line and the commands behind it.
 
-pub mod app;
 pub mod cli;
 pub mod client;
+pub mod commands;
 pub mod compare;
 pub mod gate;
 pub mod inspect;

@@ -21,7 +21,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(volley::app::execute(cli)) {
+    match runtime.block_on(volley::commands::execute(cli)) {
         Ok(code) => code,
         Err(e) => {
             let code = e.exit_code();

@@ -1,17 +1,12 @@
-//! `volley compare` as a command: reads each result folder's run.json, warns about runs that should
-//! not be compared, prints the verdict table, writes the JUnit/Markdown/JSON summaries, and says
-//! with its exit status whether anything regressed.
+//! The runs to compare, read from their results folders: each folder's run.json (checked to be a
+//! run's figures of this schema version) and, when there is one, its latency.hlog for the full
+//! histograms; and the warnings about runs that should not be compared.
 
 use std::collections::BTreeSet;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
-use super::wording;
-use super::{self as compare, ComparedRun};
-use crate::cli::CompareArgs;
-use crate::compare::allowance::{AllowanceError, Allowances};
-use crate::gate::ci::CiFiles;
+use super::ComparedRun;
+use super::allowance::AllowanceError;
 use crate::gate::figures::Figures;
 use crate::results::RunStatus;
 use crate::results::run_json::{self, RunJson};
@@ -53,43 +48,28 @@ struct LoadedRun {
     hlog_problem: Option<String>,
 }
 
-/// Runs the command; exit status 3 when a figure regressed.
-pub fn run(args: CompareArgs) -> Result<ExitCode, CompareError> {
-    let (base_dirs, new_dirs) = match (args.base_dir, args.new_dir) {
-        (Some(base), Some(new)) => (vec![base], vec![new]),
-        _ => (args.base, args.new),
-    };
-    let allowances = Allowances::new(args.max_regression)?;
-    let base = load_all(&base_dirs)?;
-    let new = load_all(&new_dirs)?;
-    let warnings = warnings(&base, &new);
-    for warning in &warnings {
-        eprintln!("{warning}");
-    }
+/// The base and new runs, read, and the warnings about comparing them.
+pub struct LoadedRuns {
+    pub base: Vec<ComparedRun>,
+    pub new: Vec<ComparedRun>,
+    /// `volley compare: "chat"`, or `"a" vs "b"` when the scenarios differ.
+    pub title: String,
+    /// Runs of different scenarios, runs that stopped early, logs that could not be read.
+    pub warnings: Vec<String>,
+}
+
+/// Reads the run.json (and latency.hlog, when there is one) of every folder.
+pub fn load_runs(base: &[PathBuf], new: &[PathBuf]) -> Result<LoadedRuns, CompareError> {
+    let base = load_all(base)?;
+    let new = load_all(new)?;
     let runs = |loaded: &[LoadedRun]| -> Vec<ComparedRun> {
         loaded.iter().map(|l| l.run.clone()).collect()
     };
-    let comparison = compare::compare(&runs(&base), &runs(&new), &allowances)?;
-    let summary = wording::summary(&comparison, title(&base, &new), warnings);
-    let mut stdout = std::io::stdout().lock();
-    let _ = write!(stdout, "{}", wording::text(&summary, &comparison));
-    let files = CiFiles {
-        junit: args.junit,
-        markdown: args.markdown,
-        json: args.json,
-        step_summary: None,
-    }
-    .with_step_summary();
-    let written = files.write(&summary).map_err(CompareError::Write)?;
-    if !written.is_empty() {
-        let names: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
-        let _ = writeln!(stdout, "  written: {}", names.join(", "));
-    }
-    let _ = stdout.flush();
-    Ok(if comparison.regressed() {
-        ExitCode::from(3)
-    } else {
-        ExitCode::SUCCESS
+    Ok(LoadedRuns {
+        warnings: warnings(&base, &new),
+        title: title(&base, &new),
+        base: runs(&base),
+        new: runs(&new),
     })
 }
 

@@ -223,43 +223,6 @@ async fn wait_listening(child: &mut Child) -> Result<(), String> {
     }
 }
 
-/// The options every child gets beside `--reuse-port --listen ADDR`: the parent's own, with
-/// `--threads` made explicit (the cores shared out unless given).
-pub fn child_args(args: &crate::cli::ServeArgs) -> Vec<OsString> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = args
-        .threads
-        .unwrap_or_else(|| default_threads(cores, usize::from(args.processes)));
-    let mut out: Vec<OsString> = vec!["--threads".into(), threads.to_string().into()];
-    let mut push = |flag: &str, value: String| {
-        out.push(flag.into());
-        out.push(value.into());
-    };
-    if let Some(delay) = &args.delay {
-        push("--delay", crate::units::format_duration(delay.0));
-    }
-    push(
-        "--tick-every",
-        crate::units::format_duration(args.tick_every.0),
-    );
-    for (flag, every) in [
-        ("--drop-every", args.drop_every),
-        ("--dup-every", args.dup_every),
-        ("--reorder-every", args.reorder_every),
-    ] {
-        if let Some(every) = every {
-            push(flag, every.to_string());
-        }
-    }
-    if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
-        out.push("--cert".into());
-        out.push(cert.clone().into_os_string());
-        out.push("--key".into());
-        out.push(key.clone().into_os_string());
-    }
-    out
-}
-
 /// Runtime threads per process when `--threads` is not given: the cores shared out, at least one.
 pub fn default_threads(cores: usize, processes: usize) -> usize {
     (cores / processes.max(1)).max(1)

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
-use volley::inspect::command::upstream;
 use volley::inspect::faults::FaultPlan;
 use volley::inspect::proxy::{self, InspectConfig};
+use volley::inspect::upstream;
 use volley::wire::decode::DecodeOptions;
 use volley::wire::sink::{self, RecordCounts, SinkConfig};
 
