@@ -1,6 +1,7 @@
 //! One virtual client: connect, run the group's on_connect steps, emit on schedule while reading,
 //! drain, close. Everything it observes goes into its worker's [`WorkerMetrics`].
 
+mod ledger;
 mod link;
 pub mod schedule;
 mod session;
