@@ -1,0 +1,179 @@
+//! `[[expect]]`: what must arrive, from whom, to whom, by when; each a latency metric and a
+//! tracked stream.
+
+use toml::Spanned;
+
+use super::{Errors, ExpectPlan, Origin, check_identifier};
+use crate::protocol::pointer::JsonPointer;
+use crate::scenario::ScenarioError;
+use crate::scenario::model::{Expect, Scenario};
+
+pub(super) fn compile(
+    scenario: &Scenario,
+    is_sio: bool,
+    err: Errors,
+) -> Result<Vec<ExpectPlan>, ScenarioError> {
+    let mut expects: Vec<ExpectPlan> = Vec::new();
+    for expect in &scenario.expects {
+        let origin = match expect.from.get_ref().as_str() {
+            "self" => Origin::Own,
+            "server" => server_origin(expect, is_sio, err)?,
+            _ => Origin::Group(group_index(scenario, &expect.from, err)?),
+        };
+        let server_only = [&expect.seq, &expect.timestamp, &expect.timestamp_unit];
+        let misplaced = server_only.into_iter().flatten().next();
+        if let (false, Some(key)) = (matches!(origin, Origin::Server { .. }), misplaced) {
+            return Err(err.of(
+                key,
+                "`seq`, `timestamp` and `timestamp_unit` are for from = \"server\"",
+            ));
+        }
+        let to = receivers(scenario, expect, &origin, err)?;
+        let (name, name_span) = match &expect.name {
+            Some(n) => (n.get_ref().clone(), n.span()),
+            None => (expect.event.get_ref().clone(), expect.event.span()),
+        };
+        check_identifier(&name)
+            .map_err(|m| err.at(name_span.clone(), format!("metric name: {m}")))?;
+        if name == "connect" || expects.iter().any(|e| e.name == name) {
+            return Err(err.at(
+                name_span,
+                format!("metric name `{name}` is already used; give this expect another `name`"),
+            ));
+        }
+        let event = expect.event.get_ref();
+        if expects.iter().any(|e| &e.event == event) {
+            return Err(err.of(
+                &expect.event,
+                format!("event `{event}` is already tracked by another expect"),
+            ));
+        }
+        let emitted = scenario
+            .groups
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| match origin {
+                Origin::Group(g) => *i as u16 == g,
+                _ => true,
+            })
+            .flat_map(|(_, g)| &g.emit)
+            .any(|e| e.event.get_ref() == event);
+        if !emitted && !matches!(origin, Origin::Server { .. }) {
+            return Err(err.of(
+                &expect.event,
+                format!("no group emits event `{event}`, so nothing can be expected back"),
+            ));
+        }
+        expects.push(ExpectPlan {
+            name,
+            event: event.clone(),
+            within: expect.within.map(|d| d.0),
+            origin,
+            to,
+        });
+    }
+    Ok(expects)
+}
+
+/// `from = "server"`: where the sequence number (and the send time) is in each event.
+fn server_origin(expect: &Expect, is_sio: bool, err: Errors) -> Result<Origin, ScenarioError> {
+    let seq = expect.seq.as_ref().ok_or_else(|| {
+        err.of(
+            &expect.from,
+            "from = \"server\" needs `seq`, the JSON pointer to the server's sequence number (e.g. \"/seq\")",
+        )
+    })?;
+    let pointer = |text: &Spanned<String>| match JsonPointer::parse(text.get_ref()) {
+        // Socket.IO: into the first argument, after the event name.
+        Some(p) if is_sio => Ok(p.under_index(1)),
+        Some(p) => Ok(p),
+        None => Err(err.of(
+            text,
+            format!(
+                "`{}` is not a JSON pointer: it starts with `/`, e.g. \"/seq\"",
+                text.get_ref()
+            ),
+        )),
+    };
+    let seq = pointer(seq)?;
+    let timestamp = expect.timestamp.as_ref().map(pointer).transpose()?;
+    let timestamp_us = match expect.timestamp_unit.as_ref() {
+        None => 1000,
+        Some(unit) => match unit.get_ref().as_str() {
+            "ms" => 1000,
+            "us" => 1,
+            other => {
+                return Err(err.of(
+                    unit,
+                    format!("timestamp_unit `{other}`: use \"ms\" or \"us\""),
+                ));
+            }
+        },
+    };
+    let event_prefix = is_sio.then(|| {
+        let name = serde_json::to_string(expect.event.get_ref()).expect("a string serializes");
+        format!("[{name}").into_bytes()
+    });
+    Ok(Origin::Server {
+        seq,
+        timestamp,
+        timestamp_us,
+        event_prefix,
+    })
+}
+
+/// `to`: the receiving groups of a group's or the server's events (every group unless named);
+/// none for echoes.
+fn receivers(
+    scenario: &Scenario,
+    expect: &Expect,
+    origin: &Origin,
+    err: Errors,
+) -> Result<Vec<u16>, ScenarioError> {
+    match (origin, &expect.to) {
+        (Origin::Own, Some(to)) => Err(err.at(
+            to.span(),
+            "`to` is for a group's or the server's events; an echo goes back to its sender",
+        )),
+        (Origin::Own, None) => Ok(Vec::new()),
+        (_, Some(to)) => {
+            let mut groups = Vec::new();
+            for name in to.get_ref() {
+                groups.push(group_index(scenario, name, err)?);
+            }
+            if groups.is_empty() {
+                return Err(err.at(to.span(), "`to` names no group"));
+            }
+            Ok(groups)
+        }
+        (_, None) => Ok((0..scenario.groups.len() as u16).collect()),
+    }
+}
+
+/// The index of the group `name` names, or an error at the name listing the groups there are.
+fn group_index(
+    scenario: &Scenario,
+    name: &Spanned<String>,
+    err: Errors,
+) -> Result<u16, ScenarioError> {
+    scenario
+        .groups
+        .iter()
+        .position(|g| g.name.get_ref() == name.get_ref())
+        .map(|i| i as u16)
+        .ok_or_else(|| {
+            let known: Vec<&str> = scenario
+                .groups
+                .iter()
+                .map(|g| g.name.get_ref().as_str())
+                .collect();
+            err.of(
+                name,
+                format!(
+                    "no group `{}`: use \"self\", \"server\" or one of {}",
+                    name.get_ref(),
+                    known.join(", ")
+                ),
+            )
+        })
+}

@@ -1,0 +1,311 @@
+//! A scenario compiled into a [`Plan`]: overrides applied, values checked, templates compiled.
+//! The compiler is cut by part of the file: [`connection`] (target, protocol, headers,
+//! reconnect), [`expects`], [`groups`] and [`thresholds`].
+
+mod connection;
+mod expects;
+mod groups;
+#[cfg(test)]
+mod tests;
+mod thresholds;
+
+use std::ops::Range;
+use std::time::Duration;
+
+use serde::Serialize;
+use toml::Spanned;
+
+use super::model::Scenario;
+use super::template::{StampPlacement, Template};
+use super::threshold::{GateThreshold, Threshold, check_name};
+use super::{ScenarioError, Source};
+use crate::protocol::pointer::JsonPointer;
+use crate::transport::socketio::SocketIoOptions;
+use crate::units::{Ramp, Rate};
+
+pub use connection::parse_target;
+
+/// Where the clients connect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    /// The embedded server, started in-process on a free port.
+    Builtin,
+    /// A server at `host:port`; `tls` for `wss://`.
+    Remote { tls: bool, host: String, port: u16 },
+}
+
+/// A scenario ready to run: overrides applied, values checked, templates compiled.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The scenario as resolved (after overrides), kept for run.json.
+    pub scenario: Scenario,
+    pub name: String,
+    pub target: Target,
+    pub duration: Duration,
+    pub ramp: Ramp,
+    pub drain: Duration,
+    pub connect_timeout: Duration,
+    pub seed: Option<u64>,
+    pub protocol: Protocol,
+    /// Extra headers on every connection request.
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub reconnect: Option<ReconnectPlan>,
+    pub groups: Vec<GroupPlan>,
+    pub expects: Vec<ExpectPlan>,
+    /// Index of the `ack` metric, when some emit asks for acks.
+    pub ack_metric: Option<usize>,
+    /// Index of the `reconnect` metric (time from losing a connection to having it back).
+    pub reconnect_metric: Option<usize>,
+    /// The CI gate, from `[thresholds]` (and `--threshold`, added by the command).
+    pub thresholds: Vec<GateThreshold>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Protocol {
+    Ws,
+    SocketIo(SocketIoOptions),
+}
+
+#[derive(Debug, Clone)]
+pub struct ReconnectPlan {
+    pub initial: Duration,
+    pub max: Duration,
+    pub factor: f64,
+    pub jitter: f64,
+    pub max_attempts: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GroupPlan {
+    pub name: String,
+    pub clients: u64,
+    /// Raw WebSocket: request path and query, e.g. `/broadcast?room=a`.
+    pub path: String,
+    /// Socket.IO namespace, e.g. `/` or `/admin`.
+    pub namespace: String,
+    /// Socket.IO CONNECT auth payload (a JSON object).
+    pub auth: Option<Template>,
+    /// Drop the connection this long after each connect.
+    pub disconnect_every: Option<Duration>,
+    pub on_connect: Vec<StepPlan>,
+    pub emits: Vec<EmitPlan>,
+}
+
+/// One message to send: a raw WebSocket payload, or a Socket.IO event with its arguments.
+#[derive(Debug, Clone)]
+pub struct Message {
+    /// The event name as a JSON string (Socket.IO only).
+    pub event_json: String,
+    /// Raw WebSocket: exactly one, the payload. Socket.IO: the arguments; with `binary` the first
+    /// is sent as a binary attachment.
+    pub args: Vec<Template>,
+    pub binary: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum StepPlan {
+    Emit(Message),
+    Wait(Duration),
+}
+
+#[derive(Debug, Clone)]
+pub struct EmitPlan {
+    pub event: String,
+    pub message: Message,
+    pub rate: Rate,
+    /// Index of the expect that tracks this event, if any; that index is the stamp's stream.
+    pub stream: Option<u32>,
+    pub placement: Placement,
+    /// Socket.IO: ask for an acknowledgement.
+    pub ack: bool,
+}
+
+/// Where an emit's stamp goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Into the payload (raw WebSocket) or the first argument (Socket.IO).
+    In(StampPlacement),
+    /// Socket.IO: as an extra string argument after the others.
+    Arg,
+}
+
+#[derive(Debug, Clone)]
+pub struct ExpectPlan {
+    /// The latency metric's name.
+    pub name: String,
+    pub event: String,
+    pub within: Option<Duration>,
+    pub origin: Origin,
+    /// Receiving groups (group indexes) of a group's or the server's events; for echoes, none.
+    pub to: Vec<u16>,
+}
+
+/// Who emits the events an expect tracks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Each client's own events, echoed back to it.
+    Own,
+    /// The members of this group (index); every member of `to` must get every event.
+    Group(u16),
+    /// The server: its sequence numbers (and send times) are read from the payload.
+    Server {
+        /// Where the sequence number is in a payload: the scenario's JSON pointer, applied for
+        /// Socket.IO to the event's first argument (element 1 of the event array).
+        seq: JsonPointer,
+        /// Where the send time is, in epoch milliseconds or microseconds (likewise).
+        timestamp: Option<JsonPointer>,
+        /// Microseconds per unit of `timestamp`.
+        timestamp_us: u64,
+        /// Socket.IO: how an event of this name starts, `["NAME"` with the name as JSON writes
+        /// it; other events are passed over without a parse. `None` for raw WebSocket.
+        event_prefix: Option<Vec<u8>>,
+    },
+}
+
+impl ExpectPlan {
+    /// Whether members of group `group` receive this expect's events from others or the server.
+    pub fn received_by(&self, group: u16) -> bool {
+        self.origin != Origin::Own && self.to.contains(&group)
+    }
+}
+
+impl Plan {
+    pub fn total_clients(&self) -> u64 {
+        self.groups.iter().map(|g| g.clients).sum()
+    }
+
+    /// The client ids of group `group`: ids are given in group order, from 0.
+    pub fn client_ids(&self, group: u16) -> std::ops::Range<u64> {
+        let first: u64 = self.groups[..group as usize]
+            .iter()
+            .map(|g| g.clients)
+            .sum();
+        first..first + self.groups[group as usize].clients
+    }
+
+    /// The latency metrics in recording order: `connect`, one per expect, then `ack` and
+    /// `reconnect` when used.
+    pub fn metric_names(&self) -> Vec<String> {
+        let mut names = vec!["connect".to_string()];
+        names.extend(self.expects.iter().map(|e| e.name.clone()));
+        if self.ack_metric.is_some() {
+            names.push("ack".into());
+        }
+        if self.reconnect_metric.is_some() {
+            names.push("reconnect".into());
+        }
+        names
+    }
+
+    /// Connections each client holds: two for long-polling (a GET and a POST), else one.
+    pub fn connections_per_client(&self) -> u64 {
+        self.socketio()
+            .map_or(1, |sio| sio.engine.transport.connections())
+    }
+
+    pub fn socketio(&self) -> Option<&SocketIoOptions> {
+        match &self.protocol {
+            Protocol::SocketIo(sio) => Some(sio),
+            Protocol::Ws => None,
+        }
+    }
+
+    /// Compiles a parsed scenario: every check that needs more than one value, with the position
+    /// of the value at fault (the first one found, in the file's order of sections), and every
+    /// template compiled once.
+    pub fn compile(scenario: Scenario, source: &Source) -> Result<Plan, ScenarioError> {
+        let err = Errors { source };
+        if scenario.name.trim().is_empty() {
+            return Err(source.error_at(0..0, "`name` must not be empty"));
+        }
+        let conn = connection::compile(&scenario, source, err)?;
+        if scenario.groups.is_empty() {
+            return Err(source.error_at(
+                0..0,
+                "the scenario has no [[group]]: add one with a name and a number of clients",
+            ));
+        }
+        let expects = expects::compile(&scenario, conn.is_socketio(), err)?;
+        let groups = groups::compile(&scenario, &conn, &expects, err)?;
+        // Latency metrics: `connect`, one per expect, then `ack` and `reconnect` when used.
+        let mut next_metric = 1 + expects.len();
+        let mut take_metric = |used: bool| {
+            used.then(|| {
+                next_metric += 1;
+                next_metric - 1
+            })
+        };
+        let ack_metric = take_metric(groups.iter().flat_map(|g| &g.emits).any(|e| e.ack));
+        let reconnect_metric = take_metric(conn.reconnect.is_some());
+        let mut plan = Plan {
+            name: scenario.name.clone(),
+            target: conn.target,
+            duration: scenario.duration.0,
+            ramp: scenario.ramp,
+            drain: scenario.drain.0,
+            connect_timeout: scenario.connect_timeout.0,
+            seed: scenario.seed,
+            protocol: conn.protocol,
+            headers: conn.headers,
+            reconnect: conn.reconnect,
+            groups,
+            expects,
+            ack_metric,
+            reconnect_metric,
+            thresholds: Vec::new(),
+            scenario,
+        };
+        plan.thresholds = thresholds::compile(&plan, source)?;
+        Ok(plan)
+    }
+
+    /// Whether a threshold names a figure this run will have; what is wrong if not.
+    pub fn check_threshold(&self, threshold: &Threshold) -> Result<(), String> {
+        let expects: Vec<String> = self.expects.iter().map(|e| e.name.clone()).collect();
+        check_name(
+            &threshold.metric,
+            threshold.stat,
+            &self.metric_names(),
+            &expects,
+        )
+    }
+}
+
+/// Errors at the value at fault: its position in the file, or the command line for a value an
+/// override replaced (overridden values carry an empty span at 0).
+#[derive(Clone, Copy)]
+struct Errors<'a> {
+    source: &'a Source,
+}
+
+impl Errors<'_> {
+    fn at(&self, span: Range<usize>, message: impl Into<String>) -> ScenarioError {
+        if span.is_empty() && span.start == 0 {
+            ScenarioError::Override {
+                path: self.source.path.clone(),
+                message: message.into(),
+            }
+        } else {
+            self.source.error_at(span, message)
+        }
+    }
+
+    fn of<T>(&self, value: &Spanned<T>, message: impl Into<String>) -> ScenarioError {
+        self.at(value.span(), message)
+    }
+}
+
+/// Names end up in file names and CSV columns: keep them to letters, digits, `_`, `-` and `.`.
+fn check_identifier(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err(format!(
+            "`{name}` must be non-empty and use only letters, digits, `_`, `-` and `.`"
+        ));
+    }
+    Ok(())
+}
