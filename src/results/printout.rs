@@ -16,9 +16,21 @@ fn human_duration(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
 }
 
+/// The summary of a finished run whose results are in `dir`.
 pub fn render(report: &FinishedRun, dir: &str) -> String {
-    let t = &report.totals;
     let mut out = String::new();
+    facts(&mut out, report);
+    deliveries(&mut out, report);
+    problems(&mut out, report);
+    costs(&mut out, report);
+    latency(&mut out, report);
+    let _ = writeln!(out, "\n  results   {dir}");
+    out
+}
+
+/// The title line, the target, the clients and the messages.
+fn facts(out: &mut String, report: &FinishedRun) {
+    let t = &report.totals;
     let status = match report.status {
         RunStatus::Completed => "completed",
         RunStatus::Interrupted => "interrupted",
@@ -46,6 +58,11 @@ pub fn render(report: &FinishedRun, dir: &str) -> String {
         report.per_second(t.sent),
         report.per_second(t.received)
     );
+}
+
+/// Each expect's deliveries, the acks and the reconnects.
+fn deliveries(out: &mut String, report: &FinishedRun) {
+    let t = &report.totals;
     for (name, e) in report.expects() {
         let _ = write!(
             out,
@@ -79,6 +96,11 @@ pub fn render(report: &FinishedRun, dir: &str) -> String {
             t.reconnects, t.recovered
         );
     }
+}
+
+/// Errors by kind, with a word on ping timeouts, and closes by code.
+fn problems(out: &mut String, report: &FinishedRun) {
+    let t = &report.totals;
     let errors: Vec<String> = ErrorKind::ALL
         .iter()
         .filter(|k| t.errors[k.index()] > 0)
@@ -103,6 +125,10 @@ pub fn render(report: &FinishedRun, dir: &str) -> String {
         let closes: Vec<String> = t.closes.iter().map(|(c, n)| format!("{c}×{n}")).collect();
         let _ = writeln!(out, "  closes    {}", closes.join(", "));
     }
+}
+
+/// The frame log and the client's CPU.
+fn costs(out: &mut String, report: &FinishedRun) {
     if let Some(frames) = &report.frame_log {
         let _ = write!(
             out,
@@ -122,12 +148,16 @@ pub fn render(report: &FinishedRun, dir: &str) -> String {
             cpu.as_secs_f64() * 1e6
         );
     }
+}
+
+/// The latency table: one row per metric.
+fn latency(out: &mut String, report: &FinishedRun) {
     let _ = writeln!(
         out,
         "\n  {:<12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "latency", "count", "min", "p50", "p90", "p99", "p99.9", "max"
     );
-    for (name, h) in report.metric_names.iter().zip(&t.histograms) {
+    for (name, h) in report.metric_names.iter().zip(&report.totals.histograms) {
         if h.is_empty() {
             let _ = writeln!(out, "  {name:<12} {:>9}", 0);
             continue;
@@ -144,6 +174,4 @@ pub fn render(report: &FinishedRun, dir: &str) -> String {
             human_us(h.max()),
         );
     }
-    let _ = writeln!(out, "\n  results   {dir}");
-    out
 }

@@ -198,6 +198,44 @@ pub async fn run(
         None => None,
     };
     drop(progress);
+    let facts = RunFacts {
+        run_tag,
+        seed,
+        workers,
+        clients,
+        started_at,
+        target_url: target.url,
+        t0,
+    };
+    let run = finished_run(&plan, &options, facts, coordinator, &mut files, frame_log);
+    results::write_final(&dir, &run)?;
+    if let Some(e) = files.failed {
+        return Err(e.into());
+    }
+    Ok(RunOutcome { run, dir })
+}
+
+/// What a run decided before its clients started, for its record.
+struct RunFacts {
+    run_tag: u32,
+    seed: u64,
+    workers: usize,
+    clients: u64,
+    started_at: SystemTime,
+    target_url: String,
+    t0: Instant,
+}
+
+/// The end of a run: what the receivers of fan-out streams never got, the verdicts on the
+/// totals, and everything run.json and the summary need.
+fn finished_run(
+    plan: &Plan,
+    options: &RunOptions,
+    facts: RunFacts,
+    coordinator: Coordinator,
+    files: &mut StreamedFiles,
+    frame_log: Option<FrameLogTotals>,
+) -> FinishedRun {
     let Coordinator {
         mut totals,
         status,
@@ -205,28 +243,29 @@ pub async fn run(
         collector,
         ..
     } = coordinator;
-    settle_fanout(&plan, &mut totals, &mut files, t0.elapsed());
-    let elapsed = t0.elapsed();
+    settle_fanout(plan, &mut totals, files, facts.t0.elapsed());
+    let elapsed = facts.t0.elapsed();
+    let metric_names = plan.metric_names();
     let thresholds = verdict::judge(
         &plan.thresholds,
         &Figures::from_totals(&metric_names, &totals, elapsed),
         &aborted_at,
     );
     let (errors_dropped, gaps_dropped) = files.dropped();
-    let run = FinishedRun {
-        run_id: format!("{run_tag:08x}"),
+    FinishedRun {
+        run_id: format!("{:08x}", facts.run_tag),
         status,
         host: host::this_machine(),
         scenario_name: plan.name.clone(),
         scenario_file: options.scenario_file.display().to_string(),
         scenario: serde_json::to_value(&plan.scenario).unwrap_or_default(),
-        target_url: target.url,
-        started_at,
+        target_url: facts.target_url,
+        started_at: facts.started_at,
         ended_at: SystemTime::now(),
         elapsed,
-        seed,
-        workers,
-        clients_planned: clients,
+        seed: facts.seed,
+        workers: facts.workers,
+        clients_planned: facts.clients,
         clients_started: collector.started,
         metric_names,
         error_rows_dropped: totals.error_rows_dropped + errors_dropped,
@@ -237,12 +276,7 @@ pub async fn run(
         thresholds,
         shard: options.shard.map(|s| (s.index, s.count)),
         merged_from: Vec::new(),
-    };
-    results::write_final(&dir, &run)?;
-    if let Some(e) = files.failed {
-        return Err(e.into());
     }
-    Ok(RunOutcome { run, dir })
 }
 
 /// When the run starts: at `--start-at`, shared by the shards of a run (a stop signal ends the

@@ -18,7 +18,9 @@ use tokio::task::JoinSet;
 
 use super::progress::{Progress, Tick};
 use crate::metrics::new_histogram;
+use crate::results::latency_hlog::{IntervalLog, LoggedInterval};
 use crate::results::layout::{self, shard_dir};
+use crate::results::timeseries_csv::Timeseries;
 
 /// The children of one run.
 pub struct LocalShards {
@@ -84,43 +86,12 @@ pub async fn run(
     let mut waits = JoinSet::new();
     let mut tails = Vec::new();
     for index in 0..shards.count {
-        let out = shard_dir(&shards.dir, index);
-        let log_path = layout::shard_log(&shards.dir, index);
-        let log = std::fs::File::create(&log_path).map_err(|source| ProcessesError::Create {
-            path: log_path.clone(),
-            source,
-        })?;
-        let log_err = log.try_clone().map_err(|source| ProcessesError::Create {
-            path: log_path.clone(),
-            source,
-        })?;
-        let mut command = tokio::process::Command::new(&shards.program);
-        command
-            .arg("run")
-            .args(&shards.args)
-            .arg("--shard")
-            .arg(format!("{index}/{}", shards.count))
-            .arg("--out")
-            .arg(&out)
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            // Their own process group: a terminal's Ctrl-C reaches the parent only, which forwards
-            // it once (twice would make a child quit without writing its results).
-            .process_group(0);
-        let mut child = command.spawn().map_err(|source| {
-            stop_all(&pids, libc::SIGTERM);
-            ProcessesError::Spawn {
-                index,
-                program: shards.program.clone(),
-                source,
-            }
-        })?;
+        let mut child = spawn(shards, index).inspect_err(|_| stop_all(&pids, libc::SIGTERM))?;
         if let Some(pid) = child.id() {
             pids.push((index, pid));
         }
         waits.spawn(async move { (index, child.wait().await) });
-        tails.push(ShardTail::new(&out));
+        tails.push(ShardTail::new(&shard_dir(&shards.dir, index)));
     }
 
     let mut progress = Progress::new(shards.quiet, shards.clients, &shards.metric_names);
@@ -189,6 +160,38 @@ pub async fn run(
             .collect(),
         interrupted: signals_seen > 0,
     })
+}
+
+/// Starts shard `index`: `volley run` with the run's arguments, `--shard K/N` and its folder,
+/// writing what it prints into `shards/K.log`.
+fn spawn(shards: &LocalShards, index: u32) -> Result<tokio::process::Child, ProcessesError> {
+    let out = shard_dir(&shards.dir, index);
+    let log_path = layout::shard_log(&shards.dir, index);
+    let create = |source| ProcessesError::Create {
+        path: log_path.clone(),
+        source,
+    };
+    let log = std::fs::File::create(&log_path).map_err(create)?;
+    let log_err = log.try_clone().map_err(create)?;
+    tokio::process::Command::new(&shards.program)
+        .arg("run")
+        .args(&shards.args)
+        .arg("--shard")
+        .arg(format!("{index}/{}", shards.count))
+        .arg("--out")
+        .arg(&out)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        // Their own process group: a terminal's Ctrl-C reaches the parent only, which forwards
+        // it once (twice would make a child quit without writing its results).
+        .process_group(0)
+        .spawn()
+        .map_err(|source| ProcessesError::Spawn {
+            index,
+            program: shards.program.clone(),
+            source,
+        })
 }
 
 fn stop_all(running: &[(u32, u32)], signal: i32) {
@@ -267,14 +270,17 @@ impl Seconds {
     }
 }
 
-/// What the parent has read of one child's files: the complete lines up to an offset.
+/// What the parent has read of one child's files: the complete lines up to an offset. New lines
+/// are read by the files' own readers, after the header lines kept from the first read.
 struct ShardTail {
     timeseries: PathBuf,
     hlog: PathBuf,
     timeseries_at: u64,
     hlog_at: u64,
-    /// timeseries.csv's header.
-    columns: Vec<String>,
+    /// timeseries.csv's header line.
+    timeseries_header: Option<String>,
+    /// latency.hlog's comments (StartTime, BaseTime) and legend.
+    hlog_header: String,
 }
 
 impl ShardTail {
@@ -284,72 +290,78 @@ impl ShardTail {
             hlog: dir.join(layout::LATENCY_HLOG),
             timeseries_at: 0,
             hlog_at: 0,
-            columns: Vec::new(),
+            timeseries_header: None,
+            hlog_header: String::new(),
         }
     }
 
     /// Reads what the child appended since the last call into `seconds`. A file not there yet, or
-    /// a line not finished, is read next time; a line that does not parse is skipped (the merge
+    /// a line not finished, is read next time; lines that do not parse are skipped (the merge
     /// reads the files properly at the end).
     fn read(&mut self, seconds: &mut Seconds) {
-        for line in new_lines(&self.timeseries, &mut self.timeseries_at) {
-            let cells: Vec<&str> = line.split(',').collect();
-            if self.columns.is_empty() {
-                self.columns = cells.iter().map(|c| c.to_string()).collect();
-                continue;
-            }
-            let cell = |name: &str| -> u64 {
-                self.columns
-                    .iter()
-                    .position(|c| c == name)
-                    .and_then(|i| cells.get(i)?.parse().ok())
-                    .unwrap_or(0)
+        let columns = self.read_timeseries(seconds);
+        // The first latency metric (`connect`) has an interval every second, as every metric:
+        // the second is counted once, by it.
+        let Some(first) = columns.iter().find_map(|c| c.strip_suffix("_count")) else {
+            return;
+        };
+        let mut text = self.hlog_header.clone();
+        for line in new_lines(&self.hlog, &mut self.hlog_at) {
+            let target = match line.starts_with(['#', '"']) {
+                true => &mut self.hlog_header,
+                false => &mut text,
             };
-            let second = cell("second");
-            let connects = cell("connect_count");
-            let p = seconds.at(second);
-            p.rows += 1;
-            p.tick.connected += cell("connected");
-            p.tick.sent += cell("sent");
-            p.tick.received += cell("received");
-            p.tick.errors += cell("errors");
-            p.tick.attempted += connects;
+            target.push_str(&line);
+            target.push('\n');
+        }
+        let Ok(log) = IntervalLog::parse(&self.hlog, text.as_bytes()) else {
+            return;
+        };
+        let second = |i: &LoggedInterval| i.start.as_secs_f64().round() as u64 + 1;
+        for interval in log.metric(first).map_or(&[][..], |m| &m.intervals) {
+            seconds.at(second(interval)).intervals += 1;
         }
         let main = seconds.main_metric.clone();
-        for line in new_lines(&self.hlog, &mut self.hlog_at) {
-            // Tag=NAME,START,LENGTH,MAX,HISTOGRAM
-            let Some(rest) = line.strip_prefix("Tag=") else {
-                continue;
-            };
-            let fields: Vec<&str> = rest.split(',').collect();
-            let [tag, start, _, _, encoded] = fields[..] else {
-                continue;
-            };
-            let Ok(start) = start.parse::<f64>() else {
-                continue;
-            };
-            let second = start.round() as u64 + 1;
-            // Every metric has an interval every second: count the second once, by the first.
-            if tag == crate::results::latency_hlog::tag_for(&first_metric(&self.columns)) {
-                seconds.at(second).intervals += 1;
-            }
-            if tag == crate::results::latency_hlog::tag_for(&main) {
-                if let Ok(h) = crate::results::latency_hlog::decode(encoded) {
-                    let _ = seconds.at(second).histogram.add(&h);
-                }
+        for interval in log.metric(&main).map_or(&[][..], |m| &m.intervals) {
+            if let Ok(h) = interval.histogram() {
+                let _ = seconds.at(second(interval)).histogram.add(&h);
             }
         }
     }
-}
 
-/// The first latency metric of timeseries.csv (`connect`), whose interval opens every second of
-/// latency.hlog.
-fn first_metric(columns: &[String]) -> String {
-    columns
-        .iter()
-        .find_map(|c| c.strip_suffix("_count"))
-        .unwrap_or("connect")
-        .to_string()
+    /// Adds the new rows of timeseries.csv to `seconds`; returns its columns.
+    fn read_timeseries(&mut self, seconds: &mut Seconds) -> Vec<String> {
+        let mut lines = new_lines(&self.timeseries, &mut self.timeseries_at).into_iter();
+        let Some(header) = self.timeseries_header.clone().or_else(|| lines.next()) else {
+            return Vec::new();
+        };
+        self.timeseries_header = Some(header.clone());
+        let text: String = std::iter::once(header)
+            .chain(lines)
+            .map(|l| l + "\n")
+            .collect();
+        let Ok(ts) = Timeseries::parse(&self.timeseries, text.as_bytes()) else {
+            return Vec::new();
+        };
+        let column = |name: &str| -> Vec<u64> {
+            ts.column(name).map_or_else(
+                || vec![0; ts.len()],
+                |c| c.into_iter().map(|v| v.unwrap_or(0.0) as u64).collect(),
+            )
+        };
+        let (connected, sent, received) = (column("connected"), column("sent"), column("received"));
+        let (errors, connects) = (column("errors"), column("connect_count"));
+        for (row, second) in ts.seconds().into_iter().enumerate() {
+            let p = seconds.at(second as u64);
+            p.rows += 1;
+            p.tick.connected += connected[row];
+            p.tick.sent += sent[row];
+            p.tick.received += received[row];
+            p.tick.errors += errors[row];
+            p.tick.attempted += connects[row];
+        }
+        ts.columns
+    }
 }
 
 /// The complete lines appended to `path` since `offset`, which moves past them.
@@ -367,7 +379,7 @@ fn new_lines(path: &Path, offset: &mut u64) -> Vec<String> {
     *offset += end as u64 + 1;
     String::from_utf8_lossy(&bytes[..end])
         .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter(|l| !l.is_empty())
         .map(String::from)
         .collect()
 }

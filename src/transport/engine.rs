@@ -432,25 +432,34 @@ impl EngineSocket {
             engineio::encode_query_value(&self.sid),
             plan.query
         );
-        let failed = |what: &str, detail: String| {
-            Fault::new(ErrorKind::Transport, format!("upgrade: {what}: {detail}"))
-        };
         let mut ws = connector
             .connect(&path)
             .await
-            .map_err(|e| failed("WebSocket", e.to_string()))?;
+            .map_err(|e| upgrade_failed("WebSocket", e.to_string()))?;
+        self.probe(&mut ws).await?;
+        self.pause_polling().await?;
+        let upgrade = Message::text("5");
+        if let Some(log) = self.log.as_deref_mut() {
+            log.ws_message(Dir::C2s, &upgrade);
+        }
+        ws.send(upgrade)
+            .await
+            .map_err(|e| upgrade_failed("upgrade packet", e.to_string()))?;
+        self.switch_to(ws)?;
+        poll_fn(|cx| self.poll_flush(cx)).await
+    }
+
+    /// Sends `2probe` on the new WebSocket and waits for `3probe` while polling goes on.
+    async fn probe(&mut self, ws: &mut ClientSocket) -> Result<(), Fault> {
         let probe = Message::text("2probe");
         if let Some(log) = self.log.as_deref_mut() {
             log.ws_message(Dir::C2s, &probe);
         }
-        ws.send(probe)
-            .await
-            .map_err(|e| failed("probe", e.to_string()))?;
-
-        // Wait for the probe's answer while polling goes on.
+        let failed = |detail: String| upgrade_failed("probe", detail);
+        ws.send(probe).await.map_err(|e| failed(e.to_string()))?;
         loop {
             let answer = poll_fn(|cx| {
-                if let Poll::Ready(message) = Pin::new(&mut ws).poll_next(cx) {
+                if let Poll::Ready(message) = Pin::new(&mut *ws).poll_next(cx) {
                     return Poll::Ready(Ok(message));
                 }
                 self.poll_aside(cx).map(|r| r.map(|()| None))
@@ -461,17 +470,17 @@ impl EngineSocket {
             }
             match answer {
                 None => continue,
-                Some(Ok(Message::Text(text))) if text.as_str() == "3probe" => break,
+                Some(Ok(Message::Text(text))) if text.as_str() == "3probe" => return Ok(()),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                Some(Ok(other)) => {
-                    return Err(failed("probe", format!("unexpected answer {other:?}")));
-                }
-                Some(Err(e)) => return Err(failed("probe", e.to_string())),
+                Some(Ok(other)) => return Err(failed(format!("unexpected answer {other:?}"))),
+                Some(Err(e)) => return Err(failed(e.to_string())),
             }
         }
+    }
 
-        // Pause polling: let the pending GET come back (the server answers it with a noop) and
-        // the pending POST finish, then switch.
+    /// Pauses polling: lets the pending GET come back (the server answers it with a noop) and the
+    /// pending POST finish.
+    async fn pause_polling(&mut self) -> Result<(), Fault> {
         poll_fn(|cx| {
             loop {
                 let Io::Polling(p) = &mut self.io else {
@@ -498,44 +507,43 @@ impl EngineSocket {
                 }
             }
         })
-        .await?;
-        let upgrade = Message::text("5");
-        if let Some(log) = self.log.as_deref_mut() {
-            log.ws_message(Dir::C2s, &upgrade);
-        }
-        ws.send(upgrade)
-            .await
-            .map_err(|e| failed("upgrade packet", e.to_string()))?;
+        .await
+    }
+
+    /// Goes on over `ws`: packets read on polling and not yet handed up come first, packets
+    /// queued on polling and not yet sent go out on the WebSocket.
+    fn switch_to(&mut self, ws: ClientSocket) -> Result<(), Fault> {
         let old = std::mem::replace(&mut self.io, Io::Ws(ws));
-        if let Io::Polling(p) = old {
-            let (unsent, unread) = p.into_leftovers();
-            for packet in unread {
-                if let Some(log) = self.log.as_deref_mut() {
-                    log.polling_packet(Dir::S2c, &String::from_utf8_lossy(&packet));
-                }
-                if packet.first() == Some(&b'b') {
-                    let data = self.decode_binary(&packet)?;
-                    self.ready.push_back(EngineEvent::Binary(data));
-                } else if let Some(event) = self.on_text(packet)? {
-                    self.ready.push_back(event);
-                }
+        let Io::Polling(p) = old else {
+            return Ok(());
+        };
+        let (unsent, unread) = p.into_leftovers();
+        for packet in unread {
+            if let Some(log) = self.log.as_deref_mut() {
+                log.polling_packet(Dir::S2c, &String::from_utf8_lossy(&packet));
             }
-            // Logged when they were queued on polling: not again.
-            let log = self.log.take();
-            for packet in unsent {
-                let sent = match engineio::decode_text(self.version, &packet) {
-                    Ok(engineio::Packet::Binary(data)) => self.start_send(Frame::Binary(&data)),
-                    _ => self.start_send(Frame::Text(&packet)),
-                };
-                if let Err(fault) = sent {
-                    self.log = log;
-                    return Err(fault);
-                }
+            if packet.first() == Some(&b'b') {
+                let data = self.decode_binary(&packet)?;
+                self.ready.push_back(EngineEvent::Binary(data));
+            } else if let Some(event) = self.on_text(packet)? {
+                self.ready.push_back(event);
             }
-            self.log = log;
-            self.wants_flush = true;
         }
-        poll_fn(|cx| self.poll_flush(cx)).await
+        // Logged when they were queued on polling: not again.
+        let log = self.log.take();
+        for packet in unsent {
+            let sent = match engineio::decode_text(self.version, &packet) {
+                Ok(engineio::Packet::Binary(data)) => self.start_send(Frame::Binary(&data)),
+                _ => self.start_send(Frame::Text(&packet)),
+            };
+            if let Err(fault) = sent {
+                self.log = log;
+                return Err(fault);
+            }
+        }
+        self.log = log;
+        self.wants_flush = true;
+        Ok(())
     }
 
     /// During the upgrade: receive on polling into `ready`, and flush pongs. Ready(Ok) when
@@ -602,6 +610,11 @@ impl EngineSocket {
             let _ = tokio::time::timeout(timeout, ws.flush()).await;
         }
     }
+}
+
+/// A step of the upgrade to WebSocket that failed, and why.
+fn upgrade_failed(what: &str, detail: String) -> Fault {
+    Fault::new(ErrorKind::Transport, format!("upgrade: {what}: {detail}"))
 }
 
 /// Reads the open packet that starts a WebSocket-only session.
