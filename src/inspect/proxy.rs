@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::faults::FaultPlan;
-use super::relay::Pump;
+use super::relay::{Pump, Shared, UpgradeAnswer};
 use crate::transport::ws::Connector;
 use crate::wire::acks::SessionBooks;
 use crate::wire::decode::{ConnDecoder, DecodeOptions};
@@ -102,58 +102,6 @@ impl Inspector {
         stop.cancel();
         tasks.close();
         tasks.wait().await;
-    }
-}
-
-/// Per direction: frames and payload bytes seen.
-#[derive(Default)]
-pub struct DirStats {
-    pub frames: AtomicU64,
-    pub bytes: AtomicU64,
-}
-
-/// The upstream's answer to the client's latest upgrade request, as the client side waits for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UpgradeAnswer {
-    /// No answer yet (or no upgrade asked).
-    Pending,
-    /// `101`: both directions carry WebSocket frames now.
-    Upgraded,
-    /// Another status: HTTP goes on.
-    Refused,
-    /// The upstream side will answer nothing more (it ended, or is not HTTP). Final.
-    Gone,
-}
-
-/// Requests remembered for their responses at most (pipelining this deep is not seen in practice;
-/// the bound only stops a peer that never answers from growing the queue).
-pub const MAX_QUEUED_REQUESTS: usize = 1024;
-
-/// What both pumps of a connection share.
-pub struct Shared {
-    pub id: u64,
-    pub clock: Clock,
-    pub sink: RecordSink,
-    pub decoder: Mutex<ConnDecoder>,
-    pub faults: Arc<FaultPlan>,
-    pub stats: [DirStats; 2],
-    /// Requests relayed and not answered yet: method, target, whether it asked for a WebSocket.
-    pub requests: Mutex<VecDeque<(String, String, bool)>>,
-    pub upgraded: watch::Sender<UpgradeAnswer>,
-    /// Frames of both directions that matched the fault filter, for `--close-after`.
-    pub matched: AtomicU64,
-    /// Ack books of the Engine.IO sessions seen, shared by all connections.
-    pub sessions: Arc<SessionBooks>,
-    /// Ends both pumps (a `--close-after` fault, or the inspector stopping).
-    pub stop: CancellationToken,
-}
-
-impl Shared {
-    pub fn stats(&self, dir: Dir) -> &DirStats {
-        &self.stats[match dir {
-            Dir::C2s => 0,
-            Dir::S2c => 1,
-        }]
     }
 }
 

@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::{MAX_QUEUED_REQUESTS, UpgradeAnswer};
 use super::{Mode, Pump, READ_CHUNK};
-use crate::inspect::proxy::{MAX_QUEUED_REQUESTS, UpgradeAnswer};
 use crate::protocol::http1::{self, BodyKind, ChunkedDecoder};
 use crate::wire::decode::{engineio_version, query_param};
 use crate::wire::record::{Dir, RecordKind};

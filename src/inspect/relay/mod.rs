@@ -7,21 +7,77 @@
 //! it, lets the fault plan decide, and forwards the frame's original bytes. Bytes that are not
 //! HTTP are relayed raw. Nothing is ever re-encoded.
 
+use std::collections::VecDeque;
 use std::io;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
-use super::faults::{ConnFaults, Decision};
-use super::proxy::{Shared, UpgradeAnswer};
+use super::faults::{ConnFaults, Decision, FaultPlan};
 use crate::protocol::wsframe;
-use crate::wire::decode::FrameMeta;
-use crate::wire::record::{Dir, Record, RecordKind};
+use crate::wire::acks::SessionBooks;
+use crate::wire::decode::{ConnDecoder, FrameMeta};
+use crate::wire::record::{Clock, Dir, Record, RecordKind};
+use crate::wire::sink::RecordSink;
 
 mod http;
+
+/// Per direction: frames and payload bytes seen.
+#[derive(Default)]
+pub struct DirStats {
+    pub frames: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+/// The upstream's answer to the client's latest upgrade request, as the client side waits for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpgradeAnswer {
+    /// No answer yet (or no upgrade asked).
+    Pending,
+    /// `101`: both directions carry WebSocket frames now.
+    Upgraded,
+    /// Another status: HTTP goes on.
+    Refused,
+    /// The upstream side will answer nothing more (it ended, or is not HTTP). Final.
+    Gone,
+}
+
+/// Requests remembered for their responses at most (pipelining this deep is not seen in practice;
+/// the bound only stops a peer that never answers from growing the queue).
+pub const MAX_QUEUED_REQUESTS: usize = 1024;
+
+/// What both pumps of a connection share.
+pub struct Shared {
+    pub id: u64,
+    pub clock: Clock,
+    pub sink: RecordSink,
+    pub decoder: Mutex<ConnDecoder>,
+    pub faults: Arc<FaultPlan>,
+    pub stats: [DirStats; 2],
+    /// Requests relayed and not answered yet: method, target, whether it asked for a WebSocket.
+    pub requests: Mutex<VecDeque<(String, String, bool)>>,
+    pub upgraded: watch::Sender<UpgradeAnswer>,
+    /// Frames of both directions that matched the fault filter, for `--close-after`.
+    pub matched: AtomicU64,
+    /// Ack books of the Engine.IO sessions seen, shared by all connections.
+    pub sessions: Arc<SessionBooks>,
+    /// Ends both pumps (a `--close-after` fault, or the inspector stopping).
+    pub stop: CancellationToken,
+}
+
+impl Shared {
+    pub fn stats(&self, dir: Dir) -> &DirStats {
+        &self.stats[match dir {
+            Dir::C2s => 0,
+            Dir::S2c => 1,
+        }]
+    }
+}
 
 /// Frames up to this size are held whole (decoded, and open to faults); larger ones stream.
 pub const HOLD_LIMIT: u64 = 16 << 20;
