@@ -1,29 +1,23 @@
 //! volley: a load tester and traffic inspector for real-time servers (raw WebSocket and
-//! Socket.IO). A tour of the crate, in the order data flows:
+//! Socket.IO). The modules, bottom layer first; each imports only the layers below it
+//! (ARCHITECTURE.md holds the table, and tests/architecture.rs enforces it):
 //!
-//! - [`units`]: the one parser for durations, rates and counts (`250ms`, `5/s`, `10k`).
-//! - [`scenario`]: the TOML scenario file, errors with file:line:column, overrides, and the
-//!   compiled [`scenario::Plan`] with its message templates.
-//! - [`protocol`]: pure codecs with no I/O; [`protocol::stamp`] is the tracking stamp in every
-//!   tracked event.
-//! - [`transport`]: sockets, TLS and the WebSocket handshake, with small per-connection buffers.
-//! - [`client`]: one virtual client, from connect to close, emitting on an open-model
-//!   [`client::schedule::Schedule`] and measuring from scheduled send times.
-//! - [`runner`]: preflight, worker threads (one single-threaded runtime each), ramp, stop signal,
-//!   and the once-a-second merge of the workers' metrics; shards of a run (`--shard K/N`, a shared
-//!   run id and time zero) and local shards as child processes (`--processes N`).
-//! - [`metrics`]: per-worker HDR histograms and counters, merged per interval; error kinds.
-//! - [`results`]: a results folder read back, file by file; [`report`] draws it as one HTML page,
-//!   and [`merge`] makes one folder of many shards' (`volley merge`).
-//! - [`gate`]: the CI gate: threshold expressions judged on a run's figures (at the end, and once a
-//!   second for `abort`), `volley compare` of base and new runs (noise-aware with repeated runs),
-//!   and verdicts as JUnit, Markdown and JSON.
-//! - [`inspect`]: decoded wire records, shared by `volley inspect` (a byte-exact, frame-logging
-//!   proxy with fault injection), tap and a run's `--log-frames` (sampled clients' transports
-//!   offer records to one writer task; the others check an `Option`).
-//! - [`serve`]: the embedded reference server, `target = "builtin"`.
-//! - [`tap`]: `volley tap URL`, an interactive client that prints every frame both ways.
-//! - [`cli`] and [`app`]: the command line and the commands behind it.
+//! - [`units`], [`protocol`], [`metrics`]: durations, rates and counts; pure codecs (WebSocket
+//!   frames, HTTP/1.1, Engine.IO, Socket.IO, JSON pointers, the tracking stamp); per-worker
+//!   histograms, counters and error kinds.
+//! - [`wire`]: the one record shape of frames and packets, decoded, filtered, printed and logged,
+//!   shared by `inspect`, `tap` and a run's `--log-frames`.
+//! - [`transport`], [`serve`]: sockets, TLS, WebSocket and Engine.IO sessions, with their own
+//!   connection options; the builtin server (`target = "builtin"`, `volley serve`).
+//! - [`scenario`]: the TOML file, errors with file:line:column, overrides, threshold expressions,
+//!   and the compiled [`scenario::Plan`].
+//! - [`client`], [`results`]: one virtual client from connect to close; every result file, written
+//!   and read back in one place each.
+//! - [`gate`]: thresholds judged on a run's figures, and the checks written for CI.
+//! - [`runner`]: workers, ramp, arrivals, shards, the once-a-second collection, shutdown.
+//! - [`compare`], [`report`], [`merge`], [`inspect`], [`tap`]: runs compared, drawn, combined;
+//!   the proxy and the interactive client.
+//! - [`cli`], [`commands`]: the command line, turned into each module's settings.
 
 pub mod cli;
 pub mod client;

@@ -30,10 +30,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Files the docs link to that are being written elsewhere: a link to one of them passes while it
-/// does not exist (and is checked like any other once it does).
-const BEING_WRITTEN: &[&str] = &["ARCHITECTURE.md"];
-
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -769,9 +765,7 @@ fn every_relative_link_in_the_docs_resolves() {
                 continue;
             }
             if !root().join(&file).exists() {
-                if !BEING_WRITTEN.iter().any(|w| Path::new(w) == file) {
-                    problems.push(format!("{place}: no file {}", file.display()));
-                }
+                problems.push(format!("{place}: no file {}", file.display()));
                 continue;
             }
             if anchor.is_empty() {

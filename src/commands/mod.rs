@@ -1,9 +1,6 @@
 //! The commands: each file turns its clap arguments into its module's own settings at once, runs
-//! it, and maps the outcome to an exit code. Nothing below this module sees the command line.
-//!
-//! Exit codes (docs/exit-codes.md has every command's): 0 success; 1 the command could not be
-//! done (target unreachable at start, I/O); 2 bad usage or a bad scenario; 3 a threshold or a
-//! comparison failed; 130 interrupted twice.
+//! it, and maps the outcome to an exit code ([`CommandError::exit_code`]; docs/exit-codes.md has
+//! every command's, `--help` says them short). Nothing below this module sees the command line.
 
 mod compare;
 mod inspect;

@@ -1,17 +1,7 @@
-//! `volley compare`: the figures of base runs against those of new runs, one verdict per figure.
-//!
-//! Compared by default: each latency metric's p50 p90 p95 p99 p99.9 and mean (max is one sample,
-//! the noisiest figure of a run: named in `--max-regression` it is compared too), and the shares
-//! where more is worse: `errors.rate`, `connect_failures.rate` and each expect's `lost`, `late`,
-//! `duplicate` and `reorder` rates. Any other figure named in `--max-regression` is compared too,
-//! any percentile among them when the runs' full histograms are known (the command reads them
-//! from latency.hlog).
-//!
-//! Each side's value is the median of its runs. With at least two runs on each side the
-//! comparison is noise-aware: a figure regresses only when its median got worse by more than its
-//! allowance *and* more than the spread (max − min) of the base runs and of the new runs; a change
-//! past the allowance but within a spread is noise. With a single run on either side there is no
-//! spread to judge noise by: the allowance alone decides, and the notes say so.
+//! `volley compare`: the figures of base runs against those of new runs, one verdict per figure:
+//! which figures are compared, each side's value (the median of its runs), and whether a change
+//! past its [`allowance`] is a regression, an improvement or noise (within the spread of repeated
+//! runs). The rules are docs/ci-gate.md's, and `volley compare --help` says them short.
 //!
 //! Pure: figures in, verdicts out; [`wording`] puts them in words and tables, and [`load`] reads
 //! the runs from their results folders.
