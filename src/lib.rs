@@ -1,6 +1,6 @@
 //! volley: a load tester and traffic inspector for real-time servers (raw WebSocket and
 //! Socket.IO). The modules, bottom layer first; each imports only the layers below it
-//! (ARCHITECTURE.md holds the table, and tests/architecture.rs enforces it):
+//! (ARCHITECTURE.md holds the table, and tests/architecture/ enforces it):
 //!
 //! - [`units`], [`protocol`], [`metrics`]: durations, rates and counts; pure codecs (WebSocket
 //!   frames, HTTP/1.1, Engine.IO, Socket.IO, JSON pointers, the tracking stamp); per-worker

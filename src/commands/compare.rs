@@ -23,7 +23,7 @@ pub fn compare(args: CompareArgs) -> Result<ExitCode, CommandError> {
     }
     let comparison =
         compare::compare(&runs.base, &runs.new, &allowances).map_err(CompareError::from)?;
-    let checks = wording::summary(&comparison, runs.title, runs.warnings);
+    let checks = wording::checks(&comparison, runs.title, runs.warnings);
     let mut stdout = std::io::stdout().lock();
     let _ = write!(stdout, "{}", wording::text(&checks, &comparison));
     let files = CiFiles {

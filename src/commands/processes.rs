@@ -16,6 +16,7 @@ use crate::cli::RunArgs;
 use crate::results::layout;
 use crate::runner::RunError;
 use crate::runner::builtin::{self, Ends};
+use crate::runner::host;
 use crate::runner::processes::{self, LocalShards};
 use crate::runner::shard::{RunId, StartAt};
 use crate::scenario::{Plan, Target};
@@ -167,8 +168,7 @@ fn child_args(args: &RunArgs, decided: &Decided) -> Vec<OsString> {
 /// end of every shard's connections.
 fn shared_server(plan: &Plan) -> Result<ServerHandle, CommandError> {
     builtin::check_files(plan, plan.total_clients(), Ends::ServerOnly)?;
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    Ok(builtin::start(threads)?)
+    Ok(builtin::start(host::cores())?)
 }
 
 /// The --target the children get for the parent's builtin server: its default path for raw

@@ -119,7 +119,7 @@ pub fn finish(args: &RunArgs, run: &FinishedRun, out_dir: &Path) -> Result<ExitC
     };
     let _ = std::io::stdout().flush();
     let gate = (!run.thresholds.is_empty()).then(|| {
-        verdict::summary(
+        verdict::checks(
             &run.thresholds,
             &run.scenario_name,
             run.elapsed.as_secs_f64(),

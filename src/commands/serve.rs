@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use super::CommandError;
 use super::signals::StopSignals;
 use crate::cli::ServeArgs;
+use crate::runner::host::cores;
 use crate::serve::processes::{self, default_threads};
 use crate::serve::{self, Faults, ServeConfig};
 use crate::transport::tls;
@@ -45,10 +46,6 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, CommandError> {
     signals.next().await;
     server.stop();
     Ok(ExitCode::SUCCESS)
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// `volley serve --processes N`: N children on one port, one `listening on` line, stops forwarded.

@@ -23,10 +23,10 @@ pub async fn tap(args: TapArgs) -> Result<ExitCode, CommandError> {
             outcome.acks_due
         );
     }
-    if outcome.summary.dropped > 0 {
+    if outcome.counts.dropped > 0 {
         eprintln!(
             "volley tap: {} record(s) not shown: the output fell behind",
-            outcome.summary.dropped
+            outcome.counts.dropped
         );
     }
     let code = outcome.exit_code();

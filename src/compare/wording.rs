@@ -200,7 +200,7 @@ fn notes(comparison: &Comparison) -> Vec<String> {
 }
 
 /// The comparison as a gate summary: one check per compared figure.
-pub fn summary(comparison: &Comparison, title: String, mut extra_notes: Vec<String>) -> CiChecks {
+pub fn checks(comparison: &Comparison, title: String, mut extra_notes: Vec<String>) -> CiChecks {
     let checks = comparison
         .figures
         .iter()
@@ -303,17 +303,16 @@ fn detail(comparison: &Comparison) -> Value {
 
 /// The summary for a terminal: title, an aligned table, the headline with the verdicts counted,
 /// and the notes.
-pub fn text(summary: &CiChecks, comparison: &Comparison) -> String {
-    let mut out = format!("{}\n\n", summary.title);
-    let rows: Vec<Vec<&str>> =
-        std::iter::once(summary.columns.iter().map(String::as_str).collect())
-            .chain(summary.checks.iter().map(|c| {
-                std::iter::once(c.name.as_str())
-                    .chain(c.cells.iter().map(String::as_str))
-                    .collect()
-            }))
-            .collect();
-    let columns = summary.columns.len();
+pub fn text(checks: &CiChecks, comparison: &Comparison) -> String {
+    let mut out = format!("{}\n\n", checks.title);
+    let rows: Vec<Vec<&str>> = std::iter::once(checks.columns.iter().map(String::as_str).collect())
+        .chain(checks.checks.iter().map(|c| {
+            std::iter::once(c.name.as_str())
+                .chain(c.cells.iter().map(String::as_str))
+                .collect()
+        }))
+        .collect();
+    let columns = checks.columns.len();
     let widths: Vec<usize> = (0..columns)
         .map(|i| {
             rows.iter()
@@ -341,12 +340,12 @@ pub fn text(summary: &CiChecks, comparison: &Comparison) -> String {
             n => Some(format!("{n} {word}")),
         })
         .collect();
-    let _ = write!(out, "\n{}", summary.headline());
+    let _ = write!(out, "\n{}", checks.headline());
     if !counted.is_empty() {
         let _ = write!(out, " ({})", counted.join(", "));
     }
     out.push('\n');
-    for note in &summary.notes {
+    for note in &checks.notes {
         let _ = writeln!(out, "  {note}");
     }
     out
@@ -403,7 +402,7 @@ mod tests {
             &Allowances::default(),
         )
         .unwrap();
-        let s = summary(&c, "t".into(), vec![]);
+        let s = checks(&c, "t".into(), vec![]);
         assert!(
             s.notes
                 .iter()
@@ -415,7 +414,7 @@ mod tests {
             &Allowances::default(),
         )
         .unwrap();
-        let s = summary(&c, "t".into(), vec![]);
+        let s = checks(&c, "t".into(), vec![]);
         assert!(
             s.notes
                 .iter()
@@ -428,7 +427,7 @@ mod tests {
         let mut new = run("b", 1000, 0, 0);
         new.figures = crate::gate::figures::Figures::default();
         let c = compare(&[run("a", 1000, 0, 0)], &[new], &Allowances::default()).unwrap();
-        let s = summary(&c, "t".into(), vec![]);
+        let s = checks(&c, "t".into(), vec![]);
         assert!(s.passed());
         assert!(s.checks.iter().all(|c| c.outcome == Outcome::Skipped));
         assert_eq!(s.checks[0].cells[4], "skipped: not in the new run");
@@ -469,7 +468,7 @@ mod tests {
             &Allowances::default(),
         )
         .unwrap();
-        let s = summary(&c, "volley compare: echo".into(), vec!["warning: x".into()]);
+        let s = checks(&c, "volley compare: echo".into(), vec!["warning: x".into()]);
         assert_eq!(s.suite, "volley.compare");
         assert_eq!(s.checks.len(), c.figures.len());
         assert_eq!(s.notes[0], "warning: x");

@@ -93,13 +93,13 @@ impl CiChecks {
 
 /// JUnit XML: one test suite, one test case per check, a `<failure>` with the figures for each
 /// failed check and `<skipped>` for skipped ones.
-pub fn junit(summary: &CiChecks) -> String {
+pub fn junit(checks: &CiChecks) -> String {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let tests = summary.checks.len();
-    let failures = summary.failures();
-    let skipped = summary.count(Outcome::Skipped);
-    let time = format!("{:.3}", summary.time_s);
-    let suite = escape(&summary.suite);
+    let tests = checks.checks.len();
+    let failures = checks.failures();
+    let skipped = checks.count(Outcome::Skipped);
+    let time = format!("{:.3}", checks.time_s);
+    let suite = escape(&checks.suite);
     let _ = writeln!(
         out,
         "<testsuites name=\"volley\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" \
@@ -110,10 +110,10 @@ pub fn junit(summary: &CiChecks) -> String {
         "  <testsuite name=\"{suite}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" \
          skipped=\"{skipped}\" time=\"{time}\">"
     );
-    for check in &summary.checks {
+    for check in &checks.checks {
         let name = escape(&check.name);
         let mut detail = String::new();
-        for (column, cell) in summary.columns[1..].iter().zip(&check.cells) {
+        for (column, cell) in checks.columns[1..].iter().zip(&check.cells) {
             let _ = writeln!(detail, "{column}: {cell}");
         }
         match check.outcome {
@@ -149,19 +149,19 @@ pub fn junit(summary: &CiChecks) -> String {
 }
 
 /// A Markdown section: title, headline, a table with a mark per row, and the notes.
-pub fn markdown(summary: &CiChecks) -> String {
-    let mut out = format!("### {}\n\n", md_text(&summary.title));
-    let mark = if summary.passed() { "✅" } else { "❌" };
-    let _ = writeln!(out, "{mark} **{}**\n", summary.headline());
-    if !summary.checks.is_empty() {
+pub fn markdown(checks: &CiChecks) -> String {
+    let mut out = format!("### {}\n\n", md_text(&checks.title));
+    let mark = if checks.passed() { "✅" } else { "❌" };
+    let _ = writeln!(out, "{mark} **{}**\n", checks.headline());
+    if !checks.checks.is_empty() {
         out.push_str("| |");
-        for column in &summary.columns {
+        for column in &checks.columns {
             let _ = write!(out, " {} |", md_cell(column));
         }
         out.push_str("\n|---|");
-        out.push_str(&"---|".repeat(summary.columns.len()));
+        out.push_str(&"---|".repeat(checks.columns.len()));
         out.push('\n');
-        for check in &summary.checks {
+        for check in &checks.checks {
             let mark = match check.outcome {
                 Outcome::Passed => "✅",
                 Outcome::Failed => "❌",
@@ -174,25 +174,25 @@ pub fn markdown(summary: &CiChecks) -> String {
             out.push('\n');
         }
     }
-    for note in &summary.notes {
+    for note in &checks.notes {
         let _ = write!(out, "\n{}\n", md_text(note));
     }
     out
 }
 
 /// The JSON document of `--json`.
-pub fn json(summary: &CiChecks) -> Value {
+pub fn json(checks: &CiChecks) -> Value {
     json!({
-        "title": summary.title,
-        "passed": summary.passed(),
-        "failures": summary.failures(),
-        "checks": summary.checks.iter().map(|c| json!({
+        "title": checks.title,
+        "passed": checks.passed(),
+        "failures": checks.failures(),
+        "checks": checks.checks.iter().map(|c| json!({
             "name": c.name,
             "outcome": c.outcome.as_str(),
             "message": c.message,
         })).collect::<Vec<_>>(),
-        "notes": summary.notes,
-        "detail": summary.json,
+        "notes": checks.notes,
+        "detail": checks.json,
     })
 }
 
@@ -216,7 +216,7 @@ impl CiFiles {
     }
 
     /// Writes every summary asked for; returns the files written.
-    pub fn write(&self, summary: &CiChecks) -> std::io::Result<Vec<PathBuf>> {
+    pub fn write(&self, checks: &CiChecks) -> std::io::Result<Vec<PathBuf>> {
         let mut written = Vec::new();
         let mut put = |path: &Path, bytes: &[u8]| -> std::io::Result<()> {
             std::fs::write(path, bytes).map_err(|e| with_path(e, path))?;
@@ -224,13 +224,13 @@ impl CiFiles {
             Ok(())
         };
         if let Some(path) = &self.junit {
-            put(path, junit(summary).as_bytes())?;
+            put(path, junit(checks).as_bytes())?;
         }
         if let Some(path) = &self.markdown {
-            put(path, markdown(summary).as_bytes())?;
+            put(path, markdown(checks).as_bytes())?;
         }
         if let Some(path) = &self.json {
-            let mut bytes = serde_json::to_vec_pretty(&json(summary))?;
+            let mut bytes = serde_json::to_vec_pretty(&json(checks))?;
             bytes.push(b'\n');
             put(path, &bytes)?;
         }
@@ -240,7 +240,7 @@ impl CiFiles {
                 .append(true)
                 .open(path)
                 .map_err(|e| with_path(e, path))?;
-            file.write_all(format!("{}\n", markdown(summary)).as_bytes())
+            file.write_all(format!("{}\n", markdown(checks)).as_bytes())
                 .map_err(|e| with_path(e, path))?;
             written.push(path.clone());
         }
@@ -274,7 +274,7 @@ fn md_text(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn summary(outcomes: &[Outcome]) -> CiChecks {
+    fn checks_of(outcomes: &[Outcome]) -> CiChecks {
         CiChecks {
             title: "volley thresholds: chat <fan|out>".into(),
             suite: "volley.thresholds".into(),
@@ -297,14 +297,14 @@ mod tests {
 
     #[test]
     fn headline_counts_failures_and_skips() {
-        let s = summary(&[Outcome::Passed, Outcome::Failed, Outcome::Skipped]);
+        let s = checks_of(&[Outcome::Passed, Outcome::Failed, Outcome::Skipped]);
         assert_eq!(s.headline(), "FAILED: 1 of 3 checks, 1 skipped");
-        assert_eq!(summary(&[Outcome::Passed]).headline(), "PASSED: 1 check");
+        assert_eq!(checks_of(&[Outcome::Passed]).headline(), "PASSED: 1 check");
     }
 
     #[test]
     fn junit_escapes_and_marks_failures() {
-        let x = junit(&summary(&[Outcome::Passed, Outcome::Failed]));
+        let x = junit(&checks_of(&[Outcome::Passed, Outcome::Failed]));
         assert!(x.contains("tests=\"2\" failures=\"1\""), "{x}");
         assert!(
             x.contains("name=\"fanout.p99 &lt; 1ms &amp; &quot;so&quot;\""),
@@ -320,7 +320,7 @@ mod tests {
 
     #[test]
     fn markdown_cells_cannot_break_the_table() {
-        let m = markdown(&summary(&[Outcome::Failed]));
+        let m = markdown(&checks_of(&[Outcome::Failed]));
         assert!(m.contains("❌ **FAILED: 1 of 1 check**"), "{m}");
         assert!(
             m.contains("| ❌ | `fanout.p99 < 0ms & \"so\"` | 0.5ms\\|x |"),

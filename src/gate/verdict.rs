@@ -126,8 +126,8 @@ fn actual_text(v: &ThresholdVerdict) -> &str {
     v.actual_text.as_deref().unwrap_or(NO_VALUE)
 }
 
-/// The verdicts as a gate summary (JUnit, Markdown, JSON, the table on stdout).
-pub fn summary(verdicts: &[ThresholdVerdict], scenario: &str, elapsed_s: f64) -> CiChecks {
+/// The verdicts as the checks CI reads (JUnit, Markdown, JSON).
+pub fn checks(verdicts: &[ThresholdVerdict], scenario: &str, elapsed_s: f64) -> CiChecks {
     CiChecks {
         title: format!("volley thresholds: {scenario}"),
         suite: "volley.thresholds".into(),
@@ -266,7 +266,7 @@ mod tests {
         assert_eq!(json["actual"], 12_400.0);
         let table = render(&verdicts);
         assert!(table.contains("4 of 8 FAILED"), "{table}");
-        let s = summary(&verdicts, "echo", 10.0);
+        let s = checks(&verdicts, "echo", 10.0);
         assert_eq!(s.failures(), 4);
         assert_eq!(s.checks[1].message, "echo.p99 was 12.40ms (limit < 10ms)");
     }

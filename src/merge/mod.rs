@@ -25,6 +25,7 @@ use crate::results::{
     self, ExportError, FileError, FinishedRun, FrameLogTotals, IntervalLog, RunFolder, RunJson,
     RunStatus, ThresholdVerdict, TimedRows, Timeseries, csv_table, errors_csv, gaps_csv, layout,
 };
+use crate::runner::host;
 use crate::scenario::threshold::{GateThreshold, Origin, Threshold, ThresholdError};
 use timeline::Timeline;
 
@@ -361,7 +362,10 @@ fn finished_run(
             .map(|s| field(&s.run.settings).unwrap_or(0))
             .sum()
     };
-    let client_cpu_s: f64 = shards.iter().map(|s| s.run.summary.client_cpu_s).sum();
+    let client_cpu_s: f64 = shards
+        .iter()
+        .filter_map(|s| s.run.summary.client_cpu_s)
+        .sum();
     FinishedRun {
         run_id: shards[0].run_id().to_string(),
         status: shards
@@ -369,7 +373,11 @@ fn finished_run(
             .map(|s| s.run.status.unwrap_or(RunStatus::Completed))
             .max_by_key(|s| severity(*s))
             .unwrap_or(RunStatus::Completed),
-        host: first.host.clone().unwrap_or_default(),
+        // Shards written without the machine's facts (by hand, or cut short) take this one's.
+        host: shards
+            .iter()
+            .find_map(|s| s.run.host.clone())
+            .unwrap_or_else(host::this_machine),
         scenario_name: first.scenario.name.clone().unwrap_or_default(),
         scenario_file: first.scenario.file.clone().unwrap_or_default(),
         scenario: first.scenario.resolved.clone().unwrap_or_default(),

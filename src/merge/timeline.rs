@@ -9,9 +9,9 @@ use hdrhistogram::Histogram;
 
 use crate::metrics::Interval;
 use crate::results::ExportError;
-use crate::results::Timeseries;
 use crate::results::latency_hlog::HlogWriter;
 use crate::results::timeseries_csv::{COUNT_COLUMNS, SecondCounts, SecondRow, TimeseriesWriter};
+use crate::results::{Timeseries, layout};
 
 pub struct Timeline {
     t0_ms: u128,
@@ -92,7 +92,8 @@ impl Timeline {
 
     /// Writes timeseries.csv and latency.hlog of the merged run into `out`.
     pub fn write(&self, out: &Path, metric_names: &[String]) -> Result<(), ExportError> {
-        let mut timeseries = TimeseriesWriter::create(&out.join("timeseries.csv"), metric_names)?;
+        let mut timeseries =
+            TimeseriesWriter::create(&out.join(layout::TIMESERIES_CSV), metric_names)?;
         let mut hlog = HlogWriter::create(
             &out.join(crate::results::layout::LATENCY_HLOG),
             metric_names,

@@ -60,10 +60,12 @@ fn facts(run: &RunJson) -> Vec<(&'static str, String)> {
             .map_or_else(|| "?".into(), |n| n.to_string());
         format!("{planned} planned, {started} started")
     });
-    let cpu = plain(run.summary.client_cpu_s);
-    let cpu = Some(match run.summary.client_cpu_us_per_echo {
-        Some(per_echo) => format!("{cpu} s, {per_echo:.1} µs per echo"),
-        None => format!("{cpu} s"),
+    let cpu = run.summary.client_cpu_s.map(|cpu| {
+        let cpu = plain(cpu);
+        match run.summary.client_cpu_us_per_echo {
+            Some(per_echo) => format!("{cpu} s, {per_echo:.1} µs per echo"),
+            None => format!("{cpu} s"),
+        }
     });
     let number = |n: Option<u64>| n.map(|n| n.to_string());
     [

@@ -1,6 +1,5 @@
-//! Text made safe for the markup files: report.html and junit.xml (and the HTML that GitHub
-//! renders from summary.md). One escaper for both, which every piece of text from a run or a
-//! results folder goes through.
+//! Text made safe for the markup files: report.html and junit.xml, one escaper for both, which
+//! every piece of text from a run or a results folder goes through on its way into them.
 
 /// Text made safe for element content and quoted attribute values in HTML and XML. Characters XML
 /// 1.0 cannot hold at all (control characters other than tab and line breaks, U+FFFE, U+FFFF) are

@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use super::{ExportError, Exporter, FileError, FinishedRun, FrameLogTotals, RunStatus};
-use crate::metrics::{ErrorKind, ExpectCounts, Interval};
+use crate::metrics::{EXPECT_COUNTERS, ErrorKind, ExpectCounts, Interval, RUN_COUNTERS};
 
 pub const SCHEMA_VERSION: u64 = 1;
 
@@ -101,7 +101,7 @@ pub struct Summary {
     /// By expect name, in the run's order.
     pub expects: IndexMap<String, ExpectFigures>,
     /// CPU time of the client worker threads.
-    pub client_cpu_s: f64,
+    pub client_cpu_s: Option<f64>,
     /// Client CPU per tracked round trip, when there were any.
     pub client_cpu_us_per_echo: Option<f64>,
     /// Errors counted but not listed in errors.csv.
@@ -171,17 +171,18 @@ pub struct Counters {
 impl Counters {
     /// (name, value) in file order.
     pub fn named(&self) -> [(&'static str, u64); 9] {
-        [
-            ("sent", self.sent),
-            ("received", self.received),
-            ("connects", self.connects),
-            ("connect_failures", self.connect_failures),
-            ("errors", self.errors),
-            ("reconnects", self.reconnects),
-            ("reconnects_recovered", self.reconnects_recovered),
-            ("acks_sent", self.acks_sent),
-            ("acks_lost", self.acks_lost),
-        ]
+        let values = [
+            self.sent,
+            self.received,
+            self.connects,
+            self.connect_failures,
+            self.errors,
+            self.reconnects,
+            self.reconnects_recovered,
+            self.acks_sent,
+            self.acks_lost,
+        ];
+        std::array::from_fn(|i| (RUN_COUNTERS[i], values[i]))
     }
 }
 
@@ -226,17 +227,18 @@ impl ExpectFigures {
 
     /// (name, value) of the counters, named as [`crate::metrics::EXPECT_COUNTERS`] names them.
     pub fn named(&self) -> [(&'static str, u64); 9] {
-        [
-            ("sent", self.sent),
-            ("expected", self.expected),
-            ("received", self.received),
-            ("lost", self.lost),
-            ("late", self.late),
-            ("duplicate", self.duplicate),
-            ("reorder", self.reorder),
-            ("gap", self.gap),
-            ("refilled", self.refilled),
-        ]
+        let values = [
+            self.sent,
+            self.expected,
+            self.received,
+            self.lost,
+            self.late,
+            self.duplicate,
+            self.reorder,
+            self.gap,
+            self.refilled,
+        ];
+        std::array::from_fn(|i| (EXPECT_COUNTERS[i], values[i]))
     }
 
     fn counts(&self) -> ExpectCounts {
@@ -428,7 +430,7 @@ impl RunJson {
                 merged_from: r.merged_from.clone(),
             },
             summary: Summary {
-                client_cpu_s: r.client_cpu.as_secs_f64(),
+                client_cpu_s: Some(r.client_cpu.as_secs_f64()),
                 client_cpu_us_per_echo: r.cpu_per_echo().map(|d| d.as_secs_f64() * 1e6),
                 error_rows_dropped: r.error_rows_dropped,
                 gap_rows_dropped: r.gap_rows_dropped,
@@ -575,6 +577,46 @@ mod tests {
                 .unwrap_err()
                 .contains("summary.counters")
         );
+    }
+
+    /// The counters' names, their values and run.json's keys are the same list.
+    #[test]
+    fn counters_are_named_as_run_json_writes_them() {
+        let counters = Counters {
+            sent: 1,
+            received: 2,
+            connects: 3,
+            connect_failures: 4,
+            errors: 5,
+            reconnects: 6,
+            reconnects_recovered: 7,
+            acks_sent: 8,
+            acks_lost: 9,
+        };
+        let written = serde_json::to_value(&counters).unwrap();
+        let named: Vec<(String, Value)> = counters
+            .named()
+            .iter()
+            .map(|(n, v)| (n.to_string(), Value::from(*v)))
+            .collect();
+        let keys: Vec<(String, Value)> = written.as_object().unwrap().clone().into_iter().collect();
+        assert_eq!(named, keys);
+        let expect = ExpectFigures::of(&ExpectCounts {
+            sent: 1,
+            received: 2,
+            late: 3,
+            lost: 4,
+            duplicate: 5,
+            reorder: 6,
+            gap: 7,
+            refilled: 8,
+        });
+        let written = serde_json::to_value(&expect).unwrap();
+        for (name, value) in expect.named() {
+            assert_eq!(written[name], Value::from(value), "{name}");
+        }
+        let keys: Vec<&String> = written.as_object().unwrap().keys().take(9).collect();
+        assert_eq!(keys, EXPECT_COUNTERS);
     }
 
     #[test]

@@ -8,8 +8,13 @@ pub fn this_machine() -> Host {
         hostname: hostname(),
         os: std::env::consts::OS.to_string(),
         arch: std::env::consts::ARCH.to_string(),
-        cpus: std::thread::available_parallelism().map_or(1, |n| n.get() as u64),
+        cpus: cores() as u64,
     }
+}
+
+/// The cores this process may run on: the default number of worker and server threads.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn hostname() -> String {

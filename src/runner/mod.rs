@@ -149,7 +149,7 @@ pub async fn run(
     let run_tag = options.run_id.unwrap_or_else(|| fastrand::u32(..));
     let workers = options
         .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .unwrap_or_else(host::cores)
         .clamp(1, clients.max(1) as usize);
     let (sampled, frame_log) = match &options.frame_log {
         Some(frames) => {
@@ -244,6 +244,7 @@ fn finished_run(
         ..
     } = coordinator;
     settle_fanout(plan, &mut totals, files, facts.t0.elapsed());
+    let ended_at = SystemTime::now();
     let elapsed = facts.t0.elapsed();
     let metric_names = plan.metric_names();
     let thresholds = verdict::judge(
@@ -261,7 +262,7 @@ fn finished_run(
         scenario: serde_json::to_value(&plan.scenario).unwrap_or_default(),
         target_url: facts.target_url,
         started_at: facts.started_at,
-        ended_at: SystemTime::now(),
+        ended_at,
         elapsed,
         seed: facts.seed,
         workers: facts.workers,

@@ -296,8 +296,8 @@ impl ShardTail {
     }
 
     /// Reads what the child appended since the last call into `seconds`. A file not there yet, or
-    /// a line not finished, is read next time; lines that do not parse are skipped (the merge
-    /// reads the files properly at the end).
+    /// a line not finished, is read next time; what does not parse is skipped (the merge reads
+    /// the files properly at the end).
     fn read(&mut self, seconds: &mut Seconds) {
         let columns = self.read_timeseries(seconds);
         // The first latency metric (`connect`) has an interval every second, as every metric:
@@ -305,15 +305,16 @@ impl ShardTail {
         let Some(first) = columns.iter().find_map(|c| c.strip_suffix("_count")) else {
             return;
         };
-        let mut text = self.hlog_header.clone();
+        let mut intervals = String::new();
         for line in new_lines(&self.hlog, &mut self.hlog_at) {
             let target = match line.starts_with(['#', '"']) {
                 true => &mut self.hlog_header,
-                false => &mut text,
+                false => &mut intervals,
             };
             target.push_str(&line);
             target.push('\n');
         }
+        let text = format!("{}{intervals}", self.hlog_header);
         let Ok(log) = IntervalLog::parse(&self.hlog, text.as_bytes()) else {
             return;
         };

@@ -125,7 +125,7 @@ pub struct TapOutcome {
     pub acks_due: usize,
     /// Frames, bytes and close codes, as `volley inspect` counts them; `dropped` counts records
     /// lost because the output fell behind (the session waits for it, so at most a few).
-    pub summary: RecordCounts,
+    pub counts: RecordCounts,
 }
 
 impl TapOutcome {
@@ -213,11 +213,11 @@ pub async fn run(
     // The link, and with it the frame log's close record, is gone when the session ends.
     let finish = session::drive(link, &sink, &mut lines, config.wait, shutdown).await;
     drop(sink);
-    let summary = finish_writer(writer).await?;
+    let counts = finish_writer(writer).await?;
     Ok(TapOutcome {
         ending: finish.ending,
         acks_due: finish.acks_due,
-        summary,
+        counts,
     })
 }
 
