@@ -11,9 +11,17 @@
 //! Decoding looks at the two places volley writes the token first (offset 0 and the field's offset)
 //! and only then searches the payload, so the usual case costs a few comparisons.
 
+use std::sync::LazyLock;
+
+use memchr::memmem;
+
 /// The JSON field that carries the stamp in object payloads.
 pub const FIELD: &str = "_vly";
 const MAGIC: &[u8] = b"vly:";
+/// The searcher for [`MAGIC`], built once: `memmem::find` builds one per call, which costs more
+/// than the search itself on a short payload.
+static MAGIC_FINDER: LazyLock<memmem::Finder<'static>> =
+    LazyLock::new(|| memmem::Finder::new(MAGIC));
 /// Where the token starts when written as a field: after `{"_vly":"`.
 const FIELD_OFFSET: usize = 2 + FIELD.len() + 3;
 /// The longest token: magic, five hex fields with separators.
@@ -67,7 +75,7 @@ impl Stamp {
         }
         // Anywhere else: a server that wraps the payload, or a prefix behind the user's own text.
         let mut from = 0;
-        while let Some(pos) = memchr::memmem::find(&payload[from..], MAGIC) {
+        while let Some(pos) = MAGIC_FINDER.find(&payload[from..]) {
             let start = from + pos + MAGIC.len();
             if let Some(stamp) = parse_token(&payload[start..], run) {
                 return Some(stamp);
