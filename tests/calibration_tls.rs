@@ -1,7 +1,7 @@
 //! Against servers with known properties: a fixed 20 ms echo delay must read as 20 ms, and wss://
 //! must work with a self-signed certificate and --insecure.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

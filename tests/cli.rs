@@ -1,6 +1,6 @@
 //! The binary as a user meets it: exit codes, messages, and a graceful stop on SIGINT.
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! shape `volley run` writes, checked against its schema) judged for noise, regressions and
 //! improvements; allowances; the JUnit, Markdown and JSON summaries; and two real runs compared.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

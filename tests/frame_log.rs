@@ -3,7 +3,7 @@
 //! transport); records dropped when the writer falls behind, counted to the last one; an
 //! interrupted run's log; and the flags as a user meets them.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! the counts volley reports must equal the injected faults exactly; with no faults, every count is
 //! zero.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

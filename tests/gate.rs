@@ -3,7 +3,7 @@
 //! Markdown, JSON and $GITHUB_STEP_SUMMARY; `abort = true` stopping a hopeless run; bad thresholds
 //! as usage errors with their position.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};

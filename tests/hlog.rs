@@ -1,7 +1,7 @@
 //! latency.hlog, read back with the hdrhistogram crate's own interval log reader: per tag, its
 //! intervals add up to the run's totals (the .hgrm files and run.json), one per second.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};

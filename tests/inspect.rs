@@ -3,7 +3,7 @@
 //! Socket.IO session visible from its first long-polling request, and injected faults that match
 //! what the clients observed.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

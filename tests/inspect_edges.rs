@@ -4,7 +4,7 @@
 //! `--close-after` over both directions; a dropped binary event taking its fragmented attachment
 //! with it; and secrets hidden even when fragmented.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

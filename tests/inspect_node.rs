@@ -4,7 +4,7 @@
 //! the inspector's records must show that session from its first long-polling request, with as
 //! many Engine.IO packets each way as the client sent and received.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

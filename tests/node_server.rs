@@ -2,7 +2,7 @@
 //! protocol and has the test hooks volley's tests rely on. No Socket.IO client library here: raw
 //! HTTP over TCP for polling, tokio-tungstenite for WebSocket, packets written by hand.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

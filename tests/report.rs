@@ -2,7 +2,7 @@
 //! (every plot drawn, no console errors, nothing fetched, a screenshot), an interrupted run's page,
 //! folders with missing or bad files, and a 2-hour run drawn in at most 600 points per line.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -1,7 +1,7 @@
 //! Runs against the builtin server in-process: what is sent comes back, and every result file agrees
 //! with the others.
 
-mod common;
+use crate::common;
 
 use common::*;
 use volley::results::RunStatus;

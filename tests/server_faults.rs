@@ -1,7 +1,7 @@
 //! Servers that misbehave mid-run: every failure becomes a counted error kind in errors.csv and the
 //! run goes on to write its results.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

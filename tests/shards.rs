@@ -2,7 +2,7 @@
 //! folder of theirs that report, compare and the schema accept, and `--processes` does it all in
 //! one command.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};

@@ -3,7 +3,7 @@
 //! binary and multi-argument events, a second namespace, CONNECT_ERROR, ping timeouts, Engine.IO 3,
 //! reconnection and connection state recovery.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! event in the last poll before an upgrade, slow POSTs, and packets or session ids that a client
 //! must survive without panicking.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

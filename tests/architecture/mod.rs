@@ -14,7 +14,7 @@
 //! It uses only std (no syn, no regex) so it builds in a second. Rather than parse Rust, it
 //! blanks out comments and literals (keeping newlines, so line numbers survive) and scans the
 //! remaining tokens: module paths are plain `ident::ident` sequences, which is all it needs.
-//! Develop it with `rustc --edition 2024 --test tests/architecture/main.rs -o /tmp/arch && /tmp/arch`;
+//! Develop it with `rustc --edition 2024 --test tests/architecture/mod.rs -o /tmp/arch && /tmp/arch`;
 //! `VOLLEY_ROOT` and `ARCHITECTURE_MD` override where the crate and the table are read from.
 
 mod scan;
