@@ -82,21 +82,11 @@ impl TimeseriesWriter<BufWriter<File>> {
 impl<W: std::io::Write> TimeseriesWriter<W> {
     pub fn new(out: W, metrics: &[String]) -> Result<Self, ExportError> {
         let mut csv = csv::Writer::from_writer(out);
-        let mut header: Vec<String> = [
-            "second",
-            "epoch_ms",
-            "connected",
-            "connecting",
-            "sent",
-            "received",
-            "errors",
-            "closes",
-            "reconnects",
-            "gap",
-            "duplicate",
-        ]
-        .map(String::from)
-        .to_vec();
+        let mut header: Vec<String> = ["second", "epoch_ms", "connected", "connecting"]
+            .into_iter()
+            .chain(COUNT_COLUMNS)
+            .map(String::from)
+            .collect();
         for m in metrics {
             header.push(format!("{m}_count"));
             header.push(format!("{m}_p50_us"));
