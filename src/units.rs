@@ -17,6 +17,10 @@ pub enum UnitError {
     Rate(String),
     #[error("`{0}` is not a count: write a whole number, like 200, 10k or 1.5M")]
     Count(String),
+    #[error("`{0}` is not a duration or a range: write 2s, or 1s..3s for a random time between")]
+    DurationRange(String),
+    #[error("`{0}` is not a size: write bytes with a unit, like 512B, 4KiB or 1MiB")]
+    Size(String),
 }
 
 /// Parses `250ms`, `30s`, `1m30s`, `1.5s`, `2h`, `500us`. A bare number has no unit and is refused:
@@ -210,6 +214,87 @@ text_unit!(DurationText, Duration, parse_duration, |d| format_duration(
     *d
 ));
 text_unit!(RateText, Rate, parse_rate, |r| r.to_string());
+text_unit!(
+    DurationRangeText,
+    DurationRange,
+    parse_duration_range,
+    |r| r.to_string()
+);
+text_unit!(SizeText, u64, parse_size, |n| format!("{n}B"));
+
+/// A duration or a range of them (`"2s"`, `"1s..3s"`): think times and lifetimes, drawn
+/// uniformly from the range each time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurationRange {
+    pub low: Duration,
+    pub high: Duration,
+}
+
+impl DurationRange {
+    /// One draw from the range.
+    pub fn draw(&self) -> Duration {
+        if self.high <= self.low {
+            return self.low;
+        }
+        let span = (self.high - self.low).as_nanos() as u64;
+        self.low + Duration::from_nanos(fastrand::u64(..=span))
+    }
+
+    /// The middle of the range.
+    pub fn mean(&self) -> Duration {
+        (self.low + self.high) / 2
+    }
+}
+
+impl fmt::Display for DurationRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.low == self.high {
+            f.write_str(&format_duration(self.low))
+        } else {
+            write!(
+                f,
+                "{}..{}",
+                format_duration(self.low),
+                format_duration(self.high)
+            )
+        }
+    }
+}
+
+/// Parses `2s` or `1s..3s` (LOW <= HIGH).
+pub fn parse_duration_range(input: &str) -> Result<DurationRange, UnitError> {
+    let err = || UnitError::DurationRange(input.to_string());
+    let (low, high) = input.split_once("..").unwrap_or((input, input));
+    let low = parse_duration(low).map_err(|_| err())?;
+    let high = parse_duration(high).map_err(|_| err())?;
+    if high < low {
+        return Err(err());
+    }
+    Ok(DurationRange { low, high })
+}
+
+/// Parses a byte size: `512B`, `4KiB`, `4KB` (1000), `1MiB`, `1MB`, or a bare number of bytes.
+pub fn parse_size(input: &str) -> Result<u64, UnitError> {
+    let err = || UnitError::Size(input.to_string());
+    let s = input.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let number: f64 = s[..split].parse().map_err(|_| err())?;
+    let unit = match s[split..].trim() {
+        "" | "B" => 1.0,
+        "KB" | "kB" => 1e3,
+        "KiB" => 1024.0,
+        "MB" => 1e6,
+        "MiB" => 1024.0 * 1024.0,
+        _ => return Err(err()),
+    };
+    let bytes = number * unit;
+    if !bytes.is_finite() || bytes > (1u64 << 32) as f64 {
+        return Err(err());
+    }
+    Ok(bytes.round() as u64)
+}
 
 /// A count written either as a TOML integer (`200`) or as text (`"10k"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -327,6 +412,33 @@ mod tests {
         for bad in ["30", "", "s", "5 parsecs", "1x", "-1s", "1..2s"] {
             assert!(parse_duration(bad).is_err(), "{bad} should be refused");
         }
+    }
+
+    #[test]
+    fn ranges_and_sizes_read_naturally() {
+        let r = parse_duration_range("1s..3s").unwrap();
+        assert_eq!(
+            (r.low, r.high),
+            (Duration::from_secs(1), Duration::from_secs(3))
+        );
+        assert_eq!(r.to_string(), "1s..3s");
+        for _ in 0..100 {
+            let d = r.draw();
+            assert!(d >= r.low && d <= r.high);
+        }
+        let fixed = parse_duration_range("250ms").unwrap();
+        assert_eq!(
+            (fixed.draw(), fixed.to_string().as_str()),
+            (Duration::from_millis(250), "250ms")
+        );
+        assert!(parse_duration_range("3s..1s").is_err());
+        assert!(parse_duration_range("1s..").is_err());
+        assert_eq!(parse_size("4KiB"), Ok(4096));
+        assert_eq!(parse_size("4KB"), Ok(4000));
+        assert_eq!(parse_size("1.5MiB"), Ok(1_572_864));
+        assert_eq!(parse_size("300"), Ok(300));
+        assert!(parse_size("4 apples").is_err());
+        assert!(parse_size("99999MiB").is_err());
     }
 
     #[test]

@@ -18,9 +18,9 @@ fn volley() -> assert_cmd::Command {
 /// A run.json of scenario "chat" whose `echo` latency scales with `p99` (µs): p50 is half of it,
 /// p90 three quarters, p95 nine tenths, p99.9 and max more; `connect` is the same in every run.
 fn run_json(p99: u64) -> Value {
-    let errors: Map = ERROR_KINDS
+    let errors: Map = volley::metrics::ErrorKind::ALL
         .iter()
-        .map(|k| (k.to_string(), json!(0)))
+        .map(|k| (k.as_str().to_string(), json!(0)))
         .collect();
     json!({
         "schema_version": 1,
@@ -51,7 +51,7 @@ fn run_json(p99: u64) -> Value {
             },
             "counters": { "sent": 990, "received": 990, "connects": 10, "connect_failures": 0,
                           "errors": 0, "reconnects": 0, "reconnects_recovered": 0,
-                          "acks_sent": 0, "acks_lost": 0 },
+                          "acks_sent": 0, "acks_lost": 0, "ack_retries": 0 },
             "errors_by_kind": errors,
             "closes_by_code": { "1000": 10 },
             "expects": { "echo": expect(990, 0) },
@@ -67,25 +67,6 @@ fn run_json(p99: u64) -> Value {
 
 type Map = serde_json::Map<String, Value>;
 
-const ERROR_KINDS: [&str; 17] = [
-    "connect_refused",
-    "connect_timeout",
-    "tls",
-    "upgrade_rejected",
-    "handshake",
-    "reset",
-    "closed_by_server",
-    "connection_lost",
-    "protocol",
-    "write_stalled",
-    "io",
-    "handshake_status",
-    "connect_error",
-    "ping_timeout",
-    "transport",
-    "parse",
-    "server_disconnect",
-];
 
 fn latency(count: u64, us: u64) -> Value {
     json!({ "count": count, "min_us": us, "p50_us": us, "p90_us": us, "p95_us": us,

@@ -296,7 +296,7 @@ async fn a_binary_event_in_the_last_poll_before_the_upgrade_is_kept() {
         .await
         .unwrap()
     {
-        Incoming::Payload(data) => assert!(data.starts_with(b"[\"bin\""), "{data:?}"),
+        Incoming::Payload(data, _) => assert!(data.starts_with(b"[\"bin\""), "{data:?}"),
         other => panic!("{other:?}"),
     }
     match std::future::poll_fn(|cx| socket.poll_next(cx))

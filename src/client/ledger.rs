@@ -11,7 +11,8 @@ use super::tracking::{Delivery, SentAt, Tracker};
 use super::{ClientContext, ClientId};
 use crate::metrics::gaps::Arrival;
 use crate::metrics::{
-    ErrorKind, ErrorRow, GapKind, GapRow, ReceiverEnd, SERVER_SOURCE, StreamEnd, WorkerMetrics,
+    ErrorKind, ErrorRow, GapKind, GapRow, ReceiverEnd, SERVER_KEYS, SERVER_SOURCE, StreamEnd,
+    WorkerMetrics,
 };
 use crate::protocol::stamp::Stamp;
 use crate::scenario::Origin;
@@ -33,6 +34,9 @@ pub struct Ledger<'a> {
     /// Socket.IO acks asked for and not answered yet: id and latency origin, in sending order.
     acks: VecDeque<(u64, Instant)>,
     next_ack: u64,
+    /// Keys of keyed server streams seen (`stream = "/channel"`): key `i` is source
+    /// `SERVER_SOURCE - 1 - i`.
+    keys: Vec<Box<str>>,
 }
 
 impl<'a> Ledger<'a> {
@@ -55,6 +59,7 @@ impl<'a> Ledger<'a> {
                 .collect(),
             acks: VecDeque::new(),
             next_ack: 0,
+            keys: Vec::new(),
         }
     }
 
@@ -104,9 +109,12 @@ impl<'a> Ledger<'a> {
     }
 
     /// Nothing this client waits for is still to come: its own events are back, its acks
-    /// answered, and it receives no stream from others (those may always send more).
-    pub fn settled(&self) -> bool {
-        !self.receives && self.outstanding.iter().all(|&n| n == 0) && self.acks.is_empty()
+    /// answered, and it receives no stream from others (those may always send more), or it is
+    /// `leaving` before the run ends and does not wait for them.
+    pub fn settled(&self, leaving: bool) -> bool {
+        (!self.receives || leaving)
+            && self.outstanding.iter().all(|&n| n == 0)
+            && self.acks.is_empty()
     }
 
     /// The answer to ack `id` arrived at `now`.
@@ -190,6 +198,7 @@ impl<'a> Ledger<'a> {
             let expect = self.server_expects[i];
             let Origin::Server {
                 seq,
+                key,
                 timestamp,
                 timestamp_us,
                 event_prefix,
@@ -206,6 +215,13 @@ impl<'a> Ledger<'a> {
             let Some(number) = seq.read_u64(payload) else {
                 continue;
             };
+            let source = match key {
+                None => SERVER_SOURCE,
+                Some(pointer) => match pointer.read_raw(payload).and_then(|k| self.key_source(k)) {
+                    Some(source) => source,
+                    None => continue,
+                },
+            };
             // One-way latency from the server's clock: only meaningful on one machine or with
             // synchronised clocks.
             let sent_us = timestamp
@@ -219,10 +235,10 @@ impl<'a> Ledger<'a> {
                     .unwrap_or(0);
                 Duration::from_micros(now_us.saturating_sub(sent_us))
             });
-            let delivery = self.tracker.deliver(SERVER_SOURCE, expect, number, false);
+            let delivery = self.tracker.deliver(source, expect, number, false);
             let arrival = Received {
                 expect,
-                source: SERVER_SOURCE,
+                source,
                 seq: number,
                 delivery,
                 latency,
@@ -232,15 +248,46 @@ impl<'a> Ledger<'a> {
         }
     }
 
+    /// The source of a keyed server stream's key (its JSON text); `None` past [`SERVER_KEYS`].
+    fn key_source(&mut self, key: &str) -> Option<u32> {
+        let at = match self.keys.iter().position(|k| &**k == key) {
+            Some(at) => at,
+            None if self.keys.len() < SERVER_KEYS as usize => {
+                self.keys.push(key.into());
+                self.keys.len() - 1
+            }
+            None => return None,
+        };
+        Some(SERVER_SOURCE - 1 - at as u32)
+    }
+
+    /// The key of a keyed server stream's source, as gaps.csv names it (a string key without
+    /// its quotes).
+    fn key_of(&self, source: u32) -> Option<Box<str>> {
+        let at = SERVER_SOURCE.checked_sub(source.checked_add(1)?)? as usize;
+        let raw = self.keys.get(at)?;
+        let text = raw
+            .strip_prefix('"')
+            .and_then(|k| k.strip_suffix('"'))
+            .unwrap_or(raw);
+        Some(text.into())
+    }
+
     /// Counts a delivery and writes its gaps.csv rows; true when it was new (not a duplicate).
     fn count(&mut self, r: Received, m: &mut WorkerMetrics) -> bool {
-        let refilled = self.tracker.refilled(r.sent);
+        let refilled = self.tracker.refilled(r.sent) || r.delivery.replayed;
+        let key = if r.source != SERVER_SOURCE && crate::metrics::is_server_source(r.source) {
+            self.key_of(r.source)
+        } else {
+            None
+        };
         // The clock is read only for a row: most arrivals are in order and write none.
         let row = |kind, expected, count| GapRow {
             at: self.ctx.t0.elapsed(),
             receiver: self.who.id,
             expect: r.expect,
             source: r.source,
+            key: key.clone(),
             expected: Some(expected),
             got: Some(r.seq),
             count,
@@ -257,6 +304,9 @@ impl<'a> Ledger<'a> {
                 m.gap(row(GapKind::Duplicate, r.seq, 1));
                 return false;
             }
+            // A number replayed after a reconnect into the gap that reconnect opened: refilled,
+            // not out of order.
+            Arrival::Reorder if r.delivery.replayed => None,
             Arrival::Reorder => {
                 counts.reorder += 1;
                 Some(row(GapKind::Reorder, r.seq, 1))
@@ -286,7 +336,7 @@ impl<'a> Ledger<'a> {
                 expected: Some(r.seq),
                 kind: GapKind::Refilled,
                 during_reconnect: true,
-                recovered: true,
+                recovered: !r.delivery.replayed,
                 ..row(GapKind::Refilled, r.seq, 1)
             });
         }
@@ -315,6 +365,7 @@ impl<'a> Ledger<'a> {
                     receiver: self.who.id,
                     expect,
                     source,
+                    key: self.key_of(source),
                     expected: None,
                     got: None,
                     count: missing,
@@ -382,6 +433,8 @@ mod tests {
             close_timeout: Duration::from_secs(1),
             stall_timeout: Duration::from_secs(1),
             frame_log: None,
+            http: None,
+            seed: 0,
         }
     }
 
@@ -456,11 +509,11 @@ seq = "/seq"
         let me = ClientId { id: 1, group: 0 };
         let mut ledger = Ledger::new(&ctx, me);
         let mut m = metrics(&ctx);
-        assert!(ledger.settled());
+        assert!(ledger.settled(false));
         let sent = ctx.t0 + Duration::from_millis(5);
         ledger.sent(Some(0), None, sent, &mut m);
         assert_eq!(ledger.next_seq(0), 1);
-        assert!(!ledger.settled(), "its echo is still to come");
+        assert!(!ledger.settled(false), "its echo is still to come");
         let echo = stamped(&ctx, 1, 0, 0, sent);
         ledger.payload(&echo, sent + Duration::from_millis(150), &mut m);
         ledger.payload(&echo, sent + Duration::from_millis(151), &mut m);
@@ -469,7 +522,7 @@ seq = "/seq"
         assert_eq!(counts.duplicate, 1);
         assert_eq!(m.interval.histograms[1].len(), 1, "one latency sample");
         assert_eq!(m.interval.gap_rows[0].kind, GapKind::Duplicate);
-        assert!(ledger.settled());
+        assert!(ledger.settled(false));
     }
 
     #[test]
@@ -502,7 +555,7 @@ seq = "/seq"
         let kinds: Vec<GapKind> = m.interval.gap_rows.iter().map(|r| r.kind).collect();
         assert_eq!(kinds, [GapKind::Gap, GapKind::Reorder, GapKind::Duplicate]);
         assert_eq!(m.interval.gap_rows[0].expected, Some(1));
-        assert!(!ledger.settled(), "listeners may always get more");
+        assert!(!ledger.settled(false), "listeners may always get more");
         // A sender outside the talkers is forged.
         ledger.payload(&stamped(&ctx, 4, 0, 0, ctx.t0), now, &mut m);
         assert_eq!(m.interval.errors[ErrorKind::Protocol.index()], 1);
@@ -556,10 +609,10 @@ emit = [{ event = "ack", data = { n = "{{seq}}" }, rate = "5/s", ack = true }]
         let ack = ctx.plan.ack_metric.unwrap();
         assert_eq!(m.interval.histograms[ack].len(), 1);
         assert_eq!(m.interval.acks_sent, 3);
-        assert!(!ledger.settled());
+        assert!(!ledger.settled(false));
         ledger.connection_lost(&mut m);
         assert_eq!(m.interval.acks_lost, 2);
-        assert!(ledger.settled());
+        assert!(ledger.settled(false));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::protocol::socketio::push_placeholder;
 use crate::protocol::stamp::Stamp;
 use crate::scenario::Message;
 use crate::scenario::Placement;
+use crate::scenario::template::{Fill, Template};
 use crate::transport::Fault;
 use crate::transport::engine::Frame;
 use crate::transport::socketio::{Incoming, SioSocket};
@@ -33,6 +34,7 @@ pub enum Link {
 }
 
 /// A message rendered into the client's buffers, ready to send.
+#[derive(Debug, Clone, Copy)]
 pub struct Rendered {
     /// Sent as a binary frame (raw WebSocket with `binary = true`).
     pub binary: bool,
@@ -50,14 +52,11 @@ pub struct Scratch {
 impl Link {
     /// Renders `message` into `scratch`: the payload for raw WebSocket; for Socket.IO the whole
     /// packet (`42["event",args...]`, with the ack id when asked) and the binary attachment.
-    #[allow(clippy::too_many_arguments)]
     pub fn render(
         &self,
         scratch: &mut Scratch,
         message: &Message,
-        client: u32,
-        seq: u64,
-        group: &str,
+        fill: &Fill,
         stamp: Option<(Stamp, Placement)>,
         ack: Option<u64>,
     ) -> Rendered {
@@ -70,7 +69,7 @@ impl Link {
                     // The plan only allows Arg for Socket.IO.
                     Placement::Arg => (s, crate::scenario::template::StampPlacement::Prefix),
                 });
-                message.args[0].render_append(out, client, seq, group, inner);
+                message.args[0].render_append(out, fill, inner);
                 return Rendered {
                     binary: message.binary,
                     attachment: false,
@@ -90,9 +89,9 @@ impl Link {
             if i == 0 && message.binary {
                 push_placeholder(out, 0);
                 scratch.attachment.clear();
-                arg.render_append(&mut scratch.attachment, client, seq, group, inner);
+                arg.render_append(&mut scratch.attachment, fill, inner);
             } else {
-                arg.render_append(out, client, seq, group, inner);
+                arg.render_append(out, fill, inner);
             }
         }
         if let Some((s, Placement::Arg)) = stamp {
@@ -105,6 +104,35 @@ impl Link {
             binary: false,
             attachment: message.binary,
         }
+    }
+
+    /// Socket.IO: renders the answer to the server's ack `id` (`43[args...]`) into `scratch`.
+    /// `None` for raw WebSocket, which has no acks.
+    pub fn render_answer(
+        &self,
+        scratch: &mut Scratch,
+        id: u64,
+        args: &[Template],
+        fill: &Fill,
+    ) -> Option<Rendered> {
+        let Link::Sio(sio) = self else {
+            return None;
+        };
+        let out = &mut scratch.text;
+        out.clear();
+        sio.begin_ack(out, id);
+        out.push('[');
+        for (i, arg) in args.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            arg.render_append(out, fill, None);
+        }
+        out.push(']');
+        Some(Rendered {
+            binary: false,
+            attachment: false,
+        })
     }
 
     pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Fault>> {
@@ -221,8 +249,8 @@ fn ws_incoming(
     message: Option<Result<WsMessage, tokio_tungstenite::tungstenite::Error>>,
 ) -> Result<Incoming, Fault> {
     match message {
-        Some(Ok(WsMessage::Text(text))) => Ok(Incoming::Payload(Bytes::from(text))),
-        Some(Ok(WsMessage::Binary(data))) => Ok(Incoming::Payload(data)),
+        Some(Ok(WsMessage::Text(text))) => Ok(Incoming::Payload(Bytes::from(text), None)),
+        Some(Ok(WsMessage::Binary(data))) => Ok(Incoming::Payload(data, None)),
         Some(Ok(WsMessage::Close(frame))) => Ok(Incoming::Closed(frame)),
         Some(Ok(_)) => Ok(Incoming::Nothing),
         Some(Err(e)) => Err(Fault::from(&e)),

@@ -1,27 +1,32 @@
 //! One virtual client: connect, run the group's on_connect steps, emit on schedule while reading,
 //! drain, close. Everything it observes goes into its worker's [`WorkerMetrics`].
 
+mod conversation;
 mod ledger;
 mod link;
+mod replies;
 pub mod schedule;
 mod session;
+mod steps;
 pub mod tracking;
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::future::poll_fn;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{ErrorKind, ErrorRow, WorkerMetrics};
-use crate::scenario::{Plan, Protocol, ReconnectPlan, StepPlan};
-use crate::transport::Fault;
-use crate::transport::socketio::{Incoming, Recovery, SioSocket};
+use crate::protocol::engineio::encode_query_value;
+use crate::scenario::template::Fill;
+use crate::scenario::{Plan, Protocol, ReconnectPlan};
+use crate::transport::socketio::{Recovery, SioSocket, SocketIoOptions};
 use crate::transport::ws::{ConnectError, Connector};
 use crate::wire::frame_log::RunFrameLog;
-use link::{Link, Scratch, describe_close};
+use conversation::User;
+use link::{Link, describe_close};
 use session::{End, Session};
 
 /// What every client of a run shares (read-only).
@@ -42,6 +47,10 @@ pub struct ClientContext {
     pub stall_timeout: Duration,
     /// `--log-frames`: the sampled clients' connections log their frames here.
     pub frame_log: Option<RunFrameLog>,
+    /// Where HTTP steps go (`None` when the plan has none).
+    pub http: Option<Connector>,
+    /// The run's seed: `pick = "random"` rows follow it.
+    pub seed: u64,
 }
 
 /// A client about to start: its global id and group.
@@ -58,50 +67,90 @@ pub struct ClientId {
 /// is this small future plus the boxed [`Session`]. (That includes what follows a session: a local
 /// moved away before an await still takes room in the future, and a [`Link`] is 328 bytes.)
 pub async fn run(ctx: Arc<ClientContext>, who: ClientId, metrics: &RefCell<WorkerMetrics>) {
-    let Some(link) = Box::pin(open(&ctx, who, metrics)).await else {
+    let mut user = Box::new(User::new(&ctx, who, leaving_time(&ctx, who)));
+    let group = &ctx.plan.groups[who.group as usize];
+    if !group.before_connect.is_empty()
+        && !Box::pin(conversation::before_connect(&ctx, who, metrics, &mut user)).await
+    {
+        return;
+    }
+    let Some(Ok((link, _))) = Box::pin(attempt(&ctx, who, metrics, None, &user)).await else {
         return;
     };
-    let mut session = Box::new(Session::new(&ctx, who, link, metrics));
+    let mut session = Box::new(Session::new(&ctx, who, link, metrics, *user));
+    // An end the setup came to, boxed: the future keeps room for every local across awaits.
+    let mut pending = Box::pin(session.setup()).await.err().map(Box::new);
+    if pending.is_none() {
+        session.after_setup();
+    }
     let connected_at_end = loop {
-        let end = poll_fn(|cx| session.poll_session(cx)).await;
-        if let Some(connected_at_end) =
-            Box::pin(after_session(&ctx, who, metrics, &mut session, end)).await
-        {
-            break connected_at_end;
+        let end = match pending.take() {
+            Some(end) => *end,
+            None => poll_fn(|cx| session.poll_session(cx)).await,
+        };
+        match Box::pin(after_session(&ctx, who, metrics, &mut session, end)).await {
+            Next::Done(connected_at_end) => break connected_at_end,
+            Next::Resumed => {}
+            Next::Ended(end) => pending = Some(Box::new(end)),
         }
     };
     session.finish(connected_at_end);
 }
 
-/// Closes the link of a session that ended, then reconnects when the plan says so. `None`: the
-/// session goes on over a new link; otherwise the client ends, and whether it was connected
-/// when emitting ended.
+/// When a user stops emitting: at the end of the run, or after its lifetime for an arriving one.
+fn leaving_time(ctx: &ClientContext, who: ClientId) -> Instant {
+    let group = &ctx.plan.groups[who.group as usize];
+    match &group.arrivals {
+        Some(arrivals) => (Instant::now() + arrivals.lifetime.draw()).min(ctx.emit_end),
+        None => ctx.emit_end,
+    }
+}
+
+/// What follows a session that ended.
+enum Next {
+    /// The client ends; whether it was connected when emitting ended.
+    Done(bool),
+    /// Reconnected (and set up): the session goes on.
+    Resumed,
+    /// Reconnected, but the setup on the new connection ended it.
+    Ended(End),
+}
+
+/// Closes the link of a session that ended, then reconnects when the plan says so, running the
+/// on_connect steps again unless the server recovered the session.
 async fn after_session(
     ctx: &ClientContext,
     who: ClientId,
     metrics: &RefCell<WorkerMetrics>,
     session: &mut Session<'_>,
     end: End,
-) -> Option<bool> {
+) -> Next {
     let lost_at = Instant::now();
-    let connected_at_end = matches!(end, End::Drained) || lost_at >= ctx.emit_end;
+    let until = session.emit_end();
+    let connected_at_end = matches!(end, End::Drained) || lost_at >= until;
     let link = session.take_link();
     let recovery = match &link {
         Link::Sio(sio) => Some(sio.recovery().clone()),
         Link::Ws(..) => None,
     };
-    let again = reconnects_after(ctx, &end);
+    let again = reconnects_after(ctx, &end, until);
     finish(ctx, who, metrics, end, link).await;
     let Some(backoff) = again else {
-        return Some(connected_at_end);
+        return Next::Done(connected_at_end);
     };
-    match reconnect(ctx, who, metrics, backoff, recovery, lost_at).await {
-        Some((link, recovered)) => {
-            session.resume(link, recovered);
-            None
+    let reconnected = reconnect(ctx, who, metrics, backoff, recovery, lost_at, &session.user).await;
+    let Some((link, recovered)) = reconnected else {
+        return Next::Done(false);
+    };
+    session.resume(link, recovered);
+    // A recovered session keeps its rooms on the server: the setup steps are not repeated.
+    if !recovered {
+        if let Err(end) = session.setup().await {
+            return Next::Ended(end);
         }
-        None => Some(false),
     }
+    session.after_setup();
+    Next::Resumed
 }
 
 fn report(
@@ -121,11 +170,13 @@ fn report(
 }
 
 /// Opens the connection of the plan's protocol: a WebSocket on the group's path, or a Socket.IO
-/// session on the group's namespace (recovering `previous` when given). The flag: recovered.
+/// session on the group's namespace (recovering `previous` when given), with the user's own
+/// values (auth, headers, cookies, path, query). The flag: recovered.
 async fn connect(
     ctx: &ClientContext,
     who: ClientId,
     previous: Option<&Recovery>,
+    user: &User,
 ) -> Result<(Link, bool), ConnectError> {
     let group = &ctx.plan.groups[who.group as usize];
     let engine = ctx.plan.socketio().map(|sio| sio.engine.version);
@@ -133,23 +184,28 @@ async fn connect(
         .frame_log
         .as_ref()
         .and_then(|log| log.connection(who.id, engine));
+    let fill = user.fill(ctx, who, 0);
     match &ctx.plan.protocol {
         Protocol::Ws => {
-            let ws = ctx.connector.connect(&group.path).await?;
+            let path = match &group.user_path {
+                Some(template) => template.render(&fill, None),
+                None => group.path.clone(),
+            };
+            let connector = user_connector(ctx, user, &fill, &path)?;
+            let ws = connector.connect(&path).await?;
             let log = log.map(|mut log| {
-                log.opened(ctx.connector.addr(), &group.path);
+                log.opened(connector.addr(), &path);
                 log
             });
             Ok((Link::Ws(ws, log), false))
         }
         Protocol::SocketIo(sio) => {
-            let auth = group
-                .auth
-                .as_ref()
-                .map(|t| t.render(who.id, 0, &group.name, None));
+            let auth = group.auth.as_ref().map(|t| t.render(&fill, None));
+            let connector = user_connector(ctx, user, &fill, &sio.engine.path)?;
+            let options = user_engine_options(ctx, sio, &fill);
             let (socket, recovered) = SioSocket::open(
-                &ctx.connector,
-                sio,
+                &connector,
+                options.as_ref(),
                 &group.namespace,
                 auth.as_deref(),
                 previous,
@@ -161,18 +217,64 @@ async fn connect(
     }
 }
 
+/// The run's connector, or a copy with this user's headers and cookies when it has any.
+fn user_connector<'c>(
+    ctx: &'c ClientContext,
+    user: &User,
+    fill: &Fill,
+    path: &str,
+) -> Result<Cow<'c, Connector>, ConnectError> {
+    let cookie = user.http.as_ref().and_then(|h| h.cookie_header(path));
+    if ctx.plan.user_headers.is_empty() && cookie.is_none() {
+        return Ok(Cow::Borrowed(&ctx.connector));
+    }
+    let mut headers = ctx.connector.headers().to_vec();
+    for (name, template) in &ctx.plan.user_headers {
+        let value = http::HeaderValue::try_from(template.render(fill, None)).map_err(|_| {
+            ConnectError::new(
+                ErrorKind::Handshake,
+                format!("header `{name}` is not a valid header value once rendered"),
+            )
+        })?;
+        headers.push((name.clone(), value));
+    }
+    if let Some(cookie) = cookie {
+        headers.push((http::header::COOKIE, cookie));
+    }
+    Ok(Cow::Owned(ctx.connector.clone().with_headers(headers)))
+}
+
+/// The Socket.IO options, or a copy with this user's query values when `[socketio] query` has any.
+fn user_engine_options<'c>(
+    ctx: &ClientContext,
+    sio: &'c SocketIoOptions,
+    fill: &Fill,
+) -> Cow<'c, SocketIoOptions> {
+    if ctx.plan.user_query.is_empty() {
+        return Cow::Borrowed(sio);
+    }
+    let mut options = sio.clone();
+    for (key, template) in &ctx.plan.user_query {
+        options.engine.query.push_str(key);
+        let value = template.render(fill, None);
+        options.engine.query.push_str(&encode_query_value(&value));
+    }
+    Cow::Owned(options)
+}
+
 /// One connection attempt, accounted for: `connecting` while it runs, then a connect or a failure.
 async fn attempt(
     ctx: &ClientContext,
     who: ClientId,
     metrics: &RefCell<WorkerMetrics>,
     previous: Option<&Recovery>,
+    user: &User,
 ) -> Option<Result<(Link, bool), ()>> {
     metrics.borrow_mut().connecting += 1;
     let started = Instant::now();
     let result = tokio::select! {
         _ = ctx.stop.cancelled() => None,
-        result = tokio::time::timeout(ctx.plan.connect_timeout, connect(ctx, who, previous)) => Some(result),
+        result = tokio::time::timeout(ctx.plan.connect_timeout, connect(ctx, who, previous, user)) => Some(result),
     };
     let failure = {
         let mut m = metrics.borrow_mut();
@@ -197,60 +299,28 @@ async fn attempt(
     Some(Err(()))
 }
 
-/// Connects and runs the on_connect steps, returning the link ready for the session. `None`:
-/// stopped, or the connection failed or ended during on_connect (reported and accounted for).
-async fn open(
-    ctx: &ClientContext,
-    who: ClientId,
-    metrics: &RefCell<WorkerMetrics>,
-) -> Option<Link> {
-    let Ok((link, _)) = attempt(ctx, who, metrics, None).await? else {
-        return None;
-    };
-    setup(ctx, who, metrics, link).await
-}
-
-/// Runs the group's on_connect steps on a new connection; on failure closes it (accounted for).
-async fn setup(
-    ctx: &ClientContext,
-    who: ClientId,
-    metrics: &RefCell<WorkerMetrics>,
-    mut link: Link,
-) -> Option<Link> {
-    match on_connect(ctx, who, metrics, &mut link).await {
-        Ok(()) => Some(link),
-        Err(fault) => {
-            finish(
-                ctx,
-                who,
-                metrics,
-                End::Failed(fault.kind, fault.detail),
-                link,
-            )
-            .await;
-            None
-        }
-    }
-}
-
 /// Whether a session that ended this way is followed by a reconnect: only a lost connection
 /// (not a normal end, not a server that disconnected the client on purpose, not after a stop),
-/// and only while emitting goes on.
-fn reconnects_after<'p>(ctx: &'p ClientContext, end: &End) -> Option<&'p ReconnectPlan> {
+/// and only while the user emits (`until`).
+fn reconnects_after<'p>(
+    ctx: &'p ClientContext,
+    end: &End,
+    until: Instant,
+) -> Option<&'p ReconnectPlan> {
     let plan = ctx.plan.reconnect.as_ref()?;
     let lost = match end {
-        End::Drained => false,
+        End::Drained | End::Left => false,
         End::ServerClosed(_) | End::Dropped => true,
         End::Failed(kind, _) => {
             !matches!(kind, ErrorKind::ServerDisconnect | ErrorKind::ConnectError)
         }
     };
-    (lost && !ctx.stop.is_cancelled() && Instant::now() < ctx.emit_end).then_some(plan)
+    (lost && !ctx.stop.is_cancelled() && Instant::now() < until).then_some(plan)
 }
 
 /// Waits with exponential backoff and jitter, then connects again, until connected, out of
-/// attempts, stopped or past the emitting phase. Records the time from losing the connection to
-/// having it back, and whether a Socket.IO server recovered the session.
+/// attempts, stopped or past the user's emitting. Records the time from losing the connection
+/// to having it back, and whether a Socket.IO server recovered the session.
 async fn reconnect(
     ctx: &ClientContext,
     who: ClientId,
@@ -258,6 +328,7 @@ async fn reconnect(
     backoff: &ReconnectPlan,
     recovery: Option<Recovery>,
     lost_at: Instant,
+    user: &User,
 ) -> Option<(Link, bool)> {
     let recover = ctx.plan.socketio().is_some_and(|s| s.recovery);
     let previous = recovery.filter(|r| recover && r.pid.is_some());
@@ -278,32 +349,23 @@ async fn reconnect(
             _ = ctx.stop.cancelled() => return None,
             _ = tokio::time::sleep(wait) => {}
         }
-        if Instant::now() >= ctx.emit_end {
+        if Instant::now() >= user.until {
             return None;
         }
         attempts += 1;
-        let Ok((link, recovered)) = attempt(ctx, who, metrics, previous.as_ref()).await? else {
+        let Ok((link, recovered)) = attempt(ctx, who, metrics, previous.as_ref(), user).await?
+        else {
             continue;
         };
-        {
-            let mut m = metrics.borrow_mut();
-            m.interval.reconnects += 1;
-            if recovered {
-                m.interval.recovered += 1;
-            }
-            if let Some(metric) = ctx.plan.reconnect_metric {
-                m.record(metric, lost_at.elapsed());
-            }
-        }
-        // A recovered session keeps its rooms on the server: the setup steps are not repeated.
+        let mut m = metrics.borrow_mut();
+        m.interval.reconnects += 1;
         if recovered {
-            return Some((link, true));
+            m.interval.recovered += 1;
         }
-        match setup(ctx, who, metrics, link).await {
-            Some(link) => return Some((link, false)),
-            // Lost again during its setup (accounted for): try again.
-            None => continue,
+        if let Some(metric) = ctx.plan.reconnect_metric {
+            m.record(metric, lost_at.elapsed());
         }
+        return Some((link, recovered));
     }
 }
 
@@ -329,10 +391,11 @@ async fn finish(
             End::ServerClosed(_) => log.ended("closed by the server".into()),
             End::Dropped => log.ended("dropped by the scenario (disconnect_every)".into()),
             End::Failed(kind, detail) => log.ended(format!("{kind}: {detail}")),
+            End::Left => log.ended("left after a failed step".into()),
         }
     }
     let code = match end {
-        End::Drained => link.close(ctx.close_timeout).await,
+        End::Drained | End::Left => link.close(ctx.close_timeout).await,
         End::ServerClosed(frame) => {
             link.flush_close_reply(ctx.close_timeout).await;
             let (code, text) = describe_close(frame.as_ref());
@@ -352,82 +415,6 @@ async fn finish(
     let mut m = metrics.borrow_mut();
     m.connected -= 1;
     m.close(code);
-}
-
-/// Sends the group's on_connect messages in order; `wait` steps pause (ending early on stop).
-async fn on_connect(
-    ctx: &ClientContext,
-    who: ClientId,
-    metrics: &RefCell<WorkerMetrics>,
-    link: &mut Link,
-) -> Result<(), Fault> {
-    let group = &ctx.plan.groups[who.group as usize];
-    let mut scratch = Scratch::default();
-    for (seq, step) in group.on_connect.iter().enumerate() {
-        match step {
-            StepPlan::Emit(message) => {
-                let rendered = link.render(
-                    &mut scratch,
-                    message,
-                    who.id,
-                    seq as u64,
-                    &group.name,
-                    None,
-                    None,
-                );
-                let send = async {
-                    poll_fn(|cx| link.poll_ready(cx)).await?;
-                    link.send_rendered(&scratch, &rendered)?;
-                    poll_fn(|cx| link.poll_flush(cx)).await
-                };
-                match tokio::time::timeout(ctx.stall_timeout, send).await {
-                    Ok(sent) => sent?,
-                    Err(_) => {
-                        return Err(Fault::new(
-                            ErrorKind::WriteStalled,
-                            format!(
-                                "on_connect message not written after {:?}: the server is not reading",
-                                ctx.stall_timeout
-                            ),
-                        ));
-                    }
-                }
-            }
-            StepPlan::Wait(pause) => {
-                tokio::select! {
-                    _ = tokio::time::sleep(*pause) => {}
-                    _ = ctx.stop.cancelled() => return Ok(()),
-                    lost = poll_fn(|cx| service(link, metrics, cx)) => return Err(lost),
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Keeps a connection alive while the client waits: reads (and counts) what arrives, answers
-/// heartbeats. Ready only when the connection fails.
-fn service(link: &mut Link, metrics: &RefCell<WorkerMetrics>, cx: &mut Context<'_>) -> Poll<Fault> {
-    loop {
-        match link.poll_next(cx) {
-            Poll::Ready(Ok(Incoming::Payload(_) | Incoming::Ack(_))) => {
-                metrics.borrow_mut().interval.received += 1;
-            }
-            Poll::Ready(Ok(Incoming::Closed(frame))) => {
-                let (_, text) = describe_close(frame.as_ref());
-                return Poll::Ready(Fault::new(ErrorKind::ClosedByServer, text));
-            }
-            Poll::Ready(Ok(_)) => {}
-            Poll::Ready(Err(fault)) => return Poll::Ready(fault),
-            Poll::Pending => break,
-        }
-    }
-    if link.wants_flush() {
-        if let Poll::Ready(Err(fault)) = link.poll_flush(cx) {
-            return Poll::Ready(fault);
-        }
-    }
-    Poll::Pending
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! loop needs no task, channel or lock of its own.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -13,6 +14,7 @@ use tokio::time::Sleep;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
+use super::conversation::User;
 use super::ledger::Ledger;
 use super::link::{Link, Rendered, Scratch};
 use super::schedule::Schedule;
@@ -39,6 +41,9 @@ pub enum End {
     Failed(ErrorKind, String),
     /// The group's `disconnect_every` came: the client drops its connection, without goodbye.
     Dropped,
+    /// A step failed (counted already) and the user's conversation ends there: it says goodbye
+    /// and leaves.
+    Left,
 }
 
 struct EmitState {
@@ -56,45 +61,72 @@ impl EmitState {
     }
 }
 
-enum Phase {
+pub(super) enum Phase {
+    /// The on_connect steps run; nothing is emitted on schedule.
+    Setup,
     Emitting,
-    Draining { until: Instant },
+    Draining {
+        until: Instant,
+    },
+}
+
+/// What a step waits for while the session reads.
+pub(super) enum Waiting {
+    Nothing,
+    /// An event matching on_connect step `step`'s matcher.
+    Event {
+        step: usize,
+    },
+    /// The acknowledgement with this id.
+    Ack(u64),
 }
 
 pub struct Session<'a> {
-    ctx: &'a ClientContext,
-    who: ClientId,
-    group: &'a GroupPlan,
+    pub(super) ctx: &'a ClientContext,
+    pub(super) who: ClientId,
+    pub(super) group: &'a GroupPlan,
     /// Taken out between a lost connection and its replacement.
-    link: Option<Link>,
-    metrics: &'a RefCell<WorkerMetrics>,
+    pub(super) link: Option<Link>,
+    pub(super) metrics: &'a RefCell<WorkerMetrics>,
     emits: Vec<EmitState>,
     /// What was sent that must come back, and what arrived.
-    ledger: Ledger<'a>,
+    pub(super) ledger: Ledger<'a>,
+    /// The user's values and HTTP side.
+    pub user: User,
+    /// What a running step waits for, and what came.
+    pub(super) waiting: Waiting,
+    pub(super) arrived: Option<bytes::Bytes>,
+    /// Replies that could not be written at once (the socket was full), sent before anything
+    /// else.
+    pub(super) backlog: VecDeque<(Scratch, Rendered)>,
+    /// Emitting has started (after the first setup).
+    started: bool,
     /// When the session started: the client was connected and set up.
     ready: Instant,
     /// When this connection is to be dropped (the group's `disconnect_every`).
     drop_at: Option<Instant>,
-    phase: Phase,
+    pub(super) phase: Phase,
     sleep: Pin<Box<Sleep>>,
     sleep_at: Instant,
     stop: Pin<Box<WaitForCancellationFutureOwned>>,
-    need_flush: bool,
+    pub(super) need_flush: bool,
     /// Since when writes have made no progress; past the stall timeout the connection fails.
-    blocked_since: Option<Instant>,
+    pub(super) blocked_since: Option<Instant>,
     /// The last `poll_ready` was Pending: its next Ready means bytes moved.
     ready_was_pending: bool,
     /// Events are rendered here and copied into an exactly sized message: one allocation per
     /// event, and none for the buffer after the first.
-    scratch: Scratch,
+    pub(super) scratch: Scratch,
 }
 
 impl<'a> Session<'a> {
+    /// A session on a new connection, in its setup phase until [`Self::start_emitting`].
     pub fn new(
         ctx: &'a ClientContext,
         who: ClientId,
         link: Link,
         metrics: &'a RefCell<WorkerMetrics>,
+        user: User,
     ) -> Session<'a> {
         let group = &ctx.plan.groups[who.group as usize];
         let start = Instant::now();
@@ -117,9 +149,14 @@ impl<'a> Session<'a> {
                 })
                 .collect(),
             ledger: Ledger::new(ctx, who),
+            user,
+            waiting: Waiting::Nothing,
+            arrived: None,
+            backlog: VecDeque::new(),
+            started: false,
             ready: start,
             drop_at: group.disconnect_every.map(|every| start + every),
-            phase: Phase::Emitting,
+            phase: Phase::Setup,
             sleep: Box::pin(tokio::time::sleep_until(start.into())),
             sleep_at: start,
             stop: Box::pin(ctx.stop.clone().cancelled_owned()),
@@ -128,6 +165,33 @@ impl<'a> Session<'a> {
             ready_was_pending: false,
             scratch: Scratch::default(),
         }
+    }
+
+    /// The setup is done: emitting starts now, on every emit's schedule.
+    fn start_emitting(&mut self) {
+        let start = Instant::now();
+        for (state, plan) in self.emits.iter_mut().zip(&self.group.emits) {
+            state.schedule = Schedule::at_rate(start, plan.rate);
+            state.due = state.schedule.at(0);
+        }
+        self.ready = start;
+        self.phase = Phase::Emitting;
+    }
+
+    /// After the on_connect steps: the first time, emitting starts; after a reconnect it goes
+    /// on where it was (events that fell due meanwhile go out at once).
+    pub fn after_setup(&mut self) {
+        if self.started {
+            self.phase = Phase::Emitting;
+        } else {
+            self.started = true;
+            self.start_emitting();
+        }
+    }
+
+    /// When emitting ends for this user: the run's end, or its leaving time.
+    pub fn emit_end(&self) -> Instant {
+        self.user.until
     }
 
     /// After [`Self::poll_session`] returned: the connection, to close. Acks still awaited are
@@ -143,6 +207,7 @@ impl<'a> Session<'a> {
     /// at once, measured from their scheduled times.
     pub fn resume(&mut self, link: Link, recovered: bool) {
         self.ledger.reconnected(recovered);
+        self.backlog.clear();
         self.drop_at = self
             .group
             .disconnect_every
@@ -189,12 +254,13 @@ impl<'a> Session<'a> {
             .iter()
             .enumerate()
             .map(|(i, e)| (i, e.due))
-            .filter(|(_, at)| *at < self.ctx.emit_end)
+            .filter(|(_, at)| *at < self.user.until)
             .min_by_key(|(_, at)| *at)
     }
 
     fn render(&mut self, emit: usize, seq: u64, origin: Instant, ack: Option<u64>) -> Rendered {
         let plan = &self.group.emits[emit];
+        let fill = self.user.fill(self.ctx, self.who, seq);
         let stamp = plan.stream.map(|stream| {
             let stamp = Stamp {
                 run: self.ctx.run_tag,
@@ -206,33 +272,30 @@ impl<'a> Session<'a> {
             (stamp, plan.placement)
         });
         let link = self.link.as_ref().expect("emitting needs a link");
-        link.render(
-            &mut self.scratch,
-            &plan.message,
-            self.who.id,
-            seq,
-            &self.group.name,
-            stamp,
-            ack,
-        )
+        link.render(&mut self.scratch, &plan.message, &fill, stamp, ack)
     }
 
     /// Draining ends when every tracked event is back, or at its deadline.
     fn drain_finished(&self, now: Instant) -> bool {
         match self.phase {
-            Phase::Draining { until } => now >= until || self.ledger.settled(),
-            Phase::Emitting => false,
+            Phase::Draining { until } => now >= until || self.ledger.settled(self.leaving_early()),
+            Phase::Setup | Phase::Emitting => false,
         }
     }
 
-    fn link(&mut self) -> &mut Link {
+    /// An arriving user that leaves before the run's end waits only for what it sent.
+    fn leaving_early(&self) -> bool {
+        self.user.until < self.ctx.emit_end
+    }
+
+    pub(super) fn link(&mut self) -> &mut Link {
         self.link
             .as_mut()
             .expect("the session has its link until it ends")
     }
 
     /// Flushes what was queued; a flush that cannot finish starts (or continues) a stall.
-    fn flush(&mut self, cx: &mut Context<'_>, now: Instant) -> Result<(), Fault> {
+    pub(super) fn flush(&mut self, cx: &mut Context<'_>, now: Instant) -> Result<(), Fault> {
         if !self.need_flush {
             return Ok(());
         }
@@ -294,20 +357,21 @@ impl<'a> Session<'a> {
     /// `disconnect_every` drops the connection while emitting.
     fn enter_phase(&mut self, now: Instant) -> Option<End> {
         if let Phase::Emitting = self.phase {
-            let schedule_done = now >= self.ctx.emit_end && self.next_due().is_none();
+            let schedule_done = now >= self.user.until && self.next_due().is_none();
             if schedule_done || self.ctx.stop.is_cancelled() {
                 self.phase = Phase::Draining {
                     until: now + self.ctx.plan.drain,
                 };
             }
         }
-        let dropping = self.drop_at.is_some_and(|at| now >= at) && now < self.ctx.emit_end;
+        let dropping = self.drop_at.is_some_and(|at| now >= at) && now < self.user.until;
         (matches!(self.phase, Phase::Emitting) && dropping).then_some(End::Dropped)
     }
 
     /// Sends every event due by `now` (and within [`EARLY`] of it) while the socket takes them.
     fn send_due(&mut self, cx: &mut Context<'_>, now: Instant) -> Result<(), End> {
-        if !matches!(self.phase, Phase::Emitting) {
+        self.send_backlog(cx, now)?;
+        if !matches!(self.phase, Phase::Emitting) || !self.backlog.is_empty() {
             return Ok(());
         }
         while let Some((emit, at)) = self.next_due() {
@@ -363,7 +427,11 @@ impl<'a> Session<'a> {
     /// Reads what arrived, up to [`READ_BUDGET`] messages (tungstenite answers WebSocket pings by
     /// itself, the Socket.IO link Engine.IO pings), and flushes what reading queued. Pending when
     /// the budget ran out: the task is woken again at once, after the thread's other clients.
-    fn read_arrived(&mut self, cx: &mut Context<'_>, now: Instant) -> Poll<Result<(), End>> {
+    pub(super) fn read_arrived(
+        &mut self,
+        cx: &mut Context<'_>,
+        now: Instant,
+    ) -> Poll<Result<(), End>> {
         for _ in 0..READ_BUDGET {
             let incoming = match self.link().poll_next(cx) {
                 Poll::Ready(Ok(incoming)) => incoming,
@@ -373,14 +441,31 @@ impl<'a> Session<'a> {
             let now = Instant::now();
             let mut m = self.metrics.borrow_mut();
             match incoming {
-                Incoming::Payload(bytes) => {
+                Incoming::Payload(bytes, ack) => {
                     m.interval.received += 1;
                     self.ledger.payload(&bytes, now, &mut m);
+                    drop(m);
+                    if let Waiting::Event { step } = self.waiting {
+                        if self.waits_for(step, &bytes) {
+                            self.waiting = Waiting::Nothing;
+                            self.arrived = Some(bytes.clone());
+                        }
+                    }
+                    if !self.group.on.is_empty() {
+                        if let Err(end) = self.handle(cx, &bytes, ack, now) {
+                            return Poll::Ready(Err(end));
+                        }
+                    }
                 }
                 Incoming::Attachment(bytes) => self.ledger.payload(&bytes, now, &mut m),
-                Incoming::Ack(id) => {
+                Incoming::Ack(id, args) => {
                     m.interval.received += 1;
-                    self.ledger.ack(id, now, &mut m);
+                    if matches!(self.waiting, Waiting::Ack(awaited) if awaited == id) {
+                        self.waiting = Waiting::Nothing;
+                        self.arrived = Some(args);
+                    } else {
+                        self.ledger.ack(id, now, &mut m);
+                    }
                 }
                 Incoming::Closed(frame) => {
                     drop(m);
@@ -416,14 +501,15 @@ impl<'a> Session<'a> {
     fn next_wake(&self, now: Instant) -> Instant {
         let wake = match self.phase {
             Phase::Draining { until } => until,
+            Phase::Setup => now + self.ctx.stall_timeout,
             // While writes are blocked, the socket wakes us when it drains; due events wait.
             // (The stall deadline below bounds the wait.)
             Phase::Emitting if self.blocked_since.is_some() => now + self.ctx.stall_timeout,
             Phase::Emitting => self
                 .next_due()
                 .map(|(_, at)| at.checked_sub(EARLY).unwrap_or(at))
-                .unwrap_or(self.ctx.emit_end)
-                .min(self.ctx.emit_end),
+                .unwrap_or(self.user.until)
+                .min(self.user.until),
         };
         let wake = match self.blocked_since {
             Some(since) => wake.min(since + self.ctx.stall_timeout),
@@ -449,6 +535,6 @@ impl<'a> Session<'a> {
     }
 }
 
-fn failed(fault: Fault) -> End {
+pub(super) fn failed(fault: Fault) -> End {
     End::Failed(fault.kind, fault.detail)
 }

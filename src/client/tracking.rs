@@ -6,13 +6,18 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
+#[cfg(test)]
 use crate::metrics::SERVER_SOURCE;
 use crate::metrics::gaps::{Arrival, SeqWindow};
+use crate::metrics::is_server_source;
 
 struct Stream {
     window: SeqWindow,
     /// The client's reconnect count at the stream's last delivery.
     epoch: u32,
+    /// The numbers missing when the stream's first delivery after a reconnect skipped ahead:
+    /// what a server that replays after a reconnect sends later fills this gap.
+    reconnect_gap: Option<(u64, u64)>,
 }
 
 /// One delivery, classified.
@@ -26,6 +31,9 @@ pub struct Delivery {
     /// A server stream that numbers per connection started over after a reconnect: what its
     /// previous numbering still missed is lost.
     pub lost_on_restart: u64,
+    /// It fills the gap a reconnect opened: the server replayed it (the application's own
+    /// replay, or connection state recovery).
+    pub replayed: bool,
 }
 
 /// A multiply-rotate hasher for the (source, expect) keys: volley assigns both, so the keys need
@@ -96,6 +104,7 @@ impl Tracker {
                         Stream {
                             window,
                             epoch: reconnects,
+                            reconnect_gap: None,
                         },
                     ));
                     self.own.len() - 1
@@ -111,12 +120,16 @@ impl Tracker {
                 Stream {
                     window: SeqWindow::from_first(seq),
                     epoch: reconnects,
+                    reconnect_gap: None,
                 }
             });
-            // A server that numbers each connection from 0 starts over after a reconnect.
+            // A server that numbers each connection from 0 starts over after a reconnect: its
+            // first number after the reconnect is back at (or below) the stream's first. (A
+            // server that replays what the client missed sends numbers past that one.)
             let restart = !fresh
-                && source == SERVER_SOURCE
+                && is_server_source(source)
                 && stream.epoch != reconnects
+                && seq <= stream.window.start()
                 && stream.window.is_behind(seq);
             if restart {
                 lost_on_restart = stream.window.missing(None);
@@ -133,11 +146,22 @@ impl Tracker {
         if !matches!(arrival, Arrival::Duplicate | Arrival::Stale) {
             stream.epoch = reconnects;
         }
+        let replayed = match arrival {
+            Arrival::Gap { expected, count } if during_reconnect => {
+                stream.reconnect_gap = Some((expected, expected + count));
+                false
+            }
+            Arrival::Reorder => stream
+                .reconnect_gap
+                .is_some_and(|(low, high)| (low..high).contains(&seq)),
+            _ => false,
+        };
         Delivery {
             arrival,
             during_reconnect,
             recovered: during_reconnect && self.last_recovered,
             lost_on_restart,
+            replayed,
         }
     }
 
@@ -193,6 +217,47 @@ mod tests {
         assert_eq!(
             t.deliver(SERVER_SOURCE, 0, 1, false).arrival,
             Arrival::Duplicate
+        );
+    }
+
+    #[test]
+    fn a_replay_after_a_reconnect_fills_the_gap_it_opened() {
+        let mut t = Tracker::default();
+        for seq in [0, 1, 2] {
+            t.deliver(SERVER_SOURCE, 0, seq, false);
+        }
+        t.reconnected(false);
+        // Live again at 6: 3..6 were sent while the client was away.
+        let first = t.deliver(SERVER_SOURCE, 0, 6, false);
+        assert_eq!(
+            (first.arrival, first.replayed),
+            (
+                Arrival::Gap {
+                    expected: 3,
+                    count: 3
+                },
+                false
+            )
+        );
+        // The server replays them: each fills the gap, none is out of order.
+        for seq in [3, 4, 5] {
+            let d = t.deliver(SERVER_SOURCE, 0, seq, false);
+            assert_eq!((d.arrival, d.replayed), (Arrival::Reorder, true), "{seq}");
+        }
+        // Sent again though already received: a duplicate.
+        let again = t.deliver(SERVER_SOURCE, 0, 4, false);
+        assert_eq!((again.arrival, again.replayed), (Arrival::Duplicate, false));
+        // A gap that opened without a reconnect is filled by an ordinary late arrival.
+        t.deliver(SERVER_SOURCE, 0, 9, false);
+        let late = t.deliver(SERVER_SOURCE, 0, 7, false);
+        assert_eq!((late.arrival, late.replayed), (Arrival::Reorder, false));
+        // A replay of what was received already, first after a reconnect: a duplicate, not a
+        // stream that starts over.
+        t.reconnected(false);
+        let first_again = t.deliver(SERVER_SOURCE, 0, 1, false);
+        assert_eq!(
+            (first_again.arrival, first_again.lost_on_restart),
+            (Arrival::Duplicate, 0)
         );
     }
 

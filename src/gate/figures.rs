@@ -219,7 +219,7 @@ fn share_of(counter: &str, expects: &[String]) -> Vec<String> {
     }
     match counter {
         "connect_failures" | "connects" => names(&["connects", "connect_failures"]),
-        "acks_lost" => names(&["acks_sent"]),
+        "acks_lost" | "ack_retries" => names(&["acks_sent"]),
         "reconnects_recovered" => names(&["reconnects"]),
         "received" => names(&["sent"]),
         _ => match expects.iter().find(|e| {

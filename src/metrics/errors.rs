@@ -39,10 +39,24 @@ pub enum ErrorKind {
     Parse,
     /// Socket.IO: the server disconnected the client's namespace (DISCONNECT); not reconnected.
     ServerDisconnect,
+    /// An HTTP step was answered with a status it does not accept (the status is the detail).
+    HttpStatus,
+    /// An HTTP step got no whole answer within its timeout.
+    HttpTimeout,
+    /// An HTTP step found nothing listening.
+    HttpRefused,
+    /// An HTTP step failed otherwise (reset, TLS, a response that is not HTTP).
+    Http,
+    /// A capture found nothing at its pointer or header.
+    Capture,
+    /// A `wait_for` step's event, or a step's acknowledgement, did not come in time.
+    StepTimeout,
+    /// An emit with `retries` was not acknowledged after every attempt.
+    AckTimeout,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 17] = [
+    pub const ALL: [ErrorKind; 24] = [
         ErrorKind::ConnectRefused,
         ErrorKind::ConnectTimeout,
         ErrorKind::Tls,
@@ -60,6 +74,13 @@ impl ErrorKind {
         ErrorKind::Transport,
         ErrorKind::Parse,
         ErrorKind::ServerDisconnect,
+        ErrorKind::HttpStatus,
+        ErrorKind::HttpTimeout,
+        ErrorKind::HttpRefused,
+        ErrorKind::Http,
+        ErrorKind::Capture,
+        ErrorKind::StepTimeout,
+        ErrorKind::AckTimeout,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -82,6 +103,13 @@ impl ErrorKind {
             ErrorKind::Transport => "transport",
             ErrorKind::Parse => "parse",
             ErrorKind::ServerDisconnect => "server_disconnect",
+            ErrorKind::HttpStatus => "http_status",
+            ErrorKind::HttpTimeout => "http_timeout",
+            ErrorKind::HttpRefused => "http_refused",
+            ErrorKind::Http => "http",
+            ErrorKind::Capture => "capture",
+            ErrorKind::StepTimeout => "step_timeout",
+            ErrorKind::AckTimeout => "ack_timeout",
         }
     }
 

@@ -77,6 +77,11 @@ impl SeqWindow {
         seq < self.base && self.max_seen.is_some_and(|max| seq < max)
     }
 
+    /// The first number of the stream.
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+
     pub fn max_seen(&self) -> Option<u64> {
         self.max_seen
     }

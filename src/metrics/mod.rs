@@ -79,7 +79,7 @@ pub const EXPECT_COUNTERS: [&str; 9] = [
 ];
 
 /// The run-wide counters, likewise.
-pub const RUN_COUNTERS: [&str; 9] = [
+pub const RUN_COUNTERS: [&str; 10] = [
     "sent",
     "received",
     "connects",
@@ -89,6 +89,7 @@ pub const RUN_COUNTERS: [&str; 9] = [
     "reconnects_recovered",
     "acks_sent",
     "acks_lost",
+    "ack_retries",
 ];
 
 /// What a gaps.csv row reports.
@@ -117,6 +118,14 @@ impl GapKind {
 
 /// A stream's source in a gap row: an emitting client, or the server.
 pub const SERVER_SOURCE: u32 = u32::MAX;
+/// Keyed server streams (`stream = "/channel"`) take the sources just below [`SERVER_SOURCE`],
+/// one per key a receiver has seen, at most this many.
+pub const SERVER_KEYS: u32 = 1 << 20;
+
+/// Whether a stream's source is the server (keyed or not) rather than a client.
+pub fn is_server_source(source: u32) -> bool {
+    source >= SERVER_SOURCE - SERVER_KEYS
+}
 
 /// One row of gaps.csv.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +137,8 @@ pub struct GapRow {
     pub expect: u32,
     /// The emitting client, or [`SERVER_SOURCE`].
     pub source: u32,
+    /// A keyed server stream's key (the value at its `stream` pointer).
+    pub key: Option<Box<str>>,
     /// The (first) sequence number that was due, when one can be named.
     pub expected: Option<u64>,
     /// The one that arrived (none for `lost`).
@@ -216,6 +227,8 @@ pub struct Interval {
     /// Socket.IO emits that asked for an ack, and acks that never came.
     pub acks_sent: u64,
     pub acks_lost: u64,
+    /// Emits sent again because their acknowledgement did not come in time (`retries`).
+    pub ack_retries: u64,
     pub errors: [u64; ErrorKind::COUNT],
     /// Connection ends by close code (1006 when the connection ended without a close frame).
     pub closes: BTreeMap<u16, u64>,
@@ -240,6 +253,7 @@ impl Interval {
             recovered: 0,
             acks_sent: 0,
             acks_lost: 0,
+            ack_retries: 0,
             errors: [0; ErrorKind::COUNT],
             closes: BTreeMap::new(),
             expects: vec![ExpectCounts::default(); expects],
@@ -272,6 +286,7 @@ impl Interval {
         self.recovered += other.recovered;
         self.acks_sent += other.acks_sent;
         self.acks_lost += other.acks_lost;
+        self.ack_retries += other.ack_retries;
         for (mine, theirs) in self.errors.iter_mut().zip(other.errors) {
             *mine += theirs;
         }

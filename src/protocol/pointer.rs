@@ -12,6 +12,7 @@
 
 use std::fmt;
 
+use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 
 /// A parsed JSON pointer: its reference tokens, unescaped.
@@ -47,53 +48,112 @@ impl JsonPointer {
     /// The non-negative integer at this pointer in `json`, if `json` is one valid JSON document
     /// and such a number is there.
     pub fn read_u64(&self, json: &[u8]) -> Option<u64> {
+        self.read(json, Leaf)
+    }
+
+    /// The JSON text of the value at this pointer in `json` (a string with its quotes and
+    /// escapes, an object with its braces), if `json` is one valid JSON document and the pointer
+    /// leads somewhere: what a reply copies from a received event.
+    pub fn read_raw<'a>(&self, json: &'a [u8]) -> Option<&'a str> {
+        self.read(json, RawLeaf)
+    }
+
+    /// Whether the pointer is `""`, the whole document.
+    pub fn is_root(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    fn read<'a, L>(&self, json: &'a [u8], leaf: L) -> Option<L::Found>
+    where
+        L: LeafSeed<'a>,
+    {
         let mut de = serde_json::Deserializer::from_slice(json);
-        let found = At(&self.tokens).deserialize(&mut de).ok()?;
+        let found = At(&self.tokens, leaf).deserialize(&mut de).ok()?;
         de.end().ok()?;
         found
     }
 }
 
-/// The rest of a pointer's path, applied to the value being deserialized.
-struct At<'p>(&'p [String]);
+/// What is read at the end of the path: the answer is `None` when the value is not of its kind.
+trait LeafSeed<'de>: DeserializeSeed<'de, Value = Option<Self::Found>> + Copy {
+    type Found;
+}
 
-impl<'de> DeserializeSeed<'de> for At<'_> {
+impl<'de> LeafSeed<'de> for Leaf {
+    type Found = u64;
+}
+
+impl<'de> DeserializeSeed<'de> for Leaf {
     type Value = Option<u64>;
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<u64>, D::Error> {
+        d.deserialize_any(Leaf)
+    }
+}
+
+/// The leaf as its JSON text, whatever it is.
+#[derive(Clone, Copy)]
+struct RawLeaf;
+
+impl<'de> LeafSeed<'de> for RawLeaf {
+    type Found = &'de str;
+}
+
+impl<'de> DeserializeSeed<'de> for RawLeaf {
+    type Value = Option<&'de str>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<&'de str>, D::Error> {
+        let raw = <&serde_json::value::RawValue>::deserialize(d)?;
+        Ok(Some(raw.get()))
+    }
+}
+
+/// The rest of a pointer's path, applied to the value being deserialized.
+struct At<'p, L>(&'p [String], L);
+
+impl<'de, L: LeafSeed<'de>> DeserializeSeed<'de> for At<'_, L> {
+    type Value = Option<L::Found>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         match self.0.split_first() {
-            None => d.deserialize_any(Leaf),
-            Some((token, rest)) => d.deserialize_any(Node { token, rest }),
+            None => self.1.deserialize(d),
+            Some((token, rest)) => d.deserialize_any(Node {
+                token,
+                rest,
+                leaf: self.1,
+            }),
         }
     }
 }
 
 /// The value the pointer ends at: a number or nothing.
+#[derive(Clone, Copy)]
 struct Leaf;
 
 /// A value on the pointer's path: descends into `token`, skips the rest.
-struct Node<'p> {
+struct Node<'p, L> {
     token: &'p str,
     rest: &'p [String],
+    leaf: L,
 }
 
 /// Scalars and containers that answer `None`: a leaf that is no integer, or a path that runs
 /// into a scalar. Containers are skipped to their end.
 macro_rules! answer_none_to_the_rest {
-    () => {
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Option<u64>, E> {
+    ($found:ty) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Option<$found>, E> {
             Ok(None)
         }
 
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Option<u64>, E> {
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Option<$found>, E> {
             Ok(None)
         }
 
-        fn visit_str<E: de::Error>(self, _: &str) -> Result<Option<u64>, E> {
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Option<$found>, E> {
             Ok(None)
         }
 
-        fn visit_unit<E: de::Error>(self) -> Result<Option<u64>, E> {
+        fn visit_unit<E: de::Error>(self) -> Result<Option<$found>, E> {
             Ok(None)
         }
     };
@@ -114,7 +174,7 @@ impl<'de> Visitor<'de> for Leaf {
         Ok(u64::try_from(n).ok())
     }
 
-    answer_none_to_the_rest!();
+    answer_none_to_the_rest!(u64);
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Option<u64>, A::Error> {
         Skip.visit_seq(seq).map(|()| None)
@@ -125,29 +185,29 @@ impl<'de> Visitor<'de> for Leaf {
     }
 }
 
-impl<'de> Visitor<'de> for Node<'_> {
-    type Value = Option<u64>;
+impl<'de, L: LeafSeed<'de>> Visitor<'de> for Node<'_, L> {
+    type Value = Option<L::Found>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
 
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Option<u64>, E> {
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
         Ok(None)
     }
 
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Option<u64>, E> {
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
         Ok(None)
     }
 
-    answer_none_to_the_rest!();
+    answer_none_to_the_rest!(L::Found);
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Option<u64>, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let wanted = array_index(self.token);
         let mut found = None;
         for index in 0.. {
             if Some(index) == wanted {
-                match seq.next_element_seed(At(self.rest))? {
+                match seq.next_element_seed(At(self.rest, self.leaf))? {
                     Some(value) => found = value,
                     None => break,
                 }
@@ -158,12 +218,12 @@ impl<'de> Visitor<'de> for Node<'_> {
         Ok(found)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<u64>, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut found = None;
         while let Some(hit) = map.next_key_seed(KeyIs(self.token))? {
             if hit {
                 // The last of duplicate keys wins, as in a parsed document.
-                found = map.next_value_seed(At(self.rest))?;
+                found = map.next_value_seed(At(self.rest, self.leaf))?;
             } else {
                 map.next_value_seed(Skip)?;
             }
@@ -275,6 +335,25 @@ mod tests {
         JsonPointer::parse(pointer)
             .unwrap()
             .read_u64(json.as_bytes())
+    }
+
+    #[test]
+    fn raw_values_are_the_text_the_document_model_reads() {
+        let json = r#"{"id":"a\"b","n":17,"o":{ "k" : [1, 2] },"t":true,"z":null}"#;
+        let value: serde_json::Value = serde_json::from_str(json).unwrap();
+        for pointer in ["/id", "/n", "/o", "/o/k/1", "/t", "/z", ""] {
+            let raw = JsonPointer::parse(pointer)
+                .unwrap()
+                .read_raw(json.as_bytes())
+                .unwrap_or_else(|| panic!("{pointer}"));
+            let reread: serde_json::Value = serde_json::from_str(raw).unwrap();
+            assert_eq!(Some(&reread), value.pointer(pointer), "{pointer}");
+        }
+        let missing = JsonPointer::parse("/missing").unwrap();
+        assert_eq!(missing.read_raw(json.as_bytes()), None);
+        let through_scalar = JsonPointer::parse("/n/x").unwrap();
+        assert_eq!(through_scalar.read_raw(json.as_bytes()), None);
+        assert_eq!(missing.read_raw(b"{\"id\":"), None, "invalid JSON");
     }
 
     #[test]

@@ -63,10 +63,10 @@ impl<W: std::io::Write> GapsWriter<W> {
                 .get(row.expect as usize)
                 .map(String::as_str)
                 .unwrap_or("");
-            let source = if row.source == SERVER_SOURCE {
-                "server".to_string()
-            } else {
-                row.source.to_string()
+            let source = match &row.key {
+                Some(key) => format!("server:{key}"),
+                None if row.source == SERVER_SOURCE => "server".to_string(),
+                None => row.source.to_string(),
             };
             self.csv.write_record([
                 format!("{:.3}", row.at.as_secs_f64()),

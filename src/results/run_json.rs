@@ -166,11 +166,12 @@ pub struct Counters {
     pub reconnects_recovered: u64,
     pub acks_sent: u64,
     pub acks_lost: u64,
+    pub ack_retries: u64,
 }
 
 impl Counters {
     /// (name, value) in file order.
-    pub fn named(&self) -> [(&'static str, u64); 9] {
+    pub fn named(&self) -> [(&'static str, u64); 10] {
         let values = [
             self.sent,
             self.received,
@@ -181,6 +182,7 @@ impl Counters {
             self.reconnects_recovered,
             self.acks_sent,
             self.acks_lost,
+            self.ack_retries,
         ];
         std::array::from_fn(|i| (RUN_COUNTERS[i], values[i]))
     }
@@ -341,6 +343,7 @@ impl Summary {
                 reconnects_recovered: t.recovered,
                 acks_sent: t.acks_sent,
                 acks_lost: t.acks_lost,
+                ack_retries: t.ack_retries,
             },
             errors_by_kind: ErrorKind::ALL
                 .iter()
@@ -374,6 +377,7 @@ impl Summary {
         t.recovered = c.reconnects_recovered;
         t.acks_sent = c.acks_sent;
         t.acks_lost = c.acks_lost;
+        t.ack_retries = c.ack_retries;
         for kind in ErrorKind::ALL {
             t.errors[kind.index()] = self.errors_by_kind.get(kind.as_str()).copied().unwrap_or(0);
         }
@@ -592,6 +596,7 @@ mod tests {
             reconnects_recovered: 7,
             acks_sent: 8,
             acks_lost: 9,
+            ack_retries: 10,
         };
         let written = serde_json::to_value(&counters).unwrap();
         let named: Vec<(String, Value)> = counters

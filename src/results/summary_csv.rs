@@ -62,6 +62,7 @@ impl Exporter for SummaryCsv {
         if report.metric_names.iter().any(|m| m == "ack") {
             counters.push(("ack.sent".into(), t.acks_sent));
             counters.push(("ack.lost".into(), t.acks_lost));
+            counters.push(("ack.retries".into(), t.ack_retries));
         }
         if report.metric_names.iter().any(|m| m == "reconnect") {
             counters.push(("reconnects".into(), t.reconnects));

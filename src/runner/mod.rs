@@ -126,8 +126,12 @@ pub async fn run(
     let clients = options
         .shard
         .map_or(plan.total_clients(), |shard| shard.clients_of(&plan));
-    builtin::check_files(&plan, clients, Ends::Clients)?;
-    let target = target::reach(&plan, &options, clients * plan.connections_per_client()).await?;
+    // Arriving users come and go: what is open at once is their peak, not their total.
+    let peak = options
+        .shard
+        .map_or(plan.peak_clients(), |shard| shard.peak_of(&plan));
+    builtin::check_files(&plan, peak, Ends::Clients)?;
+    let target = target::reach(&plan, &options, peak * plan.connections_per_client()).await?;
     let mut shutdown = std::pin::pin!(shutdown);
     let start = wait_for_start(options.start_at, &mut shutdown).await?;
     let started_at = SystemTime::now();
@@ -159,7 +163,7 @@ pub async fn run(
         None => (None, None),
     };
     let stop = CancellationToken::new();
-    let ramp_length = plan.ramp.length(plan.total_clients());
+    let ramp_length = plan.ramp.length(plan.fixed_clients());
     let ctx = Arc::new(ClientContext {
         emit_end: t0 + ramp_length + plan.duration,
         plan: plan.clone(),
@@ -170,9 +174,14 @@ pub async fn run(
         close_timeout: CLOSE_TIMEOUT,
         stall_timeout: plan.connect_timeout,
         frame_log: sampled,
+        http: target.http,
+        seed,
     });
-    let starts = start_schedule(&plan, options.shard, t0, clients);
-    let plans = assign(&plan, options.shard, seed, &starts, workers);
+    let fixed = options
+        .shard
+        .map_or(plan.fixed_clients(), |shard| shard.fixed_of(&plan));
+    let starts = start_schedule(&plan, options.shard, t0, fixed);
+    let plans = assign(&plan, options.shard, seed, &starts, t0, workers);
     let (threads, messages) = start_workers(plans, &ctx, &stop)?;
 
     let metric_names = plan.metric_names();
@@ -324,7 +333,7 @@ fn start_schedule(plan: &Plan, shard: Option<Shard>, t0: Instant, clients: u64) 
         (Ramp::Over(over), _) => Schedule::spread(t0, over, clients),
         (Ramp::At(rate), None) => Schedule::at_rate(t0, rate),
         (Ramp::At(_), Some(_)) => {
-            Schedule::spread(t0, plan.ramp.length(plan.total_clients()), clients)
+            Schedule::spread(t0, plan.ramp.length(plan.fixed_clients()), clients)
         }
     }
 }
@@ -429,11 +438,25 @@ fn assign(
     shard: Option<Shard>,
     seed: u64,
     starts: &Schedule,
+    t0: Instant,
     workers: usize,
 ) -> Vec<WorkerPlan> {
     let mut ids: Vec<ClientId> = Vec::new();
+    // Arriving users come at their group's rate from time zero, in the order of their ids.
+    let mut arrivals: Vec<(Instant, ClientId)> = Vec::new();
     for (group, g) in plan.groups.iter().enumerate() {
         let first = plan.client_ids(group as u16).start;
+        if let Some(arriving) = &g.arrivals {
+            let schedule = Schedule::at_rate(t0, arriving.rate);
+            for index in (0..g.clients).filter(|i| shard.is_none_or(|s| s.takes(*i))) {
+                let who = ClientId {
+                    id: (first + index) as u32,
+                    group: group as u16,
+                };
+                arrivals.push((schedule.at(index), who));
+            }
+            continue;
+        }
         for index in 0..g.clients {
             if shard.is_none_or(|s| s.takes(index)) {
                 ids.push(ClientId {
@@ -454,6 +477,14 @@ fn assign(
         plans[slot % workers]
             .clients
             .push((starts.at(slot as u64), who));
+    }
+    arrivals.sort_by_key(|(at, _)| *at);
+    for (slot, arrival) in arrivals.into_iter().enumerate() {
+        plans[slot % workers].clients.push(arrival);
+    }
+    // A worker starts its clients in time order.
+    for plan in &mut plans {
+        plan.clients.sort_by_key(|(at, _)| *at);
     }
     plans
 }

@@ -33,6 +33,20 @@ impl Shard {
     pub fn clients_of(&self, plan: &Plan) -> u64 {
         plan.groups.iter().map(|g| self.share_of(g.clients)).sum()
     }
+
+    /// How many clients of the fixed-size groups (the ramp's) this shard runs.
+    pub fn fixed_of(&self, plan: &Plan) -> u64 {
+        let fixed = plan.groups.iter().filter(|g| g.arrivals.is_none());
+        fixed.map(|g| self.share_of(g.clients)).sum()
+    }
+
+    /// How many of this shard's clients are connected at once at most.
+    pub fn peak_of(&self, plan: &Plan) -> u64 {
+        plan.groups
+            .iter()
+            .map(|g| self.share_of(g.peak_clients()))
+            .sum()
+    }
 }
 
 impl fmt::Display for Shard {

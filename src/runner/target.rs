@@ -14,6 +14,8 @@ pub struct ReachedTarget {
     /// The in-process builtin server, stopped when the run ends.
     pub server: Option<ServerHandle>,
     pub connector: Connector,
+    /// Where HTTP steps go, when the plan has any: `[http] base`, else the target.
+    pub http: Option<Connector>,
     /// The URL of the first group, for the summary and run.json.
     pub url: String,
 }
@@ -61,9 +63,15 @@ pub async fn reach(
             )));
         }
     }
+    let http = match (&plan.http.base, plan.has_http_steps()) {
+        (_, false) => None,
+        (None, true) => Some(connector.clone()),
+        (Some(base), true) => Some(remote(base, options.insecure).await?),
+    };
     Ok(ReachedTarget {
         server,
         connector,
+        http,
         url,
     })
 }
@@ -81,6 +89,19 @@ async fn connector(
                 .expect("plain connector");
             Ok((Some(server), connector.with_headers(plan.headers.clone())))
         }
+        remote @ Target::Remote { .. } => Ok((
+            None,
+            self::remote(remote, insecure)
+                .await?
+                .with_headers(plan.headers.clone()),
+        )),
+    }
+}
+
+/// A remote server resolved once, with TLS for `wss://` (or `https://`).
+async fn remote(target: &Target, insecure: bool) -> Result<Connector, RunError> {
+    match target {
+        Target::Builtin => unreachable!("the builtin server is started, not resolved"),
         Target::Remote {
             tls: secure,
             host,
@@ -101,12 +122,10 @@ async fn connector(
                 true => Some(tls::client_config(insecure)?),
                 false => None,
             };
-            let connector =
-                Connector::new(addr, host, *port, tls).map_err(|e| RunError::Unreachable {
-                    url: format!("{host}:{port}"),
-                    detail: e.to_string(),
-                })?;
-            Ok((None, connector.with_headers(plan.headers.clone())))
+            Connector::new(addr, host, *port, tls).map_err(|e| RunError::Unreachable {
+                url: format!("{host}:{port}"),
+                detail: e.to_string(),
+            })
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The scenario file: reading it, pointing at the exact line and column of anything wrong, applying
 //! command-line overrides, and compiling it into a [`Plan`] the runner executes.
 
+pub mod data;
 pub mod model;
 mod plan;
 pub mod template;
@@ -12,8 +13,9 @@ use std::time::Duration;
 
 pub use model::{Scenario, StampMode};
 pub use plan::{
-    EmitPlan, ExpectPlan, GroupPlan, Message, Origin, Placement, Plan, Protocol, ReconnectPlan,
-    StepPlan, Target, parse_target,
+    AckWait, Action, Arrivals, Capture, CaptureSource, EmitPlan, ExpectPlan, GroupPlan, HttpBody,
+    HttpPlan, HttpStep, Matcher, Message, OnPlan, Origin, Placement, Plan, Protocol, ReconnectPlan,
+    StatusCheck, Step, Target, parse_target,
 };
 
 use crate::units::{Ramp, Rate};
@@ -126,7 +128,12 @@ fn apply_overrides(
         }
     }
     if let Some(total) = overrides.clients {
-        let sizes: Vec<u64> = scenario.groups.iter().map(|g| g.clients.0).collect();
+        // Arriving users come at their rate: only groups of a fixed size are scaled.
+        let sizes: Vec<u64> = scenario
+            .groups
+            .iter()
+            .map(|g| g.clients.as_ref().map_or(0, |c| c.get_ref().0))
+            .collect();
         let shared = share(total, &sizes).ok_or_else(|| ScenarioError::Override {
             path: path.to_path_buf(),
             message: format!(
@@ -135,7 +142,9 @@ fn apply_overrides(
             ),
         })?;
         for (group, n) in scenario.groups.iter_mut().zip(shared) {
-            group.clients.0 = n;
+            if let Some(clients) = &mut group.clients {
+                *clients = toml::Spanned::new(0..0, crate::units::CountValue(n));
+            }
         }
     }
     Ok(())

@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use crate::units::{CountValue, DurationText, Ramp, RateText};
+use crate::scenario::data::Pick;
+use crate::units::{CountValue, DurationRangeText, DurationText, Ramp, RateText, SizeText};
 
 pub use crate::transport::engine::Transport;
 
@@ -38,6 +39,11 @@ pub struct Scenario {
     pub socketio: Option<Spanned<SocketIo>>,
     /// Reconnecting after a lost connection.
     pub reconnect: Option<Spanned<Reconnect>>,
+    /// HTTP steps: where they go and how long they may take.
+    pub http: Option<Spanned<Http>>,
+    /// Data files the users take their values from (`{{users.password}}`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub data: Vec<Data>,
     #[serde(rename = "group")]
     pub groups: Vec<Group>,
     #[serde(rename = "expect", default)]
@@ -52,7 +58,12 @@ pub struct Scenario {
 #[serde(deny_unknown_fields)]
 pub struct Group {
     pub name: Spanned<String>,
-    pub clients: CountValue,
+    /// A fixed number of clients, connected over the ramp (or `arrivals` instead).
+    pub clients: Option<Spanned<CountValue>>,
+    /// Users keep arriving at this rate for the whole run, each staying `lifetime`.
+    pub arrivals: Option<Spanned<RateText>>,
+    /// How long an arriving user stays: a duration or a range (`"10s..30s"`).
+    pub lifetime: Option<Spanned<DurationRangeText>>,
     pub path: Option<Spanned<String>>,
     /// Socket.IO namespace of this group (default: `[socketio] namespace`).
     pub namespace: Option<Spanned<String>>,
@@ -61,23 +72,103 @@ pub struct Group {
     /// Each client drops its connection (no close handshake) this long after every connect,
     /// while emitting: a reconnect storm, with `[reconnect]`.
     pub disconnect_every: Option<DurationText>,
+    /// HTTP steps before connecting (a login), once per user.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub before_connect: Vec<Spanned<Step>>,
+    /// Steps right after connecting, and again after every reconnect the server did not recover.
     #[serde(default)]
     pub on_connect: Vec<Spanned<Step>>,
     #[serde(default)]
     pub emit: Vec<Emit>,
+    /// What a client does when an event arrives: reply, answer the server's ack, capture.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on: Vec<Spanned<On>>,
 }
 
-/// One step after connecting: send a message (`emit`), or pause (`wait`).
+/// `[[data]]`: a CSV (header row) or JSON-lines file; every user takes one row.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Data {
+    pub name: Spanned<String>,
+    /// Relative to the scenario file.
+    pub file: Spanned<String>,
+    #[serde(default = "default_pick")]
+    pub pick: Pick,
+}
+
+/// `[http]`: the server HTTP steps talk to (default: the target's, ws -> http, wss -> https).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Http {
+    pub base: Option<Spanned<String>>,
+    /// Default time limit of an HTTP step.
+    pub timeout: Option<DurationText>,
+}
+
+/// `[[group.on]]`: a handler for received events.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct On {
+    /// Socket.IO: the event name. Raw WebSocket: leave out (every message) and use `match`.
+    pub event: Option<Spanned<String>>,
+    /// Only events whose field matches: `'/type == "ping"'`.
+    #[serde(rename = "match")]
+    pub matches: Option<Spanned<String>>,
+    /// `"server"`: the server sends this event (volley checks that somebody does).
+    pub from: Option<Spanned<String>>,
+    /// Reply at once with this event (Socket.IO) or message (raw WebSocket, `data` or this text).
+    pub emit: Option<Spanned<String>>,
+    pub data: Option<Spanned<toml::Value>>,
+    pub args: Option<Spanned<Vec<toml::Value>>>,
+    #[serde(default)]
+    pub binary: bool,
+    /// Socket.IO: when the server asks for an acknowledgement, answer with these arguments.
+    pub answer: Option<Spanned<Vec<toml::Value>>>,
+    /// Keep values of the event: `{ room = "/room" }`.
+    pub capture: Option<Spanned<toml::Table>>,
+}
+
+/// One step of a user's conversation: send a message (`emit`), pause (`wait`), wait for an event
+/// (`wait_for`) or make an HTTP request (`http`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Step {
-    pub emit: Option<String>,
+    /// Names the step in errors, and its latency metric (HTTP and `wait_for` steps).
+    pub name: Option<Spanned<String>>,
+    pub emit: Option<Spanned<String>>,
     pub data: Option<Spanned<toml::Value>>,
     /// Socket.IO: several arguments instead of one `data`.
     pub args: Option<Spanned<Vec<toml::Value>>>,
     #[serde(default)]
     pub binary: bool,
-    pub wait: Option<DurationText>,
+    /// Socket.IO: wait for the acknowledgement (and `capture` from its arguments).
+    pub ack: Option<Spanned<bool>>,
+    /// Socket.IO: send again when no acknowledgement came within `ack_timeout`, this many times.
+    pub retries: Option<Spanned<u32>>,
+    pub ack_timeout: Option<DurationText>,
+    /// A think time: a duration or a range (`"1s..3s"`).
+    pub wait: Option<Spanned<DurationRangeText>>,
+    /// Wait for this event (Socket.IO; raw WebSocket: `"*"` and `match`).
+    pub wait_for: Option<Spanned<String>>,
+    #[serde(rename = "match")]
+    pub matches: Option<Spanned<String>>,
+    /// `"POST /login"`: a method and a path (and query).
+    pub http: Option<Spanned<String>>,
+    pub headers: Option<Spanned<toml::Table>>,
+    /// The body as JSON (a table or an array).
+    pub json: Option<Spanned<toml::Value>>,
+    /// The body as an HTML form.
+    pub form: Option<Spanned<toml::Table>>,
+    /// The body as written.
+    pub body: Option<Spanned<String>>,
+    /// The status (or statuses) that count as success; default any 2xx.
+    pub status: Option<Spanned<toml::Value>>,
+    /// Keep values: `{ token = "/token" }` (a JSON pointer) or `{ sid = "header:x-session" }`.
+    pub capture: Option<Spanned<toml::Table>>,
+    /// How long the step may take (HTTP, ack, wait_for).
+    pub timeout: Option<DurationText>,
+    /// `"stop"` (default: the user's steps end there) or `"continue"`.
+    pub on_failure: Option<Spanned<String>>,
 }
 
 /// A stream of events a client sends on an open-model schedule.
@@ -96,6 +187,11 @@ pub struct Emit {
     pub ack: Option<Spanned<bool>>,
     #[serde(default)]
     pub stamp: StampMode,
+    /// Pad the data (first argument) to this size, e.g. `"4KiB"`.
+    pub size: Option<Spanned<SizeText>>,
+    /// Socket.IO, with `ack`: send again when no acknowledgement came within `ack_timeout`.
+    pub retries: Option<Spanned<u32>>,
+    pub ack_timeout: Option<DurationText>,
 }
 
 /// Where the tracking stamp goes in a tracked event.
@@ -176,6 +272,9 @@ pub struct Expect {
     pub timestamp_unit: Option<Spanned<String>>,
     /// An arrival later than this after its scheduled send counts as late.
     pub within: Option<DurationText>,
+    /// `from = "server"`: JSON pointer to a field that keys the stream (`"/channel"`): each value
+    /// is its own numbered stream.
+    pub stream: Option<Spanned<String>>,
 }
 
 fn spanned<T>(value: T) -> Spanned<T> {
@@ -189,6 +288,9 @@ fn default_protocol() -> Spanned<String> {
 }
 fn default_from() -> Spanned<String> {
     spanned("self".into())
+}
+fn default_pick() -> Pick {
+    Pick::Sequential
 }
 fn default_true() -> bool {
     true

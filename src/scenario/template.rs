@@ -1,9 +1,22 @@
-//! Message templates: the `data` of an emit, compiled once into literal pieces and placeholders so
-//! that rendering an event is a single pass into one pre-sized `String`.
+//! Message templates: the text of an emit, an HTTP body, a header or an auth payload, compiled once
+//! into literal pieces and placeholders, so that rendering is a single pass into one buffer.
+//!
+//! Placeholders: `{{client}}`, `{{seq}}`, `{{group}}`; a data column `{{users.password}}`; a
+//! captured value `{{token}}`; generated values `{{uuid}}`, `{{now_ms}}`, `{{int(1, 100)}}`,
+//! `{{one_of(red, green)}}`; and in replies, a value of the received event at a JSON pointer
+//! `{{/id}}`. Every name is resolved when the template is compiled (a [`Scope`] says which exist),
+//! so rendering looks nothing up by name.
+//!
+//! In JSON (a table, a Socket.IO argument) a placeholder always sits inside a string, and what it
+//! renders is escaped for one. A string that is exactly one placeholder of a JSON value (a pointer,
+//! `int`, `now_ms`) keeps that value's type: `id = "{{/id}}"` copies a number as a number.
 
 use std::fmt::Write;
+use std::sync::Arc;
 
+use crate::protocol::pointer::JsonPointer;
 use crate::protocol::stamp::Stamp;
+use crate::scenario::data::DataSet;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
@@ -11,6 +24,28 @@ enum Segment {
     Client,
     Seq,
     Group,
+    /// A column of a data set: the user's row of it.
+    Column {
+        set: u16,
+        column: u16,
+    },
+    /// A value the user captured earlier.
+    Var(u16),
+    /// A value of the received event; `raw`: the whole JSON value, type kept.
+    Event {
+        pointer: JsonPointer,
+        raw: bool,
+    },
+    Uuid,
+    NowMs {
+        raw: bool,
+    },
+    Int {
+        low: i64,
+        high: i64,
+        raw: bool,
+    },
+    OneOf(Vec<String>),
 }
 
 /// What kind of text a template renders, which decides where a stamp can go.
@@ -26,7 +61,7 @@ pub enum Shape {
     Json,
 }
 
-/// A compiled payload template. A TOML table becomes a JSON object, a string stays as written.
+/// A compiled template. A TOML table becomes a JSON object, a string stays as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template {
     /// For JSON objects the text after the opening `{`, for JSON strings the text after the
@@ -35,6 +70,8 @@ pub struct Template {
     shape: Shape,
     literal_len: usize,
     placeholders: usize,
+    /// `size = "4KiB"`: the rendered text is padded to at least this many bytes.
+    pad_to: Option<usize>,
 }
 
 /// Where the stamp goes when rendering.
@@ -44,34 +81,93 @@ pub enum StampPlacement {
     Prefix,
 }
 
+/// The names a template may use where it is written.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scope<'a> {
+    /// The scenario's data sets.
+    pub data: &'a [Arc<DataSet>],
+    /// The names of every captured value, in slot order.
+    pub vars: &'a [String],
+    /// A received event is at hand (a reply): `{{/pointer}}` reads it. For Socket.IO, pointers
+    /// apply to the event's first argument.
+    pub event: Option<EventShape>,
+}
+
+/// How a received event's text is laid out, for the pointers of a reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventShape {
+    /// A raw WebSocket message: pointers apply to the message.
+    Message,
+    /// A Socket.IO event's JSON array `["name", arg0, ...]`: pointers apply to `arg0`.
+    SocketIoArgs,
+}
+
+/// One user's own values: the row it took of each data set and what it captured.
+#[derive(Debug, Clone, Default)]
+pub struct UserValues {
+    /// Row of each data set (in the scenario's order).
+    pub rows: Vec<u32>,
+    /// Captured values by slot; `None` until captured.
+    pub vars: Vec<Option<Box<str>>>,
+}
+
+/// Everything a render may read.
+#[derive(Clone, Copy)]
+pub struct Fill<'a> {
+    pub client: u32,
+    pub seq: u64,
+    pub group: &'a str,
+    pub data: &'a [Arc<DataSet>],
+    pub user: &'a UserValues,
+    /// The received event a reply answers (its whole text: a message, or a Socket.IO event's
+    /// argument array).
+    pub event: Option<&'a [u8]>,
+}
+
+static NO_VALUES: UserValues = UserValues {
+    rows: Vec::new(),
+    vars: Vec::new(),
+};
+
+impl<'a> Fill<'a> {
+    /// A render with no user values (no data sets, nothing captured).
+    pub fn basic(client: u32, seq: u64, group: &'a str) -> Fill<'a> {
+        Fill {
+            client,
+            seq,
+            group,
+            data: &[],
+            user: &NO_VALUES,
+            event: None,
+        }
+    }
+}
+
 impl Template {
     /// Compiles a TOML value: a string is sent as written; a table or array is sent as JSON.
-    pub fn compile(value: &toml::Value) -> Result<Template, String> {
+    pub fn compile(value: &toml::Value, scope: &Scope) -> Result<Template, String> {
         match value {
-            toml::Value::String(s) => Template::parse(s, false),
-            other => Template::with_shape(&to_json(other)?, json_shape(other)),
+            toml::Value::String(s) => Template::with_shape(s, Shape::Text, scope),
+            other => Template::with_shape(&to_json(other)?, json_shape(other), scope),
         }
     }
 
     /// Compiles a Socket.IO argument: every value is JSON, a string a JSON string literal.
-    pub fn compile_arg(value: &toml::Value) -> Result<Template, String> {
+    pub fn compile_arg(value: &toml::Value, scope: &Scope) -> Result<Template, String> {
         match value {
-            toml::Value::String(_) => Template::with_shape(&to_json(value)?, Shape::JsonString),
-            other => Template::with_shape(&to_json(other)?, json_shape(other)),
+            toml::Value::String(_) => {
+                Template::with_shape(&to_json(value)?, Shape::JsonString, scope)
+            }
+            other => Template::with_shape(&to_json(other)?, json_shape(other), scope),
         }
     }
 
-    /// Compiles template text. `is_object` marks JSON object text (starting with `{`).
-    pub fn parse(text: &str, is_object: bool) -> Result<Template, String> {
-        let shape = if is_object {
-            Shape::Object
-        } else {
-            Shape::Text
-        };
-        Template::with_shape(text, shape)
+    /// Compiles template text, rendered as written.
+    pub fn text(text: &str, scope: &Scope) -> Result<Template, String> {
+        Template::with_shape(text, Shape::Text, scope)
     }
 
-    fn with_shape(text: &str, shape: Shape) -> Result<Template, String> {
+    fn with_shape(text: &str, shape: Shape, scope: &Scope) -> Result<Template, String> {
         let body = match shape {
             Shape::Object => text
                 .strip_prefix('{')
@@ -81,6 +177,7 @@ impl Template {
                 .ok_or_else(|| "a JSON string template must start with `\"`".to_string())?,
             Shape::Text | Shape::Json => text,
         };
+        let json = shape != Shape::Text;
         let mut segments = Vec::new();
         let mut rest = body;
         while let Some(open) = rest.find("{{") {
@@ -91,20 +188,40 @@ impl Template {
             let close = after
                 .find("}}")
                 .ok_or_else(|| format!("`{{{{` without a closing `}}}}` in template `{text}`"))?;
-            segments.push(match after[..close].trim() {
-                "client" => Segment::Client,
-                "seq" => Segment::Seq,
-                "group" => Segment::Group,
-                other => {
-                    return Err(format!(
-                        "unknown placeholder `{{{{{other}}}}}`: use {{{{client}}}}, {{{{seq}}}} or {{{{group}}}}"
-                    ));
-                }
-            });
+            let mut segment = placeholder(after[..close].trim(), scope, json)?;
             rest = &after[close + 2..];
+            // A JSON string that is exactly this placeholder: a typed value loses its quotes.
+            if json && segment.can_be_raw() {
+                let opened = matches!(segments.last(), Some(Segment::Literal(l)) if l.ends_with('"'))
+                    || (segments.is_empty() && shape == Shape::JsonString);
+                if opened && rest.starts_with('"') {
+                    if let Some(Segment::Literal(l)) = segments.last_mut() {
+                        l.pop();
+                        if l.is_empty() {
+                            segments.pop();
+                        }
+                    }
+                    // A whole Socket.IO string argument: its opening quote is written by render.
+                    segment.make_raw();
+                    rest = &rest[1..];
+                }
+            }
+            segments.push(segment);
         }
         if !rest.is_empty() {
             segments.push(Segment::Literal(rest.to_string()));
+        }
+        let mut shape = shape;
+        if shape == Shape::JsonString
+            && segments.len() == 1
+            && matches!(
+                segments[0],
+                Segment::Event { raw: true, .. }
+                    | Segment::Int { raw: true, .. }
+                    | Segment::NowMs { raw: true }
+            )
+        {
+            shape = Shape::Json;
         }
         let literal_len = segments
             .iter()
@@ -123,7 +240,18 @@ impl Template {
             shape,
             literal_len,
             placeholders,
+            pad_to: None,
         })
+    }
+
+    /// Pads every render to at least `size` bytes: objects with a `"_pad"` field, strings and
+    /// text with `x`s. Other JSON (numbers, arrays) cannot be padded.
+    pub fn pad_to(&mut self, size: usize) -> Result<(), String> {
+        if self.shape == Shape::Json {
+            return Err("`size` pads a table or a string; this data is other JSON".into());
+        }
+        self.pad_to = Some(size);
+        Ok(())
     }
 
     /// Whether the payload is a JSON object, where `stamp = "auto"` puts a field.
@@ -135,51 +263,56 @@ impl Template {
         self.shape
     }
 
-    /// An upper bound of the rendered length, so one allocation holds the whole message.
+    /// The captured values the template reads (slots).
+    pub fn vars(&self) -> impl Iterator<Item = u16> + '_ {
+        self.segments.iter().filter_map(|s| match s {
+            Segment::Var(slot) => Some(*slot),
+            _ => None,
+        })
+    }
+
+    /// The data sets the template reads columns of.
+    pub fn data_sets(&self) -> impl Iterator<Item = u16> + '_ {
+        self.segments.iter().filter_map(|s| match s {
+            Segment::Column { set, .. } => Some(*set),
+            _ => None,
+        })
+    }
+
+    /// Whether it reads the received event.
+    pub fn reads_event(&self) -> bool {
+        self.segments
+            .iter()
+            .any(|s| matches!(s, Segment::Event { .. }))
+    }
+
+    /// An upper bound of the rendered length when every value is short, so one allocation
+    /// usually holds the whole message.
     pub fn capacity(&self, group: &str, stamped: bool) -> usize {
         let stamp = if stamped {
             crate::protocol::stamp::MAX_TOKEN_LEN + 12
         } else {
             0
         };
-        1 + self.literal_len + self.placeholders * (20 + group.len()) + stamp
+        let base = 1 + self.literal_len + self.placeholders * (36 + group.len()) + stamp;
+        base.max(self.pad_to.unwrap_or(0) + 16)
     }
 
-    /// Renders the payload into a new `String`, with the stamp placed where asked.
-    pub fn render(
-        &self,
-        client: u32,
-        seq: u64,
-        group: &str,
-        stamp: Option<(Stamp, StampPlacement)>,
-    ) -> String {
-        let mut out = String::with_capacity(self.capacity(group, stamp.is_some()));
-        self.render_into(&mut out, client, seq, group, stamp);
+    /// Renders into a new `String`, with the stamp placed where asked.
+    pub fn render(&self, fill: &Fill, stamp: Option<(Stamp, StampPlacement)>) -> String {
+        let mut out = String::with_capacity(self.capacity(fill.group, stamp.is_some()));
+        self.render_append(&mut out, fill, stamp);
         out
     }
 
-    /// Renders the payload into `out` (cleared first), so a caller can reuse one buffer.
-    pub fn render_into(
-        &self,
-        out: &mut String,
-        client: u32,
-        seq: u64,
-        group: &str,
-        stamp: Option<(Stamp, StampPlacement)>,
-    ) {
-        out.clear();
-        self.render_append(out, client, seq, group, stamp);
-    }
-
-    /// Renders the payload at the end of `out`.
+    /// Renders at the end of `out`.
     pub fn render_append(
         &self,
         out: &mut String,
-        client: u32,
-        seq: u64,
-        group: &str,
+        fill: &Fill,
         stamp: Option<(Stamp, StampPlacement)>,
     ) {
+        let start = out.len();
         match (stamp, self.shape) {
             (Some((stamp, StampPlacement::Field)), Shape::Object) => {
                 stamp.write_field_opening(out);
@@ -201,22 +334,275 @@ impl Template {
             (None, Shape::JsonString) => out.push('"'),
             (None, _) => {}
         }
+        let json = self.shape != Shape::Text;
         for segment in &self.segments {
-            match segment {
-                Segment::Literal(text) => out.push_str(text),
-                Segment::Client => {
-                    let _ = write!(out, "{client}");
-                }
-                Segment::Seq => {
-                    let _ = write!(out, "{seq}");
-                }
-                Segment::Group => out.push_str(group),
+            segment.render(out, fill, json);
+        }
+        if let Some(size) = self.pad_to {
+            self.pad(out, start, size);
+        }
+    }
+
+    fn pad(&self, out: &mut String, start: usize, size: usize) {
+        let have = out.len() - start;
+        if have >= size {
+            return;
+        }
+        match self.shape {
+            Shape::Object => {
+                // `{...}` becomes `{...,"_pad":"xxx"}`.
+                out.pop();
+                let empty = out.ends_with('{');
+                let overhead = if empty { 10 } else { 11 };
+                out.push_str(if empty { "\"_pad\":\"" } else { ",\"_pad\":\"" });
+                let fill = size.saturating_sub(have + overhead - 1);
+                out.extend(std::iter::repeat_n('x', fill));
+                out.push_str("\"}");
             }
+            Shape::JsonString => {
+                out.pop();
+                out.extend(std::iter::repeat_n('x', size - have));
+                out.push('"');
+            }
+            Shape::Text => out.extend(std::iter::repeat_n('x', size - have)),
+            Shape::Json => {}
         }
     }
 
     fn body_is_empty_object(&self) -> bool {
         matches!(self.segments.as_slice(), [Segment::Literal(l)] if l == "}")
+    }
+}
+
+impl Segment {
+    fn can_be_raw(&self) -> bool {
+        matches!(
+            self,
+            Segment::Event { .. } | Segment::Int { .. } | Segment::NowMs { .. }
+        )
+    }
+
+    fn make_raw(&mut self) {
+        match self {
+            Segment::Event { raw, .. } | Segment::Int { raw, .. } | Segment::NowMs { raw } => {
+                *raw = true
+            }
+            _ => {}
+        }
+    }
+
+    /// Renders one piece; `json`: inside a JSON string, so text is escaped for one.
+    fn render(&self, out: &mut String, fill: &Fill, json: bool) {
+        let text = |out: &mut String, value: &str| {
+            if json {
+                push_escaped(out, value);
+            } else {
+                out.push_str(value);
+            }
+        };
+        match self {
+            Segment::Literal(l) => out.push_str(l),
+            Segment::Client => {
+                let _ = write!(out, "{}", fill.client);
+            }
+            Segment::Seq => {
+                let _ = write!(out, "{}", fill.seq);
+            }
+            Segment::Group => text(out, fill.group),
+            Segment::Column { set, column } => {
+                let set = usize::from(*set);
+                if let (Some(data), Some(&row)) = (fill.data.get(set), fill.user.rows.get(set)) {
+                    text(out, data.field(row as usize, usize::from(*column)));
+                }
+            }
+            Segment::Var(slot) => {
+                if let Some(Some(value)) = fill.user.vars.get(usize::from(*slot)) {
+                    text(out, value);
+                }
+            }
+            Segment::Event { pointer, raw } => {
+                let found = fill.event.and_then(|event| pointer.read_raw(event));
+                match (found, raw) {
+                    (Some(value), true) => out.push_str(value),
+                    (None, true) => out.push_str("null"),
+                    (Some(value), false) => push_value_as_text(out, value, json),
+                    (None, false) => {}
+                }
+            }
+            Segment::Uuid => push_uuid(out),
+            Segment::NowMs { .. } => {
+                let ms = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis());
+                let _ = write!(out, "{ms}");
+            }
+            Segment::Int { low, high, .. } => {
+                let _ = write!(out, "{}", fastrand::i64(*low..=*high));
+            }
+            Segment::OneOf(choices) => text(out, &choices[fastrand::usize(..choices.len())]),
+        }
+    }
+}
+
+/// Resolves the text between `{{` and `}}`.
+fn placeholder(name: &str, scope: &Scope, json: bool) -> Result<Segment, String> {
+    match name {
+        "client" => return Ok(Segment::Client),
+        "seq" => return Ok(Segment::Seq),
+        "group" => return Ok(Segment::Group),
+        "uuid" => return Ok(Segment::Uuid),
+        "now_ms" => return Ok(Segment::NowMs { raw: false }),
+        _ => {}
+    }
+    if name.starts_with('/') {
+        // In JSON text the pointer was escaped with the string it sits in.
+        let unescaped;
+        let text = if json {
+            unescaped = serde_json::from_str::<String>(&format!("\"{name}\""))
+                .map_err(|_| format!("`{{{{{name}}}}}` is not a valid JSON pointer"))?;
+            unescaped.as_str()
+        } else {
+            name
+        };
+        let pointer = JsonPointer::parse(text)
+            .ok_or_else(|| format!("`{{{{{name}}}}}` is not a valid JSON pointer"))?;
+        let pointer = match scope.event {
+            None => {
+                return Err(format!(
+                    "`{{{{{name}}}}}` reads a received event: only replies in [[group.on]] have one"
+                ));
+            }
+            Some(EventShape::Message) => pointer,
+            Some(EventShape::SocketIoArgs) => pointer.under_index(1),
+        };
+        return Ok(Segment::Event {
+            pointer,
+            raw: false,
+        });
+    }
+    if let Some(args) = call(name, "int") {
+        let bounds: Vec<&str> = args.split(',').map(str::trim).collect();
+        let parsed: Vec<Option<i64>> = bounds.iter().map(|b| b.parse().ok()).collect();
+        return match parsed.as_slice() {
+            [Some(low), Some(high)] if low <= high => Ok(Segment::Int {
+                low: *low,
+                high: *high,
+                raw: false,
+            }),
+            _ => Err(format!(
+                "`{{{{{name}}}}}`: write int(LOW, HIGH) with whole numbers, LOW <= HIGH"
+            )),
+        };
+    }
+    if let Some(args) = call(name, "one_of") {
+        let choices: Vec<String> = args.split(',').map(|c| c.trim().to_string()).collect();
+        if choices.iter().any(String::is_empty) {
+            return Err(format!(
+                "`{{{{{name}}}}}`: write one_of(a, b, c) with non-empty choices"
+            ));
+        }
+        return Ok(Segment::OneOf(choices));
+    }
+    if let Some((set_name, column_name)) = name.split_once('.') {
+        let Some(set) = scope.data.iter().position(|d| d.name() == set_name) else {
+            let known: Vec<&str> = scope.data.iter().map(|d| d.name()).collect();
+            return Err(format!(
+                "`{{{{{name}}}}}`: no data set `{set_name}` ({})",
+                known_list("data sets", &known)
+            ));
+        };
+        let data = &scope.data[set];
+        let Some(column) = data.column(column_name) else {
+            let known: Vec<&str> = data.columns().iter().map(String::as_str).collect();
+            return Err(format!(
+                "`{{{{{name}}}}}`: data set `{set_name}` has no column `{column_name}` ({})",
+                known_list("columns", &known)
+            ));
+        };
+        return Ok(Segment::Column {
+            set: set as u16,
+            column: column as u16,
+        });
+    }
+    if let Some(slot) = scope.vars.iter().position(|v| v == name) {
+        return Ok(Segment::Var(slot as u16));
+    }
+    Err(format!(
+        "unknown placeholder `{{{{{name}}}}}`: use {{{{client}}}}, {{{{seq}}}}, {{{{group}}}}, \
+         {{{{uuid}}}}, {{{{now_ms}}}}, {{{{int(1, 10)}}}}, {{{{one_of(a, b)}}}}, a data column \
+         {{{{SET.COLUMN}}}}, a captured value{}",
+        if scope.vars.is_empty() {
+            " (none is captured in this scenario)".to_string()
+        } else {
+            format!(" ({})", scope.vars.join(", "))
+        }
+    ))
+}
+
+/// `int(1, 2)` -> `1, 2` for function `int`.
+fn call<'n>(name: &'n str, function: &str) -> Option<&'n str> {
+    name.strip_prefix(function)?
+        .trim_start()
+        .strip_prefix('(')?
+        .strip_suffix(')')
+}
+
+fn known_list(what: &str, names: &[&str]) -> String {
+    if names.is_empty() {
+        format!("there are no {what}")
+    } else {
+        format!("{what}: {}", names.join(", "))
+    }
+}
+
+/// Appends `text` escaped for the inside of a JSON string.
+pub fn push_escaped(out: &mut String, text: &str) {
+    if !text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(text);
+        return;
+    }
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+}
+
+/// A JSON value's text where text is wanted: a string's content (still escaped inside JSON,
+/// unescaped in plain text), anything else as written (escaped inside JSON).
+fn push_value_as_text(out: &mut String, value: &str, json: bool) {
+    match (
+        value.strip_prefix('"').and_then(|v| v.strip_suffix('"')),
+        json,
+    ) {
+        (Some(inner), true) => out.push_str(inner),
+        (Some(_), false) => match serde_json::from_str::<String>(value) {
+            Ok(text) => out.push_str(&text),
+            Err(_) => out.push_str(value),
+        },
+        (None, true) => push_escaped(out, value),
+        (None, false) => out.push_str(value),
+    }
+}
+
+/// A random (version 4) UUID.
+fn push_uuid(out: &mut String) {
+    let mut bytes = fastrand::u128(..).to_be_bytes();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    for (i, b) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        let _ = write!(out, "{b:02x}");
     }
 }
 
@@ -233,77 +619,4 @@ fn json_shape(value: &toml::Value) -> Shape {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn stamp() -> Stamp {
-        Stamp {
-            run: 1,
-            stream: 0,
-            client: 7,
-            seq: 3,
-            origin_ns: 255,
-        }
-    }
-
-    #[test]
-    fn text_placeholders_are_filled() {
-        let t = Template::parse("hi {{client}} #{{ seq }} from {{group}}", false).unwrap();
-        assert_eq!(t.render(7, 3, "talkers", None), "hi 7 #3 from talkers");
-    }
-
-    #[test]
-    fn tables_become_json_with_the_stamp_first() {
-        let value: toml::Value =
-            toml::from_str::<toml::Table>("data = { text = \"hi {{client}}\", n = 1 }")
-                .unwrap()
-                .remove("data")
-                .unwrap();
-        let t = Template::compile(&value).unwrap();
-        let out = t.render(7, 3, "g", Some((stamp(), StampPlacement::Field)));
-        assert_eq!(out, r#"{"_vly":"vly:1.0.7.3.ff;","text":"hi 7","n":1}"#);
-        let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(parsed["n"], 1);
-        assert!(out.len() <= t.capacity("g", true));
-        assert_eq!(t.render(7, 3, "g", None), r#"{"text":"hi 7","n":1}"#);
-    }
-
-    #[test]
-    fn empty_objects_and_prefixes_stay_well_formed() {
-        let t = Template::parse("{}", true).unwrap();
-        assert_eq!(
-            t.render(7, 3, "g", Some((stamp(), StampPlacement::Field))),
-            r#"{"_vly":"vly:1.0.7.3.ff;"}"#
-        );
-        let t = Template::parse("ping", false).unwrap();
-        assert_eq!(
-            t.render(7, 3, "g", Some((stamp(), StampPlacement::Prefix))),
-            "vly:1.0.7.3.ff;ping"
-        );
-    }
-
-    #[test]
-    fn socketio_arguments_are_json_with_the_stamp_inside_strings() {
-        let arg = Template::compile_arg(&toml::Value::String("hi \"{{client}}\"".into())).unwrap();
-        assert_eq!(arg.shape(), Shape::JsonString);
-        assert_eq!(arg.render(7, 3, "g", None), r#""hi \"7\"""#);
-        let out = arg.render(7, 3, "g", Some((stamp(), StampPlacement::Prefix)));
-        assert_eq!(out, r#""vly:1.0.7.3.ff;hi \"7\"""#);
-        assert_eq!(
-            serde_json::from_str::<String>(&out).unwrap(),
-            "vly:1.0.7.3.ff;hi \"7\""
-        );
-        let number = Template::compile_arg(&toml::Value::Integer(5)).unwrap();
-        assert_eq!(
-            (number.shape(), number.render(0, 0, "g", None).as_str()),
-            (Shape::Json, "5")
-        );
-    }
-
-    #[test]
-    fn unknown_or_unclosed_placeholders_are_errors() {
-        let err = Template::parse("hi {{user}}", false).unwrap_err();
-        assert!(err.contains("unknown placeholder `{{user}}`"), "{err}");
-        assert!(Template::parse("hi {{client", false).is_err());
-    }
-}
+mod tests;

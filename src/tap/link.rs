@@ -164,7 +164,7 @@ impl TapLink {
                     Ok(Incoming::Closed(frame)) => Arrival::ServerClosed(
                         frame.map(|f| (u16::from(f.code), f.reason.to_string())),
                     ),
-                    Ok(Incoming::Ack(id)) => Arrival::Ack(id),
+                    Ok(Incoming::Ack(id, _)) => Arrival::Ack(id),
                     Ok(_) => Arrival::Frame,
                     Err(fault)
                         if matches!(

@@ -2,9 +2,12 @@
 //! HTTP long-polling. Transports move bytes and report failures as kinds; they never decide what a
 //! scenario means. A sampled client's frame log ([`crate::wire::frame_log`]) rides along: it sees
 //! every message or packet where the transport writes and reads it.
+//! `http` is the other side of a conversation: a user's plain HTTP requests (login, tokens) on
+//! its own keep-alive connection, with its own cookie jar.
 
 pub mod endpoint;
 pub mod engine;
+pub mod http;
 pub mod polling;
 pub mod socketio;
 pub mod source;

@@ -37,12 +37,13 @@ pub struct Recovery {
 /// What arrived, for the client.
 #[derive(Debug)]
 pub enum Incoming {
-    /// A message (raw WebSocket) or an event's arguments (JSON text): where stamps are looked for.
-    Payload(Bytes),
+    /// A message (raw WebSocket) or an event's array `["name", args...]` (JSON text): where
+    /// stamps are looked for. Socket.IO: the id of the acknowledgement the server asks for.
+    Payload(Bytes, Option<u64>),
     /// A binary attachment of the last event: stamps are looked for, but it is not a message.
     Attachment(Bytes),
-    /// The answer to the ack with this id.
-    Ack(u64),
+    /// The answer to the ack with this id, and its arguments (a JSON array).
+    Ack(u64, Bytes),
     /// The server closed the WebSocket.
     Closed(Option<tokio_tungstenite::tungstenite::protocol::CloseFrame>),
     /// Nothing for the client (another namespace, a CONNECT).
@@ -189,6 +190,13 @@ impl SioSocket {
         socketio::write_head(out, kind, u32::from(binary), &self.namespace, ack);
     }
 
+    /// Writes the start of the answer to the server's ack `id`; the caller continues with the
+    /// JSON array of its arguments.
+    pub fn begin_ack(&self, out: &mut String, id: u64) {
+        out.push('4');
+        socketio::write_head(out, Kind::Ack, 0, &self.namespace, Some(id));
+    }
+
     pub fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Fault>> {
         self.engine.poll_ready(cx)
     }
@@ -237,12 +245,12 @@ impl SioSocket {
                         }
                     }
                 }
-                Incoming::Payload(args)
+                Incoming::Payload(args, packet.id)
             }
             Kind::Ack | Kind::BinaryAck => {
                 self.attachments_left = packet.attachments;
                 match packet.id {
-                    Some(id) => Incoming::Ack(id),
+                    Some(id) => Incoming::Ack(id, args),
                     None => Incoming::Nothing,
                 }
             }

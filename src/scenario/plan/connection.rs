@@ -171,6 +171,8 @@ fn socketio_plan(scenario: &Scenario, source: &Source) -> Result<SocketIoOptions
     if let Some(table) = &sio.query {
         for (key, value) in table.get_ref() {
             let value = match value {
+                // Values with placeholders differ per user: compiled with the users' parts.
+                toml::Value::String(s) if super::users::has_placeholder(s) => continue,
                 toml::Value::String(s) => s.clone(),
                 toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_) => {
                     value.to_string()
@@ -212,6 +214,10 @@ fn headers_plan(
         let text = value
             .as_str()
             .ok_or_else(|| err(format!("header `{name}` must be a string")))?;
+        // Values with placeholders differ per user: compiled with the users' parts.
+        if super::users::has_placeholder(text) {
+            continue;
+        }
         headers.push(parse_header(name, text).map_err(err)?);
     }
     Ok(headers)

@@ -20,12 +20,17 @@ pub(super) fn compile(
             "server" => server_origin(expect, is_sio, err)?,
             _ => Origin::Group(group_index(scenario, &expect.from, err)?),
         };
-        let server_only = [&expect.seq, &expect.timestamp, &expect.timestamp_unit];
+        let server_only = [
+            &expect.seq,
+            &expect.timestamp,
+            &expect.timestamp_unit,
+            &expect.stream,
+        ];
         let misplaced = server_only.into_iter().flatten().next();
         if let (false, Some(key)) = (matches!(origin, Origin::Server { .. }), misplaced) {
             return Err(err.of(
                 key,
-                "`seq`, `timestamp` and `timestamp_unit` are for from = \"server\"",
+                "`seq`, `timestamp`, `timestamp_unit` and `stream` are for from = \"server\"",
             ));
         }
         let to = receivers(scenario, expect, &origin, err)?;
@@ -97,6 +102,7 @@ fn server_origin(expect: &Expect, is_sio: bool, err: Errors) -> Result<Origin, S
     };
     let seq = pointer(seq)?;
     let timestamp = expect.timestamp.as_ref().map(pointer).transpose()?;
+    let key = expect.stream.as_ref().map(pointer).transpose()?;
     let timestamp_us = match expect.timestamp_unit.as_ref() {
         None => 1000,
         Some(unit) => match unit.get_ref().as_str() {
@@ -116,6 +122,7 @@ fn server_origin(expect: &Expect, is_sio: bool, err: Errors) -> Result<Origin, S
     });
     Ok(Origin::Server {
         seq,
+        key,
         timestamp,
         timestamp_us,
         event_prefix,

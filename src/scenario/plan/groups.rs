@@ -1,52 +1,208 @@
 //! `[[group]]`: who the clients are, where they connect, what they send on connecting and what
 //! they emit on schedule; each message's templates compiled once.
 
+use std::time::Duration;
+
 use toml::Spanned;
 
 use super::connection::Connection;
+use super::steps::{StepCompiler, StepMetrics};
+use super::users::{Users, has_placeholder};
 use super::{
-    EmitPlan, Errors, ExpectPlan, GroupPlan, Message, Origin, Placement, StepPlan, Target,
+    Arrivals, EmitPlan, Errors, ExpectPlan, GroupPlan, Message, Origin, Placement, Target,
     check_identifier,
 };
 use crate::protocol::socketio::{self, check_namespace};
 use crate::scenario::ScenarioError;
+use crate::scenario::data::Pick;
 use crate::scenario::model::{Group, Scenario, StampMode};
-use crate::scenario::template::{Shape, StampPlacement, Template};
+use crate::scenario::template::{Scope, Shape, StampPlacement, Template};
 
 pub(super) fn compile(
     scenario: &Scenario,
     conn: &Connection,
     expects: &[ExpectPlan],
+    users: &Users,
+    shared: &[&Template],
+    metrics: &mut StepMetrics,
     err: Errors,
 ) -> Result<Vec<GroupPlan>, ScenarioError> {
     let mut groups: Vec<GroupPlan> = Vec::new();
+    let is_sio = conn.is_socketio();
+    let scope = users.scope();
+    let http_timeout = scenario
+        .http
+        .as_ref()
+        .and_then(|h| h.get_ref().timeout)
+        .map_or(Duration::from_secs(10), |d| d.0);
     for group in &scenario.groups {
         let name = group.name.get_ref().clone();
         check_identifier(&name).map_err(|m| err.of(&group.name, format!("group name: {m}")))?;
         if groups.iter().any(|g| g.name == name) {
             return Err(err.of(&group.name, format!("group `{name}` is defined twice")));
         }
+        let (clients, arrivals) = size(scenario, group, err)?;
         let path = path(scenario, group, conn, err)?;
-        let (namespace, auth) = socketio_parts(scenario, group, conn, err)?;
-        let on_connect = on_connect(group, conn.is_socketio(), err)?;
+        let user_path = if has_placeholder(&path) {
+            Some(Template::text(&path, &scope).map_err(|m| {
+                err.at(
+                    group
+                        .path
+                        .as_ref()
+                        .or(scenario.path.as_ref())
+                        .map_or(0..0, Spanned::span),
+                    m,
+                )
+            })?)
+        } else {
+            None
+        };
+        let (namespace, auth) = socketio_parts(scenario, group, conn, &scope, err)?;
+        let mut steps = StepCompiler {
+            scenario,
+            users,
+            is_sio,
+            err,
+            default_timeout: scenario.connect_timeout.0,
+            http_timeout,
+            captured: vec![false; users.vars.len()],
+        };
+        let before_connect = steps.steps(&group.before_connect, "before_connect", metrics)?;
+        // What connecting sends (auth, headers, path) is rendered after before_connect.
+        let connection_templates = auth.iter().chain(&user_path);
+        steps.check_vars(
+            connection_templates,
+            group.name.span(),
+            "a before_connect step",
+        )?;
+        let on_connect = steps.steps(&group.on_connect, "on_connect", metrics)?;
         let index = groups.len() as u16;
+        let on = steps.handlers(index as usize, &group.on)?;
+        // Emits and replies run after the steps; values captured by handlers count too.
+        for handler in &on {
+            for capture in &handler.captures {
+                steps.captured[usize::from(capture.slot)] = true;
+            }
+        }
         let emits = group
             .emit
             .iter()
-            .map(|emit| emit_plan(emit, index, expects, conn.is_socketio(), err))
+            .map(|emit| emit_plan(emit, index, expects, is_sio, &scope, err))
             .collect::<Result<Vec<_>, _>>()?;
+        for (emit, written) in emits.iter().zip(&group.emit) {
+            steps.check_vars(
+                &emit.message.args,
+                written.event.span(),
+                "a step or a handler",
+            )?;
+        }
+        for (handler, written) in on.iter().zip(&group.on) {
+            let replies = handler.reply.iter().flat_map(|m| &m.args);
+            let answers = handler.answer.iter().flatten();
+            steps.check_vars(
+                replies.chain(answers),
+                written.span(),
+                "a step or a handler",
+            )?;
+        }
         groups.push(GroupPlan {
             name,
-            clients: group.clients.0,
+            clients,
+            arrivals,
             path,
+            user_path,
             namespace,
             auth,
             disconnect_every: group.disconnect_every.map(|d| d.0).filter(|d| !d.is_zero()),
+            before_connect,
             on_connect,
             emits,
+            on,
+            first_user: Vec::new(),
         });
     }
+    number_users(scenario, users, shared, &mut groups, err)?;
     Ok(groups)
+}
+
+/// A group's size: `clients`, or `arrivals` with a `lifetime` (the users that arrive over the
+/// run: its ramp plus its duration, at the rate).
+fn size(
+    scenario: &Scenario,
+    group: &Group,
+    err: Errors,
+) -> Result<(u64, Option<Arrivals>), ScenarioError> {
+    match (&group.clients, &group.arrivals, &group.lifetime) {
+        (Some(clients), None, None) => Ok((clients.get_ref().0, None)),
+        (Some(_), Some(arrivals), _) => Err(err.of(
+            arrivals,
+            "give a group either `clients` (a fixed number) or `arrivals` with a `lifetime`, not both",
+        )),
+        (Some(_), None, Some(lifetime)) => Err(err.of(
+            lifetime,
+            "`lifetime` is for arriving users: use it with `arrivals` instead of `clients`",
+        )),
+        (None, Some(arrivals), Some(lifetime)) => {
+            let rate = arrivals.get_ref().0;
+            let lifetime = lifetime.get_ref().0;
+            if lifetime.low.is_zero() {
+                return Err(err.of(arrivals, "`lifetime` must be longer than 0s"));
+            }
+            // Arrivals go on over the fixed groups' ramp and the duration.
+            let fixed: u64 = scenario
+                .groups
+                .iter()
+                .filter_map(|g| g.clients.as_ref().map(|c| c.get_ref().0))
+                .sum();
+            let length = scenario.ramp.length(fixed) + scenario.duration.0;
+            let users = (length.as_secs_f64() * rate.per_second()).floor() as u64;
+            Ok((users, Some(Arrivals { rate, lifetime })))
+        }
+        (None, Some(arrivals), None) => Err(err.of(
+            arrivals,
+            "arriving users need a `lifetime`: how long each stays, e.g. \"30s\" or \"10s..60s\"",
+        )),
+        (None, None, _) => Err(err.of(
+            &group.name,
+            "a group needs `clients` (a fixed number) or `arrivals` with a `lifetime`",
+        )),
+    }
+}
+
+/// Numbers the users of each data set across the groups that use it, and checks that a
+/// `pick = "unique"` set has a row for every one of them.
+fn number_users(
+    scenario: &Scenario,
+    users: &Users,
+    shared: &[&Template],
+    groups: &mut [GroupPlan],
+    err: Errors,
+) -> Result<(), ScenarioError> {
+    for (set, data) in users.data.iter().enumerate() {
+        // Headers and query values every connection sends: every group uses their sets.
+        let everyone = shared
+            .iter()
+            .any(|t| t.data_sets().any(|s| usize::from(s) == set));
+        let mut next = 0u64;
+        for group in groups.iter_mut() {
+            group.first_user.push(next);
+            if everyone || group.uses_data_set(set) {
+                next += group.clients;
+            }
+        }
+        if users.picks[set] == Pick::Unique && next > data.rows() as u64 {
+            let decl = &scenario.data[set];
+            return Err(err.of(
+                &decl.name,
+                format!(
+                    "data set `{}` has {} rows but {next} users take one each (pick = \"unique\"): add rows, use fewer users, or pick = \"sequential\"",
+                    data.name(),
+                    data.rows()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Raw WebSocket: the group's request path, else the scenario's, else the target URL's, else the
@@ -90,6 +246,7 @@ fn socketio_parts(
     scenario: &Scenario,
     group: &Group,
     conn: &Connection,
+    scope: &Scope,
     err: Errors,
 ) -> Result<(String, Option<Template>), ScenarioError> {
     if !conn.is_socketio() {
@@ -113,44 +270,12 @@ fn socketio_parts(
         .and_then(|s| s.get_ref().auth.as_ref()));
     let auth = match auth {
         Some(table) => Some(
-            Template::compile(&toml::Value::Table(table.get_ref().clone()))
+            Template::compile(&toml::Value::Table(table.get_ref().clone()), scope)
                 .map_err(|m| err.at(table.span(), m))?,
         ),
         None => None,
     };
     Ok((namespace, auth))
-}
-
-/// `on_connect`: each step an emit or a wait.
-fn on_connect(group: &Group, is_sio: bool, err: Errors) -> Result<Vec<StepPlan>, ScenarioError> {
-    let mut steps = Vec::new();
-    for step in &group.on_connect {
-        let span = step.span();
-        let step = step.get_ref();
-        match (&step.emit, step.wait) {
-            (Some(event), None) => {
-                let message = message_plan(
-                    is_sio,
-                    event,
-                    step.data.as_ref(),
-                    step.args.as_ref(),
-                    step.binary,
-                )
-                .map_err(|(s, m)| err.at(s.unwrap_or(span.clone()), m))?;
-                steps.push(StepPlan::Emit(message));
-            }
-            (None, Some(wait)) if step.data.is_none() && step.args.is_none() => {
-                steps.push(StepPlan::Wait(wait.0))
-            }
-            _ => {
-                return Err(err.at(
-                    span,
-                    "each on_connect step is either { emit = \"...\", data = ... } or { wait = \"1s\" }",
-                ));
-            }
-        }
-    }
-    Ok(steps)
 }
 
 /// One emit stream of group `group`: its message, the expect that tracks it (its stamp's stream),
@@ -160,17 +285,28 @@ fn emit_plan(
     group: u16,
     expects: &[ExpectPlan],
     is_sio: bool,
+    scope: &Scope,
     err: Errors,
 ) -> Result<EmitPlan, ScenarioError> {
     let event = emit.event.get_ref().clone();
-    let message = message_plan(
+    let mut message = message_plan(
         is_sio,
         &event,
         emit.data.as_ref(),
         emit.args.as_ref(),
         emit.binary,
+        scope,
     )
     .map_err(|(s, m)| err.at(s.unwrap_or(emit.event.span()), m))?;
+    if let Some(size) = &emit.size {
+        let first = message
+            .args
+            .first_mut()
+            .ok_or_else(|| err.of(size, "`size` pads the data: give the event `data` to pad"))?;
+        first
+            .pad_to(size.get_ref().0 as usize)
+            .map_err(|m| err.of(size, m))?;
+    }
     let stream = expects
         .iter()
         .position(|e| {
@@ -192,6 +328,12 @@ fn emit_plan(
         Some(ack) => *ack.get_ref(),
         None => false,
     };
+    if let (Some(retries), false) = (&emit.retries, ack) {
+        return Err(err.of(
+            retries,
+            "`retries` resends until acknowledged: add ack = true",
+        ));
+    }
     let placement = placement(is_sio, emit.stamp, &message, stream.is_some())
         .map_err(|m| err.of(&emit.event, format!("event `{event}`: {m}")))?;
     Ok(EmitPlan {
@@ -201,16 +343,19 @@ fn emit_plan(
         stream,
         placement,
         ack,
+        retries: emit.retries.as_ref().map_or(0, |r| *r.get_ref()),
+        ack_timeout: emit.ack_timeout.map_or(Duration::from_secs(5), |t| t.0),
     })
 }
 
-/// Compiles what one emit or on_connect step sends. Errors carry the span at fault, when known.
-fn message_plan(
+/// Compiles what one emit, step or reply sends. Errors carry the span at fault, when known.
+pub(super) fn message_plan(
     socketio: bool,
     event: &str,
     data: Option<&Spanned<toml::Value>>,
     args: Option<&Spanned<Vec<toml::Value>>>,
     binary: bool,
+    scope: &Scope,
 ) -> Result<Message, (Option<std::ops::Range<usize>>, String)> {
     let mut event_json = String::new();
     socketio::push_json_string(&mut event_json, event);
@@ -222,8 +367,10 @@ fn message_plan(
             ));
         }
         let template = match data {
-            Some(data) => Template::compile(data.get_ref()).map_err(|m| (Some(data.span()), m))?,
-            None => Template::parse(event, false).map_err(|m| (None, m))?,
+            Some(data) => {
+                Template::compile(data.get_ref(), scope).map_err(|m| (Some(data.span()), m))?
+            }
+            None => Template::text(event, scope).map_err(|m| (None, m))?,
         };
         return Ok(Message {
             event_json,
@@ -252,9 +399,9 @@ fn message_plan(
     for (i, (value, span)) in values.into_iter().enumerate() {
         // A binary argument is sent as bytes: its text as written, not as a JSON value.
         let template = if binary && i == 0 {
-            Template::compile(value)
+            Template::compile(value, scope)
         } else {
-            Template::compile_arg(value)
+            Template::compile_arg(value, scope)
         };
         templates.push(template.map_err(|m| (Some(span), m))?);
     }

@@ -1,29 +1,37 @@
 //! A scenario compiled into a [`Plan`]: overrides applied, values checked, templates compiled.
 //! The compiler is cut by part of the file: [`connection`] (target, protocol, headers,
-//! reconnect), [`expects`], [`groups`] and [`thresholds`].
+//! reconnect), [`users`] (data files and captured values), [`expects`], [`groups`], [`steps`]
+//! (a user's conversation: steps and replies) and [`thresholds`].
 
 mod connection;
 mod expects;
 mod groups;
+mod steps;
 #[cfg(test)]
 mod tests;
 mod thresholds;
+mod users;
 
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use toml::Spanned;
 
+use super::data::{DataSet, Pick};
 use super::model::Scenario;
 use super::template::{StampPlacement, Template};
 use super::threshold::{GateThreshold, Threshold, check_name};
 use super::{ScenarioError, Source};
 use crate::protocol::pointer::JsonPointer;
 use crate::transport::socketio::SocketIoOptions;
-use crate::units::{Ramp, Rate};
+use crate::units::{DurationRange, Ramp, Rate};
 
 pub use connection::parse_target;
+pub use steps::{
+    AckWait, Action, Capture, CaptureSource, HttpBody, HttpStep, Matcher, OnPlan, StatusCheck, Step,
+};
 
 /// Where the clients connect.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -50,6 +58,20 @@ pub struct Plan {
     pub protocol: Protocol,
     /// Extra headers on every connection request.
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// Headers whose values differ per user (a captured token), rendered at each connect.
+    pub user_headers: Vec<(http::HeaderName, Template)>,
+    /// Socket.IO: `[socketio] query` values that differ per user: `&key=` and the value, which
+    /// is percent-encoded when rendered.
+    pub user_query: Vec<(String, Template)>,
+    /// Data sets, loaded once and shared by every client, and how users take their rows.
+    pub data: Vec<Arc<DataSet>>,
+    pub picks: Vec<Pick>,
+    /// Names of the values users capture, in slot order.
+    pub vars: Vec<String>,
+    /// Where HTTP steps go.
+    pub http: HttpPlan,
+    /// Latency metrics of named HTTP steps and `wait_for` steps, after `ack` and `reconnect`.
+    pub step_metrics: Vec<String>,
     pub reconnect: Option<ReconnectPlan>,
     pub groups: Vec<GroupPlan>,
     pub expects: Vec<ExpectPlan>,
@@ -76,20 +98,47 @@ pub struct ReconnectPlan {
     pub max_attempts: Option<u32>,
 }
 
+/// Where HTTP steps go and how long they may take.
+#[derive(Debug, Clone)]
+pub struct HttpPlan {
+    /// `None`: the target's host and port (ws -> http, wss -> https).
+    pub base: Option<Target>,
+    pub timeout: Duration,
+}
+
+/// Users that keep arriving and leaving instead of a fixed number of clients.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrivals {
+    pub rate: Rate,
+    pub lifetime: DurationRange,
+}
+
 #[derive(Debug, Clone)]
 pub struct GroupPlan {
     pub name: String,
+    /// Clients of the group; with `arrivals`, the users that arrive over the whole run.
     pub clients: u64,
+    pub arrivals: Option<Arrivals>,
     /// Raw WebSocket: request path and query, e.g. `/broadcast?room=a`.
     pub path: String,
+    /// The path, when it has per-user values.
+    pub user_path: Option<Template>,
     /// Socket.IO namespace, e.g. `/` or `/admin`.
     pub namespace: String,
     /// Socket.IO CONNECT auth payload (a JSON object).
     pub auth: Option<Template>,
     /// Drop the connection this long after each connect.
     pub disconnect_every: Option<Duration>,
-    pub on_connect: Vec<StepPlan>,
+    /// HTTP steps before the first connect.
+    pub before_connect: Vec<Step>,
+    /// Steps after each connect the server did not recover.
+    pub on_connect: Vec<Step>,
     pub emits: Vec<EmitPlan>,
+    /// Handlers of received events.
+    pub on: Vec<OnPlan>,
+    /// For each data set: the user index of this group's first client (users of a data set are
+    /// numbered across the groups that use it).
+    pub first_user: Vec<u64>,
 }
 
 /// One message to send: a raw WebSocket payload, or a Socket.IO event with its arguments.
@@ -104,12 +153,6 @@ pub struct Message {
 }
 
 #[derive(Debug, Clone)]
-pub enum StepPlan {
-    Emit(Message),
-    Wait(Duration),
-}
-
-#[derive(Debug, Clone)]
 pub struct EmitPlan {
     pub event: String,
     pub message: Message,
@@ -119,6 +162,10 @@ pub struct EmitPlan {
     pub placement: Placement,
     /// Socket.IO: ask for an acknowledgement.
     pub ack: bool,
+    /// Socket.IO, with `ack`: send again this many times when no acknowledgement came within
+    /// `ack_timeout`.
+    pub retries: u32,
+    pub ack_timeout: Duration,
 }
 
 /// Where an emit's stamp goes.
@@ -153,6 +200,9 @@ pub enum Origin {
         /// Where the sequence number is in a payload: the scenario's JSON pointer, applied for
         /// Socket.IO to the event's first argument (element 1 of the event array).
         seq: JsonPointer,
+        /// `stream = "/channel"`: the field whose value keys the stream; each value is numbered
+        /// on its own.
+        key: Option<JsonPointer>,
         /// Where the send time is, in epoch milliseconds or microseconds (likewise).
         timestamp: Option<JsonPointer>,
         /// Microseconds per unit of `timestamp`.
@@ -167,6 +217,42 @@ impl ExpectPlan {
     /// Whether members of group `group` receive this expect's events from others or the server.
     pub fn received_by(&self, group: u16) -> bool {
         self.origin != Origin::Own && self.to.contains(&group)
+    }
+}
+
+impl GroupPlan {
+    /// Every template of the group: what it sends, requests, replies and connects with.
+    pub fn templates(&self) -> impl Iterator<Item = &Template> {
+        let steps = self.before_connect.iter().chain(&self.on_connect);
+        let step_templates = steps.flat_map(|s| s.templates());
+        let emits = self.emits.iter().flat_map(|e| &e.message.args);
+        let handlers = self.on.iter().flat_map(|h| {
+            let replies = h.reply.iter().flat_map(|m| &m.args);
+            replies.chain(h.answer.iter().flatten())
+        });
+        step_templates
+            .chain(emits)
+            .chain(handlers)
+            .chain(&self.auth)
+            .chain(&self.user_path)
+    }
+
+    /// How many of the group's users are there at once at most: all of a fixed group; for
+    /// arrivals, those of one longest lifetime (and one more).
+    pub fn peak_clients(&self) -> u64 {
+        match &self.arrivals {
+            None => self.clients,
+            Some(a) => {
+                let staying = a.rate.per_second() * a.lifetime.high.as_secs_f64();
+                self.clients.min(staying.ceil() as u64 + 1)
+            }
+        }
+    }
+
+    /// Whether the group's users take rows of data set `set`.
+    pub fn uses_data_set(&self, set: usize) -> bool {
+        self.templates()
+            .any(|t| t.data_sets().any(|s| usize::from(s) == set))
     }
 }
 
@@ -185,7 +271,7 @@ impl Plan {
     }
 
     /// The latency metrics in recording order: `connect`, one per expect, then `ack` and
-    /// `reconnect` when used.
+    /// `reconnect` when used, then the steps'.
     pub fn metric_names(&self) -> Vec<String> {
         let mut names = vec!["connect".to_string()];
         names.extend(self.expects.iter().map(|e| e.name.clone()));
@@ -195,7 +281,36 @@ impl Plan {
         if self.reconnect_metric.is_some() {
             names.push("reconnect".into());
         }
+        names.extend(self.step_metrics.iter().cloned());
         names
+    }
+
+    /// When the last user arrives: arrivals go on for the ramp of the fixed groups plus the
+    /// duration.
+    pub fn arrivals_length(&self) -> Duration {
+        self.ramp.length(self.fixed_clients()) + self.duration
+    }
+
+    /// How many users are there at once at most.
+    pub fn peak_clients(&self) -> u64 {
+        self.groups.iter().map(GroupPlan::peak_clients).sum()
+    }
+
+    /// Whether some user makes HTTP requests.
+    pub fn has_http_steps(&self) -> bool {
+        self.groups
+            .iter()
+            .flat_map(|g| g.before_connect.iter().chain(&g.on_connect))
+            .any(|s| matches!(s.action, Action::Http(_)))
+    }
+
+    /// Clients of the groups with a fixed number, the ones the ramp connects.
+    pub fn fixed_clients(&self) -> u64 {
+        self.groups
+            .iter()
+            .filter(|g| g.arrivals.is_none())
+            .map(|g| g.clients)
+            .sum()
     }
 
     /// Connections each client holds: two for long-polling (a GET and a POST), else one.
@@ -227,8 +342,25 @@ impl Plan {
             ));
         }
         let expects = expects::compile(&scenario, conn.is_socketio(), err)?;
-        let groups = groups::compile(&scenario, &conn, &expects, err)?;
-        // Latency metrics: `connect`, one per expect, then `ack` and `reconnect` when used.
+        let users = users::compile(&scenario, source, err)?;
+        let mut metrics = steps::StepMetrics::new(&expects);
+        let (user_headers, user_query) = users::connection_templates(&scenario, &users, err)?;
+        let shared: Vec<&Template> = user_headers
+            .iter()
+            .map(|(_, t)| t)
+            .chain(user_query.iter().map(|(_, t)| t))
+            .collect();
+        let groups = groups::compile(
+            &scenario,
+            &conn,
+            &expects,
+            &users,
+            &shared,
+            &mut metrics,
+            err,
+        )?;
+        // Latency metrics: `connect`, one per expect, then `ack` and `reconnect` when used, then
+        // the steps'.
         let mut next_metric = 1 + expects.len();
         let mut take_metric = |used: bool| {
             used.then(|| {
@@ -236,8 +368,16 @@ impl Plan {
                 next_metric - 1
             })
         };
-        let ack_metric = take_metric(groups.iter().flat_map(|g| &g.emits).any(|e| e.ack));
+        let step_acks = groups
+            .iter()
+            .flat_map(|g| g.on_connect.iter())
+            .any(|s| matches!(&s.action, Action::Emit { ack: Some(_), .. }));
+        let ack_metric =
+            take_metric(step_acks || groups.iter().flat_map(|g| &g.emits).any(|e| e.ack));
         let reconnect_metric = take_metric(conn.reconnect.is_some());
+        let mut groups = groups;
+        metrics.place(&mut groups, next_metric);
+        let http = users::http_plan(&scenario, &conn, err)?;
         let mut plan = Plan {
             name: scenario.name.clone(),
             target: conn.target,
@@ -248,6 +388,13 @@ impl Plan {
             seed: scenario.seed,
             protocol: conn.protocol,
             headers: conn.headers,
+            user_headers,
+            user_query,
+            data: users.data,
+            picks: users.picks,
+            vars: users.vars,
+            http,
+            step_metrics: metrics.names,
             reconnect: conn.reconnect,
             groups,
             expects,

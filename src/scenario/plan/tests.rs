@@ -253,6 +253,7 @@ fn fanout_and_server_expects_compile() {
         plan.expects[1].origin,
         Origin::Server {
             seq: JsonPointer::parse("/seq").unwrap(),
+            key: None,
             timestamp: JsonPointer::parse("/ts"),
             timestamp_us: 1,
             event_prefix: None
