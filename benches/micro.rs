@@ -9,7 +9,8 @@ use volley::metrics::WorkerMetrics;
 use volley::metrics::gaps::SeqWindow;
 use volley::protocol::pointer::JsonPointer;
 use volley::protocol::stamp::Stamp;
-use volley::scenario::template::{StampPlacement, Template};
+use volley::scenario::data::DataSet;
+use volley::scenario::template::{Fill, Scope, StampPlacement, Template, UserValues};
 
 fn stamp() -> Stamp {
     Stamp {
@@ -58,17 +59,49 @@ fn histogram(c: &mut Criterion) {
 fn template(c: &mut Criterion) {
     let table: toml::Table =
         toml::from_str(r#"data = { text = "hello from {{client}}", n = "{{seq}}" }"#).unwrap();
-    let tpl = Template::compile(&table["data"]).unwrap();
+    let tpl = Template::compile(&table["data"], &Scope::default()).unwrap();
     c.bench_function("template/render_json_with_stamp", |b| {
         let mut seq = 0;
         b.iter(|| {
             seq += 1;
-            black_box(tpl.render(
-                12_345,
-                seq,
-                "echoers",
-                Some((stamp(), StampPlacement::Field)),
-            ))
+            let fill = Fill::basic(12_345, seq, "echoers");
+            black_box(tpl.render(&fill, Some((stamp(), StampPlacement::Field))))
+        })
+    });
+
+    // A conversation's message: a data column, a captured value and the stamp.
+    let csv = "user,password,team\nuser12345,pw12345,blue\n";
+    let data = [std::sync::Arc::new(
+        DataSet::from_csv("users", std::path::Path::new("users.csv"), csv.as_bytes()).unwrap(),
+    )];
+    let vars = ["token".to_string()];
+    let scope = Scope {
+        data: &data,
+        vars: &vars,
+        event: None,
+    };
+    let table: toml::Table = toml::from_str(
+        r#"data = { user = "{{users.user}}", token = "{{token}}", text = "hello from {{client}}" }"#,
+    )
+    .unwrap();
+    let tpl = Template::compile(&table["data"], &scope).unwrap();
+    let user = UserValues {
+        rows: vec![0],
+        vars: vec![Some("3f9a1c0e5b7d4a2c9e8f".into())],
+    };
+    c.bench_function("template/render_data_capture_stamp", |b| {
+        let mut out = String::with_capacity(256);
+        let mut seq = 0;
+        b.iter(|| {
+            seq += 1;
+            let fill = Fill {
+                data: &data,
+                user: &user,
+                ..Fill::basic(12_345, seq, "users")
+            };
+            out.clear();
+            tpl.render_append(&mut out, &fill, Some((stamp(), StampPlacement::Field)));
+            black_box(&out);
         })
     });
 }

@@ -67,7 +67,6 @@ fn run_json(p99: u64) -> Value {
 
 type Map = serde_json::Map<String, Value>;
 
-
 fn latency(count: u64, us: u64) -> Value {
     json!({ "count": count, "min_us": us, "p50_us": us, "p90_us": us, "p95_us": us,
             "p99_us": us, "p99_9_us": us, "max_us": us, "mean_us": us as f64, "stdev_us": 0.0 })

@@ -8,6 +8,7 @@ mod calibration_tls;
 mod cli;
 mod common;
 mod compare;
+mod conversations;
 mod examples;
 mod exports;
 mod fd_limit;

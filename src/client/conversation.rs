@@ -156,16 +156,18 @@ pub fn prepare(fill: &Fill, step: &HttpStep) -> Result<PreparedRequest, String> 
     })
 }
 
-/// The exchange: the user's HTTP session goes in and comes back out with the result.
+/// What an HTTP exchange came to, and how long it took.
+pub struct Answer {
+    result: Result<HttpResponse, HttpFailure>,
+    took: Duration,
+}
+
+/// The exchange: the user's HTTP session goes in and comes back out with the answer.
 pub async fn exchange(
     mut session: Box<HttpSession>,
     connector: &Connector,
     request: PreparedRequest,
-) -> (
-    Box<HttpSession>,
-    Result<HttpResponse, HttpFailure>,
-    Duration,
-) {
+) -> (Box<HttpSession>, Answer) {
     let started = Instant::now();
     let result = session
         .send(
@@ -180,7 +182,8 @@ pub async fn exchange(
             request.timeout,
         )
         .await;
-    (session, result, started.elapsed())
+    let took = started.elapsed();
+    (session, Answer { result, took })
 }
 
 /// Takes in an HTTP step's answer: its latency, its status, its captures. `Err` when the step
@@ -192,9 +195,9 @@ pub fn settle(
     user: &mut User,
     step: &Step,
     http: &HttpStep,
-    answer: Result<HttpResponse, HttpFailure>,
-    took: Duration,
+    answer: Answer,
 ) -> Result<(), ()> {
+    let Answer { result, took } = answer;
     let fail = |kind: ErrorKind, detail: String| {
         report(
             ctx,
@@ -205,7 +208,7 @@ pub fn settle(
         );
         Err(())
     };
-    let response = match answer {
+    let response = match result {
         Ok(response) => response,
         Err(HttpFailure::Refused(detail)) => return fail(ErrorKind::HttpRefused, detail),
         Err(HttpFailure::Timeout(after)) => {
@@ -277,12 +280,12 @@ pub async fn before_connect(
             }
         };
         let session = user.http.take().unwrap_or_default();
-        let (session, answer, took) = tokio::select! {
+        let (session, answer) = tokio::select! {
             _ = ctx.stop.cancelled() => return false,
             done = exchange(session, connector, request) => done,
         };
         user.http = Some(session);
-        let settled = settle(ctx, who, metrics, user, step, http, answer, took);
+        let settled = settle(ctx, who, metrics, user, step, http, answer);
         if settled.is_err() && !step.continue_on_failure {
             return false;
         }

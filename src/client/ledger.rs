@@ -17,6 +17,30 @@ use crate::metrics::{
 use crate::protocol::stamp::Stamp;
 use crate::scenario::Origin;
 
+/// An acknowledgement asked for and not answered yet.
+#[derive(Debug, Clone, Copy)]
+pub struct PendingAck {
+    pub id: u64,
+    /// Latency origin: the event's scheduled send time (kept across resends).
+    pub origin: Instant,
+    /// With `retries`: when to send again (or give up), and what.
+    pub resend: Option<Resend>,
+}
+
+/// What an emit with `retries` sends again when its acknowledgement is late.
+#[derive(Debug, Clone, Copy)]
+pub struct Resend {
+    pub deadline: Instant,
+    /// The emit (index in the group's emits) and the event's `{{seq}}`.
+    pub emit: usize,
+    pub seq: u64,
+    /// The tracking stamp's sequence number, when the event is tracked: a resend carries the
+    /// same stamp, so an echo of both is one delivery and a duplicate.
+    pub stamp_seq: Option<u64>,
+    /// Attempts left after this one.
+    pub left: u32,
+}
+
 pub struct Ledger<'a> {
     ctx: &'a ClientContext,
     who: ClientId,
@@ -31,8 +55,8 @@ pub struct Ledger<'a> {
     receives: bool,
     /// Expects with server streams this client receives.
     server_expects: Vec<u32>,
-    /// Socket.IO acks asked for and not answered yet: id and latency origin, in sending order.
-    acks: VecDeque<(u64, Instant)>,
+    /// Socket.IO acks asked for and not answered yet, in sending order.
+    acks: VecDeque<PendingAck>,
     next_ack: u64,
     /// Keys of keyed server streams seen (`stream = "/channel"`): key `i` is source
     /// `SERVER_SOURCE - 1 - i`.
@@ -81,11 +105,12 @@ impl<'a> Ledger<'a> {
         stream: Option<u32>,
         ack: Option<u64>,
         origin: Instant,
+        resend: Option<Resend>,
         m: &mut WorkerMetrics,
     ) {
         m.interval.sent += 1;
         if let Some(id) = ack {
-            self.acks.push_back((id, origin));
+            self.acks.push_back(PendingAck { id, origin, resend });
             m.interval.acks_sent += 1;
         }
         if let Some(stream) = stream {
@@ -95,6 +120,36 @@ impl<'a> Ledger<'a> {
                 self.outstanding[stream as usize] += 1;
             }
         }
+    }
+
+    /// An event sent again under a new ack id: counted as sent and as a retry, not as a new
+    /// event of its stream.
+    pub fn resent(&mut self, ack: PendingAck, m: &mut WorkerMetrics) {
+        m.interval.sent += 1;
+        m.interval.ack_retries += 1;
+        self.acks.push_back(ack);
+    }
+
+    /// The earliest time an ack with `retries` is due to be sent again (or given up).
+    pub fn next_resend(&self) -> Option<Instant> {
+        self.acks
+            .iter()
+            .filter_map(|a| a.resend.map(|r| r.deadline))
+            .min()
+    }
+
+    /// Takes out the first ack whose resend deadline has passed.
+    pub fn take_late(&mut self, now: Instant) -> Option<PendingAck> {
+        let at = self
+            .acks
+            .iter()
+            .position(|a| a.resend.is_some_and(|r| r.deadline <= now))?;
+        self.acks.remove(at)
+    }
+
+    /// Puts back an ack taken out by [`Self::take_late`] that could not be sent again yet.
+    pub fn requeue(&mut self, ack: PendingAck) {
+        self.acks.push_front(ack);
     }
 
     /// The connection came back (`recovered`: the server recovered the session).
@@ -120,10 +175,10 @@ impl<'a> Ledger<'a> {
     /// The answer to ack `id` arrived at `now`.
     pub fn ack(&mut self, id: u64, now: Instant, m: &mut WorkerMetrics) {
         // Acks come back in order almost always: look from the front.
-        let Some(at) = self.acks.iter().position(|(a, _)| *a == id) else {
+        let Some(at) = self.acks.iter().position(|a| a.id == id) else {
             return;
         };
-        let (_, origin) = self.acks.remove(at).expect("position is in range");
+        let origin = self.acks.remove(at).expect("position is in range").origin;
         if let Some(metric) = self.ctx.plan.ack_metric {
             m.record(metric, now.saturating_duration_since(origin));
         }
@@ -511,7 +566,7 @@ seq = "/seq"
         let mut m = metrics(&ctx);
         assert!(ledger.settled(false));
         let sent = ctx.t0 + Duration::from_millis(5);
-        ledger.sent(Some(0), None, sent, &mut m);
+        ledger.sent(Some(0), None, sent, None, &mut m);
         assert_eq!(ledger.next_seq(0), 1);
         assert!(!ledger.settled(false), "its echo is still to come");
         let echo = stamped(&ctx, 1, 0, 0, sent);
@@ -602,7 +657,7 @@ emit = [{ event = "ack", data = { n = "{{seq}}" }, rate = "5/s", ack = true }]
         let sent = ctx.t0;
         for _ in 0..3 {
             let id = ledger.take_ack_id();
-            ledger.sent(None, Some(id), sent, &mut m);
+            ledger.sent(None, Some(id), sent, None, &mut m);
         }
         ledger.ack(1, sent + Duration::from_millis(2), &mut m);
         ledger.ack(1, sent + Duration::from_millis(3), &mut m);
@@ -621,7 +676,7 @@ emit = [{ event = "ack", data = { n = "{{seq}}" }, rate = "5/s", ack = true }]
         let mut ledger = Ledger::new(&ctx, ClientId { id: 0, group: 0 });
         let mut m = metrics(&ctx);
         for _ in 0..3 {
-            ledger.sent(Some(0), None, ctx.t0, &mut m);
+            ledger.sent(Some(0), None, ctx.t0, None, &mut m);
         }
         ledger.payload(&stamped(&ctx, 0, 0, 1, ctx.t0), Instant::now(), &mut m);
         ledger.close_books(ctx.t0, true, &mut m);

@@ -15,8 +15,9 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::conversation::User;
-use super::ledger::Ledger;
+use super::ledger::{Ledger, PendingAck, Resend};
 use super::link::{Link, Rendered, Scratch};
+use super::report;
 use super::schedule::Schedule;
 use super::{ClientContext, ClientId};
 use crate::metrics::{EmitterEnd, ErrorKind, WorkerMetrics};
@@ -258,7 +259,16 @@ impl<'a> Session<'a> {
             .min_by_key(|(_, at)| *at)
     }
 
-    fn render(&mut self, emit: usize, seq: u64, origin: Instant, ack: Option<u64>) -> Rendered {
+    /// Renders event `seq` of emit `emit`; its stamp (when tracked) carries `stamp_seq`, or the
+    /// stream's next number.
+    fn render(
+        &mut self,
+        emit: usize,
+        seq: u64,
+        origin: Instant,
+        ack: Option<u64>,
+        stamp_seq: Option<u64>,
+    ) -> Rendered {
         let plan = &self.group.emits[emit];
         let fill = self.user.fill(self.ctx, self.who, seq);
         let stamp = plan.stream.map(|stream| {
@@ -266,7 +276,7 @@ impl<'a> Session<'a> {
                 run: self.ctx.run_tag,
                 stream,
                 client: self.who.id,
-                seq: self.ledger.next_seq(stream),
+                seq: stamp_seq.unwrap_or_else(|| self.ledger.next_seq(stream)),
                 origin_ns: origin.saturating_duration_since(self.ctx.t0).as_nanos() as u64,
             };
             (stamp, plan.placement)
@@ -374,6 +384,7 @@ impl<'a> Session<'a> {
         if !matches!(self.phase, Phase::Emitting) || !self.backlog.is_empty() {
             return Ok(());
         }
+        self.resend_late(cx, now)?;
         while let Some((emit, at)) = self.next_due() {
             if at > now + EARLY {
                 break;
@@ -398,14 +409,82 @@ impl<'a> Session<'a> {
             let plan = &self.group.emits[emit];
             let ack = plan.ack.then(|| self.ledger.take_ack_id());
             let stream = plan.stream;
-            let rendered = self.render(emit, seq, origin, ack);
+            let resend = (plan.retries > 0).then(|| Resend {
+                deadline: now + plan.ack_timeout,
+                emit,
+                seq,
+                stamp_seq: stream.map(|s| self.ledger.next_seq(s)),
+                left: plan.retries,
+            });
+            let rendered = self.render(emit, seq, origin, ack, None);
             let link = self.link.as_mut().expect("emitting needs a link");
             link.send_rendered(&self.scratch, &rendered)
                 .map_err(failed)?;
             self.emits[emit].advance();
             self.need_flush = true;
             self.ledger
-                .sent(stream, ack, origin, &mut self.metrics.borrow_mut());
+                .sent(stream, ack, origin, resend, &mut self.metrics.borrow_mut());
+        }
+        Ok(())
+    }
+
+    /// Emits with `retries` whose acknowledgement is late go out again under a new ack id, as
+    /// socket.io-client does; after the last attempt the ack counts as lost.
+    fn resend_late(&mut self, cx: &mut Context<'_>, now: Instant) -> Result<(), End> {
+        while let Some(late) = self.ledger.take_late(now) {
+            let resend = late.resend.expect("late acks have a resend");
+            if resend.left == 0 {
+                let plan = &self.group.emits[resend.emit];
+                let mut m = self.metrics.borrow_mut();
+                m.interval.acks_lost += 1;
+                drop(m);
+                report(
+                    self.ctx,
+                    self.who,
+                    self.metrics,
+                    ErrorKind::AckTimeout,
+                    format!(
+                        "event `{}` not acknowledged after {} attempts of {:?}",
+                        plan.event,
+                        plan.retries + 1,
+                        plan.ack_timeout
+                    ),
+                );
+                continue;
+            }
+            match self.link().poll_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => return Err(failed(e)),
+                Poll::Pending => {
+                    // Not now: it stays due and goes first when the socket takes more.
+                    self.ledger.requeue(late);
+                    self.blocked_since.get_or_insert(now);
+                    return Ok(());
+                }
+            }
+            let id = self.ledger.take_ack_id();
+            let rendered = self.render(
+                resend.emit,
+                resend.seq,
+                late.origin,
+                Some(id),
+                resend.stamp_seq,
+            );
+            let link = self.link.as_mut().expect("emitting needs a link");
+            link.send_rendered(&self.scratch, &rendered)
+                .map_err(failed)?;
+            self.need_flush = true;
+            let timeout = self.group.emits[resend.emit].ack_timeout;
+            let again = PendingAck {
+                id,
+                origin: late.origin,
+                resend: Some(Resend {
+                    deadline: now + timeout,
+                    left: resend.left - 1,
+                    ..resend
+                }),
+            };
+            self.ledger.resent(again, &mut self.metrics.borrow_mut());
         }
         Ok(())
     }
@@ -514,6 +593,10 @@ impl<'a> Session<'a> {
         let wake = match self.blocked_since {
             Some(since) => wake.min(since + self.ctx.stall_timeout),
             None => wake,
+        };
+        let wake = match self.ledger.next_resend() {
+            Some(at) if matches!(self.phase, Phase::Emitting) => wake.min(at),
+            _ => wake,
         };
         match (&self.phase, self.drop_at) {
             (Phase::Emitting, Some(drop_at)) => wake.min(drop_at),

@@ -160,7 +160,7 @@ impl Session<'_> {
         let session = self.user.http.take().unwrap_or_default();
         let exchange = exchange(session, connector, request);
         let mut exchange = std::pin::pin!(exchange);
-        let (session, answer, took) = tokio::select! {
+        let (session, answer) = tokio::select! {
             _ = ctx.stop.cancelled() => return Err(StepEnd::Stopped),
             done = &mut exchange => done,
             lost = poll_fn(|cx| self.serve(cx)) => {
@@ -179,7 +179,6 @@ impl Session<'_> {
             step,
             http,
             answer,
-            took,
         )
         .map_err(|()| StepEnd::Failed)
     }

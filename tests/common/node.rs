@@ -34,6 +34,11 @@ impl NodeServer {
     /// `["--ping-interval", "100", "--no-recovery"]`), and waits for its listening line.
     /// Panics, with the server's stderr, when it does not come up.
     pub fn start(args: &[&str]) -> NodeServer {
+        NodeServer::start_script("server.js", args)
+    }
+
+    /// Starts another server of the folder (`message-queue.js`) the same way.
+    pub fn start_script(script: &str, args: &[&str]) -> NodeServer {
         let dir = node_server_dir();
         assert!(
             dir.join("node_modules/socket.io").is_dir(),
@@ -42,7 +47,7 @@ impl NodeServer {
             dir.display()
         );
         let mut child = Command::new("node")
-            .arg(dir.join("server.js"))
+            .arg(dir.join(script))
             .args(["--port", "0"])
             .args(args)
             .current_dir(&dir)

@@ -344,7 +344,10 @@ impl Plan {
         let expects = expects::compile(&scenario, conn.is_socketio(), err)?;
         let users = users::compile(&scenario, source, err)?;
         let mut metrics = steps::StepMetrics::new(&expects);
-        let (user_headers, user_query) = users::connection_templates(&scenario, &users, err)?;
+        let users::ConnectionTemplates {
+            headers: user_headers,
+            query: user_query,
+        } = users::connection_templates(&scenario, &users, err)?;
         let shared: Vec<&Template> = user_headers
             .iter()
             .map(|(_, t)| t)

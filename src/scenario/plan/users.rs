@@ -108,13 +108,19 @@ pub(super) fn captured_by(step: &Step) -> impl Iterator<Item = &String> {
     step.capture.iter().flat_map(|t| t.get_ref().keys())
 }
 
+/// Per-user connection parts: header values, and Socket.IO query values after their `&key=`.
+pub(super) struct ConnectionTemplates {
+    pub headers: Vec<(http::HeaderName, Template)>,
+    pub query: Vec<(String, Template)>,
+}
+
 /// The connection parts with per-user values: `[headers]` and `[socketio] query` values that
 /// have placeholders (the others were compiled once with the connection).
 pub(super) fn connection_templates(
     scenario: &Scenario,
     users: &Users,
     err: Errors,
-) -> Result<(Vec<(http::HeaderName, Template)>, Vec<(String, Template)>), ScenarioError> {
+) -> Result<ConnectionTemplates, ScenarioError> {
     let scope = users.scope();
     let mut headers = Vec::new();
     if let Some(table) = &scenario.headers {
@@ -142,7 +148,7 @@ pub(super) fn connection_templates(
             query.push((format!("&{}=", encode_query_value(key)), template));
         }
     }
-    Ok((headers, query))
+    Ok(ConnectionTemplates { headers, query })
 }
 
 /// Whether a value has per-user parts (compiled per user rather than once).

@@ -4,7 +4,8 @@
 // message not yet acknowledged by the application, and replays them when the client asks.
 //
 //   node message-queue.js --port 0 [--users N] [--channels C] [--publish-every MS]
-//                         [--publish-for MS] [--drop-every MS] [--keep-stdin] [--verbose]
+//                         [--publish-for MS] [--drop-every MS] [--drop-until MS]
+//                         [--keep-stdin] [--verbose]
 //
 //   --users N          users user0..user{N-1}, user{i} has the password pw{i} (default 1000)
 //   --channels C       channels c0..c{C-1} (default 2)
@@ -13,6 +14,9 @@
 //                      channel produces exactly floor(publish-for / publish-every) messages,
 //                      the first one publish-every ms after the first subscription, then
 //                      publishing stops for good, so that every count settles
+//   --drop-until MS    drops happen only in the first MS ms of publishing (default: all of it):
+//                      a client that is back before publishing ends learns, from the next live
+//                      message, what it missed at the very end
 //   --drop-every MS    while publishing, the server drops every connected user's connection
 //                      once per MS ms (default 0: never; see "Drops" below)
 //
@@ -123,7 +127,7 @@ function usage(message) {
   process.stderr.write(
     `message-queue.js: ${message}\n` +
       "usage: node message-queue.js --port PORT [--users N] [--channels C] [--publish-every MS] " +
-      "[--publish-for MS] [--drop-every MS] [--keep-stdin] [--verbose]\n",
+      "[--publish-for MS] [--drop-every MS] [--drop-until MS] [--keep-stdin] [--verbose]\n",
   );
   process.exit(2);
 }
@@ -139,6 +143,7 @@ function parseOptions() {
         "publish-every": { type: "string", default: "100" },
         "publish-for": { type: "string", default: "3000" },
         "drop-every": { type: "string", default: "0" },
+        "drop-until": { type: "string" },
         "keep-stdin": { type: "boolean", default: false },
         verbose: { type: "boolean", default: false },
       },
@@ -167,6 +172,7 @@ function parseOptions() {
     publishEvery: integer("publish-every", 1),
     publishFor: integer("publish-for", 0),
     dropEvery: integer("drop-every", 0),
+    dropUntil: integer("drop-until", 0) ?? integer("publish-for", 0),
     keepStdin: values["keep-stdin"],
     verbose: values.verbose,
   };
@@ -468,6 +474,7 @@ io.on("connection", (socket) => {
 let publishState = "idle";
 let publishTimer = null;
 let dropTimer = null;
+let publishStartedAt = 0;
 const pendingDrops = new Set();
 
 function publishTick() {
@@ -513,7 +520,8 @@ function dropRound() {
     if (user.sockets.size === 0) continue;
     const timer = setTimeout(() => {
       pendingDrops.delete(timer);
-      if (publishState === "running") dropUser(user);
+      const early = Date.now() - publishStartedAt < options.dropUntil;
+      if (publishState === "running" && early) dropUser(user);
     }, Math.floor((user.index * options.dropEvery) / options.users));
     pendingDrops.add(timer);
   }
@@ -531,6 +539,7 @@ function stopPublishing() {
 function startPublishing() {
   if (publishState !== "idle") return;
   publishState = "running";
+  publishStartedAt = Date.now();
   const ticks = Math.floor(options.publishFor / options.publishEvery);
   log(`publishing ${ticks} messages per channel, one every ${options.publishEvery} ms`);
   if (ticks === 0) {

@@ -19,6 +19,11 @@
 //                          disconnect), at most once per key for the life of the server; acks
 //                          true when armed, false when the key was used already
 //   freeze              -> the server stops pinging this client and stops timing it out
+//   flaky {key, ignore}, cb -> counts the receipts of `key` and acks (with that count) only
+//                          from receipt ignore+1 on: an emit whose first `ignore` attempts are
+//                          never acknowledged (for retries)
+//   ask X               -> emits `question` X asking for an ack; the client's answer comes back
+//                          as `answered` with the answer's arguments
 // and every --tick-every ms the server broadcasts `tick` {seq, ts} to the room `ticker`
 // (seq counts from 0 per namespace). A handshake whose auth has a string `reject` is refused
 // with that message.
@@ -104,6 +109,8 @@ const io = new Server(httpServer, serverOptions);
 
 // Keys of the `cut` requests already honoured, for the life of the server.
 const usedCutKeys = new Set();
+// `flaky`: receipts per key, for the life of the server.
+const flakyReceipts = new Map();
 
 // The trailing acknowledgement callback of an event, if the client asked for one.
 function splitAck(args) {
@@ -206,6 +213,21 @@ function setUpNamespace(name) {
         setTimeout(() => killTransport(conn), after);
       }
       if (ack) ack(armed);
+    });
+
+    socket.on("flaky", (...all) => {
+      const [args, ack] = splitAck(all);
+      const request = args[0] && typeof args[0] === "object" ? args[0] : {};
+      const key = String(request.key);
+      const seen = (flakyReceipts.get(key) || 0) + 1;
+      flakyReceipts.set(key, seen);
+      const ignore = Number.isInteger(request.ignore) ? request.ignore : 0;
+      if (ack && seen > ignore) ack(seen);
+    });
+
+    socket.on("ask", (...all) => {
+      const [args] = splitAck(all);
+      socket.emit("question", args[0], (...reply) => socket.emit("answered", ...reply));
     });
 
     socket.on("freeze", (...all) => {
