@@ -12,7 +12,7 @@ use bytes::Bytes;
 use super::{ClientContext, ClientId, report};
 use crate::metrics::{ErrorKind, WorkerMetrics};
 use crate::scenario::template::{Fill, UserValues, push_escaped};
-use crate::scenario::{Capture, CaptureSource, HttpBody, HttpStep, Step};
+use crate::scenario::{Capture, HttpBody, HttpStep, Step, capture_all};
 use crate::transport::http::{HttpFailure, HttpRequest, HttpResponse, HttpSession};
 use crate::transport::ws::Connector;
 
@@ -62,8 +62,8 @@ impl User {
         }
     }
 
-    /// Stores what `captures` find in `payload` (JSON); a capture that finds nothing is
-    /// reported and makes the step fail.
+    /// Stores what `captures` find in `payload` (JSON) or `headers`; a capture that finds
+    /// nothing makes the step fail (the caller reports it).
     pub fn capture(
         &mut self,
         names: &[String],
@@ -71,35 +71,7 @@ impl User {
         payload: &[u8],
         headers: Option<&http::HeaderMap>,
     ) -> Result<(), String> {
-        for capture in captures {
-            let found = match &capture.source {
-                CaptureSource::Pointer(pointer) => pointer.read_raw(payload).map(json_text),
-                CaptureSource::Header(name) => headers
-                    .and_then(|h| h.get(name))
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string),
-            };
-            match found {
-                Some(value) => self.values.vars[usize::from(capture.slot)] = Some(value.into()),
-                None => {
-                    return Err(format!(
-                        "capture `{}`: nothing at `{}`",
-                        names[usize::from(capture.slot)],
-                        capture.written
-                    ));
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A JSON value as a captured text: a string's content, anything else as written.
-fn json_text(raw: &str) -> String {
-    if raw.starts_with('"') {
-        serde_json::from_str::<String>(raw).unwrap_or_else(|_| raw.to_string())
-    } else {
-        raw.to_string()
+        capture_all(captures, names, &mut self.values, payload, headers)
     }
 }
 

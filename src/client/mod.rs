@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::metrics::{ErrorKind, ErrorRow, WorkerMetrics};
 use crate::protocol::engineio::encode_query_value;
 use crate::scenario::template::Fill;
-use crate::scenario::{Plan, Protocol, ReconnectPlan};
+use crate::scenario::{Action, Plan, Protocol, ReconnectPlan};
 use crate::transport::socketio::{Recovery, SioSocket, SocketIoOptions};
 use crate::transport::ws::{ConnectError, Connector};
 use crate::wire::frame_log::RunFrameLog;
@@ -73,6 +73,15 @@ pub async fn run(ctx: Arc<ClientContext>, who: ClientId, metrics: &RefCell<Worke
         && !Box::pin(conversation::before_connect(&ctx, who, metrics, &mut user)).await
     {
         return;
+    }
+    // An idle keep-alive connection per user costs a socket and hyper's buffers: keep it only
+    // for later HTTP steps (the cookies stay).
+    let later_http = group
+        .on_connect
+        .iter()
+        .any(|s| matches!(s.action, Action::Http(_)));
+    if let (false, Some(http)) = (later_http, user.http.as_mut()) {
+        http.close();
     }
     let Some(Ok((link, _))) = Box::pin(attempt(&ctx, who, metrics, None, &user)).await else {
         return;

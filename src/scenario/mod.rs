@@ -15,7 +15,7 @@ pub use model::{Scenario, StampMode};
 pub use plan::{
     AckWait, Action, Arrivals, Capture, CaptureSource, EmitPlan, ExpectPlan, GroupPlan, HttpBody,
     HttpPlan, HttpStep, Matcher, Message, OnPlan, Origin, Placement, Plan, Protocol, ReconnectPlan,
-    StatusCheck, Step, Target, parse_target,
+    StatusCheck, Step, Target, capture_all, parse_target,
 };
 
 use crate::units::{Ramp, Rate};

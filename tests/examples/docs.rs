@@ -10,6 +10,13 @@ use super::{Help, invocations, root, volley};
 #[test]
 fn every_toml_block_in_the_docs_is_a_scenario_volley_validates() {
     let dir = tempfile::tempdir().unwrap();
+    // Blocks name data files as the scenarios beside scenarios/data do.
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    for entry in std::fs::read_dir(root().join("scenarios/data")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), data.join(entry.file_name())).unwrap();
+    }
     let mut problems = Vec::new();
     let mut checked = 0;
     let mut fragments = 0;

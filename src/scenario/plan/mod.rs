@@ -4,6 +4,8 @@
 //! (a user's conversation: steps and replies) and [`thresholds`].
 
 mod connection;
+#[cfg(test)]
+mod conversation_tests;
 mod expects;
 mod groups;
 mod steps;
@@ -30,7 +32,8 @@ use crate::units::{DurationRange, Ramp, Rate};
 
 pub use connection::parse_target;
 pub use steps::{
-    AckWait, Action, Capture, CaptureSource, HttpBody, HttpStep, Matcher, OnPlan, StatusCheck, Step,
+    AckWait, Action, Capture, CaptureSource, HttpBody, HttpStep, Matcher, OnPlan, StatusCheck,
+    Step, capture_all,
 };
 
 /// Where the clients connect.

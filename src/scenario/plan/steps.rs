@@ -13,7 +13,7 @@ use super::{Errors, ExpectPlan, GroupPlan, Message, check_identifier};
 use crate::protocol::pointer::JsonPointer;
 use crate::scenario::ScenarioError;
 use crate::scenario::model::{On, Scenario, Step as StepModel};
-use crate::scenario::template::{EventShape, Scope, Template};
+use crate::scenario::template::{EventShape, Scope, Template, UserValues};
 use crate::units::DurationRange;
 
 /// One step of a user's conversation.
@@ -112,6 +112,44 @@ pub enum CaptureSource {
     Pointer(JsonPointer),
     /// An HTTP response header.
     Header(http::HeaderName),
+}
+
+/// Stores what `captures` find in `payload` (JSON) or `headers` into `values`; `Err` names the
+/// first capture that finds nothing (`names`: the captured values' names by slot).
+pub fn capture_all(
+    captures: &[Capture],
+    names: &[String],
+    values: &mut UserValues,
+    payload: &[u8],
+    headers: Option<&http::HeaderMap>,
+) -> Result<(), String> {
+    for capture in captures {
+        let found = match &capture.source {
+            CaptureSource::Pointer(pointer) => pointer.read_raw(payload).map(json_text),
+            CaptureSource::Header(name) => headers
+                .and_then(|h| h.get(name))
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        };
+        let Some(value) = found else {
+            return Err(format!(
+                "capture `{}`: nothing at `{}`",
+                names[usize::from(capture.slot)],
+                capture.written
+            ));
+        };
+        values.vars[usize::from(capture.slot)] = Some(value.into());
+    }
+    Ok(())
+}
+
+/// A JSON value as a captured text: a string's content, anything else as written.
+fn json_text(raw: &str) -> String {
+    if raw.starts_with('"') {
+        serde_json::from_str::<String>(raw).unwrap_or_else(|_| raw.to_string())
+    } else {
+        raw.to_string()
+    }
 }
 
 /// Which received events a handler or a `wait_for` takes.
