@@ -8,6 +8,7 @@ mod replies;
 pub mod schedule;
 mod session;
 mod steps;
+pub mod timers;
 pub mod tracking;
 
 use std::borrow::Cow;
@@ -28,6 +29,7 @@ use crate::wire::frame_log::RunFrameLog;
 use conversation::User;
 use link::{Link, describe_close};
 use session::{End, Session};
+use timers::Timers;
 
 /// What every client of a run shares (read-only).
 pub struct ClientContext {
@@ -66,7 +68,12 @@ pub struct ClientId {
 /// run, so every phase but the session is boxed and freed when it ends: what an idle client holds
 /// is this small future plus the boxed [`Session`]. (That includes what follows a session: a local
 /// moved away before an await still takes room in the future, and a [`Link`] is 328 bytes.)
-pub async fn run(ctx: Arc<ClientContext>, who: ClientId, metrics: &RefCell<WorkerMetrics>) {
+pub async fn run(
+    ctx: Arc<ClientContext>,
+    who: ClientId,
+    metrics: &RefCell<WorkerMetrics>,
+    timers: &Timers,
+) {
     let mut user = Box::new(User::new(&ctx, who, leaving_time(&ctx, who)));
     let group = &ctx.plan.groups[who.group as usize];
     if !group.before_connect.is_empty()
@@ -86,7 +93,7 @@ pub async fn run(ctx: Arc<ClientContext>, who: ClientId, metrics: &RefCell<Worke
     let Some(Ok((link, _))) = Box::pin(attempt(&ctx, who, metrics, None, &user)).await else {
         return;
     };
-    let mut session = Box::new(Session::new(&ctx, who, link, metrics, *user));
+    let mut session = Box::new(Session::new(&ctx, who, link, metrics, timers, *user));
     // An end the setup came to, boxed: the future keeps room for every local across awaits.
     let mut pending = Box::pin(session.setup()).await.err().map(Box::new);
     if pending.is_none() {
@@ -431,7 +438,7 @@ mod tests {
     use super::*;
 
     fn future_size<Fut: std::future::Future>(
-        _f: fn(Arc<ClientContext>, ClientId, &'static RefCell<WorkerMetrics>) -> Fut,
+        _f: fn(Arc<ClientContext>, ClientId, &'static RefCell<WorkerMetrics>, &'static Timers) -> Fut,
     ) -> usize {
         std::mem::size_of::<Fut>()
     }

@@ -10,7 +10,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::time::Sleep;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
@@ -19,6 +18,7 @@ use super::ledger::{Ledger, PendingAck, Resend};
 use super::link::{Link, Rendered, Scratch};
 use super::report;
 use super::schedule::Schedule;
+use super::timers::{TimerKey, Timers};
 use super::{ClientContext, ClientId};
 use crate::metrics::{EmitterEnd, ErrorKind, WorkerMetrics};
 use crate::protocol::stamp::Stamp;
@@ -107,8 +107,8 @@ pub struct Session<'a> {
     /// When this connection is to be dropped (the group's `disconnect_every`).
     drop_at: Option<Instant>,
     pub(super) phase: Phase,
-    sleep: Pin<Box<Sleep>>,
-    sleep_at: Instant,
+    /// When to wake next, on the worker's one timer.
+    timer: TimerKey,
     stop: Pin<Box<WaitForCancellationFutureOwned>>,
     pub(super) need_flush: bool,
     /// Since when writes have made no progress; past the stall timeout the connection fails.
@@ -127,6 +127,7 @@ impl<'a> Session<'a> {
         who: ClientId,
         link: Link,
         metrics: &'a RefCell<WorkerMetrics>,
+        timers: &Timers,
         user: User,
     ) -> Session<'a> {
         let group = &ctx.plan.groups[who.group as usize];
@@ -158,8 +159,7 @@ impl<'a> Session<'a> {
             ready: start,
             drop_at: group.disconnect_every.map(|every| start + every),
             phase: Phase::Setup,
-            sleep: Box::pin(tokio::time::sleep_until(start.into())),
-            sleep_at: start,
+            timer: timers.key(),
             stop: Box::pin(ctx.stop.clone().cancelled_owned()),
             need_flush: false,
             blocked_since: None,
@@ -607,11 +607,7 @@ impl<'a> Session<'a> {
     /// Sets the timer to `wake`; true when it has fired already or a stop signal came while
     /// emitting: then the loop goes round again.
     fn sleep_until(&mut self, cx: &mut Context<'_>, wake: Instant) -> bool {
-        if wake != self.sleep_at {
-            self.sleep.as_mut().reset(wake.into());
-            self.sleep_at = wake;
-        }
-        let timer_fired = self.sleep.as_mut().poll(cx).is_ready();
+        let timer_fired = self.timer.wake_at(wake, cx);
         let stopped =
             matches!(self.phase, Phase::Emitting) && self.stop.as_mut().poll(cx).is_ready();
         timer_fired || stopped

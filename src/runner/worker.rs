@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::{JoinSet, LocalSet};
 
+use crate::client::timers::Timers;
 use crate::client::{self, ClientContext, ClientId};
 use crate::metrics::{Interval, WorkerMetrics};
 
@@ -68,6 +69,12 @@ async fn work(plan: WorkerPlan, ctx: Arc<ClientContext>, report: mpsc::Sender<Wo
         report.clone(),
     ));
 
+    // The clients' one timer: every session wakes through it.
+    let timers = Timers::new();
+    let driver = tokio::task::spawn_local({
+        let timers = timers.clone();
+        async move { timers.drive().await }
+    });
     let mut clients = JoinSet::new();
     let mut started = 0;
     for (at, who) in plan.clients {
@@ -77,11 +84,14 @@ async fn work(plan: WorkerPlan, ctx: Arc<ClientContext>, report: mpsc::Sender<Wo
         }
         let ctx = ctx.clone();
         let metrics = metrics.clone();
-        clients.spawn_local(async move { client::run(ctx, who, &metrics).await });
+        let timers = timers.clone();
+        clients.spawn_local(async move { client::run(ctx, who, &metrics, &timers).await });
         started += 1;
         while clients.try_join_next().is_some() {}
     }
     while clients.join_next().await.is_some() {}
+    timers.close();
+    let _ = driver.await;
 
     ticking.set(false);
     let last_second = ticker.await.unwrap_or(0);
