@@ -438,7 +438,12 @@ mod tests {
     use super::*;
 
     fn future_size<Fut: std::future::Future>(
-        _f: fn(Arc<ClientContext>, ClientId, &'static RefCell<WorkerMetrics>, &'static Timers) -> Fut,
+        _f: fn(
+            Arc<ClientContext>,
+            ClientId,
+            &'static RefCell<WorkerMetrics>,
+            &'static Timers,
+        ) -> Fut,
     ) -> usize {
         std::mem::size_of::<Fut>()
     }

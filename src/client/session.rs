@@ -18,7 +18,7 @@ use super::ledger::{Ledger, PendingAck, Resend};
 use super::link::{Link, Rendered, Scratch};
 use super::report;
 use super::schedule::Schedule;
-use super::timers::{TimerKey, Timers};
+use super::timers::{TICK, TimerKey, Timers};
 use super::{ClientContext, ClientId};
 use crate::metrics::{EmitterEnd, ErrorKind, WorkerMetrics};
 use crate::protocol::stamp::Stamp;
@@ -27,8 +27,9 @@ use crate::transport::Fault;
 use crate::transport::socketio::Incoming;
 
 /// tokio's timers fire on whole milliseconds, up to 1 ms late. Waking 1 ms early and sending what is
-/// due within that millisecond keeps the timer's lateness out of the measurements; an event sent
-/// early is measured from its actual send time, one sent late from its scheduled time.
+/// due within that millisecond (and the worker's timer tick, which serves every session due within
+/// it at once) keeps the timer's lateness out of the measurements; an event sent early is measured
+/// from its actual send time, one sent late from its scheduled time.
 const EARLY: Duration = Duration::from_millis(1);
 /// Messages read in one go before yielding to the other clients of the thread.
 const READ_BUDGET: usize = 128;
@@ -378,7 +379,8 @@ impl<'a> Session<'a> {
         (matches!(self.phase, Phase::Emitting) && dropping).then_some(End::Dropped)
     }
 
-    /// Sends every event due by `now` (and within [`EARLY`] of it) while the socket takes them.
+    /// Sends every event due by `now` (and within [`EARLY`] and a [`TICK`] of it) while the socket
+    /// takes them.
     fn send_due(&mut self, cx: &mut Context<'_>, now: Instant) -> Result<(), End> {
         self.send_backlog(cx, now)?;
         if !matches!(self.phase, Phase::Emitting) || !self.backlog.is_empty() {
@@ -386,7 +388,7 @@ impl<'a> Session<'a> {
         }
         self.resend_late(cx, now)?;
         while let Some((emit, at)) = self.next_due() {
-            if at > now + EARLY {
+            if at > now + EARLY + TICK {
                 break;
             }
             match self.link().poll_ready(cx) {

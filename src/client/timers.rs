@@ -3,7 +3,8 @@
 //! those instants and wakes every session due by then, in one go. At a modest rate per client the
 //! deadlines of a thousand clients are spread over time; with a timer each, every event paid a
 //! timer reset (the timer wheel's lock and slot moves) and a wake-up of its own. Here a deadline
-//! is a heap push on the thread, and the worker wakes once per tick for all that are due.
+//! is a heap push on the thread, and the worker wakes once per millisecond tick for all that are
+//! due.
 //!
 //! The heap is lazy: a session that moves its deadline pushes a new entry and the old one is
 //! skipped when it comes up (its generation no longer matches).
@@ -16,14 +17,15 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-/// Deadlines this close together are served in one wake-up: the resolution of tokio's timers.
-pub const TICK: Duration = Duration::from_millis(1);
-
 /// The timers of one worker thread, shared by its sessions (`Rc`: never crosses threads).
 #[derive(Clone, Default)]
 pub struct Timers {
     inner: Rc<RefCell<Inner>>,
 }
+
+/// The driver wakes one tick before the earliest deadline and serves every session due within
+/// that tick at once (a little early, which the session allows for in what it sends).
+pub const TICK: Duration = Duration::from_millis(1);
 
 #[derive(Default)]
 struct Inner {
@@ -90,7 +92,11 @@ impl Timers {
                     if next.is_none() && inner.closed {
                         return Poll::Ready(());
                     }
-                    if !inner.driver.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    if !inner
+                        .driver
+                        .as_ref()
+                        .is_some_and(|w| w.will_wake(cx.waker()))
+                    {
                         inner.driver = Some(cx.waker().clone());
                     }
                     inner.driver_until = next;
@@ -99,6 +105,8 @@ impl Timers {
                 let Some(next) = next else {
                     return Poll::Pending;
                 };
+                // Wake one tick before it: everything due within that tick goes together.
+                let next = next.checked_sub(TICK).unwrap_or(next);
                 if sleeping_until != Some(next) {
                     sleep.as_mut().reset(next.into());
                     sleeping_until = Some(next);
@@ -122,9 +130,10 @@ impl Timers {
 }
 
 impl Inner {
-    /// Wakes every session whose deadline is at most one tick away.
+    /// Wakes every session whose deadline is within a tick. A session woken before its deadline
+    /// with nothing to do registers it again: it is woken at most once more per tick.
     fn wake_due(&mut self, now: Instant) {
-        let horizon = now + TICK / 2;
+        let horizon = now + TICK;
         while let Some(&Reverse((at, slot, generation))) = self.heap.peek() {
             if at > horizon {
                 break;
@@ -236,13 +245,20 @@ mod tests {
         assert!(!key_b.wake_at(now + Duration::from_millis(80), &Context::from_waker(&b)));
         let mut inner = timers.inner.borrow_mut();
         inner.wake_due(now + Duration::from_millis(20));
-        assert_eq!(b_count.0.load(Ordering::SeqCst), 0, "b's old deadline is stale");
+        assert_eq!(
+            b_count.0.load(Ordering::SeqCst),
+            0,
+            "b's old deadline is stale"
+        );
         assert_eq!(inner.next_deadline(), Some(now + Duration::from_millis(50)));
         inner.wake_due(now + Duration::from_millis(60));
         assert_eq!(a_count.0.load(Ordering::SeqCst), 1);
         inner.wake_due(now + Duration::from_millis(100));
         assert_eq!(
-            (a_count.0.load(Ordering::SeqCst), b_count.0.load(Ordering::SeqCst)),
+            (
+                a_count.0.load(Ordering::SeqCst),
+                b_count.0.load(Ordering::SeqCst)
+            ),
             (1, 1)
         );
         assert_eq!(inner.next_deadline(), None);
@@ -279,7 +295,7 @@ mod tests {
                 }
                 for (session, ms) in sessions.into_iter().zip([30u64, 10, 20]) {
                     let woken = session.await.unwrap();
-                    let wanted = start + Duration::from_millis(ms) - TICK / 2;
+                    let wanted = start + Duration::from_millis(ms);
                     assert!(woken >= wanted, "{ms} ms: woken after {:?}", woken - start);
                 }
                 timers.close();
