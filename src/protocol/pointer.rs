@@ -58,11 +58,6 @@ impl JsonPointer {
         self.read(json, RawLeaf)
     }
 
-    /// Whether the pointer is `""`, the whole document.
-    pub fn is_root(&self) -> bool {
-        self.tokens.is_empty()
-    }
-
     fn read<'a, L>(&self, json: &'a [u8], leaf: L) -> Option<L::Found>
     where
         L: LeafSeed<'a>,

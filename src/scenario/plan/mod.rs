@@ -8,6 +8,7 @@ mod connection;
 mod conversation_tests;
 mod expects;
 mod groups;
+mod handlers;
 mod steps;
 #[cfg(test)]
 mod tests;
@@ -31,10 +32,8 @@ use crate::transport::socketio::SocketIoOptions;
 use crate::units::{DurationRange, Ramp, Rate};
 
 pub use connection::parse_target;
-pub use steps::{
-    AckWait, Action, Capture, CaptureSource, HttpBody, HttpStep, Matcher, OnPlan, StatusCheck,
-    Step, capture_all,
-};
+pub use handlers::{Capture, CaptureSource, Matcher, OnPlan, capture_all};
+pub use steps::{AckWait, Action, HttpBody, HttpStep, StatusCheck, Step};
 
 /// Where the clients connect.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -286,12 +285,6 @@ impl Plan {
         }
         names.extend(self.step_metrics.iter().cloned());
         names
-    }
-
-    /// When the last user arrives: arrivals go on for the ramp of the fixed groups plus the
-    /// duration.
-    pub fn arrivals_length(&self) -> Duration {
-        self.ramp.length(self.fixed_clients()) + self.duration
     }
 
     /// How many users are there at once at most.

@@ -8,9 +8,9 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::connection::Connection;
-use super::{Errors, HttpPlan, Target, check_identifier, parse_target};
+use super::{Errors, HttpPlan, Target, parse_target};
 use crate::protocol::engineio::encode_query_value;
-use crate::scenario::data::{DataSet, Pick};
+use crate::scenario::data::{DataSet, Pick, is_template_name};
 use crate::scenario::model::{Scenario, Step};
 use crate::scenario::template::{Scope, Template};
 use crate::scenario::{ScenarioError, Source};
@@ -48,12 +48,11 @@ pub(super) fn compile(
     let mut picks = Vec::new();
     for decl in &scenario.data {
         let name = decl.name.get_ref();
-        check_identifier(name).map_err(|m| err.of(&decl.name, format!("data name: {m}")))?;
-        if name.contains('.') {
+        if !is_template_name(name) {
             return Err(err.of(
                 &decl.name,
                 format!(
-                    "data name `{name}` must not contain `.`: templates write {{{{{name}.COLUMN}}}}"
+                    "data name `{name}`: use only letters, digits, `_` and `-` (templates write {{{{NAME.COLUMN}}}})"
                 ),
             ));
         }
@@ -85,11 +84,7 @@ pub(super) fn compile(
 
 /// A captured value's name: an identifier that is neither a builtin placeholder nor a data set.
 fn check_var_name(name: &str, data: &[Arc<DataSet>]) -> Result<(), String> {
-    let valid = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if !valid {
+    if !is_template_name(name) {
         return Err(format!(
             "capture `{name}`: a captured value's name uses only letters, digits, `_` and `-`"
         ));
