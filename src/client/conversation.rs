@@ -36,8 +36,10 @@ impl User {
             .iter()
             .zip(&plan.picks)
             .zip(&group.first_user)
-            .map(|((data, pick), first)| {
-                pick.row(first + index, data.rows().max(1), ctx.seed) as u32
+            // A set the group does not use gets no row: none of its templates reads it.
+            .map(|((data, pick), first)| match first {
+                Some(first) => pick.row(first + index, data.rows(), ctx.seed) as u32,
+                None => 0,
             })
             .collect();
         User {
@@ -134,12 +136,12 @@ pub struct Answer {
     took: Duration,
 }
 
-/// The exchange: the user's HTTP session goes in and comes back out with the answer.
+/// The exchange, on the user's HTTP session (taken out of the user while the session reads).
 pub async fn exchange(
-    mut session: Box<HttpSession>,
+    session: &mut HttpSession,
     connector: &Connector,
     request: PreparedRequest,
-) -> (Box<HttpSession>, Answer) {
+) -> Answer {
     let started = Instant::now();
     let result = session
         .send(
@@ -155,7 +157,7 @@ pub async fn exchange(
         )
         .await;
     let took = started.elapsed();
-    (session, Answer { result, took })
+    Answer { result, took }
 }
 
 /// Takes in an HTTP step's answer: its latency, its status, its captures. `Err` when the step
@@ -251,12 +253,11 @@ pub async fn before_connect(
                 return false;
             }
         };
-        let session = user.http.take().unwrap_or_default();
-        let (session, answer) = tokio::select! {
+        let http_session = user.http.get_or_insert_default();
+        let answer = tokio::select! {
             _ = ctx.stop.cancelled() => return false,
-            done = exchange(session, connector, request) => done,
+            done = exchange(http_session, connector, request) => done,
         };
-        user.http = Some(session);
         let settled = settle(ctx, who, metrics, user, step, http, answer);
         if settled.is_err() && !step.continue_on_failure {
             return false;

@@ -4,7 +4,7 @@
 //! clock of its own (the session passes the time of each event), so every rule is tested here
 //! with made-up payloads.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::tracking::{Delivery, SentAt, Tracker};
@@ -61,6 +61,7 @@ pub struct Ledger<'a> {
     /// Keys of keyed server streams seen (`stream = "/channel"`): key `i` is source
     /// `SERVER_SOURCE - 1 - i`.
     keys: Vec<Box<str>>,
+    key_sources: HashMap<Box<str>, u32>,
 }
 
 impl<'a> Ledger<'a> {
@@ -84,6 +85,7 @@ impl<'a> Ledger<'a> {
             acks: VecDeque::new(),
             next_ack: 0,
             keys: Vec::new(),
+            key_sources: HashMap::new(),
         }
     }
 
@@ -272,7 +274,10 @@ impl<'a> Ledger<'a> {
             };
             let source = match key {
                 None => SERVER_SOURCE,
-                Some(pointer) => match pointer.read_raw(payload).and_then(|k| self.key_source(k)) {
+                Some(pointer) => match pointer
+                    .read_raw(payload)
+                    .and_then(|k| self.key_source(k, m))
+                {
                     Some(source) => source,
                     None => continue,
                 },
@@ -303,17 +308,33 @@ impl<'a> Ledger<'a> {
         }
     }
 
-    /// The source of a keyed server stream's key (its JSON text); `None` past [`SERVER_KEYS`].
-    fn key_source(&mut self, key: &str) -> Option<u32> {
-        let at = match self.keys.iter().position(|k| &**k == key) {
-            Some(at) => at,
-            None if self.keys.len() < SERVER_KEYS as usize => {
-                self.keys.push(key.into());
-                self.keys.len() - 1
+    /// The source of a keyed server stream's key (its JSON text); `None` past [`SERVER_KEYS`]
+    /// keys (the first key too many is reported: a key that names each message, not a stream,
+    /// would make every message a stream of its own).
+    fn key_source(&mut self, key: &str, m: &mut WorkerMetrics) -> Option<u32> {
+        if let Some(&source) = self.key_sources.get(key) {
+            return Some(source);
+        }
+        if self.keys.len() >= SERVER_KEYS as usize {
+            if self.keys.len() == SERVER_KEYS as usize {
+                // Reported once: the list grows by one past the limit to remember it.
+                self.keys.push("".into());
+                m.error(ErrorRow {
+                    at: self.ctx.t0.elapsed(),
+                    client: self.who.id,
+                    group: self.who.group,
+                    kind: ErrorKind::Protocol,
+                    detail: format!(
+                        "more than {SERVER_KEYS} stream keys: later keys are not tracked (does `stream` point at a field that names the stream?)"
+                    ),
+                });
             }
-            None => return None,
-        };
-        Some(SERVER_SOURCE - 1 - at as u32)
+            return None;
+        }
+        let source = SERVER_SOURCE - 1 - self.keys.len() as u32;
+        self.keys.push(key.into());
+        self.key_sources.insert(key.into(), source);
+        Some(source)
     }
 
     /// The key of a keyed server stream's source, as gaps.csv names it (a string key without

@@ -143,7 +143,10 @@ async fn after_session(
 ) -> Next {
     let lost_at = Instant::now();
     let until = session.emit_end();
-    let connected_at_end = matches!(end, End::Drained) || lost_at >= until;
+    // An arriving user that left before the end was not there when emitting ended: what was sent
+    // after it left is not due to it.
+    let connected_at_end =
+        (matches!(end, End::Drained) || lost_at >= until) && until >= ctx.emit_end;
     let link = session.take_link();
     let recovery = match &link {
         Link::Sio(sio) => Some(sio.recovery().clone()),
@@ -240,6 +243,8 @@ fn user_connector<'c>(
     fill: &Fill,
     path: &str,
 ) -> Result<Cow<'c, Connector>, ConnectError> {
+    // Cookies match on the path alone, without the query.
+    let path = path.split_once('?').map_or(path, |(path, _)| path);
     let cookie = user.http.as_ref().and_then(|h| h.cookie_header(path));
     if ctx.plan.user_headers.is_empty() && cookie.is_none() {
         return Ok(Cow::Borrowed(&ctx.connector));
@@ -255,7 +260,21 @@ fn user_connector<'c>(
         headers.push((name.clone(), value));
     }
     if let Some(cookie) = cookie {
-        headers.push((http::header::COOKIE, cookie));
+        // One Cookie header: the scenario's own cookies first, then the jar's.
+        match headers
+            .iter_mut()
+            .find(|(name, _)| name == http::header::COOKIE)
+        {
+            Some((_, written)) => {
+                let mut merged = written.as_bytes().to_vec();
+                merged.extend_from_slice(b"; ");
+                merged.extend_from_slice(cookie.as_bytes());
+                if let Ok(value) = http::HeaderValue::from_bytes(&merged) {
+                    *written = value;
+                }
+            }
+            None => headers.push((http::header::COOKIE, cookie)),
+        }
     }
     Ok(Cow::Owned(ctx.connector.clone().with_headers(headers)))
 }

@@ -18,7 +18,7 @@ use super::ledger::{Ledger, PendingAck, Resend};
 use super::link::{Link, Rendered, Scratch};
 use super::report;
 use super::schedule::Schedule;
-use super::timers::{TICK, TimerKey, Timers};
+use super::timers::{TimerKey, Timers};
 use super::{ClientContext, ClientId};
 use crate::metrics::{EmitterEnd, ErrorKind, WorkerMetrics};
 use crate::protocol::stamp::Stamp;
@@ -27,9 +27,8 @@ use crate::transport::Fault;
 use crate::transport::socketio::Incoming;
 
 /// tokio's timers fire on whole milliseconds, up to 1 ms late. Waking 1 ms early and sending what is
-/// due within that millisecond (and the worker's timer tick, which serves every session due within
-/// it at once) keeps the timer's lateness out of the measurements; an event sent early is measured
-/// from its actual send time, one sent late from its scheduled time.
+/// due within that millisecond keeps the timer's lateness out of the measurements; an event sent
+/// early is measured from its actual send time, one sent late from its scheduled time.
 const EARLY: Duration = Duration::from_millis(1);
 /// Messages read in one go before yielding to the other clients of the thread.
 const READ_BUDGET: usize = 128;
@@ -79,8 +78,8 @@ pub(super) enum Waiting {
     Event {
         step: usize,
     },
-    /// The acknowledgement with this id.
-    Ack(u64),
+    /// The acknowledgement of any of these ids (the attempts of one emit).
+    Ack(Vec<u64>),
 }
 
 pub struct Session<'a> {
@@ -379,8 +378,7 @@ impl<'a> Session<'a> {
         (matches!(self.phase, Phase::Emitting) && dropping).then_some(End::Dropped)
     }
 
-    /// Sends every event due by `now` (and within [`EARLY`] and a [`TICK`] of it) while the socket
-    /// takes them.
+    /// Sends every event due by `now` (and within [`EARLY`] of it) while the socket takes them.
     fn send_due(&mut self, cx: &mut Context<'_>, now: Instant) -> Result<(), End> {
         self.send_backlog(cx, now)?;
         if !matches!(self.phase, Phase::Emitting) || !self.backlog.is_empty() {
@@ -388,7 +386,7 @@ impl<'a> Session<'a> {
         }
         self.resend_late(cx, now)?;
         while let Some((emit, at)) = self.next_due() {
-            if at > now + EARLY + TICK {
+            if at > now + EARLY {
                 break;
             }
             match self.link().poll_ready(cx) {
@@ -541,7 +539,7 @@ impl<'a> Session<'a> {
                 Incoming::Attachment(bytes) => self.ledger.payload(&bytes, now, &mut m),
                 Incoming::Ack(id, args) => {
                     m.interval.received += 1;
-                    if matches!(self.waiting, Waiting::Ack(awaited) if awaited == id) {
+                    if matches!(&self.waiting, Waiting::Ack(awaited) if awaited.contains(&id)) {
                         self.waiting = Waiting::Nothing;
                         self.arrived = Some(args);
                     } else {
@@ -596,8 +594,10 @@ impl<'a> Session<'a> {
             Some(since) => wake.min(since + self.ctx.stall_timeout),
             None => wake,
         };
+        // Resends wait, like due events, while writes are blocked or replies wait to go out.
+        let can_send = self.blocked_since.is_none() && self.backlog.is_empty();
         let wake = match self.ledger.next_resend() {
-            Some(at) if matches!(self.phase, Phase::Emitting) => wake.min(at),
+            Some(at) if can_send && matches!(self.phase, Phase::Emitting) => wake.min(at),
             _ => wake,
         };
         match (&self.phase, self.drop_at) {

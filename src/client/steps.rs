@@ -82,30 +82,43 @@ impl Session<'_> {
         ack: Option<&AckWait>,
     ) -> Result<(), StepEnd> {
         let attempts = 1 + ack.map_or(0, |a| a.retries);
+        // Timed from the first attempt: the acknowledgement of any attempt answers the emit.
+        let first_sent = Instant::now();
+        let mut ids = Vec::new();
         for attempt in 0..attempts {
             let id = ack.map(|_| self.ledger.take_ack_id());
             let fill = self.user.fill(self.ctx, self.who, index as u64);
             let link = self.link.as_ref().expect("steps need a link");
             let rendered = link.render(&mut self.scratch, message, &fill, None, id);
-            self.send(step, rendered).await?;
+            let sent = self.send(step, rendered).await;
+            if sent.is_err() && !ids.is_empty() {
+                self.metrics.borrow_mut().interval.acks_lost += 1;
+            }
+            sent?;
             {
+                // An emit asks for its acknowledgement once, however many times it is sent.
                 let mut m = self.metrics.borrow_mut();
                 m.interval.sent += 1;
-                if id.is_some() {
-                    m.interval.acks_sent += 1;
-                }
-                if attempt > 0 {
-                    m.interval.ack_retries += 1;
+                match (attempt, id) {
+                    (0, Some(_)) => m.interval.acks_sent += 1,
+                    (0, None) => {}
+                    _ => m.interval.ack_retries += 1,
                 }
             }
             let (Some(ack), Some(id)) = (ack, id) else {
                 return Ok(());
             };
-            let sent = Instant::now();
-            self.waiting = Waiting::Ack(id);
-            if let Some(args) = self.serve_for(Some(ack.timeout)).await? {
+            ids.push(id);
+            self.waiting = Waiting::Ack(ids.clone());
+            let answered = self.serve_for(Some(ack.timeout)).await;
+            if answered.is_err() {
+                self.metrics.borrow_mut().interval.acks_lost += 1;
+            }
+            if let Some(args) = answered? {
                 if let Some(metric) = self.ctx.plan.ack_metric {
-                    self.metrics.borrow_mut().record(metric, sent.elapsed());
+                    self.metrics
+                        .borrow_mut()
+                        .record(metric, first_sent.elapsed());
                 }
                 return self.capture(step, &ack.captures, &args);
             }
@@ -157,20 +170,23 @@ impl Session<'_> {
         };
         let request = prepare(&self.user.fill(ctx, self.who, 0), http)
             .map_err(|detail| self.fail(step, ErrorKind::Http, detail))?;
-        let session = self.user.http.take().unwrap_or_default();
-        let exchange = exchange(session, connector, request);
-        let mut exchange = std::pin::pin!(exchange);
-        let (session, answer) = tokio::select! {
-            _ = ctx.stop.cancelled() => return Err(StepEnd::Stopped),
-            done = &mut exchange => done,
-            lost = poll_fn(|cx| self.serve(cx)) => {
-                return Err(match lost {
+        // The HTTP side is taken out of the user while the session reads (and may capture into
+        // the user's values), and put back whatever happens.
+        let mut http_session = self.user.http.take().unwrap_or_default();
+        let outcome = {
+            let exchange = exchange(&mut http_session, connector, request);
+            let mut exchange = std::pin::pin!(exchange);
+            tokio::select! {
+                _ = ctx.stop.cancelled() => Err(StepEnd::Stopped),
+                done = &mut exchange => Ok(done),
+                lost = poll_fn(|cx| self.serve(cx)) => Err(match lost {
                     Ok(_) => StepEnd::Failed,
                     Err(end) => end,
-                });
+                }),
             }
         };
-        self.user.http = Some(session);
+        self.user.http = Some(http_session);
+        let answer = outcome?;
         settle(
             ctx,
             self.who,

@@ -3,8 +3,9 @@
 //! those instants and wakes every session due by then, in one go. At a modest rate per client the
 //! deadlines of a thousand clients are spread over time; with a timer each, every event paid a
 //! timer reset (the timer wheel's lock and slot moves) and a wake-up of its own. Here a deadline
-//! is a heap push on the thread, and the worker wakes once per millisecond tick for all that are
-//! due.
+//! is a heap push on the thread, and the worker wakes once per millisecond tick (tokio's timers
+//! fire on whole milliseconds) for all that are due by then. A session is never woken before its
+//! deadline: it would only find nothing to do and sleep again.
 //!
 //! The heap is lazy: a session that moves its deadline pushes a new entry and the old one is
 //! skipped when it comes up (its generation no longer matches).
@@ -22,10 +23,6 @@ use std::time::{Duration, Instant};
 pub struct Timers {
     inner: Rc<RefCell<Inner>>,
 }
-
-/// The driver wakes one tick before the earliest deadline and serves every session due within
-/// that tick at once (a little early, which the session allows for in what it sends).
-pub const TICK: Duration = Duration::from_millis(1);
 
 #[derive(Default)]
 struct Inner {
@@ -83,11 +80,16 @@ impl Timers {
     pub async fn drive(&self) {
         let mut sleep = Box::pin(tokio::time::sleep(Duration::ZERO));
         let mut sleeping_until: Option<Instant> = None;
+        // Wakers are called after the borrow ends: a waker may run code that registers again.
+        let mut due: Vec<Waker> = Vec::new();
         poll_fn(|cx| {
             loop {
+                self.inner.borrow_mut().take_due(Instant::now(), &mut due);
+                for waker in due.drain(..) {
+                    waker.wake();
+                }
                 let next = {
                     let mut inner = self.inner.borrow_mut();
-                    inner.wake_due(Instant::now());
                     let next = inner.next_deadline();
                     if next.is_none() && inner.closed {
                         return Poll::Ready(());
@@ -105,8 +107,6 @@ impl Timers {
                 let Some(next) = next else {
                     return Poll::Pending;
                 };
-                // Wake one tick before it: everything due within that tick goes together.
-                let next = next.checked_sub(TICK).unwrap_or(next);
                 if sleeping_until != Some(next) {
                     sleep.as_mut().reset(next.into());
                     sleeping_until = Some(next);
@@ -130,12 +130,10 @@ impl Timers {
 }
 
 impl Inner {
-    /// Wakes every session whose deadline is within a tick. A session woken before its deadline
-    /// with nothing to do registers it again: it is woken at most once more per tick.
-    fn wake_due(&mut self, now: Instant) {
-        let horizon = now + TICK;
+    /// Takes the wakers of every session whose deadline has passed.
+    fn take_due(&mut self, now: Instant, due: &mut Vec<Waker>) {
         while let Some(&Reverse((at, slot, generation))) = self.heap.peek() {
-            if at > horizon {
+            if at > now {
                 break;
             }
             self.heap.pop();
@@ -145,7 +143,7 @@ impl Inner {
             }
             slot.deadline = None;
             if let Some(waker) = &slot.waker {
-                waker.wake_by_ref();
+                due.push(waker.clone());
             }
         }
     }
@@ -244,16 +242,21 @@ mod tests {
         // b moves its deadline later: its first entry is stale.
         assert!(!key_b.wake_at(now + Duration::from_millis(80), &Context::from_waker(&b)));
         let mut inner = timers.inner.borrow_mut();
-        inner.wake_due(now + Duration::from_millis(20));
+        let mut due = Vec::new();
+        let mut wake_due = |inner: &mut Inner, at: Instant| {
+            inner.take_due(at, &mut due);
+            due.drain(..).for_each(Waker::wake);
+        };
+        wake_due(&mut inner, now + Duration::from_millis(20));
         assert_eq!(
             b_count.0.load(Ordering::SeqCst),
             0,
             "b's old deadline is stale"
         );
         assert_eq!(inner.next_deadline(), Some(now + Duration::from_millis(50)));
-        inner.wake_due(now + Duration::from_millis(60));
+        wake_due(&mut inner, now + Duration::from_millis(60));
         assert_eq!(a_count.0.load(Ordering::SeqCst), 1);
-        inner.wake_due(now + Duration::from_millis(100));
+        wake_due(&mut inner, now + Duration::from_millis(100));
         assert_eq!(
             (
                 a_count.0.load(Ordering::SeqCst),

@@ -119,8 +119,8 @@ impl GapKind {
 /// A stream's source in a gap row: an emitting client, or the server.
 pub const SERVER_SOURCE: u32 = u32::MAX;
 /// Keyed server streams (`stream = "/channel"`) take the sources just below [`SERVER_SOURCE`],
-/// one per key a receiver has seen, at most this many.
-pub const SERVER_KEYS: u32 = 1 << 20;
+/// one per key a receiver has seen, at most this many (a stream is a few hundred bytes).
+pub const SERVER_KEYS: u32 = 4096;
 
 /// Whether a stream's source is the server (keyed or not) rather than a client.
 pub fn is_server_source(source: u32) -> bool {

@@ -42,7 +42,7 @@ use collect::Collector;
 use coordinator::Coordinator;
 use shard::Shard;
 use streams::StreamedFiles;
-use worker::{WorkerMessage, WorkerPlan};
+use worker::{ArrivalFeed, WorkerMessage, WorkerPlan};
 
 /// How to run, beside the scenario itself.
 #[derive(Debug, Clone, Default)]
@@ -442,21 +442,11 @@ fn assign(
     workers: usize,
 ) -> Vec<WorkerPlan> {
     let mut ids: Vec<ClientId> = Vec::new();
-    // Arriving users come at their group's rate from time zero, in the order of their ids.
-    let mut arrivals: Vec<(Instant, ClientId)> = Vec::new();
     for (group, g) in plan.groups.iter().enumerate() {
-        let first = plan.client_ids(group as u16).start;
-        if let Some(arriving) = &g.arrivals {
-            let schedule = Schedule::at_rate(t0, arriving.rate);
-            for index in (0..g.clients).filter(|i| shard.is_none_or(|s| s.takes(*i))) {
-                let who = ClientId {
-                    id: (first + index) as u32,
-                    group: group as u16,
-                };
-                arrivals.push((schedule.at(index), who));
-            }
+        if g.arrivals.is_some() {
             continue;
         }
+        let first = plan.client_ids(group as u16).start;
         for index in 0..g.clients {
             if shard.is_none_or(|s| s.takes(index)) {
                 ids.push(ClientId {
@@ -471,6 +461,7 @@ fn assign(
         .map(|index| WorkerPlan {
             index,
             clients: Vec::new(),
+            arrivals: Vec::new(),
         })
         .collect();
     for (slot, who) in ids.into_iter().enumerate() {
@@ -478,13 +469,23 @@ fn assign(
             .clients
             .push((starts.at(slot as u64), who));
     }
-    arrivals.sort_by_key(|(at, _)| *at);
-    for (slot, arrival) in arrivals.into_iter().enumerate() {
-        plans[slot % workers].clients.push(arrival);
-    }
-    // A worker starts its clients in time order.
-    for plan in &mut plans {
-        plan.clients.sort_by_key(|(at, _)| *at);
+    // Arriving users come at their group's rate from time zero, in the order of their ids: the
+    // shard's share (every count-th from its index), dealt to the workers in turn.
+    let (shards, shard_index) = shard.map_or((1, 0), |s| (u64::from(s.count), u64::from(s.index)));
+    for (group, g) in plan.groups.iter().enumerate() {
+        let Some(arriving) = &g.arrivals else {
+            continue;
+        };
+        for (w, worker) in plans.iter_mut().enumerate() {
+            worker.arrivals.push(ArrivalFeed {
+                group: group as u16,
+                first_id: plan.client_ids(group as u16).start,
+                next: shard_index + shards * w as u64,
+                stride: shards * workers as u64,
+                end: g.clients,
+                schedule: Schedule::at_rate(t0, arriving.rate),
+            });
+        }
     }
     plans
 }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::{JoinSet, LocalSet};
 
+use crate::client::schedule::Schedule;
 use crate::client::timers::Timers;
 use crate::client::{self, ClientContext, ClientId};
 use crate::metrics::{Interval, WorkerMetrics};
@@ -33,10 +34,72 @@ pub enum WorkerMessage {
     },
 }
 
-/// One worker's share: clients in start order.
+/// One worker's share: clients in start order, and its share of each group of arriving users,
+/// generated as they come (a long run at a high rate has too many to list up front).
 pub struct WorkerPlan {
     pub index: usize,
     pub clients: Vec<(Instant, ClientId)>,
+    pub arrivals: Vec<ArrivalFeed>,
+}
+
+/// Every `stride`-th user of an arriving group from `next` on, at the group's rate.
+pub struct ArrivalFeed {
+    pub group: u16,
+    /// The id of the group's first user.
+    pub first_id: u64,
+    /// Index in the group of the next user this worker starts.
+    pub next: u64,
+    pub stride: u64,
+    /// Users in the group.
+    pub end: u64,
+    pub schedule: Schedule,
+}
+
+impl ArrivalFeed {
+    fn peek(&self) -> Option<(Instant, ClientId)> {
+        (self.next < self.end).then(|| {
+            let who = ClientId {
+                id: (self.first_id + self.next) as u32,
+                group: self.group,
+            };
+            (self.schedule.at(self.next), who)
+        })
+    }
+}
+
+/// The clients of a worker plan in start order: the listed ones and the arrivals, merged.
+struct Starts {
+    clients: std::vec::IntoIter<(Instant, ClientId)>,
+    listed: Option<(Instant, ClientId)>,
+    arrivals: Vec<ArrivalFeed>,
+}
+
+impl Iterator for Starts {
+    type Item = (Instant, ClientId);
+
+    fn next(&mut self) -> Option<(Instant, ClientId)> {
+        let arriving = self
+            .arrivals
+            .iter()
+            .enumerate()
+            .filter_map(|(i, feed)| feed.peek().map(|next| (i, next)))
+            .min_by_key(|(_, (at, _))| *at);
+        match (self.listed, arriving) {
+            (Some(listed), Some((_, (at, _)))) if listed.0 <= at => {
+                self.listed = self.clients.next();
+                Some(listed)
+            }
+            (_, Some((i, next))) => {
+                self.arrivals[i].next += self.arrivals[i].stride;
+                Some(next)
+            }
+            (Some(listed), None) => {
+                self.listed = self.clients.next();
+                Some(listed)
+            }
+            (None, None) => None,
+        }
+    }
 }
 
 pub fn spawn(
@@ -77,7 +140,13 @@ async fn work(plan: WorkerPlan, ctx: Arc<ClientContext>, report: mpsc::Sender<Wo
     });
     let mut clients = JoinSet::new();
     let mut started = 0;
-    for (at, who) in plan.clients {
+    let mut listed = plan.clients.into_iter();
+    let starts = Starts {
+        listed: listed.next(),
+        clients: listed,
+        arrivals: plan.arrivals,
+    };
+    for (at, who) in starts {
         tokio::select! {
             _ = tokio::time::sleep_until(at.into()) => {}
             _ = ctx.stop.cancelled() => break,

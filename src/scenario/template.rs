@@ -192,7 +192,7 @@ impl Template {
             rest = &after[close + 2..];
             // A JSON string that is exactly this placeholder: a typed value loses its quotes.
             if json && segment.can_be_raw() {
-                let opened = matches!(segments.last(), Some(Segment::Literal(l)) if l.ends_with('"'))
+                let opened = matches!(segments.last(), Some(Segment::Literal(l)) if opens_string(l))
                     || (segments.is_empty() && shape == Shape::JsonString);
                 if opened && rest.starts_with('"') {
                     if let Some(Segment::Literal(l)) = segments.last_mut() {
@@ -493,6 +493,15 @@ fn push_uuid(out: &mut String) {
         }
         let _ = write!(out, "{b:02x}");
     }
+}
+
+/// Whether JSON text ends with the quote that opens a string (not an escaped `\"` inside one).
+fn opens_string(text: &str) -> bool {
+    let Some(before) = text.strip_suffix('"') else {
+        return false;
+    };
+    let backslashes = before.bytes().rev().take_while(|&b| b == b'\\').count();
+    backslashes % 2 == 0
 }
 
 fn to_json(value: &toml::Value) -> Result<String, String> {

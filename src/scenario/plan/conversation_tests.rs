@@ -84,7 +84,7 @@ fn a_conversation_compiles_into_steps_handlers_and_metrics() {
     assert_eq!(group.before_connect.len(), 1);
     assert_eq!(group.on_connect.len(), 3);
     assert_eq!(group.on.len(), 1);
-    assert_eq!(group.first_user, [0]);
+    assert_eq!(group.first_user, [Some(0)]);
     // `login` and the wait_for's metric come after `connect` and `ack`.
     assert_eq!(plan.metric_names(), ["connect", "ack", "login", "welcome"]);
     let Action::Http(http) = &group.before_connect[0].action else {

@@ -23,7 +23,7 @@ pub(super) fn compile(
     conn: &Connection,
     expects: &[ExpectPlan],
     users: &Users,
-    shared: &[&Template],
+    shared: &[(&Template, std::ops::Range<usize>)],
     metrics: &mut StepMetrics,
     err: Errors,
 ) -> Result<Vec<GroupPlan>, ScenarioError> {
@@ -174,7 +174,7 @@ fn size(
 fn number_users(
     scenario: &Scenario,
     users: &Users,
-    shared: &[&Template],
+    shared: &[(&Template, std::ops::Range<usize>)],
     groups: &mut [GroupPlan],
     err: Errors,
 ) -> Result<(), ScenarioError> {
@@ -182,12 +182,14 @@ fn number_users(
         // Headers and query values every connection sends: every group uses their sets.
         let everyone = shared
             .iter()
-            .any(|t| t.data_sets().any(|s| usize::from(s) == set));
+            .any(|(t, _)| t.data_sets().any(|s| usize::from(s) == set));
         let mut next = 0u64;
         for group in groups.iter_mut() {
-            group.first_user.push(next);
             if everyone || group.uses_data_set(set) {
+                group.first_user.push(Some(next));
                 next += group.clients;
+            } else {
+                group.first_user.push(None);
             }
         }
         if users.picks[set] == Pick::Unique && next > data.rows() as u64 {

@@ -139,8 +139,8 @@ pub struct GroupPlan {
     /// Handlers of received events.
     pub on: Vec<OnPlan>,
     /// For each data set: the user index of this group's first client (users of a data set are
-    /// numbered across the groups that use it).
-    pub first_user: Vec<u64>,
+    /// numbered across the groups that use it), or `None` when the group does not use it.
+    pub first_user: Vec<Option<u64>>,
 }
 
 /// One message to send: a raw WebSocket payload, or a Socket.IO event with its arguments.
@@ -344,10 +344,13 @@ impl Plan {
             headers: user_headers,
             query: user_query,
         } = users::connection_templates(&scenario, &users, err)?;
-        let shared: Vec<&Template> = user_headers
+        // What every connection sends, with where it is written (for the checks of each group).
+        let headers_span = scenario.headers.as_ref().map_or(0..0, Spanned::span);
+        let query_span = scenario.socketio.as_ref().map_or(0..0, Spanned::span);
+        let shared: Vec<(&Template, Range<usize>)> = user_headers
             .iter()
-            .map(|(_, t)| t)
-            .chain(user_query.iter().map(|(_, t)| t))
+            .map(|(_, t)| (t, headers_span.clone()))
+            .chain(user_query.iter().map(|(_, t)| (t, query_span.clone())))
             .collect();
         let groups = groups::compile(
             &scenario,
@@ -376,6 +379,15 @@ impl Plan {
         let reconnect_metric = take_metric(conn.reconnect.is_some());
         let mut groups = groups;
         metrics.place(&mut groups, next_metric);
+        // Client ids are 32-bit, and the top of the range names the server's streams.
+        let most = u64::from(u32::MAX - crate::metrics::SERVER_KEYS - 1);
+        let user_count: u64 = groups.iter().map(|g| g.clients).sum();
+        if user_count > most {
+            return Err(source.error_at(
+                0..0,
+                format!("the scenario has {user_count} users (arrivals included): a run has at most {most}; split it into shards"),
+            ));
+        }
         let http = users::http_plan(&scenario, &conn, err)?;
         let mut plan = Plan {
             name: scenario.name.clone(),

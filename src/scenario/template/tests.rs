@@ -159,6 +159,17 @@ fn replies_copy_values_of_the_received_event() {
         (parsed["id"].is_null(), &parsed["text"]),
         (true, &"got  from ".into())
     );
+    // After an escaped quote the pointer is inside the string: its value stays text.
+    let quoted = Template::compile(&value(r#"{ text = 'x"{{/id}}' }"#), &scope).unwrap();
+    let out = quoted.render(
+        &Fill {
+            event: Some(event),
+            ..basic()
+        },
+        None,
+    );
+    let parsed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(parsed["text"], "x\"17", "{out}");
     // A whole Socket.IO argument that is one pointer, and a raw WebSocket message.
     let arg = Template::compile_arg(&value(r#""{{/id}}""#), &scope).unwrap();
     assert_eq!(
