@@ -266,6 +266,15 @@ async fn without_replay_lost_equals_what_the_server_never_delivered() {
     assert_eq!(message.lost, never, "{message:?} {t}");
     assert_eq!(Some(message.received), t["pushed_live"].as_u64());
     assert_eq!(message.duplicate, 0);
+    // Each channel is a stream of its own, named in gaps.csv.
+    let (header, rows) = common::read_csv(&outcome.dir.join("gaps.csv"));
+    let source = header.iter().position(|h| h == "source").unwrap();
+    assert!(!rows.is_empty());
+    assert!(
+        rows.iter()
+            .all(|r| r[source] == "server:c0" || r[source] == "server:c1"),
+        "{rows:?}"
+    );
 }
 
 /// The Node Socket.IO test server with one conversation per test.
@@ -458,4 +467,42 @@ from = "self"
             "connected {n}, expected 40 ± 5 %: {steady:?}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arriving_listeners_are_due_only_what_was_sent_while_they_were_there() {
+    let dir = tempfile::tempdir().unwrap();
+    // Visitors join the room for half a second each while two talkers chat all along: nothing
+    // sent after a visitor left may count as lost to it.
+    let text = r#"
+name = "visits"
+target = "builtin"
+protocol = "socketio"
+duration = "3s"
+ramp = "200ms"
+drain = "500ms"
+
+[[group]]
+name = "talkers"
+clients = 2
+on_connect = [{ emit = "join", data = "room1" }]
+emit = [{ event = "chat", data = { n = "{{seq}}" }, rate = "20/s" }]
+
+[[group]]
+name = "visitors"
+arrivals = "20/s"
+lifetime = "500ms"
+on_connect = [{ emit = "join", data = "room1" }]
+
+[[expect]]
+event = "chat"
+from = "talkers"
+to = ["visitors"]
+"#;
+    let outcome = common::run_in_process(dir.path(), text, Overrides::default()).await;
+    let totals = &outcome.run.totals;
+    assert_eq!(totals.error_total(), 0, "{:?}", totals.errors);
+    let chat = &totals.expects[0];
+    assert!(chat.received > 500, "{chat:?}");
+    assert_eq!(chat.lost, 0, "{chat:?}");
 }
