@@ -506,3 +506,41 @@ to = ["visitors"]
     assert!(chat.received > 500, "{chat:?}");
     assert_eq!(chat.lost, 0, "{chat:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_websocket_replies_answer_every_message_and_steps_end_with_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every tick of the builtin ticker is answered; the watchers' long list of think times is
+    // cut short when the run ends.
+    let text = r#"
+name = "replies"
+target = "builtin"
+path = "/ticker?every=20ms"
+duration = "1s"
+drain = "200ms"
+
+[[group]]
+name = "watchers"
+clients = 5
+on_connect = [{ wait = "200ms" }, { wait = "1h" }, { wait = "1h" }]
+
+[[group.on]]
+emit = "ack"
+data = { seq = "{{/seq}}" }
+
+[[expect]]
+event = "tick"
+from = "server"
+seq = "/seq"
+"#;
+    let run = common::run_in_process(dir.path(), text, Overrides::default());
+    let outcome = tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("the steps end with the run");
+    let totals = &outcome.run.totals;
+    assert_eq!(totals.error_total(), 0, "{:?}", totals.errors);
+    let ticks = &totals.expects[0];
+    assert!(ticks.received > 100, "{ticks:?}");
+    // One reply per message, the ticks received before the handlers' first reply included.
+    assert_eq!(totals.sent, totals.received, "{} sent", totals.sent);
+}

@@ -253,9 +253,14 @@ pub async fn before_connect(
                 return false;
             }
         };
+        let until = user.until;
+        if Instant::now() >= until {
+            return false;
+        }
         let http_session = user.http.get_or_insert_default();
         let answer = tokio::select! {
             _ = ctx.stop.cancelled() => return false,
+            _ = tokio::time::sleep_until(until.into()) => return false,
             done = exchange(http_session, connector, request) => done,
         };
         let settled = settle(ctx, who, metrics, user, step, http, answer);

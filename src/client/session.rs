@@ -566,9 +566,10 @@ impl<'a> Session<'a> {
         Poll::Pending
     }
 
-    /// Flushes the pongs (or v3 pings) that reading queued.
+    /// Flushes what reading queued: replies to what arrived, pongs (or v3 pings). Replies go
+    /// out at once, in one write for everything read in one go.
     fn flush_replies(&mut self, cx: &mut Context<'_>, now: Instant) -> Result<(), End> {
-        if self.link().wants_flush() {
+        if self.need_flush || self.link().wants_flush() {
             self.need_flush = true;
             self.flush(cx, now).map_err(failed)?;
         }

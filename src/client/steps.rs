@@ -21,7 +21,7 @@ enum StepEnd {
     Failed,
     /// The connection failed.
     Lost(End),
-    /// The run is stopping.
+    /// The run is stopping, or the user's time is up.
     Stopped,
 }
 
@@ -32,6 +32,11 @@ impl Session<'_> {
         self.phase = Phase::Setup;
         let steps = &self.group.on_connect;
         for (index, step) in steps.iter().enumerate() {
+            // The user's time is up (the run's end, or its lifetime): the rest of its steps
+            // are not taken.
+            if Instant::now() >= self.user.until {
+                return Ok(());
+            }
             let outcome = match &step.action {
                 Action::Wait(range) => self.serve_for(Some(range.draw())).await.map(drop),
                 Action::Emit { message, ack } => {
@@ -172,12 +177,14 @@ impl Session<'_> {
             .map_err(|detail| self.fail(step, ErrorKind::Http, detail))?;
         // The HTTP side is taken out of the user while the session reads (and may capture into
         // the user's values), and put back whatever happens.
+        let until = self.user.until;
         let mut http_session = self.user.http.take().unwrap_or_default();
         let outcome = {
             let exchange = exchange(&mut http_session, connector, request);
             let mut exchange = std::pin::pin!(exchange);
             tokio::select! {
                 _ = ctx.stop.cancelled() => Err(StepEnd::Stopped),
+                _ = tokio::time::sleep_until(until.into()) => Err(StepEnd::Stopped),
                 done = &mut exchange => Ok(done),
                 lost = poll_fn(|cx| self.serve(cx)) => Err(match lost {
                     Ok(_) => StepEnd::Failed,
@@ -237,6 +244,7 @@ impl Session<'_> {
     /// the time ran out.
     async fn serve_for(&mut self, wait: Option<Duration>) -> Result<Option<Bytes>, StepEnd> {
         let ctx = self.ctx;
+        let until = self.user.until;
         let sleep = async {
             match wait {
                 Some(wait) => tokio::time::sleep(wait).await,
@@ -245,6 +253,7 @@ impl Session<'_> {
         };
         tokio::select! {
             _ = ctx.stop.cancelled() => Err(StepEnd::Stopped),
+            _ = tokio::time::sleep_until(until.into()) => Err(StepEnd::Stopped),
             _ = sleep => Ok(None),
             got = poll_fn(|cx| self.serve(cx)) => got.map(Some),
         }

@@ -189,7 +189,6 @@ impl StepCompiler<'_> {
         &self,
         event: Option<&Spanned<String>>,
         matches: Option<&Spanned<String>>,
-        span: std::ops::Range<usize>,
     ) -> Result<Matcher, ScenarioError> {
         let err = self.err;
         let event_prefix = match event.map(|e| e.get_ref().as_str()) {
@@ -205,12 +204,6 @@ impl StepCompiler<'_> {
                 ));
             }
         };
-        if !self.is_sio && matches.is_none() && event.is_none() {
-            return Err(err.at(
-                span,
-                "raw WebSocket: say which messages with `match`, e.g. match = '/type == \"ping\"'",
-            ));
-        }
         let field = match matches {
             None => None,
             Some(text) => {
@@ -243,7 +236,7 @@ impl StepCompiler<'_> {
             if let Some(event) = &on.event {
                 self.check_sent(group, event)?;
             }
-            let matcher = self.matcher(on.event.as_ref(), on.matches.as_ref(), span.clone())?;
+            let matcher = self.matcher(on.event.as_ref(), on.matches.as_ref())?;
             let shape = if self.is_sio {
                 EventShape::SocketIoArgs
             } else {

@@ -280,7 +280,7 @@ impl StepCompiler<'_> {
             let metric = metrics
                 .take(metric_name.get_ref())
                 .map_err(|m| err.of(metric_name, m))?;
-            let matcher = self.matcher(Some(event), step.matches.as_ref(), span.clone())?;
+            let matcher = self.matcher(Some(event), step.matches.as_ref())?;
             Action::WaitFor {
                 captures: self.captures(step.capture.as_ref(), self.event_pointer(1), false)?,
                 matcher,
