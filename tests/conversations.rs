@@ -130,7 +130,7 @@ async fn a_thousand_users_log_in_with_their_own_rows_and_connect_with_their_toke
     );
     let dir = tempfile::tempdir().unwrap();
     users_csv(dir.path(), 1000, &[]);
-    let text = queue_scenario(&server.url(), 1000, "1s", false);
+    let text = queue_scenario(&server.url(), 1000, "3s", false);
     let outcome = common::run_in_process(dir.path(), &text, Overrides::default()).await;
     let totals = &outcome.run.totals;
     let names = &outcome.run.metric_names;

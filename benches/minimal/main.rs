@@ -3,12 +3,17 @@
 //!
 //! `cargo bench --bench minimal -- echo ws://127.0.0.1:PORT/echo [CLIENTS] [SECONDS] [PER/S]`
 //! `cargo bench --bench minimal -- receive ws://127.0.0.1:PORT/PATH [CLIENTS] [SECONDS] [SENDS/S]`
+//! `cargo bench --bench minimal -- http-login http://127.0.0.1:PORT/login [CLIENTS] [SECONDS]
+//! [PER/S]`
 //!
 //! `echo` is the closed echo loop, or with PER/S each connection sending at that fixed rate;
 //! `receive` the receive-only loop (with SENDS/S, the first connection also talks into the room
-//! at that rate, with a payload as long as volley's stamped one). Prints one JSON line: events, the phase's length and the CPU time of the runtime's thread
-//! during the phase only; the caller reads the whole process's CPU time from /proc itself.
+//! at that rate, with a payload as long as volley's stamped one); `http-login` keep-alive hyper
+//! connections POSTing the same JSON login, closed or each at PER/S (see http.rs). Prints one
+//! JSON line: events, the phase's length and the CPU time of the runtime's thread during the
+//! phase only; the caller reads the whole process's CPU time from /proc itself.
 
+mod http;
 mod loops;
 
 use std::time::Duration;
@@ -26,7 +31,8 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    let usage = "usage: minimal echo|receive ws://HOST:PORT/PATH [CLIENTS] [SECONDS] [SENDS/S]";
+    let usage =
+        "usage: minimal echo|receive|http-login ws://HOST:PORT/PATH [CLIENTS] [SECONDS] [RATE/S]";
     let (Some(mode), Some(url)) = (args.first(), args.get(1)) else {
         panic!("{usage}");
     };
@@ -47,6 +53,7 @@ fn main() {
         match mode.as_str() {
             "echo" => loops::echo(url, clients, run_for, rate).await,
             "receive" => loops::receive(url, clients, run_for, talker).await,
+            "http-login" => http::login(url, clients, run_for, rate).await,
             _ => panic!("{usage}"),
         }
     });

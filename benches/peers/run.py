@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Side by side: volley, Artillery and a minimal tokio-tungstenite loop on the same targets.
+"""Side by side: volley, Artillery, Locust and minimal tokio-tungstenite / hyper loops on the same
+targets.
 
-    benches/peers/run.py [WORKLOAD...]      (default: all of them)
+    benches/peers/run.py [WORKLOAD...]      (default: all but the opt-in ones below)
 
 Workloads:
   sio-echo   Socket.IO echo at a fixed rate against the Node socket.io 4.8.4 server of
@@ -20,14 +21,45 @@ Workloads:
   ramp       volley connecting 15,000 clients at ramp = "5000/s" against `volley serve`: the
              `connected` column of timeseries.csv next to the planned ramp
 
+Opt-in (named on the command line only):
+  conversation  Locust 2.x, then volley, on the same conversation against the message-queue test
+             server (tests/servers/socketio/message-queue.js, a fresh one per client): each user
+             logs in (POST /login), connects Socket.IO (websocket) with auth {token}, subscribes to
+             c0 and c1 with acks and answers every pushed `message` with `received {id}`; 100
+             users for 30 s, one message per channel every 50 ms (PEERS_CONV_USERS=100,500 and
+             PEERS_CONV_EVERY_MS=100 for other sizes and rates); acknowledged messages are the
+             server's count (GET /stats)
+  sio-reply  the reply path on receive: 1,000 Socket.IO watchers of `volley serve --tick-every
+             40ms`'s `tick` (25,000/s), volley tracking only, then also answering every tick
+             with `received {seq}`, an event the server ignores (PEERS_SIO_TICK_MS=20 for
+             50,000/s, where the server's core is busy enough to bunch its ticks). Not raw
+             /ticker: a raw WebSocket handler must have a `match`, which tests one field for
+             equality, and the ticks carry no field of a fixed value.
+  raw-reply  the reply path on receive, raw WebSocket: 1,000 watchers of /ticker every 20 ms on
+             `volley serve --threads 1` (which reads and drops what clients send), volley tracking
+             only, then also answering every tick with `{"seq": N}` ([[group.on]] without a
+             match: every message), rounds alternated
+  echo-rates one worker thread's cost per echo at a modest rate per client against a Node `ws`
+             echo server (benches/peers/ws-echo.js): volley at 500 clients x 10/s and 1,000 x
+             40/s, and the minimal loop at the same fixed rates, rounds alternated; CPU per
+             message counted at the server
+  http-login HTTP steps against the message-queue server's POST /login, 50 keep-alive
+             connections: the minimal hyper loop closed, then volley's 50 users each running as
+             many login steps in a row (on_connect); volley's users pausing 10 ms after each
+             login, then the minimal loop at the rate they reached; volley's users arriving at
+             500/s, each logging in, connecting and leaving after 1 s
+
 Each client runs as a child of this script, pinned to CPU 0 (the server to CPU 1). For each client
 process tree it prints: events/s, CPU seconds (user + system of the whole tree, from wait4's
 rusage, which counts every reaped descendant), peak RSS (VmHWM of every process of the tree,
 polled every 100 ms, summed) and the latency percentiles the tool itself reports.
 
 Installs what it needs: Artillery (pinned by benches/peers/package-lock.json) into
-benches/peers/node_modules, socket.io into tests/servers/socketio/node_modules, and builds volley
-and the minimal loop with cargo (CARGO_TARGET_DIR is honoured). Sends traffic to 127.0.0.1 only.
+benches/peers/node_modules, socket.io into tests/servers/socketio/node_modules, Locust and
+python-socketio (pinned by benches/peers/requirements.txt) into benches/peers/.venv for
+`conversation`, and builds volley and the minimal loop with cargo (CARGO_TARGET_DIR is honoured).
+Sends traffic to 127.0.0.1 only. PEERS_REPEATS sets the rounds of the workloads that have them
+(default 2).
 """
 
 import csv
@@ -42,11 +74,13 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 NODE_SERVER_DIR = ROOT / "tests" / "servers" / "socketio"
+VENV = HERE / ".venv"
 CLIENT_CPU = "0"
 SERVER_CPU = "1"
 
@@ -70,6 +104,24 @@ def npm_ci(folder, env=None):
     log(f"installing node modules in {folder} (npm ci)")
     subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=folder, check=True,
                    env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL)
+
+
+def venv_install():
+    """benches/peers/.venv with Locust and python-socketio as requirements.txt pins them."""
+    if (VENV / "bin" / "locust").exists():
+        return
+    log(f"installing Locust into {VENV} (pip install -r requirements.txt)")
+    subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    subprocess.run([str(VENV / "bin" / "pip"), "install", "--quiet", "-r",
+                    str(HERE / "requirements.txt")], check=True)
+
+
+def venv_versions(*packages):
+    """`name version` of each package installed in the venv."""
+    code = ("import sys; from importlib.metadata import version; "
+            "print(', '.join(f'{p} {version(p)}' for p in sys.argv[1:]))")
+    return subprocess.run([str(VENV / "bin" / "python"), "-c", code, *packages], check=True,
+                          capture_output=True, text=True).stdout.strip()
 
 
 def build():
@@ -143,6 +195,19 @@ class Client:
         self.done = threading.Event()
         self.poller = threading.Thread(target=self._poll, daemon=True)
         self.poller.start()
+        # Read while it runs: a client that writes more than a pipe holds (Locust's tracebacks)
+        # would otherwise block on its next write until killed.
+        self.output = {"out": [], "err": []}
+        self.readers = [threading.Thread(target=self._read, args=(stream, self.output[key]),
+                                         daemon=True)
+                        for key, stream in (("out", self.proc.stdout), ("err", self.proc.stderr))]
+        for reader in self.readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream, chunks):
+        for line in stream:
+            chunks.append(line)
 
     def _poll(self):
         while not self.done.is_set():
@@ -187,7 +252,9 @@ class Client:
         self.done.set()
         self.poller.join()
         self.proc.returncode = os.waitstatus_to_exitcode(status)
-        out, err = self.proc.stdout.read(), self.proc.stderr.read()
+        for reader in self.readers:
+            reader.join(timeout=10)
+        out, err = "".join(self.output["out"]), "".join(self.output["err"])
         self.wall = time.monotonic() - self.started
         return self.proc.returncode, usage.ru_utime + usage.ru_stime, out, err
 
@@ -221,12 +288,39 @@ class NodeServer:
         self.proc.wait()
 
 
+class MessageQueueServer:
+    """tests/servers/socketio/message-queue.js on CPU 1: logins, a queue per user, two channels
+    publishing from the first subscription on, GET /stats."""
+
+    def __init__(self, users=1000, publish_every_ms=100, publish_for_ms=0):
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", SERVER_CPU, "node", "message-queue.js", "--port", "0", "--users",
+             str(users), "--publish-every", str(publish_every_ms), "--publish-for",
+             str(publish_for_ms), "--keep-stdin"], cwd=NODE_SERVER_DIR, stdout=subprocess.PIPE,
+            text=True)
+        line = self.proc.stdout.readline().strip()
+        self.port = int(line.removeprefix("listening on "))
+        self.http = f"http://127.0.0.1:{self.port}"
+
+    def stats(self):
+        with urllib.request.urlopen(f"{self.http}/stats", timeout=10) as response:
+            return json.load(response)
+
+    def cpu_s(self):
+        return proc_cpu_s(self.proc.pid)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait()
+
+
 class VolleyServer:
     """`volley serve --threads 1` on CPU 1."""
 
-    def __init__(self, volley):
+    def __init__(self, volley, options=()):
         self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, str(volley), "serve",
-                                      "--threads", "1"], stdout=subprocess.PIPE, text=True)
+                                      "--threads", "1", *options], stdout=subprocess.PIPE,
+                                     text=True)
         self.ws = self.proc.stdout.readline().strip().removeprefix("listening on ")
 
     def cpu_s(self):
@@ -273,13 +367,16 @@ def steady_median(rows, column, first, last):
     return statistics.median(values) if values else float("nan")
 
 
-def run_volley(volley, scenario_text, tmp, label, threads=1, hold_signal_after=None):
-    """`volley run` as a client process; returns a dict of its figures."""
+def run_volley(volley, scenario_text, tmp, label, threads=1, during=None):
+    """`volley run` as a client process; returns a dict of its figures. `during(client)` is
+    called once the process has started (to watch it run)."""
     path = Path(tmp) / f"{label}.toml"
     path.write_text(scenario_text)
     out = Path(tmp) / f"{label}-out"
     client = Client([str(volley), "run", str(path), "--quiet", "--threads", str(threads),
                      "--out", str(out)])
+    if during:
+        during(client)
     code, cpu, _, err = client.wait()
     if code != 0:
         log(f"  volley exited {code}: {err.strip()[-500:]}")
@@ -570,6 +667,113 @@ def ticker_scenario(target, clients, seconds):
     ]) + "\n"
 
 
+def reply_ticker_scenario(target, clients, seconds):
+    """The ticker's watchers, answering every tick with its number."""
+    return ticker_scenario(target, clients, seconds) + "\n".join([
+        "",
+        "[[group.on]]",
+        'emit = "ack"',
+        'data = { seq = "{{/seq}}" }',
+    ]) + "\n"
+
+
+def raw_reply(volley, tmp, repeats):
+    """The cost of a reply on the receive path: the same ticker watchers with and without a reply
+    to every tick, in alternated order."""
+    path = f"/ticker?every={TICKER_EVERY_MS}ms"
+    log(f"\n== raw-reply: {FANOUT_CLIENTS} watchers of {path} "
+        f"({FANOUT_CLIENTS * 1000 // TICKER_EVERY_MS:,} ticks/s), {RAW_SECONDS} s, tracking only "
+        "and also replying to every tick; volley serve --threads 1 on CPU 1, client on CPU 0")
+    server = VolleyServer(volley)
+    try:
+        for round_ in range(repeats):
+            log(f"  -- round {round_ + 1} of {repeats}")
+            steady = {}
+            order = ("plain", "replying") if round_ % 2 == 0 else ("replying", "plain")
+            for variant in order:
+                log(f"  ({load_note()})")
+                make = ticker_scenario if variant == "plain" else reply_ticker_scenario
+                before = server.cpu_s()
+                v = run_volley(volley, make(f"{server.ws}{path}", FANOUT_CLIENTS, RAW_SECONDS),
+                               tmp, f"volley-raw-reply-{variant}-{round_}")
+                server_v = server.cpu_s() - before
+                s = v["summary"]
+                got = max(int(s["ticks.received"]["count"]), 1)
+                rate = steady_median(v["series"], "received", 3, RAW_SECONDS)
+                steady[variant] = steady_cpu_per_event(v["client"], rate, 4, RAW_SECONDS - 1)
+                log(f"  volley {variant}: {rate:.0f} ticks/s (median of seconds 3-{RAW_SECONDS}), "
+                    f"{got} received, {s['sent']['count']} sent, client CPU {v['cpu']:.2f} s = "
+                    f"{v['cpu'] * 1e6 / got:.2f} µs/tick (connects included), steady "
+                    f"{steady[variant]:.2f} µs/tick (4-{RAW_SECONDS - 1} s), peak RSS {v['rss']} "
+                    f"KiB, server CPU {server_v * 1e6 / got:.2f} µs/tick, errors "
+                    f"{s['errors']['count']}, lost {s['ticks.lost']['count']}")
+            log(f"  ratio replying/plain, client CPU per tick (steady): "
+                f"{steady['replying'] / steady['plain']:.3f}")
+    finally:
+        server.stop()
+
+
+class WsEchoServer:
+    """benches/peers/ws-echo.js on CPU 1: a Node `ws` echo that counts the messages it echoed."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen(["taskset", "-c", SERVER_CPU, "node", str(HERE / "ws-echo.js")],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        self.ws = f"ws://127.0.0.1:{int(line.split()[-1])}"
+
+    def stop(self):
+        """Stops it; the messages it echoed."""
+        self.proc.terminate()
+        _, err = self.proc.communicate(timeout=10)
+        found = re.search(r"messages (\d+)", err)
+        return int(found.group(1)) if found else 0
+
+
+ECHO_RATES = ((500, 10), (1000, 40))
+
+
+def echo_rates(volley, minimal, tmp, repeats):
+    """One worker thread's CPU per echo at two rates per client, next to the minimal loop at the
+    same fixed rates, a fresh Node echo server per client (messages counted there)."""
+    log(f"\n== echo-rates: raw WebSocket echo against a Node `ws` echo server on CPU 1, "
+        f"{RAW_SECONDS} s, volley --threads 1 and the minimal loop at "
+        + " and ".join(f"{c:,} x {r}/s" for c, r in ECHO_RATES) + ", client on CPU 0")
+    for round_ in range(repeats):
+        log(f"  -- round {round_ + 1} of {repeats}")
+        steady = {}
+        for clients, per_client in (ECHO_RATES if round_ % 2 == 0 else ECHO_RATES[::-1]):
+            log(f"  ({load_note()})")
+            server = WsEchoServer()
+            ran = run_minimal(minimal, ["echo", f"{server.ws}/", clients, RAW_SECONDS,
+                                        per_client])
+            echoed = server.stop()
+            if ran is None:
+                return
+            figures, m_cpu, _ = ran
+            phase = figures["phase_cpu_s"] * 1e6 / figures["events"]
+            log(f"  minimal loop {clients} x {per_client}/s: "
+                f"{figures['events'] / figures['phase_s']:.0f} echoes/s, process CPU {m_cpu:.2f} s "
+                f"= {m_cpu * 1e6 / max(echoed, 1):.2f} µs per message at the server ({echoed}), "
+                f"echo phase {phase:.2f} µs/echo")
+            log(f"  ({load_note()})")
+            server = WsEchoServer()
+            v = run_volley(volley, volley_scenario(f"{server.ws}/", "ws", clients,
+                                                   f"{per_client}/s", f"{RAW_SECONDS}s", "1s"),
+                           tmp, f"volley-rates-{clients}-{round_}")
+            echoed = server.stop()
+            rate = steady_median(v["series"], "received", 3, RAW_SECONDS)
+            window = steady_cpu_per_event(v["client"], rate, 4, RAW_SECONDS - 1)
+            steady[(clients, per_client)] = window
+            log(f"  volley {clients} x {per_client}/s: {rate:.0f} echoes/s, client CPU "
+                f"{v['cpu']:.2f} s = {v['cpu'] * 1e6 / max(echoed, 1):.2f} µs per message at the "
+                f"server ({echoed}), steady {window:.2f} µs/echo (4-{RAW_SECONDS - 1} s); against "
+                f"the minimal loop at the same rate {window / phase:.3f}")
+        (low_c, low_r), (high_c, high_r) = ECHO_RATES
+        log(f"  ratio {low_c} x {low_r}/s against {high_c} x {high_r}/s, volley steady: "
+            f"{steady[ECHO_RATES[0]] / steady[ECHO_RATES[1]]:.3f}")
+
+
 def raw_receive(volley, minimal, tmp, repeats, kind):
     """The receive path with gap tracking against the receive-only loop, on the same server
     stream: a talker's broadcast (`fanout`) or the server's own ticker (`ticker`)."""
@@ -655,13 +859,486 @@ def ramp(volley, tmp):
         server.stop()
 
 
+# ----------------------------------------------------------------------------- conversations
+
+CONV_SECONDS = 30
+CONV_PUBLISH_EVERY_MS = int(os.environ.get("PEERS_CONV_EVERY_MS", "50"))
+# Publishing starts with the first subscription and stops this long before the clients do, so
+# that a client that keeps up has acknowledged everything before it leaves.
+CONV_PUBLISH_FOR_MS = (CONV_SECONDS - 4) * 1000
+# The steady window, in seconds since the client process started: inside the publishing for both
+# tools (Locust takes a second or two to start).
+CONV_WINDOW = (8, 24)
+LOCUST = VENV / "bin" / "locust"
+USERS_CSV = ROOT / "scenarios" / "data" / "mq-users.csv"
+
+
+class StatsAt:
+    """GET /stats of a server at given moments of a client's run (seconds since the client
+    started), from a thread: `taken` holds (seconds, totals) as they come."""
+
+    def __init__(self, server, moments):
+        self.server, self.moments, self.taken = server, moments, []
+        self.thread = None
+
+    def __call__(self, client):
+        def take():
+            for moment in self.moments:
+                time.sleep(max(0.0, client.started + moment - time.monotonic()))
+                if client.proc.poll() is not None:
+                    return
+                self.taken.append((time.monotonic() - client.started,
+                                   self.server.stats()["totals"]))
+        self.thread = threading.Thread(target=take, daemon=True)
+        self.thread.start()
+
+    def steady(self, client, counter):
+        """(the counter's growth per second, client CPU µs per unit of it) between the first
+        and last moment; NaNs when a moment was missed."""
+        if self.thread:
+            self.thread.join()
+        if len(self.taken) < 2:
+            return float("nan"), float("nan")
+        (t0, a), (t1, b) = self.taken[0], self.taken[-1]
+        grown = b[counter] - a[counter]
+        cpu, _ = client.cpu_between(t0, t1)
+        return grown / (t1 - t0), (cpu * 1e6 / grown if grown else float("nan"))
+
+
+def conversation_scenario(target, users, seconds):
+    """The conversation as a volley scenario: log in, connect with the token, subscribe to both
+    channels (acks awaited), answer every message with `received {id}`; the channels' seqs
+    tracked per channel, their timestamps giving one-way latency."""
+    return "\n".join([
+        'name = "peers-conversation"',
+        f'target = "{target}"',
+        'protocol = "socketio"',
+        f'duration = "{seconds - 1}s"',
+        'ramp = "1s"',
+        'drain = "2s"',
+        "",
+        "[[data]]",
+        'name = "users"',
+        f'file = "{USERS_CSV}"',
+        'pick = "unique"',
+        "",
+        "[socketio]",
+        'transport = "websocket"',
+        'auth = { token = "{{token}}" }',
+        "recovery = false",
+        "",
+        "[[group]]",
+        'name = "users"',
+        f"clients = {users}",
+        "before_connect = [",
+        '  { http = "POST /login", name = "login", json = { user = "{{users.user}}", '
+        'password = "{{users.password}}" }, status = 200, capture = { token = "/token" } },',
+        "]",
+        "on_connect = [",
+        '  { emit = "subscribe", data = { channel = "c0" }, ack = true },',
+        '  { emit = "subscribe", data = { channel = "c1" }, ack = true },',
+        "]",
+        "",
+        "[[group.on]]",
+        'event = "message"',
+        'emit = "received"',
+        'data = { id = "{{/id}}" }',
+        "",
+        "[[expect]]",
+        'event = "message"',
+        'from = "server"',
+        'seq = "/seq"',
+        'stream = "/channel"',
+        'timestamp = "/ts"',
+    ]) + "\n"
+
+
+def run_locust(target, users, seconds, tmp, label, during=None):
+    """benches/peers/locustfile.py headless in one process; returns a dict of its figures: its
+    own counts (locustfile.py's totals) and its stats rows by name."""
+    prefix = Path(tmp) / label
+    counts = Path(tmp) / f"{label}-counts.json"
+    client = Client([str(LOCUST), "-f", str(HERE / "locustfile.py"), "--headless", "-u",
+                     str(users), "-r", str(users), "-t", f"{seconds}s", "--host", target,
+                     "--only-summary", "--csv", str(prefix), "--loglevel", "WARNING"],
+                    cwd=HERE, env={"VOLLEY_PEERS_LOCUST_OUT": str(counts)})
+    if during:
+        during(client)
+    code, cpu, _, err = client.wait(timeout=seconds + 60)
+    if code != 0:
+        log(f"  locust exited {code}: {err.strip()[-500:]}")
+    tracebacks = err.count("Traceback (most recent call last)")
+    if tracebacks:
+        last = err.strip().splitlines()[-1]
+        log(f"  locust wrote {tracebacks} tracebacks on stderr, the last ending: {last}")
+    stats_csv = Path(f"{prefix}_stats.csv")
+    stats = {r["Name"]: r for r in read_csv(stats_csv)} if stats_csv.exists() else {}
+    found = json.loads(counts.read_text()) if counts.exists() else {}
+    return {"cpu": cpu, "rss": client.peak_rss_kib(), "counts": found, "stats": stats,
+            "wall": client.wall, "code": code, "client": client}
+
+
+def conversation_line(label, run, server_cpu, end, sampler):
+    """Prints the figures every client has in this workload; returns (whole, steady) client CPU
+    µs per acknowledged message."""
+    acked = max(end["acked"], 1)
+    rate, steady = sampler.steady(run["client"], "acked")
+    whole = run["cpu"] * 1e6 / acked
+    log(f"  {label}: {end['acked']} acknowledged (server), {rate:.0f}/s in "
+        f"{CONV_WINDOW[0]}-{CONV_WINDOW[1]} s; client CPU {run['cpu']:.2f} s = {whole:.1f} "
+        f"µs/ack (start-up, logins and connects included), steady {steady:.1f} µs/ack; peak RSS "
+        f"{run['rss']} KiB; server CPU {server_cpu * 1e6 / acked:.1f} µs/ack; server: produced "
+        f"{end['produced']}, pushed {end['pushed_live']}, unacked {end['unacked']}, "
+        f"never_delivered {end['never_delivered']}, ack_unknown {end['ack_unknown']}, logins "
+        f"{end['logins_ok']}, connections {end['connections']}; wall {run['wall']:.1f} s")
+    return whole, steady
+
+
+def conversation(volley, tmp, repeats, users):
+    per_s = users * 2 * 1000 // CONV_PUBLISH_EVERY_MS
+    log(f"\n== conversation: {users} users, {CONV_SECONDS} s, one message per channel every "
+        f"{CONV_PUBLISH_EVERY_MS} ms ({per_s:,} messages/s to acknowledge), a fresh "
+        "message-queue.js server on CPU 1 per client, client on CPU 0")
+    log(f"  ({venv_versions('locust', 'python-socketio', 'python-engineio', 'websocket-client')})")
+    for round_ in range(repeats):
+        log(f"  -- round {round_ + 1} of {repeats}")
+        figures, runs = {}, {}
+        order = ("locust", "volley") if round_ % 2 == 0 else ("volley", "locust")
+        for tool in order:
+            log(f"  ({load_note()})")
+            server = MessageQueueServer(max(users, 1000), CONV_PUBLISH_EVERY_MS,
+                                        CONV_PUBLISH_FOR_MS)
+            try:
+                sampler = StatsAt(server, CONV_WINDOW)
+                before = server.cpu_s()
+                if tool == "locust":
+                    run = run_locust(server.http, users, CONV_SECONDS, tmp,
+                                     f"locust-conv-{users}-{round_}", sampler)
+                else:
+                    scenario = conversation_scenario(server.http, users, CONV_SECONDS)
+                    run = run_volley(volley, scenario, tmp, f"volley-conv-{users}-{round_}",
+                                     during=sampler)
+                server_cpu = server.cpu_s() - before
+                end = server.stats()["totals"]
+            finally:
+                server.stop()
+            emitted = end["pushed_live"] + end["replayed"]
+            if tool == "locust":
+                c, st = run["counts"], run["stats"]
+                figures[tool] = conversation_line("locust", run, server_cpu, end, sampler)
+                m, login = st.get("message", {}), st.get("login", {})
+                got = c.get("received", 0)
+                log(f"    locust's own counts: {got} messages received of {emitted} the server "
+                    f"emitted ({emitted - got} not read before it stopped), {c.get('replied')} "
+                    f"replies, {c.get('unanswered')} read after its disconnect (not answered), "
+                    f"gaps {c.get('gaps')}, duplicates {c.get('duplicates')}, reorders "
+                    f"{c.get('reorders')}, users connected {c.get('connected')} of {users}, "
+                    f"errors {c.get('errors')}; latency ms (Locust's rounding) message p50 "
+                    f"{m.get('50%')} p99 {m.get('99%')} max {m.get('100%')}, login p50 "
+                    f"{login.get('50%')} p99 {login.get('99%')}")
+            else:
+                s = run["summary"]
+                figures[tool] = conversation_line("volley", run, server_cpu, end, sampler)
+                e, login = s["message"], s["login"]
+                log(f"    volley's own counts: {s['message.received']['count']} messages received "
+                    f"of {emitted} the server emitted, {s['sent']['count']} sent (replies and "
+                    f"subscribes), lost {s['message.lost']['count']}, gaps "
+                    f"{s['message.gap']['count']}, duplicates {s['message.duplicate']['count']}, "
+                    f"errors {s['errors']['count']}; latency ms message p50 "
+                    f"{float(e['p50_us']) / 1e3:.2f} p99 {float(e['p99_us']) / 1e3:.2f} max "
+                    f"{float(e['max_us']) / 1e3:.2f}, login p50 {float(login['p50_us']) / 1e3:.2f} "
+                    f"p99 {float(login['p99_us']) / 1e3:.2f}")
+            runs[tool] = run
+        (vw, vs), (lw, ls) = figures["volley"], figures["locust"]
+        log(f"  ratio volley/locust, client CPU per acknowledged message: whole run "
+            f"{vw / lw:.3f}, steady {vs / ls:.3f}; peak RSS "
+            f"{runs['volley']['rss'] / runs['locust']['rss']:.3f}")
+
+
+# ----------------------------------------------------------------------------- the reply path
+
+# At 20 ms (50,000 ticks/s) the server's core is 50-80 % busy once it also reads the replies; in
+# some rounds its ticks then arrive more than a tick late (latency p50 above 20 ms) and the
+# client's cost per tick swings by a third between rounds (the replying/plain ratio went from
+# 0.70 to 1.60 in ten rounds). At 40 ms it has room, and the rounds agree.
+SIO_TICK_MS = int(os.environ.get("PEERS_SIO_TICK_MS", "40"))
+
+
+def sio_ticker_scenario(target, clients, seconds, reply):
+    """`clients` Socket.IO watchers of the builtin server's `tick` (room `ticker`, joined with an
+    ack): gaps from the seqs, one-way latency from the timestamps. With `reply`, each also answers
+    every tick at once with `received {seq}`, the tick's own seq (an event the server ignores)."""
+    on = (["[[group.on]]", 'event = "tick"', 'emit = "received"', 'data = { seq = "{{/seq}}" }',
+           ""] if reply else [])
+    return "\n".join([
+        'name = "peers-sio-reply"',
+        f'target = "{target}"',
+        'protocol = "socketio"',
+        f'duration = "{seconds}s"',
+        'ramp = "1s"',
+        'drain = "1s"',
+        "",
+        "[socketio]",
+        'transport = "websocket"',
+        "recovery = false",
+        "",
+        "[[group]]",
+        'name = "watchers"',
+        f"clients = {clients}",
+        'on_connect = [{ emit = "join", data = "ticker", ack = true }]',
+        "",
+        *on,
+        "[[expect]]",
+        'name = "ticks"',
+        'event = "tick"',
+        'from = "server"',
+        'seq = "/seq"',
+        'timestamp = "/ts"',
+        'timestamp_unit = "ms"',
+        'within = "1s"',
+    ]) + "\n"
+
+
+def sio_reply(volley, tmp, repeats):
+    log(f"\n== sio-reply: {FANOUT_CLIENTS} Socket.IO watchers of `tick` every {SIO_TICK_MS} ms "
+        f"({FANOUT_CLIENTS * 1000 // SIO_TICK_MS:,} ticks/s), {RAW_SECONDS} s, volley tracking "
+        "only, then also replying to every tick; volley serve --threads 1 on CPU 1 (it ignores "
+        "the replies' event), client on CPU 0")
+    server = VolleyServer(volley, ["--tick-every", f"{SIO_TICK_MS}ms"])
+    target = server.ws.replace("ws://", "http://", 1)
+    try:
+        for round_ in range(repeats):
+            log(f"  -- round {round_ + 1} of {repeats}")
+            steady = {}
+            order = (False, True) if round_ % 2 == 0 else (True, False)
+            for reply in order:
+                label = "replying" if reply else "plain"
+                log(f"  ({load_note()})")
+                before = server.cpu_s()
+                scenario = sio_ticker_scenario(target, FANOUT_CLIENTS, RAW_SECONDS, reply)
+                v = run_volley(volley, scenario, tmp, f"volley-reply-{label}-{round_}")
+                server_v = server.cpu_s() - before
+                s = v["summary"]
+                got = max(int(s["ticks.received"]["count"]), 1)
+                rate = steady_median(v["series"], "received", 3, RAW_SECONDS)
+                steady[reply] = steady_cpu_per_event(v["client"], rate, 4, RAW_SECONDS - 1)
+                e = s["ticks"]
+                log(f"  volley {label}: {rate:.0f} ticks/s (median of seconds 3-{RAW_SECONDS}), "
+                    f"{got} received, {s['sent']['count']} sent, client CPU {v['cpu']:.2f} s = "
+                    f"{v['cpu'] * 1e6 / got:.2f} µs/tick (connects included), steady "
+                    f"{steady[reply]:.2f} µs/tick (4-{RAW_SECONDS - 1} s), peak RSS {v['rss']} "
+                    f"KiB, server CPU {server_v * 1e6 / got:.2f} µs/tick "
+                    f"({server_v / v['wall']:.0%} of its core), latency ms p50 "
+                    f"{float(e['p50_us']) / 1e3:.3f} p99 {float(e['p99_us']) / 1e3:.3f} max "
+                    f"{float(e['max_us']) / 1e3:.3f}, errors {s['errors']['count']}, lost "
+                    f"{s['ticks.lost']['count']}, gaps {s['ticks.gap']['count']}, duplicates "
+                    f"{s['ticks.duplicate']['count']}")
+            log(f"  ratio replying/plain, client CPU per tick (steady): "
+                f"{steady[True] / steady[False]:.3f}")
+    finally:
+        server.stop()
+
+
+# ----------------------------------------------------------------------------- HTTP steps
+
+LOGIN_CONNS = 50
+LOGIN_SECONDS = 10
+LOGIN_PACE_MS = 10
+LOGIN_ARRIVALS = 500
+LOGIN_JSON = '{ user = "user0", password = "pw0" }'
+
+
+def login_steps_scenario(target, users, steps, seconds, pace_ms=None):
+    """`users` users, each logging in once before connecting (for the token its Socket.IO
+    connection needs) and then `steps` times in a row (on_connect HTTP steps) over its keep-alive
+    HTTP connection: a closed loop of logins per user, or with `pace_ms` a think time that long
+    after each. The steps are not cut at the end of `duration`: the run lasts as long as they
+    take."""
+    step = f'  {{ http = "POST /login", name = "login", json = {LOGIN_JSON}, status = 200 }},'
+    if pace_ms:
+        step += f'\n  {{ wait = "{pace_ms}ms" }},'
+    return "\n".join([
+        'name = "peers-http-login"',
+        f'target = "{target}"',
+        'protocol = "socketio"',
+        f'duration = "{seconds}s"',
+        'ramp = "1s"',
+        'drain = "1s"',
+        "",
+        "[socketio]",
+        'transport = "websocket"',
+        'auth = { token = "{{token}}" }',
+        "recovery = false",
+        "",
+        "[[group]]",
+        'name = "users"',
+        f"clients = {users}",
+        "before_connect = [",
+        f'  {{ http = "POST /login", name = "first_login", json = {LOGIN_JSON}, status = 200, '
+        'capture = { token = "/token" } },',
+        "]",
+        "on_connect = [",
+        *[step] * steps,
+        "]",
+    ]) + "\n"
+
+
+def login_arrivals_scenario(target, rate, seconds):
+    """Users arriving at `rate`/s, each logging in, connecting with the token and leaving after
+    1 s."""
+    return "\n".join([
+        'name = "peers-http-arrivals"',
+        f'target = "{target}"',
+        'protocol = "socketio"',
+        f'duration = "{seconds}s"',
+        'ramp = "1s"',
+        'drain = "1s"',
+        "",
+        "[socketio]",
+        'transport = "websocket"',
+        'auth = { token = "{{token}}" }',
+        "recovery = false",
+        "",
+        "[[group]]",
+        'name = "arrivals"',
+        f'arrivals = "{rate}/s"',
+        'lifetime = "1s"',
+        "before_connect = [",
+        f'  {{ http = "POST /login", name = "login", json = {LOGIN_JSON}, status = 200, '
+        'capture = { token = "/token" } },',
+        "]",
+    ]) + "\n"
+
+
+def login_minimal(minimal, label, per_second=None):
+    """The minimal hyper loop against a fresh message-queue server; prints its figures and returns
+    (logins/s, µs per login over the login phase), or None when it failed."""
+    log(f"  ({load_note()})")
+    server = MessageQueueServer()
+    try:
+        before = server.cpu_s()
+        rate_arg = [per_second] if per_second else []
+        ran = run_minimal(minimal, ["http-login", f"{server.http}/login", LOGIN_CONNS,
+                                    LOGIN_SECONDS, *rate_arg])
+        server_m = server.cpu_s() - before
+    finally:
+        server.stop()
+    if ran is None:
+        return None
+    figures, cpu, m = ran
+    logins = max(figures["events"], 1)
+    rate = logins / figures["phase_s"]
+    phase = figures["phase_cpu_s"] * 1e6 / logins
+    log(f"  minimal loop ({label}): {rate:.0f} logins/s, {logins} logins, process CPU {cpu:.2f} s "
+        f"= {cpu * 1e6 / logins:.2f} µs/login (connects included; login phase alone {phase:.2f} "
+        f"µs), peak RSS {m.peak_rss_kib()} KiB, server CPU {server_m * 1e6 / logins:.2f} "
+        "µs/login")
+    return rate, phase
+
+
+def login_volley(volley, tmp, label, scenario_of):
+    """volley against a fresh message-queue server, `scenario_of(target)`: prints the figures of a
+    run of login steps and returns (logins/s, steady µs per login)."""
+    log(f"  ({load_note()})")
+    server = MessageQueueServer()
+    try:
+        before = server.cpu_s()
+        v = run_volley(volley, scenario_of(server.http), tmp, label)
+        server_v = server.cpu_s() - before
+        end = server.stats()["totals"]
+    finally:
+        server.stop()
+    s = v["summary"]
+    done = max(int(s["login"]["count"]) + int(s["first_login"]["count"]), 1)
+    seconds = [int(r["second"]) for r in v["series"] if int(r["login_count"]) > 0]
+    # From the third second to the second before the last with logins: the steps' own end, not
+    # the planned one (they run past `duration` when they take longer).
+    window = (3, max(seconds) - 1) if seconds else (3, 3)
+    rate = steady_median(v["series"], "login_count", *window)
+    steady = steady_cpu_per_event(v["client"], rate, window[0], window[1])
+    log(f"  volley ({label}): {rate:.0f} logins/s (median of seconds {window[0]}-{window[1]}), "
+        f"{done} logins (server: {end['logins_ok']} ok, "
+        f"{end['logins_refused'] + end['logins_bad']} refused), client CPU {v['cpu']:.2f} s = "
+        f"{v['cpu'] * 1e6 / done:.2f} µs/login (connects included), steady {steady:.2f} "
+        f"µs/login, peak RSS {v['rss']} KiB, server CPU {server_v * 1e6 / done:.2f} µs/login, "
+        f"login latency ms p50 {float(s['login']['p50_us']) / 1e3:.3f} p99 "
+        f"{float(s['login']['p99_us']) / 1e3:.3f}, errors {s['errors']['count']}, wall "
+        f"{v['wall']:.1f} s")
+    return rate, steady
+
+
+def http_login(volley, minimal, tmp, repeats):
+    log(f"\n== http-login: POST /login of the message-queue server (a fresh one on CPU 1 per "
+        f"client), client on CPU 0, {LOGIN_CONNS} keep-alive connections, {LOGIN_SECONDS} s: the "
+        "minimal hyper loop closed; volley's users running as many login steps in a row as fill "
+        f"the time at the loop's rate; volley's users pausing {LOGIN_PACE_MS} ms after each login, "
+        f"then the minimal loop at the rate they reached; volley's users arriving at "
+        f"{LOGIN_ARRIVALS}/s (log in, connect, leave after 1 s)")
+    for round_ in range(repeats):
+        log(f"  -- round {round_ + 1} of {repeats}")
+        closed = login_minimal(minimal, "closed")
+        if closed is None:
+            return
+        steps = max(1, round(closed[0] * LOGIN_SECONDS / LOGIN_CONNS))
+        _, v_closed = login_volley(
+            volley, tmp, f"{LOGIN_CONNS} users x {steps} login steps",
+            lambda target: login_steps_scenario(target, LOGIN_CONNS, steps, LOGIN_SECONDS))
+        log(f"  ratio volley/minimal, closed, client CPU per login (steady): "
+            f"{v_closed / closed[1]:.3f}")
+
+        paced_steps = LOGIN_SECONDS * 1000 // LOGIN_PACE_MS
+        v_rate, v_paced = login_volley(
+            volley, tmp, f"{LOGIN_CONNS} users x {paced_steps} login steps, {LOGIN_PACE_MS} ms "
+            "pause after each",
+            lambda target: login_steps_scenario(target, LOGIN_CONNS, paced_steps, LOGIN_SECONDS,
+                                                LOGIN_PACE_MS))
+        per_conn = round(v_rate / LOGIN_CONNS, 1)
+        paced = login_minimal(minimal, f"{per_conn}/s per connection", per_conn)
+        if paced is None:
+            return
+        log(f"  ratio volley/minimal, paced, client CPU per login (steady): "
+            f"{v_paced / paced[1]:.3f}")
+
+        log(f"  ({load_note()})")
+        server = MessageQueueServer()
+        try:
+            before = server.cpu_s()
+            scenario = login_arrivals_scenario(server.http, LOGIN_ARRIVALS, LOGIN_SECONDS)
+            a = run_volley(volley, scenario, tmp, f"volley-arrivals-{round_}")
+            server_a = server.cpu_s() - before
+            end = server.stats()["totals"]
+        finally:
+            server.stop()
+        s = a["summary"]
+        done = max(int(s["login"]["count"]), 1)
+        a_rate = steady_median(a["series"], "login_count", 3, LOGIN_SECONDS)
+        a_steady = steady_cpu_per_event(a["client"], a_rate, 4, LOGIN_SECONDS - 1)
+        log(f"  volley, arrivals {LOGIN_ARRIVALS}/s: {a_rate:.0f} logins/s (median of seconds "
+            f"3-{LOGIN_SECONDS}), {done} logins, {s['connects']['count']} connects (server: "
+            f"{end['logins_ok']} logins, {end['connections']} connections), client CPU "
+            f"{a['cpu']:.2f} s = {a['cpu'] * 1e6 / done:.2f} µs per user (login, connect, "
+            f"Socket.IO handshake, close), steady {a_steady:.2f} µs per user (4-"
+            f"{LOGIN_SECONDS - 1} s), peak RSS {a['rss']} KiB, server CPU "
+            f"{server_a * 1e6 / done:.2f} µs per user, latency ms login p50 "
+            f"{float(s['login']['p50_us']) / 1e3:.3f} p99 {float(s['login']['p99_us']) / 1e3:.3f}, "
+            f"connect p50 {float(s['connect']['p50_us']) / 1e3:.3f} p99 "
+            f"{float(s['connect']['p99_us']) / 1e3:.3f}, errors {s['errors']['count']}")
+
 def main():
     wanted = sys.argv[1:] or ["sio-echo", "sio-idle", "raw-echo", "raw-fanout", "raw-ticker",
                               "ramp"]
+    known = {"sio-echo", "sio-idle", "raw-echo", "raw-fanout", "raw-ticker", "ramp",
+             "conversation", "sio-reply", "raw-reply", "echo-rates", "http-login"}
+    if set(wanted) - known:
+        sys.exit(f"run.py: unknown workload(s) {sorted(set(wanted) - known)}; known: "
+                 f"{sorted(known)}")
     repeats = int(os.environ.get("PEERS_REPEATS", "2"))
+    conv_users = [int(n) for n in os.environ.get("PEERS_CONV_USERS", "100").split(",")]
     raise_fd_limit()
     npm_ci(NODE_SERVER_DIR)
     npm_ci(HERE, {"PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD": "1"})
+    if "conversation" in wanted:
+        venv_install()
     volley, minimal = build()
     log(f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}, {os.cpu_count()} CPUs, "
         f"{load_note()}")
@@ -677,6 +1354,17 @@ def main():
                 raw_receive(volley, minimal, tmp, repeats, kind)
         if "ramp" in wanted:
             ramp(volley, tmp)
+        if "conversation" in wanted:
+            for users in conv_users:
+                conversation(volley, tmp, repeats, users)
+        if "sio-reply" in wanted:
+            sio_reply(volley, tmp, repeats)
+        if "raw-reply" in wanted:
+            raw_reply(volley, tmp, repeats)
+        if "echo-rates" in wanted:
+            echo_rates(volley, minimal, tmp, repeats)
+        if "http-login" in wanted:
+            http_login(volley, minimal, tmp, repeats)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,11 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+/// How late a deadline may be served so that the driver's timer is never moved earlier by less
+/// than this: tokio's timers fire up to a millisecond late anyway, and sessions wake a millisecond
+/// before what they have to send.
+const SLACK: Duration = Duration::from_millis(1);
+
 /// The timers of one worker thread, shared by its sessions (`Rc`: never crosses threads).
 #[derive(Clone, Default)]
 pub struct Timers {
@@ -101,6 +106,15 @@ impl Timers {
                     {
                         inner.driver = Some(cx.waker().clone());
                     }
+                    // Moving tokio's timer earlier makes its driver write to the runtime's
+                    // eventfd (and the next epoll_wait return at once for nothing): a deadline
+                    // less than the slack before the one slept for waits for it instead.
+                    let next = match (next, sleeping_until) {
+                        (Some(next), Some(until)) if next < until && next + SLACK >= until => {
+                            Some(until)
+                        }
+                        (next, _) => next,
+                    };
                     inner.driver_until = next;
                     next
                 };
@@ -180,8 +194,8 @@ impl TimerKey {
         slot.deadline = Some(at);
         let generation = slot.generation;
         inner.heap.push(Reverse((at, self.slot, generation)));
-        // The driver sleeps past this deadline: it must look again.
-        if inner.driver_until.is_none_or(|until| at < until) {
+        // The driver sleeps past this deadline by more than the slack: it must look again.
+        if inner.driver_until.is_none_or(|until| at + SLACK < until) {
             inner.driver_until = Some(at);
             if let Some(driver) = &inner.driver {
                 driver.wake_by_ref();

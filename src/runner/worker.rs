@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use tokio::task::{JoinSet, LocalSet};
+use tokio::task::JoinSet;
 
 use crate::client::schedule::Schedule;
 use crate::client::timers::Timers;
@@ -110,11 +110,15 @@ pub fn spawn(
     std::thread::Builder::new()
         .name(format!("volley-worker-{}", plan.index))
         .spawn(move || {
+            // A local runtime, not a LocalSet on a current-thread one: a LocalSet's tasks are
+            // woken through the set's own waker, which unparks the runtime with a write to its
+            // eventfd on every wake-up from the I/O or timer driver, and the next epoll_wait
+            // returns at once for it; a local runtime runs them as its own tasks.
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
-                .build()
+                .build_local(tokio::runtime::LocalOptions::default())
                 .expect("cannot build a worker runtime");
-            LocalSet::new().block_on(&runtime, work(plan, ctx, report));
+            runtime.block_on(work(plan, ctx, report));
         })
 }
 
