@@ -74,6 +74,9 @@ pub struct Tracker {
     /// before that and delivered after it were replayed by the server (they could not have
     /// come over the new connection). Also as epoch microseconds, for server timestamps.
     recovered_at: Option<(Instant, u64)>,
+    /// When the connection last came back, recovered or not, in epoch microseconds: a server
+    /// event whose own timestamp is older was replayed (by recovery or by the application).
+    back_us: Option<u64>,
 }
 
 /// When an event was sent, as far as the receiver can tell.
@@ -169,20 +172,22 @@ impl Tracker {
     pub fn reconnected(&mut self, recovered: bool) {
         self.reconnects += 1;
         self.last_recovered = recovered;
-        self.recovered_at = recovered.then(|| {
-            let epoch_us = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_micros() as u64)
-                .unwrap_or(0);
-            (Instant::now(), epoch_us)
-        });
+        let epoch_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as u64)
+            .unwrap_or(0);
+        self.back_us = Some(epoch_us);
+        self.recovered_at = recovered.then(|| (Instant::now(), epoch_us));
     }
 
-    /// Whether an event sent at `sent` and delivered now was replayed by a recovering server.
+    /// Whether an event sent at `sent` and delivered now was replayed after a reconnect. A
+    /// stamped event counts only when the server recovered the session (a client's own events
+    /// that fell due while it was away go out after the reconnect, stamped with their scheduled
+    /// times); a server event whose timestamp is older than the reconnect, after any reconnect.
     pub fn refilled(&self, sent: SentAt) -> bool {
-        match (self.recovered_at, sent) {
-            (Some((back, _)), SentAt::Instant(at)) => at < back,
-            (Some((_, back_us)), SentAt::EpochUs(at)) => at < back_us,
+        match (self.recovered_at, self.back_us, sent) {
+            (Some((back, _)), _, SentAt::Instant(at)) => at < back,
+            (_, Some(back_us), SentAt::EpochUs(at)) => at < back_us,
             _ => false,
         }
     }
