@@ -195,29 +195,36 @@ async fn a_wrong_password_is_an_http_status_error_and_that_user_stays_out() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_acknowledgements_and_replay_nothing_is_lost_across_forced_reconnects() {
-    let server = NodeServer::start_script(
-        "message-queue.js",
-        &[
-            "--users",
-            "50",
-            "--publish-every",
-            "40",
-            "--publish-for",
-            "3000",
-            "--drop-every",
-            "700",
-            "--drop-until",
-            "2200",
-        ],
-    );
+/// 50 users of the queue service for 3.5 s while the server drops every connection every 0.7 s
+/// (in the first 2.2 s of publishing): the run (its folder in the returned directory) and the
+/// server's counts.
+async fn queue_with_drops(replay: bool) -> (tempfile::TempDir, volley::runner::RunOutcome, Value) {
+    let args = [
+        "--users",
+        "50",
+        "--publish-every",
+        "40",
+        "--publish-for",
+        "3000",
+        "--drop-every",
+        "700",
+        "--drop-until",
+        "2200",
+    ];
+    let server = NodeServer::start_script("message-queue.js", &args);
     let dir = tempfile::tempdir().unwrap();
     users_csv(dir.path(), 50, &[]);
-    let text = queue_scenario(&server.url(), 50, "3500ms", true);
+    let text = queue_scenario(&server.url(), 50, "3500ms", replay);
     let outcome = common::run_in_process(dir.path(), &text, Overrides::default()).await;
+    let counts = stats(&server);
+    (dir, outcome, counts)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_acknowledgements_and_replay_nothing_is_lost_across_forced_reconnects() {
+    let (_dir, outcome, stats) = queue_with_drops(true).await;
     let totals = &outcome.run.totals;
-    let t = &stats(&server)["totals"];
+    let t = &stats["totals"];
     assert!(
         t["drops"].as_u64().unwrap() >= 50,
         "the server forced reconnects: {t}"
@@ -245,27 +252,9 @@ async fn with_acknowledgements_and_replay_nothing_is_lost_across_forced_reconnec
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_replay_lost_equals_what_the_server_never_delivered() {
-    let server = NodeServer::start_script(
-        "message-queue.js",
-        &[
-            "--users",
-            "50",
-            "--publish-every",
-            "40",
-            "--publish-for",
-            "3000",
-            "--drop-every",
-            "700",
-            "--drop-until",
-            "2200",
-        ],
-    );
-    let dir = tempfile::tempdir().unwrap();
-    users_csv(dir.path(), 50, &[]);
-    let text = queue_scenario(&server.url(), 50, "3500ms", false);
-    let outcome = common::run_in_process(dir.path(), &text, Overrides::default()).await;
+    let (_dir, outcome, stats) = queue_with_drops(false).await;
     let message = &outcome.run.totals.expects[0];
-    let t = &stats(&server)["totals"];
+    let t = &stats["totals"];
     let never = t["never_delivered"].as_u64().unwrap();
     assert!(never > 0, "the drops lost messages: {t}");
     assert_eq!(message.lost, never, "{message:?} {t}");
