@@ -596,11 +596,17 @@ impl<'a> Session<'a> {
             None => wake,
         };
         // Resends wait, like due events, while writes are blocked or replies wait to go out.
+        // (Acks are looked through only when some emit of the group has retries.)
         let can_send = self.blocked_since.is_none() && self.backlog.is_empty();
-        let wake = match self.ledger.next_resend() {
-            Some(at) if can_send && matches!(self.phase, Phase::Emitting) => wake.min(at),
-            _ => wake,
+        let resends = can_send
+            && matches!(self.phase, Phase::Emitting)
+            && self.group.emits.iter().any(|e| e.retries > 0);
+        let next_resend = if resends {
+            self.ledger.next_resend()
+        } else {
+            None
         };
+        let wake = next_resend.map_or(wake, |at| wake.min(at));
         match (&self.phase, self.drop_at) {
             (Phase::Emitting, Some(drop_at)) => wake.min(drop_at),
             _ => wake,
