@@ -271,6 +271,15 @@ async fn without_replay_lost_equals_what_the_server_never_delivered() {
     );
 }
 
+/// Runs `clients` users of `group` (and the groups after it) against a fresh Node Socket.IO test
+/// server without connection state recovery.
+async fn sio_run(clients: u64, group: &str) -> volley::runner::RunOutcome {
+    let server = NodeServer::start(&["--no-recovery"]);
+    let dir = tempfile::tempdir().unwrap();
+    let text = sio_scenario(&server.url(), clients, group);
+    common::run_in_process(dir.path(), &text, Overrides::default()).await
+}
+
 /// The Node Socket.IO test server with one conversation per test.
 fn sio_scenario(url: &str, clients: u64, group: &str) -> String {
     format!(
@@ -292,8 +301,6 @@ clients = {clients}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ack_capture_flows_into_the_next_steps() {
-    let server = NodeServer::start(&["--no-recovery"]);
-    let dir = tempfile::tempdir().unwrap();
     // The ack carries back what was sent; the next emit sends the captured value, and the
     // wait_for only matches it when it went through.
     let group = r#"
@@ -303,12 +310,7 @@ on_connect = [
   { wait_for = "echo", match = '/got == "x-0"', timeout = "2s", name = "echoed" },
 ]
 "#;
-    let outcome = common::run_in_process(
-        dir.path(),
-        &sio_scenario(&server.url(), 1, group),
-        Overrides::default(),
-    )
-    .await;
+    let outcome = sio_run(1, group).await;
     let totals = &outcome.run.totals;
     assert_eq!(totals.error_total(), 0, "{:?}", totals.errors);
     assert_eq!(count(totals, &outcome.run.metric_names, "echoed"), 1);
@@ -317,8 +319,6 @@ on_connect = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wait_for_that_never_comes_is_a_step_timeout_and_continue_goes_on() {
-    let server = NodeServer::start(&["--no-recovery"]);
-    let dir = tempfile::tempdir().unwrap();
     let group = r#"
 on_connect = [
   { wait_for = "never", timeout = "200ms" },
@@ -332,12 +332,7 @@ on_connect = [
   { emit = "ack", data = "after", ack = true },
 ]
 "#;
-    let outcome = common::run_in_process(
-        dir.path(),
-        &sio_scenario(&server.url(), 2, group),
-        Overrides::default(),
-    )
-    .await;
+    let outcome = sio_run(2, group).await;
     let totals = &outcome.run.totals;
     assert_eq!(
         errors(totals, ErrorKind::StepTimeout),
@@ -352,8 +347,6 @@ on_connect = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emits_are_sent_again_until_acknowledged_and_counted() {
-    let server = NodeServer::start(&["--no-recovery"]);
-    let dir = tempfile::tempdir().unwrap();
     // The server ignores the first attempt of every key: each emit needs exactly one retry.
     // A second group's keys are never acknowledged within its two attempts.
     let group = r#"
@@ -363,12 +356,7 @@ name = "unlucky"
 clients = 1
 emit = [{ event = "flaky", data = { key = "b-{{client}}-{{seq}}", ignore = 5 }, rate = "10/s", ack = true, retries = 1, ack_timeout = "100ms" }]
 "#;
-    let outcome = common::run_in_process(
-        dir.path(),
-        &sio_scenario(&server.url(), 2, group),
-        Overrides::default(),
-    )
-    .await;
+    let outcome = sio_run(2, group).await;
     let totals = &outcome.run.totals;
     let answered = count(totals, &outcome.run.metric_names, "ack");
     let failed = errors(totals, ErrorKind::AckTimeout);
@@ -387,8 +375,6 @@ emit = [{ event = "flaky", data = { key = "b-{{client}}-{{seq}}", ignore = 5 }, 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_servers_ack_requests_are_answered_with_values_of_the_event() {
-    let server = NodeServer::start(&["--no-recovery"]);
-    let dir = tempfile::tempdir().unwrap();
     let group = r#"
 on_connect = [
   { emit = "ask", data = { n = 41 } },
@@ -399,12 +385,7 @@ event = "question"
 from = "server"
 answer = [{ ok = "yes", n = "{{/n}}" }]
 "#;
-    let outcome = common::run_in_process(
-        dir.path(),
-        &sio_scenario(&server.url(), 4, group),
-        Overrides::default(),
-    )
-    .await;
+    let outcome = sio_run(4, group).await;
     let totals = &outcome.run.totals;
     assert_eq!(totals.error_total(), 0, "{:?}", totals.errors);
     assert_eq!(count(totals, &outcome.run.metric_names, "answered"), 4);

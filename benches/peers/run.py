@@ -1148,28 +1148,25 @@ LOGIN_ARRIVALS = 500
 LOGIN_JSON = '{ user = "user0", password = "pw0" }'
 
 
+def login_head(name, target, seconds):
+    """The top of a login scenario: Socket.IO over websocket, connecting with the captured
+    token."""
+    return [f'name = "{name}"', f'target = "{target}"', 'protocol = "socketio"',
+            f'duration = "{seconds}s"', 'ramp = "1s"', 'drain = "1s"', "", "[socketio]",
+            'transport = "websocket"', 'auth = { token = "{{token}}" }', "recovery = false", ""]
+
+
 def login_steps_scenario(target, users, steps, seconds, pace_ms=None):
     """`users` users, each logging in once before connecting (for the token its Socket.IO
     connection needs) and then `steps` times in a row (on_connect HTTP steps) over its keep-alive
     HTTP connection: a closed loop of logins per user, or with `pace_ms` a think time that long
-    after each. The steps are not cut at the end of `duration`: the run lasts as long as they
-    take."""
+    after each. Steps still to take when the user's time is up (the ramp plus `duration`) are
+    not taken."""
     step = f'  {{ http = "POST /login", name = "login", json = {LOGIN_JSON}, status = 200 }},'
     if pace_ms:
         step += f'\n  {{ wait = "{pace_ms}ms" }},'
     return "\n".join([
-        'name = "peers-http-login"',
-        f'target = "{target}"',
-        'protocol = "socketio"',
-        f'duration = "{seconds}s"',
-        'ramp = "1s"',
-        'drain = "1s"',
-        "",
-        "[socketio]",
-        'transport = "websocket"',
-        'auth = { token = "{{token}}" }',
-        "recovery = false",
-        "",
+        *login_head("peers-http-login", target, seconds),
         "[[group]]",
         'name = "users"',
         f"clients = {users}",
@@ -1187,18 +1184,7 @@ def login_arrivals_scenario(target, rate, seconds):
     """Users arriving at `rate`/s, each logging in, connecting with the token and leaving after
     1 s."""
     return "\n".join([
-        'name = "peers-http-arrivals"',
-        f'target = "{target}"',
-        'protocol = "socketio"',
-        f'duration = "{seconds}s"',
-        'ramp = "1s"',
-        'drain = "1s"',
-        "",
-        "[socketio]",
-        'transport = "websocket"',
-        'auth = { token = "{{token}}" }',
-        "recovery = false",
-        "",
+        *login_head("peers-http-arrivals", target, seconds),
         "[[group]]",
         'name = "arrivals"',
         f'arrivals = "{rate}/s"',

@@ -215,16 +215,11 @@ impl<'a> Ledger<'a> {
             Origin::Server { .. } => false,
         };
         if forged {
-            m.error(ErrorRow {
-                at: self.ctx.t0.elapsed(),
-                client: self.who.id,
-                group: self.who.group,
-                kind: ErrorKind::Protocol,
-                detail: format!(
-                    "a stamp volley never sent: client {} seq {} of `{}`",
-                    stamp.client, stamp.seq, expect.name
-                ),
-            });
+            let detail = format!(
+                "a stamp volley never sent: client {} seq {} of `{}`",
+                stamp.client, stamp.seq, expect.name
+            );
+            self.protocol_error(detail, m);
             return;
         }
         let delivery = self
@@ -308,6 +303,17 @@ impl<'a> Ledger<'a> {
         }
     }
 
+    /// What the server sent does not make sense to the books: a `protocol` error of this client.
+    fn protocol_error(&self, detail: String, m: &mut WorkerMetrics) {
+        m.error(ErrorRow {
+            at: self.ctx.t0.elapsed(),
+            client: self.who.id,
+            group: self.who.group,
+            kind: ErrorKind::Protocol,
+            detail,
+        });
+    }
+
     /// The source of a keyed server stream's key (its JSON text); `None` past [`SERVER_KEYS`]
     /// keys (the first key too many is reported: a key that names each message, not a stream,
     /// would make every message a stream of its own).
@@ -319,15 +325,10 @@ impl<'a> Ledger<'a> {
             if self.keys.len() == SERVER_KEYS as usize {
                 // Reported once: the list grows by one past the limit to remember it.
                 self.keys.push("".into());
-                m.error(ErrorRow {
-                    at: self.ctx.t0.elapsed(),
-                    client: self.who.id,
-                    group: self.who.group,
-                    kind: ErrorKind::Protocol,
-                    detail: format!(
-                        "more than {SERVER_KEYS} stream keys: later keys are not tracked (does `stream` point at a field that names the stream?)"
-                    ),
-                });
+                let detail = format!(
+                    "more than {SERVER_KEYS} stream keys: later keys are not tracked (does `stream` point at a field that names the stream?)"
+                );
+                self.protocol_error(detail, m);
             }
             return None;
         }

@@ -1,6 +1,7 @@
 //! The conversation parts of the compiler (data files, captured values, steps, handlers,
 //! arrivals): what they compile to, and every mistake as an error at the value at fault.
 
+use super::tests::position as at;
 use super::*;
 
 /// A scenario file in a temporary folder beside a `users.csv` of `rows` users.
@@ -25,19 +26,6 @@ impl Folder {
             text: text.to_string(),
         };
         Plan::compile(source.parse()?, &source)
-    }
-}
-
-/// (line, column, message) of a positioned error.
-fn at(err: ScenarioError) -> (usize, usize, String) {
-    match err {
-        ScenarioError::Invalid {
-            line,
-            column,
-            message,
-            ..
-        } => (line, column, message),
-        other => panic!("expected a positioned error, got {other}"),
     }
 }
 

@@ -34,7 +34,7 @@ emit = [{ event = "echo", data = { n = "{{seq}}" }, rate = "5/s" }]
 event = "echo"
 "#;
 
-fn position(err: ScenarioError) -> (usize, usize, String) {
+pub(super) fn position(err: ScenarioError) -> (usize, usize, String) {
     match err {
         ScenarioError::Invalid {
             line,
