@@ -34,6 +34,7 @@ pub mod runner;
 pub mod scenario;
 pub mod serve;
 pub mod tap;
+pub mod telemetry;
 pub mod transport;
 pub mod units;
 pub mod wire;

@@ -60,6 +60,7 @@ fn report() -> FinishedRun {
         thresholds: Vec::new(),
         shard: None,
         merged_from: Vec::new(),
+        prometheus: None,
     }
 }
 

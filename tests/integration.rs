@@ -22,6 +22,7 @@ mod inspect_edges;
 mod inspect_node;
 mod kubernetes_manifests;
 mod node_server;
+mod prometheus;
 mod report;
 mod result_shapes;
 mod run_builtin;

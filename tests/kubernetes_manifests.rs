@@ -108,6 +108,25 @@ fn the_job_is_indexed_and_its_index_is_the_shard() {
         "metadata.annotations['batch.kubernetes.io/job-completion-index']"
     );
 
+    // Prometheus scrapes every shard where it serves its metrics, on all interfaces.
+    let listen = arg_after(args, "--metrics-listen");
+    let port = listen
+        .strip_prefix("0.0.0.0:")
+        .unwrap_or_else(|| panic!("--metrics-listen on all interfaces of the pod: {listen}"));
+    let annotations = at(&job, "spec.template.metadata.annotations");
+    // Annotation keys hold dots: looked up whole, not as a path.
+    let annotation = |key: &str| annotations.get(key).and_then(Value::as_str);
+    assert_eq!(annotation("prometheus.io/scrape"), Some("true"));
+    assert_eq!(annotation("prometheus.io/port"), Some(port));
+    assert_eq!(annotation("prometheus.io/path"), Some("/metrics"));
+    let ports = at(container, "ports").as_sequence().unwrap();
+    assert!(
+        ports
+            .iter()
+            .any(|p| number(p, "containerPort").to_string() == port),
+        "the metrics port is declared: {ports:?}"
+    );
+
     for key in [
         "requests.cpu",
         "requests.memory",
@@ -307,11 +326,13 @@ to = ["listeners", "talkers"]
                     expand(a, &env)
                         .replacen(scenario_mount, scenario_dir.to_str().unwrap(), 1)
                         .replacen(results_mount, results_dir.to_str().unwrap(), 1)
+                        // Each pod has a network of its own; here the shards share one.
+                        .replacen("0.0.0.0:9464", "127.0.0.1:0", 1)
                 })
                 .collect();
             Command::new(&bin)
                 .args(&args)
-                .arg("--quiet")
+                .args(["--quiet", "--metrics-linger", "0s"])
                 .envs(env.iter().map(|(k, v)| (k, v)))
                 .output_async()
         })

@@ -48,6 +48,10 @@ Opt-in (named on the command line only):
              many login steps in a row (on_connect); volley's users pausing 10 ms after each
              login, then the minimal loop at the rate they reached; volley's users arriving at
              500/s, each logging in, connecting and leaving after 1 s
+  live-metrics the cost of watching a run live: 1,000 clients x 50/s raw echo (50,000 echoes/s)
+             off `volley serve --threads 1`, plain, then with --metrics-listen scraped every
+             second and --prometheus-write pushing, both to a real Prometheus (Debian's
+             /usr/bin/prometheus, on the server's CPU), rounds alternated
 
 Each client runs as a child of this script, pinned to CPU 0 (the server to CPU 1). For each client
 process tree it prints: events/s, CPU seconds (user + system of the whole tree, from wait4's
@@ -68,12 +72,14 @@ import os
 import re
 import resource
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -367,14 +373,14 @@ def steady_median(rows, column, first, last):
     return statistics.median(values) if values else float("nan")
 
 
-def run_volley(volley, scenario_text, tmp, label, threads=1, during=None):
+def run_volley(volley, scenario_text, tmp, label, threads=1, during=None, extra=()):
     """`volley run` as a client process; returns a dict of its figures. `during(client)` is
     called once the process has started (to watch it run)."""
     path = Path(tmp) / f"{label}.toml"
     path.write_text(scenario_text)
     out = Path(tmp) / f"{label}-out"
     client = Client([str(volley), "run", str(path), "--quiet", "--threads", str(threads),
-                     "--out", str(out)])
+                     "--out", str(out), *extra])
     if during:
         during(client)
     code, cpu, _, err = client.wait()
@@ -1310,11 +1316,97 @@ def http_login(volley, minimal, tmp, repeats):
             f"connect p50 {float(s['connect']['p50_us']) / 1e3:.3f} p99 "
             f"{float(s['connect']['p99_us']) / 1e3:.3f}, errors {s['errors']['count']}")
 
+LIVE_RATE = 50
+
+
+class PrometheusServer:
+    """Debian's Prometheus on CPU 1, scraping `target` every second, receiving remote writes."""
+
+    def __init__(self, tmp, target):
+        config = Path(tmp) / "prometheus.yml"
+        config.write_text("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: volley\n"
+                          f"    static_configs:\n      - targets: [\"{target}\"]\n")
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", SERVER_CPU, "/usr/bin/prometheus", f"--config.file={config}",
+             f"--storage.tsdb.path={Path(tmp) / 'prometheus-data'}",
+             f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-remote-write-receiver"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(300):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        sys.exit("run.py: Prometheus did not become ready")
+
+    def write_url(self):
+        return f"http://127.0.0.1:{self.port}/api/v1/write"
+
+    def samples(self, run_id):
+        """Samples Prometheus holds of the run's volley_sent_total, scraped and pushed."""
+        query = urllib.parse.quote(f'count_over_time(volley_sent_total{{run_id="{run_id}"}}[10m])')
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/api/v1/query?query={query}") as r:
+            result = json.load(r)["data"]["result"]
+        return {("scraped" if s["metric"].get("job") else "pushed"): int(s["value"][1])
+                for s in result}
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def live_metrics(volley, tmp, repeats):
+    log(f"\n== live-metrics: raw WebSocket echo, {RAW_CLIENTS} clients x {LIVE_RATE}/s "
+        f"({RAW_CLIENTS * LIVE_RATE:,} echoes/s), {RAW_SECONDS} s, volley serve --threads 1 and "
+        "Prometheus on CPU 1, client on CPU 0; plain, then scraped every second and pushing")
+    server = VolleyServer(volley)
+    metrics_port = free_port()
+    prometheus = PrometheusServer(tmp, f"127.0.0.1:{metrics_port}")
+    scenario = volley_scenario(f"{server.ws}/echo", "ws", RAW_CLIENTS, f"{LIVE_RATE}/s",
+                               f"{RAW_SECONDS}s", "1s")
+    live = ["--metrics-listen", str(metrics_port), "--metrics-linger", "3s",
+            "--prometheus-write", prometheus.write_url()]
+    try:
+        for round_ in range(repeats):
+            log(f"  -- round {round_ + 1} of {repeats}")
+            steady = {}
+            order = (("plain", []), ("live", live))
+            for label, extra in (order if round_ % 2 == 0 else order[::-1]):
+                log(f"  ({load_note()})")
+                name = f"volley-live-{label}-{round_}"
+                v = run_volley(volley, scenario, tmp, name, extra=extra)
+                rate = steady_median(v["series"], "received", 3, RAW_SECONDS)
+                steady[label] = steady_cpu_per_event(v["client"], rate, 4, RAW_SECONDS - 1)
+                s = v["summary"]
+                note = ""
+                if label == "live":
+                    run_id = json.loads((Path(tmp) / f"{name}-out" / "run.json").read_text())["run_id"]
+                    note = (f", pushes {s['prometheus.pushed']['count']} made "
+                            f"{s['prometheus.dropped']['count']} dropped, samples in Prometheus "
+                            f"{prometheus.samples(run_id)}")
+                log(f"  volley {label}: {rate:.0f} echoes/s, client CPU {v['cpu']:.2f} s = "
+                    f"{v['cpu'] * 1e6 / volley_echoes(v):.2f} µs/echo, steady "
+                    f"{steady[label]:.2f} µs/echo (4-{RAW_SECONDS - 1} s){note}")
+            log(f"  live against plain, steady client CPU per echo: "
+                f"{steady['live'] / steady['plain']:.4f}")
+    finally:
+        prometheus.stop()
+        server.stop()
+
+
 def main():
     wanted = sys.argv[1:] or ["sio-echo", "sio-idle", "raw-echo", "raw-fanout", "raw-ticker",
                               "ramp"]
     known = {"sio-echo", "sio-idle", "raw-echo", "raw-fanout", "raw-ticker", "ramp",
-             "conversation", "sio-reply", "raw-reply", "echo-rates", "http-login"}
+             "conversation", "sio-reply", "raw-reply", "echo-rates", "http-login",
+             "live-metrics"}
     if set(wanted) - known:
         sys.exit(f"run.py: unknown workload(s) {sorted(set(wanted) - known)}; known: "
                  f"{sorted(known)}")
@@ -1351,6 +1443,8 @@ def main():
             echo_rates(volley, minimal, tmp, repeats)
         if "http-login" in wanted:
             http_login(volley, minimal, tmp, repeats)
+        if "live-metrics" in wanted:
+            live_metrics(volley, tmp, repeats)
 
 
 if __name__ == "__main__":

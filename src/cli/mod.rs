@@ -30,7 +30,7 @@ pub struct Cli {
 pub enum Command {
     /// Run a scenario: connect clients, emit events, record latency and errors to results/.
     #[command(after_help = EXIT_CODES)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Start the embedded reference server (/echo, /broadcast?room=NAME, /ticker?every=10ms,
     /// Socket.IO on /socket.io/).
     #[command(after_help = SERVE_AFTER_HELP)]
@@ -148,6 +148,20 @@ pub struct RunArgs {
     /// page `volley report` writes.
     #[arg(long)]
     pub report: bool,
+    /// Serve the run's metrics for Prometheus to scrape at http://ADDR/metrics while it runs
+    /// (ADDR: PORT on 127.0.0.1, or HOST:PORT; e.g. 9464 or 0.0.0.0:9464). With --processes N,
+    /// shard K listens on PORT+K.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<crate::telemetry::listen::ListenAddr>,
+    /// After the run, keep --metrics-listen's endpoint up until one scrape has read the final
+    /// figures, at most this long (0s: do not wait).
+    #[arg(long, value_name = "DURATION", default_value = "15s")]
+    pub metrics_linger: DurationText,
+    /// Push the run's metrics to this Prometheus remote-write URL every 5 s and once at the end
+    /// (e.g. http://127.0.0.1:9090/api/v1/write). A push that fails is dropped and counted; the
+    /// run goes on.
+    #[arg(long, value_name = "URL")]
+    pub prometheus_write: Option<crate::telemetry::remote_write::WriteUrl>,
     /// Run as N local shards, each a child process (`volley run --shard K/N`) with the same run
     /// id, seed and time zero, writing into DIR/shards/K; one live view for all of them; merged
     /// into the results folder at the end. With target = "builtin", one server in this process
@@ -217,6 +231,11 @@ pub struct ServeArgs {
     /// Bind with SO_REUSEPORT (set by `--processes` on the processes it starts).
     #[arg(long, hide = true)]
     pub reuse_port: bool,
+    /// Serve the server's counters (connections and messages per endpoint) for Prometheus at
+    /// http://ADDR/metrics (ADDR: PORT on 127.0.0.1, or HOST:PORT). With --processes N, process K
+    /// (from 0) listens on PORT+K.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<crate::telemetry::listen::ListenAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -278,6 +297,10 @@ pub struct InspectArgs {
     /// Stop after this long (default: run until Ctrl-C).
     #[arg(long)]
     pub duration: Option<DurationText>,
+    /// Serve the proxy's counters (connections, frames and bytes per direction, closes, faults)
+    /// for Prometheus at http://ADDR/metrics (ADDR: PORT on 127.0.0.1, or HOST:PORT).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<crate::telemetry::listen::ListenAddr>,
 }
 
 #[derive(Debug, Args)]
@@ -473,7 +496,7 @@ mod tests {
     fn run_args(extra: &[&str]) -> Result<RunArgs, clap::Error> {
         let args = [&["volley", "run"], extra].concat();
         Cli::try_parse_from(args).map(|cli| match cli.command {
-            Command::Run(args) => args,
+            Command::Run(args) => *args,
             _ => panic!("expected run"),
         })
     }

@@ -422,8 +422,12 @@ impl<'a> Session<'a> {
                 .map_err(failed)?;
             self.emits[emit].advance();
             self.need_flush = true;
-            self.ledger
-                .sent(stream, ack, origin, resend, &mut self.metrics.borrow_mut());
+            let mut m = self.metrics.borrow_mut();
+            self.ledger.sent(stream, ack, origin, resend, &mut m);
+            if at < now {
+                let lag = u64::try_from((now - at).as_micros()).unwrap_or(u64::MAX);
+                m.interval.schedule_lag_max_us = m.interval.schedule_lag_max_us.max(lag);
+            }
         }
         Ok(())
     }

@@ -2,19 +2,40 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
 use super::CommandError;
 use super::signals::StopSignals;
 use crate::cli::InspectArgs;
 use crate::inspect::faults::{self, FaultError, FaultPlan};
 use crate::inspect::{InspectError, InspectSettings};
+use crate::telemetry::listen::{MetricsListener, Source};
 use crate::wire::decode::DecodeOptions;
 use crate::wire::filter::Filter;
 use crate::wire::print::use_color;
-use crate::wire::sink::SinkConfig;
+use crate::wire::sink::{RecordCounts, SinkConfig};
 
 pub async fn inspect(args: InspectArgs) -> Result<ExitCode, CommandError> {
-    let settings = settings(args).map_err(InspectError::from)?;
+    let metrics = match &args.metrics_listen {
+        Some(addr) => Some(MetricsListener::bind(addr).map_err(CommandError::Usage)?),
+        None => None,
+    };
+    let mut settings = settings(args).map_err(InspectError::from)?;
+    let _endpoint = match metrics {
+        Some(listener) => {
+            let live = Arc::new(Mutex::new(RecordCounts::default()));
+            settings.sink.live = Some(live.clone());
+            let source: Source =
+                Arc::new(move || live.lock().expect("no panic holds the lock").snapshot());
+            let endpoint = listener.serve(source).map_err(CommandError::Write)?;
+            eprintln!(
+                "volley inspect: metrics at http://{}/metrics",
+                endpoint.addr
+            );
+            Some(endpoint)
+        }
+        None => None,
+    };
     // Every relayed connection is two files: raise the soft limit to the hard one, as `run` does.
     let _ = crate::runner::fdlimit::raise();
     let signals = StopSignals::install().map_err(CommandError::Signals)?;

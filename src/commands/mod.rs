@@ -30,7 +30,7 @@ use crate::transport::tls::TlsError;
 /// Runs the command the command line names.
 pub async fn execute(cli: Cli) -> Result<ExitCode, CommandError> {
     match cli.command {
-        Command::Run(args) => run::run(args).await,
+        Command::Run(args) => run::run(*args).await,
         Command::Serve(args) => serve::serve(args).await,
         Command::Validate(args) => validate::validate(args),
         Command::Inspect(args) => inspect::inspect(args).await,

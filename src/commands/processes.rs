@@ -21,6 +21,7 @@ use crate::runner::processes::{self, LocalShards};
 use crate::runner::shard::{RunId, StartAt};
 use crate::scenario::{Plan, Target};
 use crate::serve::ServerHandle;
+use crate::telemetry::listen;
 use crate::transport::source;
 use crate::units::format_duration;
 
@@ -67,6 +68,7 @@ pub async fn run(args: &RunArgs, plan: Plan, count: u32) -> Result<ExitCode, Com
         quiet: args.quiet,
         clients: plan.total_clients(),
         metric_names: plan.metric_names(),
+        metrics_listen: shard_listen_addrs(args, count)?,
     };
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let forward = tokio::spawn(async move {
@@ -100,6 +102,10 @@ fn child_args(args: &RunArgs, decided: &Decided) -> Vec<OsString> {
         log_clients,
         thresholds,
         insecure,
+        metrics_linger,
+        prometheus_write,
+        // Each shard listens on a port of its own (`LocalShards::metrics_listen`).
+        metrics_listen: _,
         // Decided by the parent for the whole run.
         target: _,
         source_ips: _,
@@ -154,6 +160,10 @@ fn child_args(args: &RunArgs, decided: &Decided) -> Vec<OsString> {
     for t in thresholds {
         flag("--threshold", t.to_string());
     }
+    flag("--metrics-linger", format_duration(metrics_linger.0));
+    if let Some(url) = prometheus_write {
+        flag("--prometheus-write", url.to_string());
+    }
     child.push("--quiet".into());
     if *insecure {
         child.push("--insecure".into());
@@ -162,6 +172,20 @@ fn child_args(args: &RunArgs, decided: &Decided) -> Vec<OsString> {
         child.push("--log-frames".into());
     }
     child
+}
+
+/// `--metrics-listen` with N shards: shard K takes the port + K, each checked free here so that
+/// a busy one is a usage error before any child starts.
+fn shard_listen_addrs(
+    args: &RunArgs,
+    count: u32,
+) -> Result<Option<std::net::SocketAddr>, CommandError> {
+    let Some(base) = &args.metrics_listen else {
+        return Ok(None);
+    };
+    listen::check_ports(base, count, &format!("--processes {count}"))
+        .map_err(CommandError::Usage)?;
+    Ok(Some(base.0))
 }
 
 /// With `target = "builtin"`: one builtin server in this process for every shard. It holds one
@@ -232,7 +256,7 @@ mod tests {
     fn run_args(line: &[&str]) -> RunArgs {
         let args = [&["volley", "run"], line].concat();
         match Cli::try_parse_from(args).unwrap().command {
-            Command::Run(args) => args,
+            Command::Run(args) => *args,
             _ => panic!("expected run"),
         }
     }
@@ -269,6 +293,14 @@ mod tests {
             ],
             |a| format!("{:?}", a.thresholds),
         ),
+        ("metrics_linger", &["--metrics-linger", "3s"], |a| {
+            format!("{:?}", a.metrics_linger)
+        }),
+        (
+            "prometheus_write",
+            &["--prometheus-write", "http://127.0.0.1:9/api/v1/write"],
+            |a| format!("{:?}", a.prometheus_write),
+        ),
         ("insecure", &["--insecure"], |a| format!("{:?}", a.insecure)),
     ];
 
@@ -278,6 +310,7 @@ mod tests {
     /// Flags of the parent alone (`log_frames`: each shard logs into its own folder).
     const PARENT_ONLY: &[&str] = &[
         "scenario",
+        "metrics_listen",
         "log_frames",
         "out",
         "quiet",

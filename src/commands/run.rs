@@ -14,9 +14,11 @@ use crate::gate::ci::CiFiles;
 use crate::gate::verdict;
 use crate::metrics::ErrorKind;
 use crate::results::{FinishedRun, layout, printout};
+use crate::runner::live::LiveOptions;
 use crate::runner::{self, RunOptions};
 use crate::scenario::threshold::{GateThreshold, Origin};
 use crate::scenario::{self, Overrides, Plan};
+use crate::telemetry::listen::MetricsListener;
 use crate::wire::frame_log::FrameLogOptions;
 
 pub async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
@@ -41,8 +43,9 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
             );
         }
     }
+    let options = options(&args)?;
     let signals = StopSignals::install().map_err(CommandError::Signals)?;
-    let outcome = runner::run(plan, options(&args), signals.first_then_exit()).await?;
+    let outcome = runner::run(plan, options, signals.first_then_exit()).await?;
     finish(&args, &outcome.run, &outcome.dir)
 }
 
@@ -77,7 +80,9 @@ fn plan(args: &RunArgs) -> Result<Plan, CommandError> {
     Ok(plan)
 }
 
-fn options(args: &RunArgs) -> RunOptions {
+/// The run's options; `--metrics-listen` is bound here, so that a busy address is a usage error
+/// before anything starts.
+fn options(args: &RunArgs) -> Result<RunOptions, CommandError> {
     // `--log-frames` and `--log-clients`: either turns the frame log on.
     let frame_log =
         (args.log_frames.is_some() || args.log_clients.is_some()).then(|| FrameLogOptions {
@@ -85,7 +90,11 @@ fn options(args: &RunArgs) -> RunOptions {
             clients: args.log_clients.clone().unwrap_or_default(),
             bound: None,
         });
-    RunOptions {
+    let listen = match &args.metrics_listen {
+        Some(addr) => Some(MetricsListener::bind(addr).map_err(CommandError::Usage)?),
+        None => None,
+    };
+    Ok(RunOptions {
         scenario_file: args.scenario.clone(),
         out: args.out.clone(),
         quiet: args.quiet,
@@ -96,7 +105,12 @@ fn options(args: &RunArgs) -> RunOptions {
         run_id: args.run_id.map(|id| id.0),
         start_at: args.start_at.map(|at| at.0),
         source_ips: args.source_ips.clone().map(|ips| ips.0),
-    }
+        live: LiveOptions {
+            listen,
+            write: args.prometheus_write.clone(),
+            linger: args.metrics_linger.0,
+        },
+    })
 }
 
 /// The end of a run (or of merged local shards): the summary, the verdicts, the report and the

@@ -4,6 +4,7 @@
 use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use super::CommandError;
 use super::signals::StopSignals;
@@ -11,6 +12,7 @@ use crate::cli::ServeArgs;
 use crate::runner::host::cores;
 use crate::serve::processes::{self, default_threads};
 use crate::serve::{self, Faults, ServeConfig};
+use crate::telemetry::listen::{self, MetricsListener, Source};
 use crate::transport::tls;
 use crate::units::format_duration;
 
@@ -34,12 +36,26 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, CommandError> {
         },
         reuse_port: args.reuse_port,
     };
+    let metrics = match &args.metrics_listen {
+        Some(addr) => Some(MetricsListener::bind(addr).map_err(CommandError::Usage)?),
+        None => None,
+    };
     // Every connection is a file: raise the soft limit to the hard one, as `run` does.
     let _ = crate::runner::fdlimit::raise();
     let server = serve::spawn(config).map_err(|source| CommandError::Listen {
         addr: args.listen,
         source,
     })?;
+    let _endpoint = match metrics {
+        Some(listener) => {
+            let counters = server.counters();
+            let source: Source = Arc::new(move || counters.snapshot());
+            let endpoint = listener.serve(source).map_err(CommandError::Write)?;
+            eprintln!("metrics at http://{}/metrics", endpoint.addr);
+            Some(endpoint)
+        }
+        None => None,
+    };
     let mut signals = StopSignals::install().map_err(CommandError::Signals)?;
     println!("listening on {}", server.url(""));
     let _ = std::io::stdout().flush();
@@ -52,8 +68,13 @@ pub async fn serve(args: ServeArgs) -> Result<ExitCode, CommandError> {
 async fn serve_processes(args: ServeArgs) -> Result<ExitCode, CommandError> {
     let count = usize::from(args.processes);
     let mut signals = StopSignals::install().map_err(CommandError::Signals)?;
+    if let Some(base) = &args.metrics_listen {
+        listen::check_ports(base, count as u32, &format!("--processes {count}"))
+            .map_err(CommandError::Usage)?;
+    }
     let reserved = processes::reserve_port(args.listen)?;
-    let servers = processes::start(count, reserved, &child_args(&args)).await?;
+    let metrics = args.metrics_listen.as_ref().map(|a| a.0);
+    let servers = processes::start(count, reserved, &child_args(&args), metrics).await?;
     let scheme = if args.cert.is_some() { "wss" } else { "ws" };
     println!("listening on {scheme}://{}", servers.addr());
     let _ = std::io::stdout().flush();
@@ -79,8 +100,10 @@ fn child_args(args: &ServeArgs) -> Vec<OsString> {
         threads,
         cert,
         key,
-        // The parent's alone: it reserves the address and starts the processes.
+        // The parent's alone: it reserves the address and starts the processes (each process
+        // gets its own metrics port).
         listen: _,
+        metrics_listen: _,
         processes,
         reuse_port: _,
     } = args;

@@ -22,8 +22,9 @@ use crate::gate::verdict;
 use crate::metrics::{Interval, new_histogram};
 use crate::results::run_json::Settings;
 use crate::results::{
-    self, ExportError, FileError, FinishedRun, FrameLogTotals, IntervalLog, RunFolder, RunJson,
-    RunStatus, ThresholdVerdict, TimedRows, Timeseries, csv_table, errors_csv, gaps_csv, layout,
+    self, ExportError, FileError, FinishedRun, FrameLogTotals, IntervalLog, PushTotals, RunFolder,
+    RunJson, RunStatus, ThresholdVerdict, TimedRows, Timeseries, csv_table, errors_csv, gaps_csv,
+    layout,
 };
 use crate::runner::host;
 use crate::scenario::threshold::{GateThreshold, Origin, Threshold, ThresholdError};
@@ -260,6 +261,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeOutcome, 
         thresholds,
         frame_log,
         merged_from: shards.iter().map(|s| s.dir.display().to_string()).collect(),
+        prometheus: pushes(&shards),
         ..finished_run(&shards, &clock, metric_names, totals, elapsed)
     };
     results::write_final(out, &run)?;
@@ -325,6 +327,17 @@ fn merged_totals(
 
 /// The shards' frame logs as one: the merged file when there is one, else where each shard's
 /// log is (`--log-frames=FILE` writes elsewhere), with the records summed.
+/// The shards' pushes added up, when any shard pushed.
+fn pushes(shards: &[ShardFolder]) -> Option<PushTotals> {
+    shards
+        .iter()
+        .filter_map(|s| s.run.summary.prometheus)
+        .reduce(|a, b| PushTotals {
+            pushed: a.pushed + b.pushed,
+            dropped: a.dropped + b.dropped,
+        })
+}
+
 fn frame_log(shards: &[ShardFolder], merged: Option<&PathBuf>) -> Option<FrameLogTotals> {
     let logs: Vec<&FrameLogTotals> = shards
         .iter()
@@ -406,6 +419,7 @@ fn finished_run(
         thresholds: Vec::new(),
         shard: None,
         merged_from: Vec::new(),
+        prometheus: None,
     }
 }
 

@@ -95,6 +95,7 @@ fn write_shard(dir: &Path, t0: SystemTime, run_id: &str, echo: &[&[u64]], error_
         frame_log: None,
         shard: Some((0, 2)),
         merged_from: Vec::new(),
+        prometheus: None,
     };
     results::write_final(dir, &report).unwrap();
 }

@@ -229,6 +229,9 @@ pub struct Interval {
     pub acks_lost: u64,
     /// Emits sent again because their acknowledgement did not come in time (`retries`).
     pub ack_retries: u64,
+    /// How late events of the interval went out against their schedule, at most (merged by
+    /// maximum): the clients falling behind their open-model schedule.
+    pub schedule_lag_max_us: u64,
     pub errors: [u64; ErrorKind::COUNT],
     /// Connection ends by close code (1006 when the connection ended without a close frame).
     pub closes: BTreeMap<u16, u64>,
@@ -254,6 +257,7 @@ impl Interval {
             acks_sent: 0,
             acks_lost: 0,
             ack_retries: 0,
+            schedule_lag_max_us: 0,
             errors: [0; ErrorKind::COUNT],
             closes: BTreeMap::new(),
             expects: vec![ExpectCounts::default(); expects],
@@ -287,6 +291,7 @@ impl Interval {
         self.acks_sent += other.acks_sent;
         self.acks_lost += other.acks_lost;
         self.ack_retries += other.ack_retries;
+        self.schedule_lag_max_us = self.schedule_lag_max_us.max(other.schedule_lag_max_us);
         for (mine, theirs) in self.errors.iter_mut().zip(other.errors) {
             *mine += theirs;
         }

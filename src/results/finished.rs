@@ -64,6 +64,8 @@ pub struct FinishedRun {
     pub gap_rows_dropped: u64,
     /// With `--log-frames`: what the frame log holds.
     pub frame_log: Option<FrameLogTotals>,
+    /// With `--prometheus-write`: the pushes made and dropped.
+    pub prometheus: Option<PushTotals>,
     /// The CI gate's verdicts, one per threshold, in the order written.
     pub thresholds: Vec<ThresholdVerdict>,
     /// `--shard K/N`: (K, N) when this run was one shard of a larger one.
@@ -82,6 +84,15 @@ pub struct FrameLogTotals {
     /// Records written to the file.
     pub logged: u64,
     /// Records dropped because the writer was behind.
+    pub dropped: u64,
+}
+
+/// What `--prometheus-write` did: pushes that the server accepted, and pushes dropped (refused,
+/// failed or too slow; the run went on).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PushTotals {
+    pub pushed: u64,
     pub dropped: u64,
 }
 

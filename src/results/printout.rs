@@ -140,6 +140,13 @@ fn costs(out: &mut String, report: &FinishedRun) {
         }
         let _ = writeln!(out);
     }
+    if let Some(pushes) = report.prometheus {
+        let _ = write!(out, "  prometheus {} pushed", pushes.pushed);
+        if pushes.dropped > 0 {
+            let _ = write!(out, ", {} dropped", pushes.dropped);
+        }
+        let _ = writeln!(out);
+    }
     if let Some(cpu) = report.cpu_per_echo() {
         let _ = writeln!(
             out,

@@ -13,7 +13,7 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use super::{ExportError, Exporter, FileError, FinishedRun, FrameLogTotals, RunStatus};
+use super::{ExportError, Exporter, FileError, FinishedRun, FrameLogTotals, PushTotals, RunStatus};
 use crate::metrics::{EXPECT_COUNTERS, ErrorKind, ExpectCounts, Interval, RUN_COUNTERS};
 
 pub const SCHEMA_VERSION: u64 = 1;
@@ -110,6 +110,8 @@ pub struct Summary {
     pub gap_rows_dropped: u64,
     /// With `--log-frames`: what the frame log holds.
     pub frame_log: Option<FrameLogTotals>,
+    /// With `--prometheus-write`: the pushes made and dropped.
+    pub prometheus: Option<PushTotals>,
 }
 
 /// One latency metric's statistics in µs; only `count` when it has no samples.
@@ -439,6 +441,7 @@ impl RunJson {
                 error_rows_dropped: r.error_rows_dropped,
                 gap_rows_dropped: r.gap_rows_dropped,
                 frame_log: r.frame_log.clone(),
+                prometheus: r.prometheus,
                 ..Summary::of(&r.metric_names, &r.totals)
             },
             thresholds: r.thresholds.clone(),

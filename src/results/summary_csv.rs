@@ -85,6 +85,10 @@ impl Exporter for SummaryCsv {
             counters.push((format!("{name}.gap"), e.gap));
             counters.push((format!("{name}.refilled"), e.refilled));
         }
+        if let Some(pushes) = report.prometheus {
+            counters.push(("prometheus.pushed".into(), pushes.pushed));
+            counters.push(("prometheus.dropped".into(), pushes.dropped));
+        }
         for (name, count) in counters {
             let mut row = vec![
                 name,

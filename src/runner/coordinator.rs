@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::collect::Collector;
+use super::live::{Gauges, Live};
 use super::progress::Progress;
 use super::streams::StreamedFiles;
 use super::worker::WorkerMessage;
@@ -31,6 +32,7 @@ pub struct Coordinator<'a> {
     /// When each threshold stopped the run, if one did.
     pub aborted_at: Vec<Option<Duration>>,
     stop: CancellationToken,
+    live: Option<&'a Live>,
 }
 
 impl<'a> Coordinator<'a> {
@@ -39,6 +41,7 @@ impl<'a> Coordinator<'a> {
         metric_names: &'a [String],
         collector: Collector,
         stop: CancellationToken,
+        live: Option<&'a Live>,
     ) -> Coordinator<'a> {
         Coordinator {
             plan,
@@ -48,6 +51,7 @@ impl<'a> Coordinator<'a> {
             status: RunStatus::Completed,
             aborted_at: vec![None; plan.thresholds.len()],
             stop,
+            live,
         }
     }
 
@@ -96,7 +100,19 @@ impl<'a> Coordinator<'a> {
         for mut row in rows {
             progress.update(&row);
             files.write_second(&mut row);
+            let lag = row.interval.schedule_lag_max_us;
             self.totals.merge(&mut row.interval);
+            if let Some(live) = self.live {
+                live.publish(
+                    &self.totals,
+                    Gauges {
+                        connected: row.connected,
+                        connecting: row.connecting,
+                        schedule_lag_us: lag,
+                        elapsed: Duration::from_secs(row.second),
+                    },
+                );
+            }
         }
     }
 

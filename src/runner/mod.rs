@@ -11,11 +11,12 @@ mod coordinator;
 mod fanout;
 pub mod fdlimit;
 pub mod host;
+pub mod live;
 pub mod processes;
 pub mod progress;
 pub mod shard;
 mod streams;
-mod target;
+pub(crate) mod target;
 pub mod worker;
 
 use std::future::Future;
@@ -31,7 +32,7 @@ use crate::client::{ClientContext, ClientId};
 use crate::gate::figures::Figures;
 use crate::gate::verdict;
 use crate::metrics::Interval;
-use crate::results::{self, ExportError, FinishedRun, FrameLogTotals};
+use crate::results::{self, ExportError, FinishedRun, FrameLogTotals, RunStatus};
 use crate::scenario::Plan;
 use crate::transport::tls::TlsError;
 use crate::units::Ramp;
@@ -40,6 +41,7 @@ use crate::wire::record::Clock;
 use builtin::Ends;
 use collect::Collector;
 use coordinator::Coordinator;
+use live::Live;
 use shard::Shard;
 use streams::StreamedFiles;
 use worker::{ArrivalFeed, WorkerMessage, WorkerPlan};
@@ -67,6 +69,8 @@ pub struct RunOptions {
     /// `--source-ips`: bind each connection to these in turn; chosen for a loopback target when
     /// one address has too few ports.
     pub source_ips: Option<Vec<std::net::IpAddr>>,
+    /// `--metrics-listen`, `--prometheus-write`: the run watched live.
+    pub live: live::LiveOptions,
 }
 
 /// Why a run could not be done (exit code 1).
@@ -95,6 +99,8 @@ pub enum RunError {
     Output(#[from] ExportError),
     #[error("cannot start the frame log: {0}")]
     FrameLog(std::io::Error),
+    #[error("{0}")]
+    Metrics(String),
     #[error("cannot start a worker thread: {0}")]
     Thread(std::io::Error),
     #[error(
@@ -187,7 +193,16 @@ pub async fn run(
     let metric_names = plan.metric_names();
     let mut progress = progress::Progress::new(options.quiet, clients, &metric_names);
     let collector = Collector::new(workers, (metric_names.len(), plan.expects.len()), t0_wall);
-    let mut coordinator = Coordinator::new(&plan, &metric_names, collector, stop);
+    let run_id = format!("{run_tag:08x}");
+    let live = Live::start(
+        &options.live,
+        &plan,
+        &run_id,
+        options.shard.map(|s| (s.index, s.count)),
+        options.insecure,
+    )
+    .await?;
+    let mut coordinator = Coordinator::new(&plan, &metric_names, collector, stop, live.as_ref());
     if start.interrupted {
         coordinator.interrupted_early();
     }
@@ -216,7 +231,18 @@ pub async fn run(
         target_url: target.url,
         t0,
     };
-    let run = finished_run(&plan, &options, facts, coordinator, &mut files, frame_log);
+    let interrupted = coordinator.status == RunStatus::Interrupted;
+    let mut run = finished_run(&plan, &options, facts, coordinator, &mut files, frame_log);
+    if let Some(live) = live {
+        // After an interrupt the stop signal has fired: the wait for a scrape is not cut short.
+        let stop = async {
+            match interrupted {
+                true => std::future::pending().await,
+                false => shutdown.as_mut().await,
+            }
+        };
+        run.prometheus = live.finish(&run.totals, run.elapsed, stop).await;
+    }
     results::write_final(&dir, &run)?;
     if let Some(e) = files.failed {
         return Err(e.into());
@@ -286,6 +312,7 @@ fn finished_run(
         thresholds,
         shard: options.shard.map(|s| (s.index, s.count)),
         merged_from: Vec::new(),
+        prometheus: None,
     }
 }
 

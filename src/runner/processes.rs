@@ -21,6 +21,7 @@ use crate::metrics::new_histogram;
 use crate::results::latency_hlog::{IntervalLog, LoggedInterval};
 use crate::results::layout::{self, shard_dir};
 use crate::results::timeseries_csv::Timeseries;
+use crate::telemetry::listen::nth_port;
 
 /// The children of one run.
 pub struct LocalShards {
@@ -35,6 +36,8 @@ pub struct LocalShards {
     /// All clients of the run, for the progress bar.
     pub clients: u64,
     pub metric_names: Vec<String>,
+    /// `--metrics-listen`: shard K listens on this address's port + K.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -173,13 +176,20 @@ fn spawn(shards: &LocalShards, index: u32) -> Result<tokio::process::Child, Proc
     };
     let log = std::fs::File::create(&log_path).map_err(create)?;
     let log_err = log.try_clone().map_err(create)?;
-    tokio::process::Command::new(&shards.program)
+    let mut command = tokio::process::Command::new(&shards.program);
+    command
         .arg("run")
         .args(&shards.args)
         .arg("--shard")
         .arg(format!("{index}/{}", shards.count))
         .arg("--out")
-        .arg(&out)
+        .arg(&out);
+    if let Some(base) = shards.metrics_listen {
+        command
+            .arg("--metrics-listen")
+            .arg(nth_port(base, index).to_string());
+    }
+    command
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err)

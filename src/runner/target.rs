@@ -99,7 +99,7 @@ async fn connector(
 }
 
 /// A remote server resolved once, with TLS for `wss://` (or `https://`).
-async fn remote(target: &Target, insecure: bool) -> Result<Connector, RunError> {
+pub(super) async fn remote(target: &Target, insecure: bool) -> Result<Connector, RunError> {
     match target {
         Target::Builtin => unreachable!("the builtin server is started, not resolved"),
         Target::Remote {

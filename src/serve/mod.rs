@@ -25,6 +25,7 @@
 //! The server runs on its own thread and runtime, so a run with `target = "builtin"` measures the
 //! clients' CPU apart from the server's, and stops when its [`ServerHandle`] is stopped or dropped.
 
+pub mod counters;
 mod delay;
 mod endpoints;
 mod faults;
@@ -52,6 +53,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::units::parse_duration;
+use counters::{Counted, ServeCounters};
 use endpoints::{Broadcast, Echo, Rooms, Ticker};
 pub use faults::Faults;
 
@@ -94,6 +96,7 @@ impl Default for ServeConfig {
 pub struct ServerHandle {
     addr: SocketAddr,
     tls: bool,
+    counters: Arc<ServeCounters>,
     stop: CancellationToken,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -101,6 +104,11 @@ pub struct ServerHandle {
 impl ServerHandle {
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// What the server has counted so far (`volley serve --metrics-listen`).
+    pub fn counters(&self) -> Arc<ServeCounters> {
+        self.counters.clone()
     }
 
     /// The URL of an endpoint, e.g. `handle.url("/echo")`.
@@ -152,12 +160,14 @@ pub fn spawn(config: ServeConfig) -> std::io::Result<ServerHandle> {
     };
     let tls = config.tls.is_some();
     let thread_stop = stop.clone();
+    let counters = Arc::new(ServeCounters::default());
+    let thread_counters = counters.clone();
     let thread = std::thread::Builder::new()
         .name("volley-serve".into())
         .spawn(move || {
             runtime.block_on(async move {
                 match TcpListener::from_std(listener) {
-                    Ok(listener) => serve(listener, config, thread_stop).await,
+                    Ok(listener) => serve(listener, config, thread_stop, thread_counters).await,
                     Err(e) => tracing::error!("builtin server cannot listen: {e}"),
                 }
             });
@@ -166,6 +176,7 @@ pub fn spawn(config: ServeConfig) -> std::io::Result<ServerHandle> {
     Ok(ServerHandle {
         addr,
         tls,
+        counters,
         stop,
         thread: Some(thread),
     })
@@ -202,6 +213,7 @@ struct Shared {
     stop: CancellationToken,
     /// Every connection task, so a stop can wait for their close frames to go out.
     tasks: TaskTracker,
+    counters: Arc<ServeCounters>,
 }
 
 /// The response header of a WebSocket upgrade naming the server process's id.
@@ -211,7 +223,12 @@ pub const SERVED_BY: &str = "x-volley-pid";
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// Accepts connections until `shutdown` is cancelled.
-pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: CancellationToken) {
+pub async fn serve(
+    listener: TcpListener,
+    config: ServeConfig,
+    shutdown: CancellationToken,
+    counters: Arc<ServeCounters>,
+) {
     let delay = config.delay.map(delay::DelayLine::start);
     let shared = Arc::new(Shared {
         delay: delay.clone(),
@@ -219,6 +236,7 @@ pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Cancell
         faults: config.faults,
         stop: shutdown.clone(),
         tasks: TaskTracker::new(),
+        counters: counters.clone(),
     });
     // Socket.IO takes `/socket.io/` and hands every other request to the raw endpoints.
     let (service, io) = socketio::service(
@@ -228,6 +246,7 @@ pub async fn serve(listener: TcpListener, config: ServeConfig, shutdown: Cancell
         config.faults,
         &shared.tasks,
         &shutdown,
+        counters,
     );
     let acceptor = config.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     loop {
@@ -377,17 +396,19 @@ fn route(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Full<Bytes>> {
             WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
                 .await;
         let stop = shared.stop.clone();
+        let counts = |endpoint| shared.counters.of(endpoint);
         match endpoint {
             Endpoint::Echo => {
                 let echo = Echo::new(shared.delay.as_ref());
-                session::run(ws, echo, stop).await
+                session::run(ws, echo, stop, counts(Counted::Echo)).await
             }
             Endpoint::Broadcast(room) => {
                 let member = Broadcast::join(&shared.rooms, room, shared.faults);
-                session::run(ws, member, stop).await
+                session::run(ws, member, stop, counts(Counted::Broadcast)).await
             }
             Endpoint::Ticker(every) => {
-                session::run(ws, Ticker::new(every, shared.faults), stop).await
+                let ticker = Ticker::new(every, shared.faults);
+                session::run(ws, ticker, stop, counts(Counted::Ticker)).await
             }
         }
     });

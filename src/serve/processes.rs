@@ -147,6 +147,7 @@ pub async fn start(
     count: usize,
     reserved: (socket2::Socket, SocketAddr),
     args: &[OsString],
+    metrics_listen: Option<SocketAddr>,
 ) -> Result<ServerProcesses, ProcessesError> {
     let (reservation, addr) = reserved;
     let exe = std::env::current_exe().map_err(ProcessesError::Executable)?;
@@ -162,6 +163,10 @@ pub async fn start(
             .arg("--listen")
             .arg(addr.to_string())
             .args(args)
+            .args(metrics_listen.iter().flat_map(|base| {
+                let addr = crate::telemetry::listen::nth_port(*base, index as u32 - 1);
+                ["--metrics-listen".into(), addr.to_string()]
+            }))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .kill_on_drop(true);

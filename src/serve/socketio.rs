@@ -28,6 +28,7 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -49,6 +50,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::counters::{Counted, EndpointCounts, ServeCounters};
 use super::delay::DelayLine;
 use super::faults::{FaultStream, Faults};
 
@@ -76,6 +78,7 @@ pub fn service<S: Clone>(
     faults: Faults,
     tasks: &TaskTracker,
     stop: &CancellationToken,
+    counters: Arc<ServeCounters>,
 ) -> (SocketIoService<S>, SocketIo) {
     let (service, io) = SocketIo::builder()
         .max_buffer_size(SOCKET_QUEUE)
@@ -85,6 +88,7 @@ pub fn service<S: Clone>(
     let outbound = Arc::new(Outbound {
         delay,
         faulted: faulted.clone(),
+        counters,
     });
     for ns in NAMESPACES {
         io.ns(ns, Admission(outbound.clone()));
@@ -126,9 +130,14 @@ pub async fn close(io: &SocketIo) {
 struct Outbound {
     delay: Option<DelayLine>,
     faulted: Option<Arc<FaultedSockets>>,
+    counters: Arc<ServeCounters>,
 }
 
 impl Outbound {
+    fn counts(&self) -> &EndpointCounts {
+        self.counters.of(Counted::SocketIo)
+    }
+
     fn reply(&self, reply: impl FnOnce() + Send + 'static) {
         match &self.delay {
             Some(line) => line.run_later(reply),
@@ -179,9 +188,8 @@ impl ConnectHandler<LocalAdapter, ()> for Admission {
                         },
                     );
                 }
-                if let Some(faulted) = &self.0.faulted {
-                    socket.on_disconnect(ForgetStreams(faulted.clone()));
-                }
+                self.0.counts().accepted.fetch_add(1, Ordering::Relaxed);
+                socket.on_disconnect(Disconnected(self.0.clone()));
                 Ok(())
             }
         };
@@ -227,6 +235,10 @@ struct OnEvent {
 impl MessageHandler<LocalAdapter, ()> for OnEvent {
     /// An event whose arguments do not parse is ignored, as socketioxide does for its own handlers.
     fn call(&self, socket: Arc<Socket>, mut value: Value, ack_id: Option<i64>) {
+        self.outbound
+            .counts()
+            .received
+            .fetch_add(1, Ordering::Relaxed);
         // Answers only if the client asked for an ack.
         let Ok(ack) = AckSender::from_message_parts(&socket, &mut value, &ack_id);
         match self.event {
@@ -359,16 +371,20 @@ impl FaultedSockets {
 }
 
 /// A socket's disconnect handler when faults are on: forgets its streams, synchronously.
-struct ForgetStreams(Arc<FaultedSockets>);
+/// A socket left: counted, and its fault streams forgotten.
+struct Disconnected(Arc<Outbound>);
 
-impl DisconnectHandler<LocalAdapter, ()> for ForgetStreams {
+impl DisconnectHandler<LocalAdapter, ()> for Disconnected {
     fn call_with_defer(
         &self,
         socket: Arc<Socket>,
         _reason: DisconnectReason,
         defer: fn(Arc<Socket>),
     ) {
-        self.0.forget(socket.id);
+        self.0.counts().closed.fetch_add(1, Ordering::Relaxed);
+        if let Some(faulted) = &self.0.faulted {
+            faulted.forget(socket.id);
+        }
         defer(socket);
     }
 }

@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -20,6 +20,7 @@ use tokio::sync::mpsc::error::TryRecvError;
 use super::filter::Filter;
 use super::print;
 use super::record::{Dir, Record, RecordKind};
+use crate::telemetry::Snapshot;
 
 /// Records in flight to the writer at most.
 pub const CHANNEL_BOUND: usize = 8192;
@@ -35,6 +36,9 @@ pub struct SinkConfig {
     /// Records in flight to the writer at most; `None`: [`CHANNEL_BOUND`]. (A small bound makes a
     /// load run's frame log drop records early, which tests use.)
     pub bound: Option<usize>,
+    /// `volley inspect --metrics-listen`: the counts so far, updated whenever the writer has
+    /// caught up.
+    pub live: Option<Arc<Mutex<RecordCounts>>>,
 }
 
 /// The sending side, cheap to clone into every connection task.
@@ -122,6 +126,78 @@ impl RecordCounts {
             RecordKind::Error => self.errors += 1,
             RecordKind::HttpResponse | RecordKind::Close => {}
         }
+    }
+
+    /// The counts as Prometheus series (`volley inspect --metrics-listen`).
+    pub fn snapshot(&self) -> Snapshot {
+        let mut s = Snapshot::new(vec![("pid", std::process::id().to_string())]);
+        s.counter(
+            "volley_inspect_connections_total",
+            "Client connections relayed.",
+            &[],
+            self.connections,
+        );
+        s.counter(
+            "volley_inspect_http_requests_total",
+            "HTTP requests relayed.",
+            &[],
+            self.http_requests,
+        );
+        for (dir, kinds) in &self.frames {
+            for (kind, n) in kinds {
+                s.counter(
+                    "volley_inspect_frames_total",
+                    "Frames and polling packets, per direction and type.",
+                    &[("direction", dir), ("type", kind)],
+                    *n,
+                );
+            }
+        }
+        for (dir, n) in &self.bytes {
+            s.counter(
+                "volley_inspect_bytes_total",
+                "Payload bytes, per direction.",
+                &[("direction", dir)],
+                *n,
+            );
+        }
+        for (dir, codes) in &self.close_codes {
+            for (code, n) in codes {
+                s.counter(
+                    "volley_inspect_closes_total",
+                    "Close codes seen in close frames, per direction.",
+                    &[("direction", dir), ("code", &code.to_string())],
+                    *n,
+                );
+            }
+        }
+        for (fault, n) in &self.faults {
+            s.counter(
+                "volley_inspect_faults_total",
+                "Faults injected, per kind.",
+                &[("fault", fault)],
+                *n,
+            );
+        }
+        s.counter(
+            "volley_inspect_errors_total",
+            "Relay errors.",
+            &[],
+            self.errors,
+        );
+        s.counter(
+            "volley_inspect_records_written_total",
+            "Records written to the JSONL file.",
+            &[],
+            self.written,
+        );
+        s.counter(
+            "volley_inspect_records_dropped_total",
+            "Records dropped: the writer was behind.",
+            &[],
+            self.dropped,
+        );
+        s
     }
 
     /// The summary for people, several lines.
@@ -242,6 +318,10 @@ fn write_all(
             }
         }
         if rx.is_empty() {
+            if let Some(live) = &config.live {
+                summary.dropped = dropped.load(Ordering::Relaxed);
+                *live.lock().expect("no panic holds the lock") = summary.clone();
+            }
             if print && out.flush().is_err() {
                 print = false;
             }

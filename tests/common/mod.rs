@@ -6,6 +6,7 @@
 pub mod chromium;
 pub mod inspect;
 pub mod node;
+pub mod prometheus;
 
 use std::path::{Path, PathBuf};
 
