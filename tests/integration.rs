@@ -16,6 +16,7 @@ mod frame_log;
 mod gaps;
 mod gate;
 mod hlog;
+mod init;
 mod inspect;
 mod inspect_decode;
 mod inspect_edges;

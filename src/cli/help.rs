@@ -106,3 +106,13 @@ Exit codes:
   1  the report could not be written, or a file of the folder could not be read (the report is
      still written, and says which)
   2  RUN_DIR is not a results folder";
+
+pub const INIT_AFTER_HELP: &str = "\
+Each template targets the builtin server (target = \"builtin\") and explains its keys in comments:
+`volley validate FILE` checks it, `volley run FILE` runs it, `volley run FILE --target URL` points
+it at your server. The commands in a template's first lines name the file written.
+
+Exit codes:
+  0  the template was written (or the templates listed)
+  1  the file could not be written
+  2  bad usage: an unknown template, or FILE exists already (init never overwrites)";

@@ -3,6 +3,7 @@
 //! every command's, `--help` says them short). Nothing below this module sees the command line.
 
 mod compare;
+mod init;
 mod inspect;
 mod merge;
 mod processes;
@@ -38,6 +39,7 @@ pub async fn execute(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Compare(args) => compare::compare(args),
         Command::Report(args) => report::report(args),
         Command::Merge(args) => merge::merge(args),
+        Command::Init(args) => init::init(args),
     }
 }
 
@@ -81,6 +83,8 @@ pub enum CommandError {
     Shards(#[from] ShardsError),
     #[error(transparent)]
     Serve(#[from] ServeError),
+    #[error(transparent)]
+    Init(#[from] init::InitError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -99,6 +103,7 @@ impl CommandError {
             CommandError::Compare(e) if e.is_usage() => ExitCode::from(2),
             CommandError::Report(e) if e.is_usage() => ExitCode::from(2),
             CommandError::Merge(e) if e.is_usage() => ExitCode::from(2),
+            CommandError::Init(e) if e.is_usage() => ExitCode::from(2),
             CommandError::Run(RunError::StartInPast { .. }) => ExitCode::from(2),
             CommandError::Shards(ShardsError::ShardFailed {
                 code: Some(code @ 1..=2),
