@@ -8,6 +8,7 @@ mod calibration_tls;
 mod cli;
 mod common;
 mod compare;
+mod completions_man;
 mod conversations;
 mod examples;
 mod exports;

@@ -14,8 +14,8 @@ use crate::wire::sample::ClientSample;
 mod help;
 
 use help::{
-    COMPARE_AFTER_HELP, EXIT_CODES, INIT_AFTER_HELP, INSPECT_AFTER_HELP, MERGE_AFTER_HELP,
-    REPORT_AFTER_HELP, SERVE_AFTER_HELP, TAP_AFTER_HELP,
+    COMPARE_AFTER_HELP, COMPLETIONS_AFTER_HELP, EXIT_CODES, INIT_AFTER_HELP, INSPECT_AFTER_HELP,
+    MAN_AFTER_HELP, MERGE_AFTER_HELP, REPORT_AFTER_HELP, SERVE_AFTER_HELP, TAP_AFTER_HELP,
 };
 
 /// volley: load tester and traffic inspector for WebSocket servers.
@@ -64,6 +64,12 @@ pub enum Command {
     /// figures.
     #[command(after_help = MERGE_AFTER_HELP)]
     Merge(MergeArgs),
+    /// Print the completion script of a shell: every command, option and choice of volley.
+    #[command(after_help = COMPLETIONS_AFTER_HELP)]
+    Completions(CompletionsArgs),
+    /// Print volley's man page (roff), or with --dir write one page per command into a folder.
+    #[command(after_help = MAN_AFTER_HELP)]
+    Man(ManArgs),
 }
 
 #[derive(Debug, Args)]
@@ -89,6 +95,21 @@ pub enum TemplateArg {
     TickerGaps,
     /// Thresholds on latency, loss and errors: exit code 3 when one fails.
     CiGate,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell the script is for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write volley.1 and one page per command (volley-run.1, ...) into DIR, created if missing;
+    /// pages already there are replaced.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -3,8 +3,10 @@
 //! every command's, `--help` says them short). Nothing below this module sees the command line.
 
 mod compare;
+mod completions;
 mod init;
 mod inspect;
+mod man;
 mod merge;
 mod processes;
 mod report;
@@ -40,6 +42,8 @@ pub async fn execute(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Report(args) => report::report(args),
         Command::Merge(args) => merge::merge(args),
         Command::Init(args) => init::init(args),
+        Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => man::man(args),
     }
 }
 
@@ -85,6 +89,8 @@ pub enum CommandError {
     Serve(#[from] ServeError),
     #[error(transparent)]
     Init(#[from] init::InitError),
+    #[error(transparent)]
+    Man(#[from] man::ManError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
