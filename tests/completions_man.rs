@@ -106,6 +106,10 @@ fn every_shell_gets_a_script_that_knows_the_commands() {
 fn volley_man_prints_a_roff_page_that_names_every_command() {
     let page = stdout(&["man"]);
     assert!(page.contains("\n.TH volley 1 "), "{page}");
+    assert!(
+        page.contains("\n.SH NAME\nvolley \\- load tester and traffic inspector"),
+        "{page}"
+    );
     for section in [".SH NAME", ".SH SYNOPSIS", ".SH OPTIONS", ".SH SUBCOMMANDS"] {
         assert!(
             page.contains(&format!("\n{section}\n")),

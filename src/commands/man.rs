@@ -43,6 +43,11 @@ pub fn man(args: ManArgs) -> Result<ExitCode, CommandError> {
 /// `help` left out: each command's page says what `volley COMMAND --help` says.
 fn pages() -> Vec<Man> {
     let mut command = Cli::command().disable_help_subcommand(true);
+    // The NAME line reads "volley - ABOUT": the about without its own "volley: ".
+    let about = command.get_about().map(|about| about.to_string());
+    if let Some(rest) = about.as_deref().and_then(|a| a.strip_prefix("volley: ")) {
+        command = command.about(rest.to_string());
+    }
     command.build();
     let commands: Vec<clap::Command> = command
         .get_subcommands()
