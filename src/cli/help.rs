@@ -106,3 +106,33 @@ Exit codes:
   1  the report could not be written, or a file of the folder could not be read (the report is
      still written, and says which)
   2  RUN_DIR is not a results folder";
+
+pub const INIT_AFTER_HELP: &str = "\
+Each template targets the builtin server (target = \"builtin\") and explains its keys in comments:
+`volley validate FILE` checks it, `volley run FILE` runs it, `volley run FILE --target URL` points
+it at your server. The commands in a template's first lines name the file written.
+
+Exit codes:
+  0  the template was written (or the templates listed)
+  1  the file could not be written
+  2  bad usage: an unknown template, or FILE exists already (init never overwrites)";
+
+pub const COMPLETIONS_AFTER_HELP: &str = "\
+Load it in the running shell, or save it where the shell looks at start:
+  bash        source <(volley completions bash)
+  zsh         volley completions zsh > ~/.zfunc/_volley   (with fpath+=~/.zfunc before compinit)
+  fish        volley completions fish > ~/.config/fish/completions/volley.fish
+  powershell  volley completions powershell | Out-String | Invoke-Expression
+
+Exit codes:
+  0  the script was printed
+  1  stdout could not be written";
+
+pub const MAN_AFTER_HELP: &str = "\
+Read the page with `volley man | man -l -`. man finds pages in a man1 folder of its search path:
+`volley man --dir ~/.local/share/man/man1` installs them there for man-db systems where
+~/.local/bin is on PATH (then `man volley-run`); elsewhere add the folder above man1 to MANPATH.
+
+Exit codes:
+  0  the page was printed, or the pages written
+  1  stdout, the folder or a page could not be written";

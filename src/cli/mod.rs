@@ -14,8 +14,8 @@ use crate::wire::sample::ClientSample;
 mod help;
 
 use help::{
-    COMPARE_AFTER_HELP, EXIT_CODES, INSPECT_AFTER_HELP, MERGE_AFTER_HELP, REPORT_AFTER_HELP,
-    SERVE_AFTER_HELP, TAP_AFTER_HELP,
+    COMPARE_AFTER_HELP, COMPLETIONS_AFTER_HELP, EXIT_CODES, INIT_AFTER_HELP, INSPECT_AFTER_HELP,
+    MAN_AFTER_HELP, MERGE_AFTER_HELP, REPORT_AFTER_HELP, SERVE_AFTER_HELP, TAP_AFTER_HELP,
 };
 
 /// volley: load tester and traffic inspector for WebSocket servers.
@@ -38,6 +38,10 @@ pub enum Command {
     /// Check a scenario file without running it.
     #[command(after_help = EXIT_CODES)]
     Validate(ValidateArgs),
+    /// Write a commented scenario to start from, made for the builtin server, to a new FILE
+    /// (default TEMPLATE.toml; - for stdout). Without a TEMPLATE, list the templates.
+    #[command(after_help = INIT_AFTER_HELP)]
+    Init(InitArgs),
     /// Relay and decode: a transparent proxy that logs every HTTP request, WebSocket frame and
     /// Engine.IO/Socket.IO packet between clients and a server, and can inject faults.
     #[command(after_help = INSPECT_AFTER_HELP)]
@@ -60,6 +64,52 @@ pub enum Command {
     /// figures.
     #[command(after_help = MERGE_AFTER_HELP)]
     Merge(MergeArgs),
+    /// Print the completion script of a shell: every command, option and choice of volley.
+    #[command(after_help = COMPLETIONS_AFTER_HELP)]
+    Completions(CompletionsArgs),
+    /// Print volley's man page (roff), or with --dir write one page per command into a folder.
+    #[command(after_help = MAN_AFTER_HELP)]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The template to write [default: list the templates].
+    #[arg(value_enum)]
+    pub template: Option<TemplateArg>,
+    /// The file to create; an existing file is never overwritten. - writes to stdout [default:
+    /// TEMPLATE.toml].
+    pub file: Option<PathBuf>,
+}
+
+/// The scenarios `volley init` writes, as the command line names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TemplateArg {
+    /// Echo round trips over raw WebSocket.
+    WsEcho,
+    /// Socket.IO events echoed back, and events acknowledged by the server.
+    SocketioAck,
+    /// Talkers chat in a Socket.IO room; every message must reach every member.
+    ChatFanout,
+    /// The server pushes numbered ticks; gaps found from its sequence numbers.
+    TickerGaps,
+    /// Thresholds on latency, loss and errors: exit code 3 when one fails.
+    CiGate,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell the script is for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write volley.1 and one page per command (volley-run.1, ...) into DIR, created if missing;
+    /// pages already there are replaced.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -3,7 +3,10 @@
 //! every command's, `--help` says them short). Nothing below this module sees the command line.
 
 mod compare;
+mod completions;
+mod init;
 mod inspect;
+mod man;
 mod merge;
 mod processes;
 mod report;
@@ -38,6 +41,9 @@ pub async fn execute(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Compare(args) => compare::compare(args),
         Command::Report(args) => report::report(args),
         Command::Merge(args) => merge::merge(args),
+        Command::Init(args) => init::init(args),
+        Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => man::man(args),
     }
 }
 
@@ -81,6 +87,10 @@ pub enum CommandError {
     Shards(#[from] ShardsError),
     #[error(transparent)]
     Serve(#[from] ServeError),
+    #[error(transparent)]
+    Init(#[from] init::InitError),
+    #[error(transparent)]
+    Man(#[from] man::ManError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -99,6 +109,7 @@ impl CommandError {
             CommandError::Compare(e) if e.is_usage() => ExitCode::from(2),
             CommandError::Report(e) if e.is_usage() => ExitCode::from(2),
             CommandError::Merge(e) if e.is_usage() => ExitCode::from(2),
+            CommandError::Init(e) if e.is_usage() => ExitCode::from(2),
             CommandError::Run(RunError::StartInPast { .. }) => ExitCode::from(2),
             CommandError::Shards(ShardsError::ShardFailed {
                 code: Some(code @ 1..=2),
