@@ -1,8 +1,8 @@
 //! The scenario file as written: a serde model of the TOML. Unknown keys are errors, and every value
 //! that parses text (durations, rates, counts) fails with the position of that value.
 
+use crate::scenario::spanned::Spanned;
 use serde::{Deserialize, Serialize};
-use toml::Spanned;
 
 use crate::scenario::data::Pick;
 use crate::units::{CountValue, DurationRangeText, DurationText, Ramp, RateText, SizeText};
