@@ -4,6 +4,7 @@
 pub mod data;
 pub mod model;
 mod plan;
+pub mod schema;
 pub mod spanned;
 pub mod template;
 pub mod threshold;
