@@ -1,5 +1,7 @@
 //! Micro-benchmarks of the per-event hot path: stamp encode/decode, histogram record, template
-//! render, delivery tracking, reading a server event at its JSON pointers. `cargo bench --bench micro`
+//! render, delivery tracking, reading a server event at its JSON pointers; and what watching a
+//! run live costs once a second (the series built, a scrape rendered, a push encoded).
+//! `cargo bench --bench micro`
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -10,7 +12,9 @@ use volley::metrics::gaps::SeqWindow;
 use volley::protocol::pointer::JsonPointer;
 use volley::protocol::stamp::Stamp;
 use volley::scenario::data::DataSet;
+use volley::runner::live::{Gauges, snapshot};
 use volley::scenario::template::{Fill, Scope, StampPlacement, Template, UserValues};
+use volley::telemetry::{remote_write, text};
 
 fn stamp() -> Stamp {
     Stamp {
@@ -53,6 +57,44 @@ fn histogram(c: &mut Criterion) {
             i = i.wrapping_add(7919);
             metrics.record(1, Duration::from_nanos(200_000 + (i % 5_000_000)));
         })
+    });
+}
+
+/// A second of a live run: the totals of 1,000 clients' echoes into the series, their text for a
+/// scrape and their remote-write body, as the coordinator, the endpoint and the pusher make them.
+fn live(c: &mut Criterion) {
+    let metric_names = vec!["connect".to_owned(), "echo".to_owned(), "ack".to_owned()];
+    let expects = vec!["echo".to_owned()];
+    let mut m = WorkerMetrics::new(metric_names.len(), expects.len());
+    for i in 0..50_000u64 {
+        m.record(1, Duration::from_micros(100 + i % 20_000));
+        m.record(2, Duration::from_micros(200 + i % 5_000));
+    }
+    for i in 0..1000u64 {
+        m.record(0, Duration::from_micros(300 + i));
+    }
+    m.interval.sent = 50_000;
+    m.interval.received = 50_000;
+    m.close(1000);
+    let totals = m.take_interval();
+    let common = || {
+        vec![
+            ("run_id", "00c0ffee".to_owned()),
+            ("scenario", "bench".to_owned()),
+            ("shard", "0/1".to_owned()),
+        ]
+    };
+    let gauges = Gauges {
+        connected: 1000,
+        ..Gauges::default()
+    };
+    c.bench_function("live/snapshot_of_totals", |b| {
+        b.iter(|| snapshot(common(), &metric_names, &expects, black_box(&totals), gauges))
+    });
+    let series = snapshot(common(), &metric_names, &expects, &totals, gauges);
+    c.bench_function("live/scrape_text", |b| b.iter(|| text::render(black_box(&series))));
+    c.bench_function("live/remote_write_body", |b| {
+        b.iter(|| remote_write::encode(black_box(&series), 1_800_000_000_000))
     });
 }
 
@@ -234,5 +276,5 @@ fn fan_out_receivers(receivers: usize, sources: u32) -> (Vec<Tracker>, Vec<u64>)
     (trackers, vec![1_001; sources as usize])
 }
 
-criterion_group!(benches, stamps, histogram, template, tracking, pointer);
+criterion_group!(benches, stamps, histogram, template, tracking, pointer, live);
 criterion_main!(benches);

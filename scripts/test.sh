@@ -5,6 +5,9 @@
 # node_modules are installed here. tests/report.rs opens the HTML report in headless Chromium:
 # Debian's chromium package is installed here when /usr/bin/chromium is missing; tests/prometheus.rs
 # runs a real Prometheus: Debian's prometheus package, likewise.
+# tests/examples/schema.rs checks scenarios against schema/scenario.schema.json with Python's
+# jsonschema package: Python 3.11+ with venv and pip is needed; the packages pinned in
+# tests/schema/requirements.txt are installed here into tests/schema/.venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +32,29 @@ for tool in node npm; do
         exit 1
     fi
 done
+
+schema_venv=tests/schema/.venv
+if ! command -v python3 >/dev/null 2>&1 \
+    || ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+    echo "scripts/test.sh: Python 3.11 or newer not found as python3; tests/examples/schema.rs" \
+        "validates scenarios with its jsonschema package (tests/schema/requirements.txt)" >&2
+    exit 1
+fi
+if ! "$schema_venv/bin/python" -m pip --version >/dev/null 2>&1; then
+    rm -rf "$schema_venv"
+    if ! python3 -m venv "$schema_venv" || ! "$schema_venv/bin/python" -m pip --version >/dev/null 2>&1; then
+        rm -rf "$schema_venv"
+        echo "scripts/test.sh: cannot make a Python venv with pip in $schema_venv: install Python's" \
+            "venv and pip (Debian: apt-get install python3-venv python3-pip); tests/examples/schema.rs" \
+            "needs the jsonschema package of tests/schema/requirements.txt" >&2
+        exit 1
+    fi
+fi
+if ! "$schema_venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+    -r tests/schema/requirements.txt; then
+    echo "scripts/test.sh: pip could not install tests/schema/requirements.txt into $schema_venv" >&2
+    exit 1
+fi
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings

@@ -16,6 +16,17 @@ Exit codes:
 
 pub const EXIT_CODES: &str = exit_codes!();
 
+pub const SCHEMA_AFTER_HELP: &str = "\
+The repository keeps it as schema/scenario.schema.json; `volley schema > schema/scenario.schema.json`
+writes it again. Editors that read taplo's directive (Even Better TOML in VS Code, taplo itself)
+use it for a scenario whose first line is
+  #:schema ./path/to/scenario.schema.json
+(relative to the scenario file). See docs/scenarios.md#editors.
+
+Exit codes:
+  0  printed
+  1  stdout could not be written";
+
 pub const SERVE_AFTER_HELP: &str = concat!(
     "\
 Delivery faults (--drop-every, --dup-every, --reorder-every) apply to fan-out deliveries only:

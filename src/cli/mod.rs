@@ -15,7 +15,8 @@ mod help;
 
 use help::{
     COMPARE_AFTER_HELP, COMPLETIONS_AFTER_HELP, EXIT_CODES, INIT_AFTER_HELP, INSPECT_AFTER_HELP,
-    MAN_AFTER_HELP, MERGE_AFTER_HELP, REPORT_AFTER_HELP, SERVE_AFTER_HELP, TAP_AFTER_HELP,
+    MAN_AFTER_HELP, MERGE_AFTER_HELP, REPORT_AFTER_HELP, SCHEMA_AFTER_HELP, SERVE_AFTER_HELP,
+    TAP_AFTER_HELP,
 };
 
 /// volley: load tester and traffic inspector for WebSocket servers.
@@ -42,6 +43,10 @@ pub enum Command {
     /// (default TEMPLATE.toml; - for stdout). Without a TEMPLATE, list the templates.
     #[command(after_help = INIT_AFTER_HELP)]
     Init(InitArgs),
+    /// Print the JSON Schema of scenario files, for editors: completion, hover docs and checks
+    /// as you type.
+    #[command(after_help = SCHEMA_AFTER_HELP)]
+    Schema,
     /// Relay and decode: a transparent proxy that logs every HTTP request, WebSocket frame and
     /// Engine.IO/Socket.IO packet between clients and a server, and can inject faults.
     #[command(after_help = INSPECT_AFTER_HELP)]

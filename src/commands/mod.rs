@@ -11,6 +11,7 @@ mod merge;
 mod processes;
 mod report;
 mod run;
+mod schema;
 mod serve;
 mod signals;
 mod tap;
@@ -36,6 +37,7 @@ pub async fn execute(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Run(args) => run::run(*args).await,
         Command::Serve(args) => serve::serve(args).await,
         Command::Validate(args) => validate::validate(args),
+        Command::Schema => schema::schema(),
         Command::Inspect(args) => inspect::inspect(args).await,
         Command::Tap(args) => tap::tap(args).await,
         Command::Compare(args) => compare::compare(args),

@@ -4,6 +4,8 @@
 pub mod data;
 pub mod model;
 mod plan;
+pub mod schema;
+pub mod spanned;
 pub mod template;
 pub mod threshold;
 
@@ -19,6 +21,7 @@ pub use plan::{
 };
 
 use crate::units::{Ramp, Rate};
+use spanned::Spanned;
 
 /// A scenario that cannot be read or does not make sense.
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +114,7 @@ fn apply_overrides(
     path: &Path,
 ) -> Result<(), ScenarioError> {
     if let Some(target) = &overrides.target {
-        scenario.target = toml::Spanned::new(0..0, target.clone());
+        scenario.target = Spanned::new(0..0, target.clone());
     }
     if let Some(duration) = overrides.duration {
         scenario.duration.0 = duration;
@@ -143,7 +146,7 @@ fn apply_overrides(
         })?;
         for (group, n) in scenario.groups.iter_mut().zip(shared) {
             if let Some(clients) = &mut group.clients {
-                *clients = toml::Spanned::new(0..0, crate::units::CountValue(n));
+                *clients = Spanned::new(0..0, crate::units::CountValue(n));
             }
         }
     }

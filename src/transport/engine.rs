@@ -28,7 +28,17 @@ use crate::wire::frame_log::ConnFrameLog;
 use crate::wire::record::Dir;
 
 /// The Engine.IO transport.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Deserialize,
+    serde::Serialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Transport {
     /// Straight to WebSocket.

@@ -7,24 +7,35 @@ use std::path::{Path, PathBuf};
 use super::markdown::*;
 use super::{Help, invocations, root, volley};
 
-#[test]
-fn every_toml_block_in_the_docs_is_a_scenario_volley_validates() {
-    let dir = tempfile::tempdir().unwrap();
-    // Blocks name data files as the scenarios beside scenarios/data do.
-    let data = dir.path().join("data");
-    std::fs::create_dir(&data).unwrap();
-    for entry in std::fs::read_dir(root().join("scenarios/data")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), data.join(entry.file_name())).unwrap();
+/// A ```toml block of the docs as a whole scenario: what its fragment marker says it is appended
+/// to, then the block.
+pub(super) struct DocScenario {
+    /// The Markdown file, from the repository's root.
+    pub(super) doc: String,
+    /// The line of the block's opening fence.
+    pub(super) line: usize,
+    pub(super) text: String,
+    /// Lines of `text` before the block's first line.
+    pub(super) offset: usize,
+    /// Whether the block said what it is appended to.
+    pub(super) fragment: bool,
+}
+
+impl DocScenario {
+    /// `docs/x.md:LINE`: where the block starts.
+    pub(super) fn place(&self) -> String {
+        format!("{}:{}", self.doc, self.line)
     }
-    let mut problems = Vec::new();
-    let mut checked = 0;
-    let mut fragments = 0;
+}
+
+/// Every ```toml block of README.md and docs/ as a scenario, or why it cannot be checked.
+pub(super) fn doc_scenarios() -> Vec<Result<DocScenario, String>> {
+    let mut scenarios = Vec::new();
     for (name, text) in doc_files() {
         let fences = match split_markdown(&text) {
             Ok((fences, _)) => fences,
             Err(e) => {
-                problems.push(format!("{name}: {e}"));
+                scenarios.push(Err(format!("{name}: {e}")));
                 continue;
             }
         };
@@ -34,10 +45,10 @@ fn every_toml_block_in_the_docs_is_a_scenario_volley_validates() {
                 Some((line, comment)) => match parse_fragment(comment) {
                     Ok(marker) => marker,
                     Err(e) => {
-                        problems.push(format!(
+                        scenarios.push(Err(format!(
                             "{name}:{line}: the toml block at line {} cannot be checked: {e}",
                             fence.line
-                        ));
+                        )));
                         continue;
                     }
                 },
@@ -54,56 +65,94 @@ fn every_toml_block_in_the_docs_is_a_scenario_volley_validates() {
                             }
                         }
                         Err(e) => {
-                            problems.push(format!(
+                            scenarios.push(Err(format!(
                                 "{place}: the toml block cannot be checked: it is appended to \
                                  {file}, which cannot be read: {e}"
-                            ));
+                            )));
                             continue;
                         }
                     }
                 }
                 scenario.push_str(&fragment.lines);
-                fragments += 1;
             }
-            // Lines of the checked file before the block's first line.
             let offset = scenario.lines().count();
             scenario.push_str(&fence.body);
-            let file = dir.path().join(format!("block-{checked}.toml"));
-            std::fs::write(&file, &scenario).unwrap();
-            checked += 1;
-            let out = volley().arg("validate").arg(&file).output().unwrap();
-            if out.status.success() {
+            scenarios.push(Ok(DocScenario {
+                doc: name.clone(),
+                line: fence.line,
+                text: scenario,
+                offset,
+                fragment: marker.is_some(),
+            }));
+        }
+    }
+    scenarios
+}
+
+/// A folder with the data files of scenarios/, so that scenarios written into it find them as
+/// the scenarios beside scenarios/data do.
+pub(super) fn folder_with_data() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    for entry in std::fs::read_dir(root().join("scenarios/data")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), data.join(entry.file_name())).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn every_toml_block_in_the_docs_is_a_scenario_volley_validates() {
+    let dir = folder_with_data();
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    let mut fragments = 0;
+    for block in doc_scenarios() {
+        let block = match block {
+            Ok(block) => block,
+            Err(problem) => {
+                problems.push(problem);
                 continue;
             }
-            let error = String::from_utf8_lossy(&out.stderr).trim().to_string();
-            // volley names the checked file's line; name the doc's instead when it is the block's.
-            let file_text = file.display().to_string();
-            let located = error
-                .split_once(&format!("{file_text}:"))
-                .and_then(|(_, rest)| {
-                    let (line, rest) = rest.split_once(':')?;
-                    let line: usize = line.parse().ok()?;
-                    Some((line, rest.to_string()))
-                });
-            let error = match located {
-                Some((line, rest)) if line > offset => {
-                    format!("{name}:{}:{rest}", fence.line + line - offset)
-                }
-                Some((line, rest)) => {
-                    format!("line {line} of what the block is appended to:{rest}")
-                }
-                None => error,
-            };
-            let hint = if marker.is_none() {
-                " (a block that is part of a scenario says what it is appended to: \
-                 `<!-- fragment: appended to scenarios/quickstart.toml -->` right before its fence)"
-            } else {
-                ""
-            };
-            problems.push(format!(
-                "{place}: the toml block does not validate{hint}: {error}"
-            ));
+        };
+        let file = dir.path().join(format!("block-{checked}.toml"));
+        std::fs::write(&file, &block.text).unwrap();
+        checked += 1;
+        fragments += block.fragment as usize;
+        let out = volley().arg("validate").arg(&file).output().unwrap();
+        if out.status.success() {
+            continue;
         }
+        let error = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        // volley names the checked file's line; name the doc's instead when it is the block's.
+        let file_text = file.display().to_string();
+        let located = error
+            .split_once(&format!("{file_text}:"))
+            .and_then(|(_, rest)| {
+                let (line, rest) = rest.split_once(':')?;
+                let line: usize = line.parse().ok()?;
+                Some((line, rest.to_string()))
+            });
+        let error = match located {
+            Some((line, rest)) if line > block.offset => {
+                format!("{}:{}:{rest}", block.doc, block.line + line - block.offset)
+            }
+            Some((line, rest)) => {
+                format!("line {line} of what the block is appended to:{rest}")
+            }
+            None => error,
+        };
+        let hint = if !block.fragment {
+            " (a block that is part of a scenario says what it is appended to: \
+             `<!-- fragment: appended to scenarios/quickstart.toml -->` right before its fence)"
+        } else {
+            ""
+        };
+        problems.push(format!(
+            "{}: the toml block does not validate{hint}: {error}",
+            block.place()
+        ));
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     assert!(checked >= 5, "toml blocks checked: {checked}");

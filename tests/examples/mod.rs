@@ -24,7 +24,9 @@
 //!   by its file and line, as does a block that volley refuses, with volley's error;
 //! - every relative link of README.md and docs/*.md reaches a file that exists and, with an
 //!   `#anchor` into a Markdown file, a heading of that file (GitHub's slugs), and README.md links
-//!   every page of docs/.
+//!   every page of docs/;
+//! - schema/scenario.schema.json is what `volley schema` prints, and every scenario of scenarios/
+//!   and every ```toml block (as above) meets it in Python's jsonschema package.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -32,6 +34,7 @@ use std::process::Command;
 
 mod docs;
 mod markdown;
+mod schema;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

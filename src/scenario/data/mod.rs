@@ -447,7 +447,9 @@ impl<'de> Deserialize<'de> for Object<'de> {
 }
 
 /// How users are given rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Pick {
     /// User `n` takes row `n % rows`: rows are reused in order when users outnumber them.

@@ -1,7 +1,7 @@
 //! `[[expect]]`: what must arrive, from whom, to whom, by when; each a latency metric and a
 //! tracked stream.
 
-use toml::Spanned;
+use crate::scenario::spanned::Spanned;
 
 use super::{Errors, ExpectPlan, Origin, check_identifier};
 use crate::protocol::pointer::JsonPointer;

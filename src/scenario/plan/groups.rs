@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use toml::Spanned;
+use crate::scenario::spanned::Spanned;
 
 use super::connection::Connection;
 use super::steps::{StepCompiler, StepMetrics};

@@ -2,7 +2,7 @@
 //! events; HTTP headers), the matchers that select received events for a `wait_for` or a
 //! handler, and the `[[group.on]]` handlers with their replies and answers.
 
-use toml::Spanned;
+use crate::scenario::spanned::Spanned;
 
 use super::Message;
 use super::groups::message_plan;

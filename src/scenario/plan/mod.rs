@@ -19,8 +19,8 @@ use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::scenario::spanned::Spanned;
 use serde::Serialize;
-use toml::Spanned;
 
 use super::data::{DataSet, Pick};
 use super::model::Scenario;

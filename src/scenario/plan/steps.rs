@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use toml::Spanned;
+use crate::scenario::spanned::Spanned;
 
 use super::groups::message_plan;
 use super::handlers::{Capture, Matcher};

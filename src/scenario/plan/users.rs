@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use toml::Spanned;
+use crate::scenario::spanned::Spanned;
 
 use super::connection::Connection;
 use super::{Errors, HttpPlan, Target, parse_target};
