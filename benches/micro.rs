@@ -11,8 +11,8 @@ use volley::metrics::WorkerMetrics;
 use volley::metrics::gaps::SeqWindow;
 use volley::protocol::pointer::JsonPointer;
 use volley::protocol::stamp::Stamp;
-use volley::scenario::data::DataSet;
 use volley::runner::live::{Gauges, snapshot};
+use volley::scenario::data::DataSet;
 use volley::scenario::template::{Fill, Scope, StampPlacement, Template, UserValues};
 use volley::telemetry::{remote_write, text};
 
@@ -89,10 +89,20 @@ fn live(c: &mut Criterion) {
         ..Gauges::default()
     };
     c.bench_function("live/snapshot_of_totals", |b| {
-        b.iter(|| snapshot(common(), &metric_names, &expects, black_box(&totals), gauges))
+        b.iter(|| {
+            snapshot(
+                common(),
+                &metric_names,
+                &expects,
+                black_box(&totals),
+                gauges,
+            )
+        })
     });
     let series = snapshot(common(), &metric_names, &expects, &totals, gauges);
-    c.bench_function("live/scrape_text", |b| b.iter(|| text::render(black_box(&series))));
+    c.bench_function("live/scrape_text", |b| {
+        b.iter(|| text::render(black_box(&series)))
+    });
     c.bench_function("live/remote_write_body", |b| {
         b.iter(|| remote_write::encode(black_box(&series), 1_800_000_000_000))
     });
@@ -276,5 +286,7 @@ fn fan_out_receivers(receivers: usize, sources: u32) -> (Vec<Tracker>, Vec<u64>)
     (trackers, vec![1_001; sources as usize])
 }
 
-criterion_group!(benches, stamps, histogram, template, tracking, pointer, live);
+criterion_group!(
+    benches, stamps, histogram, template, tracking, pointer, live
+);
 criterion_main!(benches);

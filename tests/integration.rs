@@ -10,6 +10,7 @@ mod common;
 mod compare;
 mod completions_man;
 mod conversations;
+mod dashboard;
 mod examples;
 mod exports;
 mod fd_limit;

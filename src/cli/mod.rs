@@ -203,6 +203,14 @@ pub struct RunArgs {
     /// page `volley report` writes.
     #[arg(long)]
     pub report: bool,
+    /// Serve the report page while the run goes, updated once a second, at http://ADDR/ (with
+    /// no value, a free port on 127.0.0.1; the URL is printed). After the run it serves the final
+    /// report for --dashboard-linger, or until Ctrl-C.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, require_equals = true, default_missing_value = "127.0.0.1:0")]
+    pub dashboard: Option<crate::telemetry::listen::ListenAddr>,
+    /// How long --dashboard keeps serving the final report after the run.
+    #[arg(long, value_name = "DURATION", default_value = "2m")]
+    pub dashboard_linger: DurationText,
     /// Serve the run's metrics for Prometheus to scrape at http://ADDR/metrics while it runs
     /// (ADDR: PORT on 127.0.0.1, or HOST:PORT; e.g. 9464 or 0.0.0.0:9464). With --processes N,
     /// shard K listens on PORT+K.

@@ -4,6 +4,7 @@
 
 mod compare;
 mod completions;
+mod dashboard;
 mod init;
 mod inspect;
 mod man;

@@ -106,6 +106,9 @@ fn child_args(args: &RunArgs, decided: &Decided) -> Vec<OsString> {
         prometheus_write,
         // Each shard listens on a port of its own (`LocalShards::metrics_listen`).
         metrics_listen: _,
+        // Refused with --processes (`run::run`).
+        dashboard: _,
+        dashboard_linger: _,
         // Decided by the parent for the whole run.
         target: _,
         source_ips: _,
@@ -311,6 +314,8 @@ mod tests {
     const PARENT_ONLY: &[&str] = &[
         "scenario",
         "metrics_listen",
+        "dashboard",
+        "dashboard_linger",
         "log_frames",
         "out",
         "quiet",

@@ -5,10 +5,10 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use super::signals::StopSignals;
-use super::{CommandError, processes};
+use super::{CommandError, dashboard, processes};
 use crate::cli::RunArgs;
 use crate::gate::ci::CiFiles;
 use crate::gate::verdict;
@@ -23,6 +23,14 @@ use crate::wire::frame_log::FrameLogOptions;
 
 pub async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
     let plan = plan(&args)?;
+    if args.processes.is_some() && args.dashboard.is_some() {
+        return Err(CommandError::Usage(
+            "--dashboard follows one process's results folder: it is not available with \
+             --processes (watch the shards with --metrics-listen, or open `volley report` of the \
+             merged folder)"
+                .into(),
+        ));
+    }
     if let Some(count) = args.processes {
         return processes::run(&args, plan, count).await;
     }
@@ -43,10 +51,50 @@ pub async fn run(args: RunArgs) -> Result<ExitCode, CommandError> {
             );
         }
     }
-    let options = options(&args)?;
+    let mut options = options(&args)?;
+    let board = match &args.dashboard {
+        Some(addr) => {
+            let listener =
+                MetricsListener::bind_for(addr, "--dashboard").map_err(CommandError::Usage)?;
+            // The folder is decided here, so that the dashboard knows where the run writes.
+            let dir = options.out.get_or_insert_with(|| {
+                layout::default_dir(Path::new("results"), &plan.name, SystemTime::now())
+            });
+            let endpoint = dashboard::start(&listener, dir.clone()).map_err(CommandError::Write)?;
+            eprintln!("dashboard at http://{}/", endpoint.addr);
+            Some(endpoint)
+        }
+        None => None,
+    };
     let signals = StopSignals::install().map_err(CommandError::Signals)?;
     let outcome = runner::run(plan, options, signals.first_then_exit()).await?;
-    finish(&args, &outcome.run, &outcome.dir)
+    let code = finish(&args, &outcome.run, &outcome.dir);
+    if let Some(board) = board {
+        linger(&board, args.dashboard_linger.0).await;
+    }
+    code
+}
+
+/// Keeps the dashboard's final page up for `linger`, or until Ctrl-C.
+async fn linger(board: &crate::telemetry::listen::Endpoint, linger: Duration) {
+    if linger.is_zero() {
+        return;
+    }
+    eprintln!(
+        "dashboard: the final report is at http://{}/ for {} (Ctrl-C to stop)",
+        board.addr,
+        crate::units::format_duration(linger)
+    );
+    let _ = std::io::stderr().flush();
+    match StopSignals::install() {
+        Ok(mut signals) => {
+            tokio::select! {
+                _ = tokio::time::sleep(linger) => {}
+                _ = signals.next() => {}
+            }
+        }
+        Err(_) => tokio::time::sleep(linger).await,
+    }
 }
 
 /// The scenario with the command line's overrides and thresholds, checked.

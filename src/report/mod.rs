@@ -3,9 +3,10 @@
 //! leaves its section saying so, a bad one an error naming the file, and the rest is still drawn.
 //!
 //! Long runs are cut into at most 600 time buckets ([`timeline`]), so a 2-hour run reads as well
-//! as a 10-second one.
+//! as a 10-second one. [`render_live`] draws a run still going, for `volley run --dashboard`.
 
 mod charts;
+pub mod live;
 mod page;
 mod plots;
 mod sections;
@@ -60,6 +61,21 @@ pub fn write(dir: &Path, out: Option<&Path>) -> Result<Written, ReportError> {
 
 /// The report page of a loaded results folder.
 pub fn render(folder: &RunFolder) -> String {
+    render_page(folder, false)
+}
+
+/// `volley run --dashboard`: the page of a run still going, drawn from what its files hold so
+/// far, with a script that follows the run (it asks [`live::STATE_PATH`] once a second and draws
+/// the page again when a second has passed). Once run.json is written the run is over and the
+/// page is [`render`]'s, the report `volley report` writes.
+pub fn render_live(folder: &RunFolder) -> String {
+    match &folder.run {
+        Ok(_) => render(folder),
+        Err(_) => render_page(folder, true),
+    }
+}
+
+fn render_page(folder: &RunFolder, running: bool) -> String {
     let dir_name = folder
         .dir
         .file_name()
@@ -76,6 +92,7 @@ pub fn render(folder: &RunFolder) -> String {
     ));
     match &folder.run {
         Ok(run) => sections::header(&mut page, run),
+        Err(_) if running => live::header(&mut page, &dir_name, folder),
         Err(_) => page.push(&format!(
             "<header>\n<h1>{}</h1>\n<p class=\"subtitle\">volley run report</p>\n</header>\n",
             page::escape(&dir_name)
@@ -91,6 +108,7 @@ pub fn render(folder: &RunFolder) -> String {
     page.open_section("summary", "Summary");
     match &folder.run {
         Ok(run) => sections::summary(&mut page, run),
+        Err(_) if running => live::summary(&mut page, folder),
         Err(e) => run_json_problem(&mut page, e),
     }
     page.close_section();
@@ -98,6 +116,7 @@ pub fn render(folder: &RunFolder) -> String {
     page.open_section("thresholds", "Thresholds");
     match &folder.run {
         Ok(run) => sections::thresholds(&mut page, run),
+        Err(_) if running => page.note("The verdicts are judged when the run ends."),
         Err(e) => run_json_problem(&mut page, e),
     }
     page.close_section();
@@ -117,9 +136,13 @@ pub fn render(folder: &RunFolder) -> String {
     page.open_section("scenario", "Scenario");
     match &folder.run {
         Ok(run) => sections::scenario(&mut page, run),
+        Err(_) if running => page.note("The resolved scenario is shown when the run ends."),
         Err(e) => run_json_problem(&mut page, e),
     }
     page.close_section();
+    if running {
+        page.push(live::SCRIPT);
+    }
 
     page.finish(&format!(
         "Written by volley {} from {} at {}.",

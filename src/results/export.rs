@@ -38,15 +38,20 @@ pub fn write_final(dir: &Path, run: &FinishedRun) -> Result<Vec<PathBuf>, Export
             name: name.clone(),
         }));
     }
+    // run.json last: its presence says the run's files are complete (the dashboard reads it so).
     exporters.push(Box::new(run_json::RunJsonExporter));
     let mut written = Vec::new();
     for exporter in exporters {
         let path = dir.join(exporter.file_name());
         let bytes = exporter.serialize(run)?;
-        std::fs::write(&path, bytes).map_err(|source| ExportError::Write {
-            path: path.clone(),
-            source,
-        })?;
+        // Written aside and renamed into place: a reader sees the whole file or none.
+        let partial = dir.join(format!(".{}.partial", exporter.file_name()));
+        std::fs::write(&partial, bytes)
+            .and_then(|_| std::fs::rename(&partial, &path))
+            .map_err(|source| ExportError::Write {
+                path: path.clone(),
+                source,
+            })?;
         written.push(path);
     }
     Ok(written)

@@ -2,6 +2,7 @@
 //! snapshot as Prometheus text. The address is bound before anything else starts (a busy one is
 //! a usage error, not a failed run); the endpoint then runs as a task on the caller's runtime
 //! and counts its scrapes, so that a run can wait for the scrape that reads its final figures.
+//! The same small server answers other routes for `--dashboard` ([`MetricsListener::serve_routes`]).
 
 use std::convert::Infallible;
 use std::fmt;
@@ -23,6 +24,9 @@ use super::{Snapshot, text};
 
 /// What the endpoint serves: called once per scrape.
 pub type Source = Arc<dyn Fn() -> Snapshot + Send + Sync>;
+
+/// A GET's answer by path: its content type and body; `None` is a 404.
+pub type Routes = Arc<dyn Fn(&str) -> Option<(&'static str, String)> + Send + Sync>;
 
 /// The port volley suggests in its docs (the one OpenTelemetry's Prometheus exporter uses).
 pub const DEFAULT_PORT: u16 = 9464;
@@ -83,11 +87,16 @@ pub fn check_ports(base: &ListenAddr, count: u32, what: &str) -> Result<(), Stri
 pub struct MetricsListener(Arc<TcpListener>);
 
 impl MetricsListener {
-    /// Binds `addr` now. The error names the address and the option.
+    /// Binds `addr` now for `--metrics-listen`. The error names the address and the option.
     pub fn bind(addr: &ListenAddr) -> Result<MetricsListener, String> {
+        Self::bind_for(addr, "--metrics-listen")
+    }
+
+    /// Binds `addr` now for `option`, which the error names.
+    pub fn bind_for(addr: &ListenAddr, option: &str) -> Result<MetricsListener, String> {
         let listener = TcpListener::bind(addr.0)
             .and_then(|l| l.set_nonblocking(true).map(|_| l))
-            .map_err(|e| format!("--metrics-listen {addr}: cannot listen there: {e}"))?;
+            .map_err(|e| format!("{option} {addr}: cannot listen there: {e}"))?;
         Ok(MetricsListener(Arc::new(listener)))
     }
 
@@ -100,9 +109,27 @@ impl MetricsListener {
     /// Serves `source` at `/metrics` until the returned endpoint is dropped. Needs a tokio
     /// runtime.
     pub fn serve(&self, source: Source) -> std::io::Result<Endpoint> {
-        let listener = tokio::net::TcpListener::from_std(self.0.try_clone()?)?;
         let scrapes = Arc::new(Scrapes::default());
-        let task = tokio::spawn(accept(listener, source, scrapes.clone()));
+        let counted = scrapes.clone();
+        let routes: Routes = Arc::new(move |path| {
+            (path == "/metrics").then(|| {
+                let body = text::render(&source());
+                counted.count.fetch_add(1, Ordering::SeqCst);
+                counted.notify.notify_waiters();
+                (text::CONTENT_TYPE, body)
+            })
+        });
+        self.serve_with(routes, scrapes)
+    }
+
+    /// Serves `routes` (GET and HEAD) until the returned endpoint is dropped.
+    pub fn serve_routes(&self, routes: Routes) -> std::io::Result<Endpoint> {
+        self.serve_with(routes, Arc::new(Scrapes::default()))
+    }
+
+    fn serve_with(&self, routes: Routes, scrapes: Arc<Scrapes>) -> std::io::Result<Endpoint> {
+        let listener = tokio::net::TcpListener::from_std(self.0.try_clone()?)?;
+        let task = tokio::spawn(accept(listener, routes));
         Ok(Endpoint {
             addr: self.local_addr(),
             scrapes,
@@ -151,17 +178,17 @@ impl Drop for Endpoint {
     }
 }
 
-async fn accept(listener: tokio::net::TcpListener, source: Source, scrapes: Arc<Scrapes>) {
+async fn accept(listener: tokio::net::TcpListener, routes: Routes) {
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             // Out of descriptors, or a connection reset before accept: wait, keep serving.
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let (source, scrapes) = (source.clone(), scrapes.clone());
+        let routes = routes.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                std::future::ready(Ok::<_, Infallible>(answer(&req, &source, &scrapes)))
+                std::future::ready(Ok::<_, Infallible>(answer(&req, &routes)))
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -170,25 +197,25 @@ async fn accept(listener: tokio::net::TcpListener, source: Source, scrapes: Arc<
     }
 }
 
-fn answer(req: &Request<Incoming>, source: &Source, scrapes: &Scrapes) -> Response<Full<Bytes>> {
+fn answer(req: &Request<Incoming>, routes: &Routes) -> Response<Full<Bytes>> {
     let reply = |status, content_type, body: String| {
         Response::builder()
             .status(status)
             .header(header::CONTENT_TYPE, content_type)
+            .header(header::CACHE_CONTROL, "no-store")
             .body(Full::new(Bytes::from(body)))
             .expect("static response parts are valid")
     };
-    match (req.method(), req.uri().path()) {
-        (&Method::GET | &Method::HEAD, "/metrics") => {
-            let body = text::render(&source());
-            scrapes.count.fetch_add(1, Ordering::SeqCst);
-            scrapes.notify.notify_waiters();
-            reply(StatusCode::OK, text::CONTENT_TYPE, body)
-        }
-        _ => reply(
+    let found = match req.method() {
+        &Method::GET | &Method::HEAD => routes(req.uri().path()),
+        _ => None,
+    };
+    match found {
+        Some((content_type, body)) => reply(StatusCode::OK, content_type, body),
+        None => reply(
             StatusCode::NOT_FOUND,
             "text/plain; charset=utf-8",
-            "volley serves its metrics at /metrics\n".into(),
+            "not here: volley serves /metrics (--metrics-listen) or / (--dashboard)\n".into(),
         ),
     }
 }

@@ -33,6 +33,11 @@ pub struct PageVisit {
 /// page has loaded, and takes a screenshot. Panics, saying to run scripts/test.sh, when Chromium is
 /// not installed.
 pub async fn visit(page: &Path, width: u32, script: &str) -> PageVisit {
+    visit_url(&file_url(page), width, script).await
+}
+
+/// [`visit`] for a page served at `url`. A script that gives a promise is waited for.
+pub async fn visit_url(url: &str, width: u32, script: &str) -> PageVisit {
     assert!(
         Path::new(CHROMIUM).exists(),
         "{CHROMIUM} not found: run scripts/test.sh, which installs Debian's chromium package \
@@ -40,7 +45,7 @@ pub async fn visit(page: &Path, width: u32, script: &str) -> PageVisit {
     );
     let profile = tempfile::tempdir().unwrap();
     let mut browser = Browser::launch(profile.path()).await;
-    let visit = browser.visit(page, width, script).await;
+    let visit = browser.visit(url, width, script).await;
     browser.close().await;
     visit
 }
@@ -166,7 +171,7 @@ impl Browser {
         }
     }
 
-    async fn visit(&mut self, page: &Path, width: u32, script: &str) -> PageVisit {
+    async fn visit(&mut self, url: &str, width: u32, script: &str) -> PageVisit {
         let target = self
             .call(None, "Target.createTarget", json!({ "url": "about:blank" }))
             .await;
@@ -193,7 +198,6 @@ impl Browser {
             json!({ "width": width, "height": 900, "deviceScaleFactor": 1, "mobile": false }),
         )
         .await;
-        let url = file_url(page);
         self.call(s, "Page.navigate", json!({ "url": url })).await;
         self.wait_for(&session, "Page.loadEventFired").await;
 
@@ -201,7 +205,7 @@ impl Browser {
             .call(
                 s,
                 "Runtime.evaluate",
-                json!({ "expression": script, "returnByValue": true }),
+                json!({ "expression": script, "returnByValue": true, "awaitPromise": true }),
             )
             .await;
         if let Some(exception) = evaluated.get("exceptionDetails") {
