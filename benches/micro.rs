@@ -11,7 +11,7 @@ use volley::metrics::WorkerMetrics;
 use volley::metrics::gaps::SeqWindow;
 use volley::protocol::pointer::JsonPointer;
 use volley::protocol::stamp::Stamp;
-use volley::runner::live::{Gauges, snapshot};
+use volley::runner::live::{Gauges, Names, snapshot};
 use volley::scenario::data::DataSet;
 use volley::scenario::template::{Fill, Scope, StampPlacement, Template, UserValues};
 use volley::telemetry::{remote_write, text};
@@ -65,6 +65,12 @@ fn histogram(c: &mut Criterion) {
 fn live(c: &mut Criterion) {
     let metric_names = vec!["connect".to_owned(), "echo".to_owned(), "ack".to_owned()];
     let expects = vec!["echo".to_owned()];
+    let groups = vec!["echoers".to_owned(), "listeners".to_owned()];
+    let names = Names {
+        metrics: &metric_names,
+        expects: &expects,
+        groups: &groups,
+    };
     let mut m = WorkerMetrics::new(metric_names.len(), expects.len());
     for i in 0..50_000u64 {
         m.record(1, Duration::from_micros(100 + i % 20_000));
@@ -74,6 +80,7 @@ fn live(c: &mut Criterion) {
         m.record(0, Duration::from_micros(300 + i));
     }
     m.interval.sent = 50_000;
+    m.group(0).sent = 50_000;
     m.interval.received = 50_000;
     m.close(1000);
     let totals = m.take_interval();
@@ -89,17 +96,9 @@ fn live(c: &mut Criterion) {
         ..Gauges::default()
     };
     c.bench_function("live/snapshot_of_totals", |b| {
-        b.iter(|| {
-            snapshot(
-                common(),
-                &metric_names,
-                &expects,
-                black_box(&totals),
-                gauges,
-            )
-        })
+        b.iter(|| snapshot(common(), names, black_box(&totals), gauges))
     });
-    let series = snapshot(common(), &metric_names, &expects, &totals, gauges);
+    let series = snapshot(common(), names, &totals, gauges);
     c.bench_function("live/scrape_text", |b| {
         b.iter(|| text::render(black_box(&series)))
     });

@@ -127,6 +127,24 @@ fn a_run_scraped_and_pushed_gives_prometheus_the_totals_of_its_summary() {
             count("echo.lost"),
             "{way} echo lost"
         );
+        // Per group: the echoers sent and received everything, the lost group made the errors.
+        assert_eq!(
+            last("volley_group_sent_total", r#",group="echoers""#),
+            count("sent")
+        );
+        assert_eq!(
+            last("volley_group_received_total", r#",group="echoers""#),
+            count("received")
+        );
+        assert_eq!(
+            last("volley_group_errors_total", r#",group="lost""#),
+            count("errors")
+        );
+        assert_eq!(
+            last("volley_group_errors_total", r#",group="echoers""#),
+            0.0
+        );
+        assert_eq!(last("volley_group_connects_total", ""), count("connects"));
         let p99 = prometheus.value(&format!(
             r#"histogram_quantile(0.99, sum by (le) (last_over_time(volley_latency_seconds_bucket{{{sel},metric="echo"}}[5m])))"#
         ));

@@ -111,6 +111,7 @@ impl<'a> Ledger<'a> {
         m: &mut WorkerMetrics,
     ) {
         m.interval.sent += 1;
+        m.group(self.who.group).sent += 1;
         if let Some(id) = ack {
             self.acks.push_back(PendingAck { id, origin, resend });
             m.interval.acks_sent += 1;
@@ -128,6 +129,7 @@ impl<'a> Ledger<'a> {
     /// event of its stream.
     pub fn resent(&mut self, ack: PendingAck, m: &mut WorkerMetrics) {
         m.interval.sent += 1;
+        m.group(self.who.group).sent += 1;
         m.interval.ack_retries += 1;
         self.acks.push_back(ack);
     }

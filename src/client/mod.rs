@@ -319,6 +319,7 @@ async fn attempt(
             Some(Ok(Ok(connected))) => {
                 m.record(0, started.elapsed());
                 m.interval.connects += 1;
+                m.group(who.group).connects += 1;
                 m.connected += 1;
                 return Some(Ok(connected));
             }
@@ -449,6 +450,7 @@ async fn finish(
     };
     let mut m = metrics.borrow_mut();
     m.connected -= 1;
+    m.group(who.group).closes += 1;
     m.close(code);
 }
 

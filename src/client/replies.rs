@@ -65,7 +65,10 @@ impl Session<'_> {
         rendered: Rendered,
         now: Instant,
     ) -> Result<(), End> {
-        self.metrics.borrow_mut().interval.sent += 1;
+        let mut m = self.metrics.borrow_mut();
+        m.interval.sent += 1;
+        m.group(self.who.group).sent += 1;
+        drop(m);
         if self.backlog.is_empty() {
             match self.link().poll_ready(cx) {
                 Poll::Ready(Ok(())) => {

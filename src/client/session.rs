@@ -526,6 +526,7 @@ impl<'a> Session<'a> {
             match incoming {
                 Incoming::Payload(bytes, ack) => {
                     m.interval.received += 1;
+                    m.group(self.who.group).received += 1;
                     self.ledger.payload(&bytes, now, &mut m);
                     drop(m);
                     if let Waiting::Event { step } = self.waiting {
@@ -543,6 +544,7 @@ impl<'a> Session<'a> {
                 Incoming::Attachment(bytes) => self.ledger.payload(&bytes, now, &mut m),
                 Incoming::Ack(id, args) => {
                     m.interval.received += 1;
+                    m.group(self.who.group).received += 1;
                     if matches!(&self.waiting, Waiting::Ack(awaited) if awaited.contains(&id)) {
                         self.waiting = Waiting::Nothing;
                         self.arrived = Some(args);

@@ -104,6 +104,7 @@ impl Session<'_> {
                 // An emit asks for its acknowledgement once, however many times it is sent.
                 let mut m = self.metrics.borrow_mut();
                 m.interval.sent += 1;
+                m.group(self.who.group).sent += 1;
                 match (attempt, id) {
                     (0, Some(_)) => m.interval.acks_sent += 1,
                     (0, None) => {}

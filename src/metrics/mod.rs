@@ -210,6 +210,27 @@ pub struct ErrorRow {
     pub detail: String,
 }
 
+/// What one group's clients did in an interval (the `group` label of the live metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GroupCounts {
+    pub sent: u64,
+    pub received: u64,
+    pub errors: u64,
+    /// Connections opened and ended: the difference is the group's clients connected.
+    pub connects: u64,
+    pub closes: u64,
+}
+
+impl GroupCounts {
+    fn add(&mut self, other: &GroupCounts) {
+        self.sent += other.sent;
+        self.received += other.received;
+        self.errors += other.errors;
+        self.connects += other.connects;
+        self.closes += other.closes;
+    }
+}
+
 /// Everything counted during one interval; intervals merge by addition.
 #[derive(Debug, Clone)]
 pub struct Interval {
@@ -236,6 +257,8 @@ pub struct Interval {
     /// Connection ends by close code (1006 when the connection ended without a close frame).
     pub closes: BTreeMap<u16, u64>,
     pub expects: Vec<ExpectCounts>,
+    /// By group index; grown as groups are counted (an interval may hold fewer than the plan's).
+    pub groups: Vec<GroupCounts>,
     pub error_rows: Vec<ErrorRow>,
     /// Errors counted but not listed because the row limit was reached.
     pub error_rows_dropped: u64,
@@ -261,6 +284,7 @@ impl Interval {
             errors: [0; ErrorKind::COUNT],
             closes: BTreeMap::new(),
             expects: vec![ExpectCounts::default(); expects],
+            groups: Vec::new(),
             error_rows: Vec::new(),
             error_rows_dropped: 0,
             gap_rows: Vec::new(),
@@ -301,6 +325,13 @@ impl Interval {
         for (mine, theirs) in self.expects.iter_mut().zip(&other.expects) {
             mine.add(theirs);
         }
+        if self.groups.len() < other.groups.len() {
+            self.groups
+                .resize(other.groups.len(), GroupCounts::default());
+        }
+        for (mine, theirs) in self.groups.iter_mut().zip(&other.groups) {
+            mine.add(theirs);
+        }
         self.error_rows.append(&mut other.error_rows);
         self.error_rows_dropped += other.error_rows_dropped;
         self.gap_rows.append(&mut other.gap_rows);
@@ -334,6 +365,16 @@ impl WorkerMetrics {
         std::mem::replace(&mut self.interval, fresh)
     }
 
+    /// The counts of group `group` in this interval.
+    pub fn group(&mut self, group: u16) -> &mut GroupCounts {
+        let groups = &mut self.interval.groups;
+        let index = usize::from(group);
+        if groups.len() <= index {
+            groups.resize(index + 1, GroupCounts::default());
+        }
+        &mut groups[index]
+    }
+
     pub fn record(&mut self, metric: usize, latency: Duration) {
         let us = u64::try_from(latency.as_micros())
             .unwrap_or(u64::MAX)
@@ -355,6 +396,7 @@ impl WorkerMetrics {
 
     pub fn error(&mut self, row: ErrorRow) {
         self.interval.errors[row.kind.index()] += 1;
+        self.group(row.group).errors += 1;
         if self.interval.error_rows.len() < ERROR_ROWS_PER_INTERVAL {
             self.interval.error_rows.push(row);
         } else {

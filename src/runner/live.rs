@@ -19,7 +19,7 @@ use http::{HeaderName, HeaderValue, Method};
 use tokio::task::JoinHandle;
 
 use super::{RunError, target};
-use crate::metrics::{ErrorKind, Interval};
+use crate::metrics::{ErrorKind, GroupCounts, Interval};
 use crate::results::PushTotals;
 use crate::scenario::{Plan, Target};
 use crate::telemetry::listen::{Endpoint, MetricsListener, Source};
@@ -61,6 +61,7 @@ struct Series {
     common: Vec<(&'static str, String)>,
     metric_names: Vec<String>,
     expect_names: Vec<String>,
+    group_names: Vec<String>,
     latest: Mutex<Snapshot>,
 }
 
@@ -94,6 +95,7 @@ impl Live {
             common,
             metric_names: plan.metric_names(),
             expect_names: plan.expects.iter().map(|e| e.name.clone()).collect(),
+            group_names: plan.groups.iter().map(|g| g.name.clone()).collect(),
         });
         series.publish(
             &Interval::new(series.metric_names.len(), series.expect_names.len()),
@@ -168,25 +170,36 @@ impl Series {
     }
 
     fn publish(&self, totals: &Interval, gauges: Gauges) {
-        let snapshot = snapshot(
-            self.common.clone(),
-            &self.metric_names,
-            &self.expect_names,
-            totals,
-            gauges,
-        );
+        let names = Names {
+            metrics: &self.metric_names,
+            expects: &self.expect_names,
+            groups: &self.group_names,
+        };
+        let snapshot = snapshot(self.common.clone(), names, totals, gauges);
         *self.latest.lock().expect("no panic holds the lock") = snapshot;
     }
+}
+
+/// The names a run's series are labelled with, in the plan's order.
+#[derive(Debug, Clone, Copy)]
+pub struct Names<'a> {
+    pub metrics: &'a [String],
+    pub expects: &'a [String],
+    pub groups: &'a [String],
 }
 
 /// A run's series from its totals and gauges.
 pub fn snapshot(
     common: Vec<(&'static str, String)>,
-    metric_names: &[String],
-    expect_names: &[String],
+    names: Names<'_>,
     t: &Interval,
     gauges: Gauges,
 ) -> Snapshot {
+    let Names {
+        metrics: metric_names,
+        expects: expect_names,
+        groups: group_names,
+    } = names;
     let mut s = Snapshot::new(common);
     let run_counters: [(&str, &'static str, u64); 9] = [
         ("volley_sent_total", "Messages sent by the clients.", t.sent),
@@ -297,6 +310,42 @@ pub fn snapshot(
         for (expect, counts) in expect_names.iter().zip(&t.expects) {
             s.counter(name, help, &[("expect", expect)], count(counts));
         }
+    }
+    type GroupCount = fn(&GroupCounts) -> u64;
+    let per_group: [(&str, &'static str, GroupCount); 4] = [
+        (
+            "volley_group_sent_total",
+            "Messages sent, per group.",
+            |g| g.sent,
+        ),
+        (
+            "volley_group_received_total",
+            "Messages received, per group.",
+            |g| g.received,
+        ),
+        ("volley_group_errors_total", "Errors, per group.", |g| {
+            g.errors
+        }),
+        (
+            "volley_group_connects_total",
+            "Connections opened, per group.",
+            |g| g.connects,
+        ),
+    ];
+    let group = |i: usize| t.groups.get(i).copied().unwrap_or_default();
+    for (name, help, count) in per_group {
+        for (i, g) in group_names.iter().enumerate() {
+            s.counter(name, help, &[("group", g)], count(&group(i)));
+        }
+    }
+    for (i, g) in group_names.iter().enumerate() {
+        let counts = group(i);
+        s.gauge(
+            "volley_group_clients_connected",
+            "Clients with an open connection, per group.",
+            &[("group", g)],
+            counts.connects.saturating_sub(counts.closes) as f64,
+        );
     }
     s.gauge(
         "volley_clients_connected",
