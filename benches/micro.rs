@@ -12,6 +12,7 @@ use volley::metrics::gaps::SeqWindow;
 use volley::protocol::pointer::JsonPointer;
 use volley::protocol::stamp::Stamp;
 use volley::runner::live::{Gauges, Names, snapshot};
+use volley::scenario::Overrides;
 use volley::scenario::data::DataSet;
 use volley::scenario::template::{Fill, Scope, StampPlacement, Template, UserValues};
 use volley::telemetry::{remote_write, text};
@@ -105,6 +106,43 @@ fn live(c: &mut Criterion) {
     c.bench_function("live/remote_write_body", |b| {
         b.iter(|| remote_write::encode(black_box(&series), 1_800_000_000_000))
     });
+}
+
+/// Validation of big generated scenarios (`volley validate`'s work: read, parse, compile):
+/// 100,000 groups, and one group emitting 20,000 events each expected back.
+fn validate(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut big = |name: &str, groups: usize, events: usize| {
+        let mut text = String::from("name = \"many\"\ntarget = \"builtin\"\nduration = \"1s\"\n\n");
+        for i in 0..groups {
+            text.push_str(&format!("[[group]]\nname = \"g{i}\"\nclients = 1\n"));
+            if i == 0 && events > 0 {
+                let emits: Vec<String> = (0..events)
+                    .map(|e| format!("{{ event = \"e{e}\", rate = \"1/s\" }}"))
+                    .collect();
+                text.push_str(&format!("emit = [{}]\n", emits.join(", ")));
+            }
+        }
+        for e in 0..events {
+            text.push_str(&format!("[[expect]]\nevent = \"e{e}\"\n"));
+        }
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let groups = big("groups.toml", 100_000, 0);
+    let expects = big("expects.toml", 1, 20_000);
+    let mut slow = c.benchmark_group("validate");
+    slow.sample_size(10);
+    for (name, path) in [
+        ("100k_groups", &groups),
+        ("20k_emits_and_expects", &expects),
+    ] {
+        slow.bench_function(name, |b| {
+            b.iter(|| volley::scenario::load(path, &Overrides::default()).unwrap())
+        });
+    }
+    slow.finish();
 }
 
 fn template(c: &mut Criterion) {
@@ -286,6 +324,6 @@ fn fan_out_receivers(receivers: usize, sources: u32) -> (Vec<Tracker>, Vec<u64>)
 }
 
 criterion_group!(
-    benches, stamps, histogram, template, tracking, pointer, live
+    benches, stamps, histogram, template, tracking, pointer, live, validate
 );
 criterion_main!(benches);

@@ -150,3 +150,48 @@ fn sigint_stops_the_run_gracefully_and_every_file_is_written() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("interrupted"), "{stdout}");
 }
+
+/// A scenario of `groups` groups of one client, the first emitting `events` events, each expected
+/// back: what a generated scenario of a big fleet may look like.
+fn many(groups: usize, events: usize) -> String {
+    let mut text = String::from("name = \"many\"\ntarget = \"builtin\"\nduration = \"1s\"\n\n");
+    for i in 0..groups {
+        text.push_str(&format!("[[group]]\nname = \"g{i}\"\nclients = 1\n"));
+        if i == 0 && events > 0 {
+            let emits: Vec<String> = (0..events)
+                .map(|e| format!("{{ event = \"e{e}\", rate = \"1/s\" }}"))
+                .collect();
+            text.push_str(&format!("emit = [{}]\n", emits.join(", ")));
+        }
+        text.push('\n');
+    }
+    for e in 0..events {
+        text.push_str(&format!("[[expect]]\nevent = \"e{e}\"\n\n"));
+    }
+    text
+}
+
+#[test]
+fn validation_stays_linear_in_groups_emits_and_expects() {
+    // Linear, these take about a second each in a debug build (the real figures, in release,
+    // are in BENCHMARKS.md); quadratic, 100,000 groups took 13 s in release.
+    let dir = tempfile::tempdir().unwrap();
+    for (groups, events, what) in [
+        (100_000, 0, "100,000 groups"),
+        (1, 20_000, "20,000 emits and expects"),
+    ] {
+        let file = write_scenario(dir.path(), &many(groups, events));
+        let started = Instant::now();
+        volley()
+            .arg("validate")
+            .arg(&file)
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(format!("{groups} group(s)")));
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(30),
+            "{what}: validate took {took:?}"
+        );
+    }
+}

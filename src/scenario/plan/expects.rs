@@ -1,6 +1,8 @@
 //! `[[expect]]`: what must arrive, from whom, to whom, by when; each a latency metric and a
 //! tracked stream.
 
+use std::collections::{HashMap, HashSet};
+
 use crate::scenario::spanned::Spanned;
 
 use super::{Errors, ExpectPlan, Origin, check_identifier};
@@ -14,11 +16,25 @@ pub(super) fn compile(
     err: Errors,
 ) -> Result<Vec<ExpectPlan>, ScenarioError> {
     let mut expects: Vec<ExpectPlan> = Vec::new();
+    // Looked up by hash, so that validation stays linear in groups and expects.
+    let groups = GroupIndex::of(scenario);
+    let mut names: HashSet<String> = HashSet::new();
+    let mut events: HashSet<&str> = HashSet::new();
+    // The groups that emit each event, in order, each once.
+    let mut emitters: HashMap<&str, Vec<u16>> = HashMap::new();
+    for (i, group) in scenario.groups.iter().enumerate() {
+        for emit in &group.emit {
+            let groups = emitters.entry(emit.event.get_ref().as_str()).or_default();
+            if groups.last() != Some(&(i as u16)) {
+                groups.push(i as u16);
+            }
+        }
+    }
     for expect in &scenario.expects {
         let origin = match expect.from.get_ref().as_str() {
             "self" => Origin::Own,
             "server" => server_origin(expect, is_sio, err)?,
-            _ => Origin::Group(group_index(scenario, &expect.from, err)?),
+            _ => Origin::Group(groups.index(scenario, &expect.from, err)?),
         };
         let server_only = [
             &expect.seq,
@@ -33,36 +49,31 @@ pub(super) fn compile(
                 "`seq`, `timestamp`, `timestamp_unit` and `stream` are for from = \"server\"",
             ));
         }
-        let to = receivers(scenario, expect, &origin, err)?;
+        let to = receivers(scenario, &groups, expect, &origin, err)?;
         let (name, name_span) = match &expect.name {
             Some(n) => (n.get_ref().clone(), n.span()),
             None => (expect.event.get_ref().clone(), expect.event.span()),
         };
         check_identifier(&name)
             .map_err(|m| err.at(name_span.clone(), format!("metric name: {m}")))?;
-        if name == "connect" || expects.iter().any(|e| e.name == name) {
+        if name == "connect" || !names.insert(name.clone()) {
             return Err(err.at(
                 name_span,
                 format!("metric name `{name}` is already used; give this expect another `name`"),
             ));
         }
         let event = expect.event.get_ref();
-        if expects.iter().any(|e| &e.event == event) {
+        if !events.insert(event.as_str()) {
             return Err(err.of(
                 &expect.event,
                 format!("event `{event}` is already tracked by another expect"),
             ));
         }
-        let emitted = scenario
-            .groups
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| match origin {
-                Origin::Group(g) => *i as u16 == g,
-                _ => true,
-            })
-            .flat_map(|(_, g)| &g.emit)
-            .any(|e| e.event.get_ref() == event);
+        let emitters = emitters.get(event.as_str()).map_or(&[][..], Vec::as_slice);
+        let emitted = match origin {
+            Origin::Group(g) => emitters.contains(&g),
+            _ => !emitters.is_empty(),
+        };
         if !emitted && !matches!(origin, Origin::Server { .. }) {
             return Err(err.of(
                 &expect.event,
@@ -133,6 +144,7 @@ fn server_origin(expect: &Expect, is_sio: bool, err: Errors) -> Result<Origin, S
 /// none for echoes.
 fn receivers(
     scenario: &Scenario,
+    groups: &GroupIndex<'_>,
     expect: &Expect,
     origin: &Origin,
     err: Errors,
@@ -144,31 +156,39 @@ fn receivers(
         )),
         (Origin::Own, None) => Ok(Vec::new()),
         (_, Some(to)) => {
-            let mut groups = Vec::new();
+            let mut indices = Vec::new();
             for name in to.get_ref() {
-                groups.push(group_index(scenario, name, err)?);
+                indices.push(groups.index(scenario, name, err)?);
             }
-            if groups.is_empty() {
+            if indices.is_empty() {
                 return Err(err.at(to.span(), "`to` names no group"));
             }
-            Ok(groups)
+            Ok(indices)
         }
         (_, None) => Ok((0..scenario.groups.len() as u16).collect()),
     }
 }
 
 /// The index of the group `name` names, or an error at the name listing the groups there are.
-fn group_index(
-    scenario: &Scenario,
-    name: &Spanned<String>,
-    err: Errors,
-) -> Result<u16, ScenarioError> {
-    scenario
-        .groups
-        .iter()
-        .position(|g| g.name.get_ref() == name.get_ref())
-        .map(|i| i as u16)
-        .ok_or_else(|| {
+/// Group indices by name (the first group of a name: a second is an error of its own).
+struct GroupIndex<'a>(HashMap<&'a str, u16>);
+
+impl<'a> GroupIndex<'a> {
+    fn of(scenario: &'a Scenario) -> GroupIndex<'a> {
+        let mut map = HashMap::with_capacity(scenario.groups.len());
+        for (i, g) in scenario.groups.iter().enumerate() {
+            map.entry(g.name.get_ref().as_str()).or_insert(i as u16);
+        }
+        GroupIndex(map)
+    }
+
+    fn index(
+        &self,
+        scenario: &Scenario,
+        name: &Spanned<String>,
+        err: Errors,
+    ) -> Result<u16, ScenarioError> {
+        self.0.get(name.get_ref().as_str()).copied().ok_or_else(|| {
             let known: Vec<&str> = scenario
                 .groups
                 .iter()
@@ -183,4 +203,5 @@ fn group_index(
                 ),
             )
         })
+    }
 }

@@ -1,6 +1,7 @@
 //! `[[group]]`: who the clients are, where they connect, what they send on connecting and what
 //! they emit on schedule; each message's templates compiled once.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use crate::scenario::spanned::Spanned;
@@ -28,6 +29,13 @@ pub(super) fn compile(
     err: Errors,
 ) -> Result<Vec<GroupPlan>, ScenarioError> {
     let mut groups: Vec<GroupPlan> = Vec::new();
+    // Looked up by hash: a scenario may have 100,000 groups, or thousands of emits and expects.
+    let mut names: HashSet<&str> = HashSet::with_capacity(scenario.groups.len());
+    let tracking: HashMap<&str, usize> = expects
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.event.as_str(), i))
+        .collect();
     let is_sio = conn.is_socketio();
     let scope = users.scope();
     let http_timeout = scenario
@@ -38,7 +46,7 @@ pub(super) fn compile(
     for group in &scenario.groups {
         let name = group.name.get_ref().clone();
         check_identifier(&name).map_err(|m| err.of(&group.name, format!("group name: {m}")))?;
-        if groups.iter().any(|g| g.name == name) {
+        if !names.insert(group.name.get_ref().as_str()) {
             return Err(err.of(&group.name, format!("group `{name}` is defined twice")));
         }
         let (clients, arrivals) = size(scenario, group, err)?;
@@ -87,7 +95,7 @@ pub(super) fn compile(
         let emits = group
             .emit
             .iter()
-            .map(|emit| emit_plan(emit, index, expects, is_sio, &scope, err))
+            .map(|emit| emit_plan(emit, index, expects, &tracking, is_sio, &scope, err))
             .collect::<Result<Vec<_>, _>>()?;
         for (emit, written) in emits.iter().zip(&group.emit) {
             steps.check_vars(
@@ -286,6 +294,7 @@ fn emit_plan(
     emit: &crate::scenario::model::Emit,
     group: u16,
     expects: &[ExpectPlan],
+    tracking: &HashMap<&str, usize>,
     is_sio: bool,
     scope: &Scope,
     err: Errors,
@@ -309,17 +318,15 @@ fn emit_plan(
             .pad_to(size.get_ref().0 as usize)
             .map_err(|m| err.of(size, m))?;
     }
-    let stream = expects
-        .iter()
-        .position(|e| {
-            e.event == event
-                && match e.origin {
-                    Origin::Own => true,
-                    Origin::Group(g) => g == group,
-                    Origin::Server { .. } => false,
-                }
+    // One expect per event at most (expects::compile refuses a second).
+    let stream = tracking
+        .get(event.as_str())
+        .filter(|&&i| match expects[i].origin {
+            Origin::Own => true,
+            Origin::Group(g) => g == group,
+            Origin::Server { .. } => false,
         })
-        .map(|i| i as u32);
+        .map(|&i| i as u32);
     let ack = match &emit.ack {
         Some(ack) if *ack.get_ref() && !is_sio => {
             return Err(err.at(
