@@ -4,6 +4,7 @@
 use crate::scenario::spanned::Spanned;
 
 use super::{Errors, ExpectPlan, Origin, check_identifier};
+use crate::metrics::ConnectPhase;
 use crate::protocol::pointer::JsonPointer;
 use crate::scenario::ScenarioError;
 use crate::scenario::model::{Expect, Scenario};
@@ -40,6 +41,14 @@ pub(super) fn compile(
         };
         check_identifier(&name)
             .map_err(|m| err.at(name_span.clone(), format!("metric name: {m}")))?;
+        if ConnectPhase::of_metric(&name).is_some() {
+            return Err(err.at(
+                name_span,
+                format!(
+                    "metric name `{name}` is volley's own (a phase of connect); give this expect another `name`"
+                ),
+            ));
+        }
         if name == "connect" || expects.iter().any(|e| e.name == name) {
             return Err(err.at(
                 name_span,
