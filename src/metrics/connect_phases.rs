@@ -76,7 +76,8 @@ impl ConnectPhase {
             .find(|p| p.metric_name() == name)
     }
 
-    fn index(self) -> usize {
+    /// Its place in [`ConnectPhase::ALL`].
+    pub fn position(self) -> usize {
         self as usize
     }
 }
@@ -91,12 +92,12 @@ impl ConnectPhases {
     /// starts.
     pub fn end(&mut self, phase: ConnectPhase, since: Instant) -> Instant {
         let now = Instant::now();
-        self.0[phase.index()] = Some(now.saturating_duration_since(since));
+        self.0[phase.position()] = Some(now.saturating_duration_since(since));
         now
     }
 
     pub fn get(&self, phase: ConnectPhase) -> Option<Duration> {
-        self.0[phase.index()]
+        self.0[phase.position()]
     }
 
     /// The phases measured, in order.
