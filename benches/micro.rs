@@ -112,7 +112,7 @@ fn live(c: &mut Criterion) {
 /// 100,000 groups, and one group emitting 20,000 events each expected back.
 fn validate(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let mut big = |name: &str, groups: usize, events: usize| {
+    let big = |name: &str, groups: usize, events: usize| {
         let mut text = String::from("name = \"many\"\ntarget = \"builtin\"\nduration = \"1s\"\n\n");
         for i in 0..groups {
             text.push_str(&format!("[[group]]\nname = \"g{i}\"\nclients = 1\n"));

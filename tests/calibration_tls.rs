@@ -35,18 +35,6 @@ async fn a_20ms_delayed_echo_measures_20ms_at_the_median() {
     );
 }
 
-fn self_signed_server() -> serve::ServerHandle {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
-    let tls =
-        volley::transport::tls::server_config_from(vec![cert.cert.der().clone()], key).unwrap();
-    serve::spawn(ServeConfig {
-        tls: Some(tls),
-        ..ServeConfig::default()
-    })
-    .unwrap()
-}
-
 #[tokio::test]
 async fn wss_with_a_self_signed_certificate_works_with_insecure() {
     let server = self_signed_server();

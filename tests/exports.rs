@@ -8,12 +8,17 @@ use volley::results::summary_csv::SummaryCsv;
 use volley::results::{Exporter, FinishedRun, FrameLogTotals, RunStatus, printout};
 
 fn report() -> FinishedRun {
-    let mut totals = Interval::new(2, 1);
+    let mut totals = Interval::new(4, 1);
     for us in [150u64, 180, 220, 260, 900] {
         totals.histograms[0].record(us).unwrap();
     }
     for i in 1..=1000u64 {
         totals.histograms[1].record(200 + i * 3).unwrap();
+    }
+    // The phases of connect of a plain WebSocket: TCP connect and the upgrade.
+    for (tcp, upgrade) in [(40u64, 100), (50, 120), (60, 150), (70, 180), (300, 550)] {
+        totals.histograms[2].record(tcp).unwrap();
+        totals.histograms[3].record(upgrade).unwrap();
     }
     totals.sent = 1002;
     totals.received = 1000;
@@ -51,7 +56,12 @@ fn report() -> FinishedRun {
         workers: 2,
         clients_planned: 5,
         clients_started: 5,
-        metric_names: vec!["connect".into(), "echo".into()],
+        metric_names: vec![
+            "connect".into(),
+            "echo".into(),
+            "connect_tcp".into(),
+            "connect_upgrade".into(),
+        ],
         totals,
         client_cpu: Duration::from_millis(20),
         error_rows_dropped: 0,

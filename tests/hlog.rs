@@ -65,7 +65,7 @@ async fn interval_log_adds_up_to_the_runs_totals() {
     assert!(since_start < Duration::from_secs(1), "{since_start:?}");
 
     let names: Vec<&str> = tags.keys().map(String::as_str).collect();
-    assert_eq!(names, ["connect", "echo"]);
+    assert_eq!(names, ["connect", "connect_tcp", "connect_upgrade", "echo"]);
     let latency = &run["summary"]["latency"];
     for (name, (sum, starts)) in &tags {
         // One interval per second from 0, for every metric.
@@ -88,5 +88,6 @@ async fn interval_log_adds_up_to_the_runs_totals() {
         );
     }
     assert_eq!(tags["connect"].0.len(), 20);
+    assert_eq!(tags["connect_tcp"].0.len(), 20);
     assert_eq!(tags["echo"].0.len(), outcome.run.totals.received);
 }

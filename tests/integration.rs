@@ -9,6 +9,7 @@ mod cli;
 mod common;
 mod compare;
 mod completions_man;
+mod connect_phases;
 mod conversations;
 mod dashboard;
 mod examples;

@@ -122,6 +122,12 @@ async fn the_report_of_a_run_opens_in_chromium_with_every_plot_drawn() {
     // The scenario's name is text, never markup.
     assert!(html.contains("report &lt;check&gt; &amp; co"));
     assert!(!html.contains("<check>"));
+    // Where connect time goes: the phases of a plain WebSocket, and what lies between them.
+    assert!(html.contains("<h3>Where connect time goes</h3>"));
+    for row in [">connect_tcp</td>", ">connect_upgrade</td>", ">rest</td>"] {
+        assert!(html.contains(row), "{row}");
+    }
+    assert!(!html.contains(">connect_tls</td>"), "no TLS on ws://");
 
     let visit = chromium::visit(&page, 1280, PAGE_CHECK).await;
     assert_eq!(visit.errors, Vec::<String>::new(), "console errors");
@@ -163,6 +169,7 @@ async fn the_report_of_a_run_opens_in_chromium_with_every_plot_drawn() {
         [
             "latency-over-time-connect",
             "distribution-connect",
+            "connect-phases",
             "latency-over-time-fanout",
             "distribution-fanout",
             "events",

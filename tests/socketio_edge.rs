@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 
 use common::run_in_process;
+use volley::metrics::ConnectPhases;
 use volley::protocol::engineio::Version;
 use volley::scenario::Overrides;
 use volley::transport::engine::EngineOptions;
@@ -237,7 +238,15 @@ async fn open(
     let connector = Connector::new(addr, "127.0.0.1", addr.port(), None).unwrap();
     let opened = tokio::time::timeout(
         Duration::from_secs(5),
-        SioSocket::open(&connector, &plan, "/", None, None, None),
+        SioSocket::open(
+            &connector,
+            &plan,
+            "/",
+            None,
+            None,
+            None,
+            &mut ConnectPhases::default(),
+        ),
     )
     .await
     .expect("open must not hang");

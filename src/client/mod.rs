@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::{ErrorKind, ErrorRow, WorkerMetrics};
+use crate::metrics::{ConnectPhases, ErrorKind, ErrorRow, WorkerMetrics};
 use crate::protocol::engineio::encode_query_value;
 use crate::scenario::template::Fill;
 use crate::scenario::{Action, Plan, Protocol, ReconnectPlan};
@@ -190,12 +190,14 @@ fn report(
 
 /// Opens the connection of the plan's protocol: a WebSocket on the group's path, or a Socket.IO
 /// session on the group's namespace (recovering `previous` when given), with the user's own
-/// values (auth, headers, cookies, path, query). The flag: recovered.
+/// values (auth, headers, cookies, path, query). The flag: recovered. `phases`: where each phase
+/// of connect ended.
 async fn connect(
     ctx: &ClientContext,
     who: ClientId,
     previous: Option<&Recovery>,
     user: &User,
+    phases: &mut ConnectPhases,
 ) -> Result<(Link, bool), ConnectError> {
     let group = &ctx.plan.groups[who.group as usize];
     let engine = ctx.plan.socketio().map(|sio| sio.engine.version);
@@ -211,7 +213,7 @@ async fn connect(
                 None => group.path.clone(),
             };
             let connector = user_connector(ctx, user, &fill, &path)?;
-            let ws = connector.connect(&path).await?;
+            let ws = connector.connect_timed(&path, phases).await?;
             let log = log.map(|mut log| {
                 log.opened(connector.addr(), &path);
                 log
@@ -229,6 +231,7 @@ async fn connect(
                 auth.as_deref(),
                 previous,
                 log,
+                phases,
             )
             .await?;
             Ok((Link::Sio(Box::new(socket)), recovered))
@@ -297,7 +300,8 @@ fn user_engine_options<'c>(
     Cow::Owned(options)
 }
 
-/// One connection attempt, accounted for: `connecting` while it runs, then a connect or a failure.
+/// One connection attempt, accounted for: `connecting` while it runs, then a connect (its time
+/// and its phases' times) or a failure.
 async fn attempt(
     ctx: &ClientContext,
     who: ClientId,
@@ -307,9 +311,11 @@ async fn attempt(
 ) -> Option<Result<(Link, bool), ()>> {
     metrics.borrow_mut().connecting += 1;
     let started = Instant::now();
+    let mut phases = ConnectPhases::default();
+    let connecting = connect(ctx, who, previous, user, &mut phases);
     let result = tokio::select! {
         _ = ctx.stop.cancelled() => None,
-        result = tokio::time::timeout(ctx.plan.connect_timeout, connect(ctx, who, previous, user)) => Some(result),
+        result = tokio::time::timeout(ctx.plan.connect_timeout, connecting) => Some(result),
     };
     let failure = {
         let mut m = metrics.borrow_mut();
@@ -318,6 +324,11 @@ async fn attempt(
             None => return None,
             Some(Ok(Ok(connected))) => {
                 m.record(0, started.elapsed());
+                for &(phase, metric) in &ctx.plan.connect_phases {
+                    if let Some(took) = phases.get(phase) {
+                        m.record(metric, took);
+                    }
+                }
                 m.interval.connects += 1;
                 m.group(who.group).connects += 1;
                 m.connected += 1;

@@ -68,6 +68,7 @@ pub async fn run(args: &RunArgs, plan: Plan, count: u32) -> Result<ExitCode, Com
         quiet: args.quiet,
         clients: plan.total_clients(),
         metric_names: plan.metric_names(),
+        main_metric: plan.main_metric(),
         metrics_listen: shard_listen_addrs(args, count)?,
     };
     let (tx, rx) = tokio::sync::mpsc::channel(4);

@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 
 use crate::gate::ci::Outcome;
 use crate::gate::figures::{Figures, Missing};
+use crate::metrics::ConnectPhase;
 use crate::scenario::threshold::Stat;
 use allowance::{Allowance, AllowanceError, AllowanceSource, Allowances};
 
@@ -274,8 +275,13 @@ fn wanted_figures(
         .chain(allowances.every_latency_stats())
         .collect();
     for metric in &latency {
-        for &stat in &every_metric_stats {
-            want(metric, stat);
+        // The phases of connect explain `connect`, which is compared; a phase is compared when
+        // its own figure is named: a fast one (TCP on a LAN) moves by more than 10% between runs
+        // of one build.
+        if ConnectPhase::of_metric(metric).is_none() {
+            for &stat in &every_metric_stats {
+                want(metric, stat);
+            }
         }
         for (named, stat, _) in allowances.figures() {
             if named == *metric && stat != Stat::Rate {
@@ -445,6 +451,35 @@ mod tests {
         assert_eq!(c.not_compared, ["`reconnect` (no samples in any run)"]);
         assert!(!c.noise_aware);
         assert_eq!(c.time_s, 4.0);
+    }
+
+    #[test]
+    fn a_phase_of_connect_is_compared_only_when_its_figure_is_named() {
+        let with_phase = |label: &str, tls_us: u64| {
+            let mut doc = json!({ "elapsed_s": 2.0, "summary": { "latency": {
+                "connect": { "count": 10, "p50_us": 900, "p90_us": 900, "p95_us": 900,
+                             "p99_us": 900, "p99_9_us": 900, "max_us": 900, "mean_us": 900.0 },
+                "connect_tls": { "count": 10, "p50_us": tls_us, "p90_us": tls_us,
+                                 "p95_us": tls_us, "p99_us": tls_us, "p99_9_us": tls_us,
+                                 "max_us": tls_us, "mean_us": tls_us as f64 } } } });
+            doc["summary"]["counters"] = json!({ "connects": 10 });
+            ComparedRun {
+                label: label.into(),
+                figures: Figures::from_run(&serde_json::from_value(doc).unwrap()),
+            }
+        };
+        // TLS got twice as slow while connect stayed: not judged unless asked for.
+        let (base, new) = ([with_phase("a", 100)], [with_phase("b", 200)]);
+        let c = compare(&base, &new, &Allowances::default()).unwrap();
+        assert!(c.figures.iter().all(|f| !f.name.starts_with("connect_tls")));
+        assert!(!c.regressed());
+        assert_eq!(verdict(&c, "connect.p99").verdict, Verdict::Unchanged);
+        let c = compare(&base, &new, &allowances(&["connect_tls.p99=10%"])).unwrap();
+        assert_eq!(verdict(&c, "connect_tls.p99").verdict, Verdict::Regressed);
+        assert!(c.figures.iter().all(|f| f.name != "connect_tls.p50"));
+        // A statistic's key for every metric does not bring the phases in.
+        let c = compare(&base, &new, &allowances(&["p99=10%"])).unwrap();
+        assert!(!c.regressed());
     }
 
     #[test]

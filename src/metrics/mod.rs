@@ -2,6 +2,7 @@
 //! atomic per event), hands the finished [`Interval`] to the coordinator once a second, and the
 //! coordinator merges the intervals of all workers.
 
+mod connect_phases;
 mod errors;
 pub mod gaps;
 
@@ -10,6 +11,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+pub use connect_phases::{ConnectPhase, ConnectPhases};
 pub use errors::ErrorKind;
 
 /// Latencies are recorded in microseconds, from 1 µs to one hour, with 3 significant digits.
@@ -235,7 +237,8 @@ impl GroupCounts {
 #[derive(Debug, Clone)]
 pub struct Interval {
     /// Index 0 is `connect`, then one per expect in scenario order, then `ack` and `reconnect`
-    /// when the plan uses them (the order of the plan's `metric_names`).
+    /// when the plan uses them, the steps', and the phases of connect the plan's connections go
+    /// through (the order of the plan's `metric_names`).
     pub histograms: Vec<Histogram<u64>>,
     pub sent: u64,
     pub received: u64,

@@ -6,6 +6,7 @@
 //! as a 10-second one. [`render_live`] draws a run still going, for `volley run --dashboard`.
 
 mod charts;
+mod connect_phases;
 pub mod live;
 mod page;
 mod plots;

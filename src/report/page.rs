@@ -167,6 +167,11 @@ table.facts td { text-align: left; white-space: normal; }
 table.error-kinds td:last-child { text-align: left; white-space: normal; }
 table.thresholds td:nth-child(2), table.thresholds th:nth-child(2),
   table.thresholds td:last-child, table.thresholds th:last-child { text-align: left; }
+.phase-bar { display: flex; width: 100%; max-width: 720px; height: 18px; border-radius: 3px;
+  overflow: hidden; background: #eceef1; margin: 4px 0 6px; }
+.phase-bar span { display: block; height: 100%; }
+i.swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px; margin-right: 6px; }
+table.phases td:nth-child(2), table.phases th:nth-child(2) { text-align: left; white-space: normal; }
 .columns { display: flex; flex-wrap: wrap; gap: 0 40px; align-items: flex-start; }
 .verdict { display: inline-block; padding: 2px 10px; border-radius: 4px; font-weight: 600; }
 .pass { background: #e3f4e1; color: #1d6b22; }

@@ -5,8 +5,10 @@
 use hdrhistogram::Histogram;
 
 use super::charts::{Axis, Bar, PALETTE, Plot, Rgb, Trace, percentile_label};
+use super::connect_phases;
 use super::page::{self, Page};
 use super::timeline::{self, KindCounts, Timeline};
+use crate::metrics::ConnectPhase;
 use crate::results::{FileError, RunFolder};
 
 const P50: Rgb = PALETTE[0];
@@ -116,7 +118,12 @@ pub fn latency(page: &mut Page, folder: &RunFolder, timeline: &Timeline) {
             None
         }
     };
-    for name in &names {
+    // The phases of connect are drawn together, stacked by their means, beside connect's plots;
+    // their percentiles are in the summary's table and their .hgrm files.
+    for name in names
+        .iter()
+        .filter(|n| ConnectPhase::of_metric(n).is_none())
+    {
         page.push(&format!(
             "<h3>{}</h3>\n<div class=\"grid\">\n",
             page::escape(name)
@@ -159,6 +166,13 @@ pub fn latency(page: &mut Page, folder: &RunFolder, timeline: &Timeline) {
                 page.push(&distribution_figure(name, &points, &caption));
             }
             _ => fallback_latency(page, folder, timeline, name),
+        }
+        if name == "connect" {
+            match log.and_then(|l| connect_phases::over_time(l, timeline)) {
+                Some(Ok(figure)) => page.push(&figure),
+                Some(Err(e)) => page.problem(&format!("latency.hlog, the phases of connect: {e}")),
+                None => {}
+            }
         }
         page.push("</div>\n");
     }

@@ -4,7 +4,9 @@
 use indexmap::IndexMap;
 use serde_json::Value;
 
+use super::connect_phases;
 use super::page::{self, Page, escape};
+use crate::metrics::ConnectPhase;
 use crate::results::{RunJson, RunStatus, layout};
 use crate::units::format_us;
 
@@ -111,6 +113,7 @@ pub fn summary(page: &mut Page, run: &RunJson) {
 
     page.push("<h3>Latency</h3>\n");
     latency(page, run);
+    connect_phases::table(page, run);
     deliveries(page, run);
 
     page.push("<div class=\"columns\">\n<div>\n<h3>Errors by kind</h3>\n");
@@ -140,17 +143,32 @@ pub fn summary(page: &mut Page, run: &RunJson) {
     }
 }
 
-/// The latency table: one row per metric.
+/// The latency table: one row per metric, the phases of connect right after it.
 fn latency(page: &mut Page, run: &RunJson) {
     let latency = &run.summary.latency;
     if latency.is_empty() {
         page.note("run.json has no latency summary.");
         return;
     }
-    let rows: Vec<Vec<String>> = latency
-        .iter()
+    let phases = connect_phases::phases_of(latency.keys());
+    let mut order: Vec<&str> = Vec::new();
+    for name in latency
+        .keys()
+        .filter(|n| ConnectPhase::of_metric(n).is_none())
+    {
+        order.push(name);
+        if name == "connect" {
+            order.extend(phases.iter().map(|(_, n)| *n));
+        }
+    }
+    if !latency.contains_key("connect") {
+        order.extend(phases.iter().map(|(_, n)| *n));
+    }
+    let rows: Vec<Vec<String>> = order
+        .into_iter()
+        .map(|name| (name, &latency[name]))
         .map(|(name, s)| {
-            let mut row = vec![name.clone(), page::thousands(s.count)];
+            let mut row = vec![name.to_string(), page::thousands(s.count)];
             let whole = [s.min_us, s.p50_us, s.p90_us, s.p99_us, s.p99_9_us, s.max_us];
             let values = whole.iter().map(|v| v.map(|v| v as f64)).chain([s.mean_us]);
             row.extend(values.map(|v| v.map_or_else(|| "—".into(), |v| format_us(v.round()))));

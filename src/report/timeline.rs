@@ -194,6 +194,22 @@ pub fn latency_percentiles(
     Ok(series)
 }
 
+/// The mean per bucket, in ms, of the values of the bucket's intervals (means add up, where
+/// percentiles do not: the phases of connect are stacked by their means).
+pub fn latency_means(timeline: &Timeline, metric: &MetricLog) -> Result<Vec<Option<f64>>, String> {
+    let mut sums = vec![(0.0f64, 0u64); timeline.buckets()];
+    for interval in metric.intervals.iter().filter(|i| i.count > 0) {
+        let h = interval.histogram()?;
+        let (sum, count) = &mut sums[timeline.index(interval.start.as_secs_f64())];
+        *sum += h.mean() * h.len() as f64;
+        *count += h.len();
+    }
+    Ok(sums
+        .into_iter()
+        .map(|(sum, count)| (count > 0).then(|| sum / count as f64 / 1000.0))
+        .collect())
+}
+
 /// A timeseries.csv count column as a rate per second in each bucket (rows cover the second
 /// before their `second`).
 pub fn rate(timeline: &Timeline, ts: &Timeseries, column: &str) -> Option<Vec<Option<f64>>> {

@@ -3,8 +3,10 @@
 use std::fmt::Write;
 use std::time::Duration;
 
+use hdrhistogram::Histogram;
+
 use super::{FinishedRun, RunStatus};
-use crate::metrics::ErrorKind;
+use crate::metrics::{ConnectPhase, ErrorKind};
 use crate::units::format_us;
 
 /// A latency in µs, recorded as a whole number, for people.
@@ -157,21 +159,45 @@ fn costs(out: &mut String, report: &FinishedRun) {
     }
 }
 
-/// The latency table: one row per metric.
+/// The latency table: one row per metric, the phases of connect indented under it by their short
+/// names (`  tcp` is `connect_tcp`).
 fn latency(out: &mut String, report: &FinishedRun) {
+    let metrics: Vec<(&str, &Histogram<u64>)> = report
+        .metric_names
+        .iter()
+        .map(String::as_str)
+        .zip(&report.totals.histograms)
+        .collect();
+    let mut rows: Vec<(String, &Histogram<u64>)> = Vec::new();
+    for &(name, h) in &metrics {
+        if ConnectPhase::of_metric(name).is_some() {
+            continue;
+        }
+        rows.push((name.to_string(), h));
+        if name == "connect" {
+            let phases = metrics
+                .iter()
+                .filter_map(|&(n, h)| ConnectPhase::of_metric(n).map(|p| (p, h)));
+            rows.extend(phases.map(|(p, h)| (format!("  {}", p.short_name()), h)));
+        }
+    }
+    let width = rows
+        .iter()
+        .map(|(n, _)| n.chars().count())
+        .fold(12, usize::max);
     let _ = writeln!(
         out,
-        "\n  {:<12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "\n  {:<width$} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "latency", "count", "min", "p50", "p90", "p99", "p99.9", "max"
     );
-    for (name, h) in report.metric_names.iter().zip(&report.totals.histograms) {
+    for (name, h) in rows {
         if h.is_empty() {
-            let _ = writeln!(out, "  {name:<12} {:>9}", 0);
+            let _ = writeln!(out, "  {name:<width$} {:>9}", 0);
             continue;
         }
         let _ = writeln!(
             out,
-            "  {name:<12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "  {name:<width$} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
             h.len(),
             human_us(h.min()),
             human_us(h.value_at_quantile(0.5)),

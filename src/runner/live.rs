@@ -374,7 +374,7 @@ pub fn snapshot(
     for (metric, h) in metric_names.iter().zip(&t.histograms) {
         s.histogram(
             "volley_latency_seconds",
-            "Latency per metric (connect, each expect, acks, steps).",
+            "Latency per metric (connect and its phases, each expect, acks, steps).",
             &[("metric", metric)],
             Buckets::from_us(h),
         );

@@ -191,7 +191,8 @@ pub async fn run(
     let (threads, messages) = start_workers(plans, &ctx, &stop)?;
 
     let metric_names = plan.metric_names();
-    let mut progress = progress::Progress::new(options.quiet, clients, &metric_names);
+    let mut progress =
+        progress::Progress::new(options.quiet, clients, &metric_names, plan.main_metric());
     let collector = Collector::new(workers, (metric_names.len(), plan.expects.len()), t0_wall);
     let run_id = format!("{run_tag:08x}");
     let live = Live::start(

@@ -36,6 +36,8 @@ pub struct LocalShards {
     /// All clients of the run, for the progress bar.
     pub clients: u64,
     pub metric_names: Vec<String>,
+    /// The index of the latency the progress line shows.
+    pub main_metric: usize,
     /// `--metrics-listen`: shard K listens on this address's port + K.
     pub metrics_listen: Option<std::net::SocketAddr>,
 }
@@ -97,7 +99,12 @@ pub async fn run(
         tails.push(ShardTail::new(&shard_dir(&shards.dir, index)));
     }
 
-    let mut progress = Progress::new(shards.quiet, shards.clients, &shards.metric_names);
+    let mut progress = Progress::new(
+        shards.quiet,
+        shards.clients,
+        &shards.metric_names,
+        shards.main_metric,
+    );
     let main_name = shards.metric_names[progress.main_metric()].clone();
     let mut seconds = Seconds::new(shards.count, main_name);
     let mut every_second = tokio::time::interval(Duration::from_secs(1));

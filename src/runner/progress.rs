@@ -44,8 +44,8 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub fn new(quiet: bool, clients: u64, metric_names: &[String]) -> Progress {
-        let main_metric = if metric_names.len() > 1 { 1 } else { 0 };
+    /// `main_metric`: the index in `metric_names` of the latency the line shows.
+    pub fn new(quiet: bool, clients: u64, metric_names: &[String], main_metric: usize) -> Progress {
         let mode = if quiet {
             Mode::Off
         } else if std::io::stderr().is_terminal() {

@@ -13,7 +13,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::line::Line;
-use crate::metrics::ErrorKind;
+use crate::metrics::{ConnectPhases, ErrorKind};
 use crate::protocol::socketio::push_json_string;
 use crate::transport::Fault;
 use crate::transport::engine::Frame;
@@ -80,9 +80,16 @@ impl TapLink {
                 namespace,
                 auth,
             } => {
-                let (sio, _) =
-                    SioSocket::open(connector, plan, namespace, auth.as_deref(), None, Some(log))
-                        .await?;
+                let (sio, _) = SioSocket::open(
+                    connector,
+                    plan,
+                    namespace,
+                    auth.as_deref(),
+                    None,
+                    Some(log),
+                    &mut ConnectPhases::default(),
+                )
+                .await?;
                 Ok(TapLink::Sio(Box::new(sio)))
             }
         }

@@ -22,7 +22,7 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 use super::Fault;
 use super::polling::Polling;
 use super::ws::{ClientSocket, ConnectError, Connector};
-use crate::metrics::ErrorKind;
+use crate::metrics::{ConnectPhase, ConnectPhases, ErrorKind};
 use crate::protocol::engineio::{self, Open, Version};
 use crate::wire::frame_log::ConnFrameLog;
 use crate::wire::record::Dir;
@@ -153,10 +153,12 @@ fn handshake_error(detail: impl Into<String>) -> ConnectError {
 impl EngineSocket {
     /// Opens a session with the handshake of the plan's transport (polling-upgrade starts on
     /// polling; call [`Self::upgrade`] when ready to switch). `log`: a sampled client's frame log.
+    /// `phases`: where the TCP connect, TLS handshake, WebSocket upgrade and open packet end.
     pub async fn open(
         connector: &Connector,
         plan: &EngineOptions,
         mut log: Option<Box<ConnFrameLog>>,
+        phases: &mut ConnectPhases,
     ) -> Result<EngineSocket, ConnectError> {
         let version = plan.version;
         let (io, open) = match plan.transport {
@@ -167,16 +169,18 @@ impl EngineSocket {
                     version.query_value(),
                     plan.query
                 );
-                let mut ws = connector.connect(&path).await?;
+                let mut ws = connector.connect_timed(&path, phases).await?;
+                let upgraded = Instant::now();
                 if let Some(log) = log.as_deref_mut() {
                     log.opened(connector.addr(), &path);
                 }
                 let open = read_open(&mut ws, log.as_deref_mut()).await?;
+                phases.end(ConnectPhase::EioOpen, upgraded);
                 (Io::Ws(ws), open)
             }
             Transport::Polling | Transport::PollingUpgrade => {
                 let (polling, open, packet) =
-                    Polling::open(connector, version, &plan.path, &plan.query).await?;
+                    Polling::open(connector, version, &plan.path, &plan.query, phases).await?;
                 if let Some(log) = log.as_deref_mut() {
                     log.opened(connector.addr(), polling.uri());
                     log.polling_packet(Dir::S2c, &packet);
@@ -426,14 +430,14 @@ impl EngineSocket {
     /// Polling to WebSocket, as the official client does: probe a WebSocket on the same session,
     /// then pause polling until its requests are done, then `5` on the WebSocket. Packets that
     /// arrive on polling meanwhile are kept, in order, before the WebSocket's. Stays on polling when
-    /// the server offers no WebSocket upgrade.
+    /// the server offers no WebSocket upgrade. True when it upgraded.
     pub async fn upgrade(
         &mut self,
         connector: &Connector,
         plan: &EngineOptions,
-    ) -> Result<(), Fault> {
+    ) -> Result<bool, Fault> {
         if !matches!(self.io, Io::Polling(_)) || !self.upgrades.iter().any(|u| u == "websocket") {
-            return Ok(());
+            return Ok(false);
         }
         let path = format!(
             "{}?EIO={}&transport=websocket&sid={}{}",
@@ -456,7 +460,8 @@ impl EngineSocket {
             .await
             .map_err(|e| upgrade_failed("upgrade packet", e.to_string()))?;
         self.switch_to(ws)?;
-        poll_fn(|cx| self.poll_flush(cx)).await
+        poll_fn(|cx| self.poll_flush(cx)).await?;
+        Ok(true)
     }
 
     /// Sends `2probe` on the new WebSocket and waits for `3probe` while polling goes on.

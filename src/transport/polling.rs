@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{Method, Request, header};
@@ -19,7 +20,7 @@ use hyper_util::rt::TokioIo;
 
 use super::Fault;
 use super::ws::{ConnectError, Connector};
-use crate::metrics::ErrorKind;
+use crate::metrics::{ConnectPhase, ConnectPhases, ErrorKind};
 use crate::protocol::engineio::{self, Version};
 
 type Conn = SendRequest<Full<Bytes>>;
@@ -47,8 +48,12 @@ pub struct Polling {
 }
 
 /// Opens a keep-alive HTTP/1.1 connection; hyper's connection driver runs as its own task.
-async fn open_conn(connector: &Connector) -> Result<Conn, ConnectError> {
-    let stream = connector.connect_transport().await?;
+/// `phases`: where its TCP connect and TLS handshake end.
+async fn open_conn(
+    connector: &Connector,
+    phases: &mut ConnectPhases,
+) -> Result<Conn, ConnectError> {
+    let stream = connector.connect_transport_timed(phases).await?;
     let (conn, driver) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| ConnectError::new(ErrorKind::Handshake, e.to_string()))?;
@@ -134,19 +139,23 @@ fn split_body(version: Version, body: Bytes) -> Result<Vec<Bytes>, Fault> {
 impl Polling {
     /// The handshake: a GET without `sid` answered by the open packet (and, from Socket.IO 2
     /// servers, sometimes more packets, which are kept). Returns the open packet parsed and as
-    /// it came (for a frame log).
+    /// it came (for a frame log). `phases`: where the first connection's TCP connect and TLS
+    /// handshake end, and the open packet (from the handshake request); the second connection,
+    /// for POSTs, is opened after it, in no phase.
     pub async fn open(
         connector: &Connector,
         version: Version,
         path: &str,
         query: &str,
+        phases: &mut ConnectPhases,
     ) -> Result<(Polling, engineio::Open, String), ConnectError> {
         let b64 = if version == Version::V3 { "&b64=1" } else { "" };
         let handshake = format!(
             "{path}?EIO={}&transport=polling{b64}{query}",
             version.query_value()
         );
-        let conn = open_conn(connector).await?;
+        let conn = open_conn(connector, phases).await?;
+        let asked = Instant::now();
         let headers = connector.headers().to_vec();
         let req = request(
             Method::GET,
@@ -173,7 +182,8 @@ impl Polling {
                 )
             })?
             .map_err(|e| ConnectError::new(ErrorKind::Handshake, e.to_string()))?;
-        let post_conn = open_conn(connector).await?;
+        phases.end(ConnectPhase::EioOpen, asked);
+        let post_conn = open_conn(connector, &mut ConnectPhases::default()).await?;
         let polling = Polling {
             version,
             uri: format!(

@@ -5,14 +5,14 @@
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use super::Fault;
 use super::engine::{EngineEvent, EngineOptions, EngineSocket, Frame, Transport};
 use super::ws::{ConnectError, Connector};
-use crate::metrics::ErrorKind;
+use crate::metrics::{ConnectPhase, ConnectPhases, ErrorKind};
 use crate::protocol::engineio::Version;
 use crate::protocol::socketio::{self, Kind};
 use crate::wire::frame_log::ConnFrameLog;
@@ -65,7 +65,8 @@ pub struct SioSocket {
 impl SioSocket {
     /// Opens the Engine.IO session and connects the namespace. With `previous` (a reconnect and
     /// recovery enabled), asks the server to recover; the flag says whether it did. `log`: a
-    /// sampled client's frame log, kept by the Engine.IO session.
+    /// sampled client's frame log, kept by the Engine.IO session. `phases`: where each phase of
+    /// the connection ends, the namespace's CONNECT reply and the upgrade from polling included.
     pub async fn open(
         connector: &Connector,
         plan: &SocketIoOptions,
@@ -73,8 +74,10 @@ impl SioSocket {
         auth: Option<&str>,
         previous: Option<&Recovery>,
         log: Option<Box<ConnFrameLog>>,
+        phases: &mut ConnectPhases,
     ) -> Result<(SioSocket, bool), ConnectError> {
-        let mut engine = EngineSocket::open(connector, &plan.engine, log).await?;
+        let mut engine = EngineSocket::open(connector, &plan.engine, log, phases).await?;
+        let opened = Instant::now();
         let v3 = engine.version() == Version::V3;
         let fault = |f: Fault| ConnectError::new(f.kind, f.detail);
 
@@ -135,6 +138,7 @@ impl SioSocket {
                 _ => early.push_back(EngineEvent::Message(data.clone())),
             }
         };
+        phases.end(ConnectPhase::SioConnect, opened);
         let pid = reply.and_then(|r| r.pid);
         let recovered = match (previous.and_then(|p| p.pid.as_deref()), pid.as_deref()) {
             (Some(before), Some(now)) => before == now,
@@ -150,10 +154,14 @@ impl SioSocket {
         };
 
         if plan.engine.transport == Transport::PollingUpgrade {
-            engine
+            let started = Instant::now();
+            let upgraded = engine
                 .upgrade(connector, &plan.engine)
                 .await
                 .map_err(fault)?;
+            if upgraded {
+                phases.end(ConnectPhase::EioUpgrade, started);
+            }
         }
         Ok((
             SioSocket {

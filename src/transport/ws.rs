@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use rustls::pki_types::ServerName;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -21,7 +21,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Error as WsError, Message};
 
-use crate::metrics::ErrorKind;
+use crate::metrics::{ConnectPhase, ConnectPhases, ErrorKind};
 use crate::transport::source::SourceAddrs;
 use crate::wire::frame_log::ConnFrameLog;
 use crate::wire::record::Dir;
@@ -167,11 +167,23 @@ impl Connector {
 
     /// TCP connect and, for wss, the TLS handshake: the reachability check before a run.
     pub async fn connect_transport(&self) -> Result<MaybeTls, ConnectError> {
+        self.connect_transport_timed(&mut ConnectPhases::default())
+            .await
+    }
+
+    /// [`Self::connect_transport`], marking the end of the TCP connect and of the TLS handshake
+    /// in `phases`.
+    pub async fn connect_transport_timed(
+        &self,
+        phases: &mut ConnectPhases,
+    ) -> Result<MaybeTls, ConnectError> {
+        let start = Instant::now();
         let tcp = match &self.sources {
             None => TcpStream::connect(self.addr).await,
             Some(sources) => sources.connect(self.addr).await,
         }
         .map_err(|e| ConnectError::from_io(&e))?;
+        let connected = phases.end(ConnectPhase::Tcp, start);
         let _ = tcp.set_nodelay(true);
         match &self.tls {
             None => Ok(MaybeTls::Plain(tcp)),
@@ -186,6 +198,7 @@ impl Connector {
                             }
                             _ => ConnectError::from_io(&e),
                         })?;
+                phases.end(ConnectPhase::Tls, connected);
                 Ok(MaybeTls::Tls(Box::new(tls)))
             }
         }
@@ -198,7 +211,18 @@ impl Connector {
     /// life, whatever `read_buffer_size` says. Here the response is read into a temporary buffer
     /// and the WebSocket starts with a `read_buffer_size` buffer holding only what followed it.
     pub async fn connect(&self, path: &str) -> Result<ClientSocket, ConnectError> {
-        let mut stream = self.connect_transport().await?;
+        self.connect_timed(path, &mut ConnectPhases::default())
+            .await
+    }
+
+    /// [`Self::connect`], marking the end of the TCP connect, the TLS handshake and the upgrade
+    /// (from the request written to the 101 read and checked) in `phases`.
+    pub async fn connect_timed(
+        &self,
+        path: &str,
+        phases: &mut ConnectPhases,
+    ) -> Result<ClientSocket, ConnectError> {
+        let mut stream = self.connect_transport_timed(phases).await?;
         let key = tungstenite::handshake::client::generate_key();
         let mut head = format!(
             "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: {key}\r\n",
@@ -213,6 +237,7 @@ impl Connector {
         }
         head.extend_from_slice(b"\r\n");
         let io = |e: io::Error| ConnectError::from_io(&e);
+        let requested = Instant::now();
         stream.write_all(&head).await.map_err(io)?;
         stream.flush().await.map_err(io)?;
         drop(head);
@@ -257,6 +282,7 @@ impl Connector {
                 format!("HTTP {status}"),
             ));
         }
+        phases.end(ConnectPhase::Upgrade, requested);
         // Whatever the server sent after its response (usually nothing) starts the WebSocket.
         let tail = buf[header_len..].to_vec();
         drop(buf);

@@ -94,6 +94,20 @@ within = "500ms"
     )
 }
 
+/// The builtin server with TLS, on a certificate for `localhost` signed by itself (runs need
+/// `insecure`, which [`run_in_process`] sets).
+pub fn self_signed_server() -> volley::serve::ServerHandle {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
+    let tls =
+        volley::transport::tls::server_config_from(vec![cert.cert.der().clone()], key).unwrap();
+    volley::serve::spawn(volley::serve::ServeConfig {
+        tls: Some(tls),
+        ..volley::serve::ServeConfig::default()
+    })
+    .unwrap()
+}
+
 /// Polls `ready` every 50 ms until it holds; fails the test after `deadline`.
 pub fn wait_for(what: &str, deadline: std::time::Duration, mut ready: impl FnMut() -> bool) {
     let start = std::time::Instant::now();

@@ -2,6 +2,7 @@
 //! options, the extra headers and the reconnect policy.
 
 use super::{Errors, Protocol, ReconnectPlan, Target};
+use crate::metrics::ConnectPhase;
 use crate::protocol::engineio::{Version, encode_query_value};
 use crate::protocol::socketio::check_namespace;
 use crate::scenario::model::{Scenario, Transport};
@@ -27,6 +28,43 @@ pub(super) struct Connection {
 impl Connection {
     pub fn is_socketio(&self) -> bool {
         matches!(self.protocol, Protocol::SocketIo(_))
+    }
+}
+
+/// The phases of connect that connections to this target with this protocol go through.
+pub(super) fn phases(conn: &Connection) -> Vec<ConnectPhase> {
+    let tls = matches!(conn.target, Target::Remote { tls: true, .. });
+    let transport = match &conn.protocol {
+        Protocol::Ws => None,
+        Protocol::SocketIo(sio) => Some(sio.engine.transport),
+    };
+    ConnectPhase::ALL
+        .into_iter()
+        .filter(|&phase| match phase {
+            ConnectPhase::Tcp => true,
+            ConnectPhase::Tls => tls,
+            // A polling session starts with plain HTTP requests; its upgrade is in EioUpgrade.
+            ConnectPhase::Upgrade => matches!(transport, None | Some(Transport::Websocket)),
+            ConnectPhase::EioOpen | ConnectPhase::SioConnect => transport.is_some(),
+            ConnectPhase::EioUpgrade => transport == Some(Transport::PollingUpgrade),
+        })
+        .collect()
+}
+
+/// When a phase of connect is measured, for a threshold that names one the plan does not have.
+pub(super) fn phase_condition(phase: ConnectPhase) -> &'static str {
+    match phase {
+        ConnectPhase::Tcp => "every connection has it",
+        ConnectPhase::Tls => "the TLS handshake is measured for wss:// targets",
+        ConnectPhase::Upgrade => {
+            "the HTTP upgrade is measured for raw WebSocket and for Socket.IO over transport = \"websocket\""
+        }
+        ConnectPhase::EioOpen | ConnectPhase::SioConnect => {
+            "it is a phase of Socket.IO connections"
+        }
+        ConnectPhase::EioUpgrade => {
+            "the upgrade from polling is measured for Socket.IO with transport = \"polling-upgrade\""
+        }
     }
 }
 

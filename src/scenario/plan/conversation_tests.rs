@@ -74,7 +74,19 @@ fn a_conversation_compiles_into_steps_handlers_and_metrics() {
     assert_eq!(group.on.len(), 1);
     assert_eq!(group.first_user, [Some(0)]);
     // `login` and the wait_for's metric come after `connect` and `ack`.
-    assert_eq!(plan.metric_names(), ["connect", "ack", "login", "welcome"]);
+    assert_eq!(
+        plan.metric_names(),
+        [
+            "connect",
+            "ack",
+            "login",
+            "welcome",
+            "connect_tcp",
+            "connect_upgrade",
+            "connect_eio_open",
+            "connect_sio_connect"
+        ]
+    );
     let Action::Http(http) = &group.before_connect[0].action else {
         panic!("an HTTP step");
     };
@@ -297,5 +309,16 @@ fn steps_say_what_they_are_for() {
     assert!(
         message.contains("before_connect steps are HTTP steps"),
         "{message}"
+    );
+}
+
+#[test]
+fn a_step_cannot_take_a_phase_s_name() {
+    let folder = Folder::new(3);
+    let text = LOGIN.replace("name = \"login\", json", "name = \"connect_tls\", json");
+    let (_, _, m) = at(folder.compile(&text).unwrap_err());
+    assert!(
+        m.contains("`connect_tls` is already the name of another metric"),
+        "{m}"
     );
 }

@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use crate::scenario::spanned::Spanned;
 
 use super::{Errors, ExpectPlan, Origin, check_identifier};
+use crate::metrics::ConnectPhase;
 use crate::protocol::pointer::JsonPointer;
 use crate::scenario::ScenarioError;
 use crate::scenario::model::{Expect, Scenario};
@@ -56,6 +57,14 @@ pub(super) fn compile(
         };
         check_identifier(&name)
             .map_err(|m| err.at(name_span.clone(), format!("metric name: {m}")))?;
+        if ConnectPhase::of_metric(&name).is_some() {
+            return Err(err.at(
+                name_span,
+                format!(
+                    "metric name `{name}` is volley's own (a phase of connect); give this expect another `name`"
+                ),
+            ));
+        }
         if name == "connect" || !names.insert(name.clone()) {
             return Err(err.at(
                 name_span,

@@ -27,6 +27,7 @@ use super::model::Scenario;
 use super::template::{StampPlacement, Template};
 use super::threshold::{GateThreshold, Threshold, check_name};
 use super::{ScenarioError, Source};
+use crate::metrics::ConnectPhase;
 use crate::protocol::pointer::JsonPointer;
 use crate::transport::socketio::SocketIoOptions;
 use crate::units::{DurationRange, Ramp, Rate};
@@ -81,6 +82,9 @@ pub struct Plan {
     pub ack_metric: Option<usize>,
     /// Index of the `reconnect` metric (time from losing a connection to having it back).
     pub reconnect_metric: Option<usize>,
+    /// The phases of connect this plan's connections go through, in order, each with the index
+    /// of its metric (after the steps').
+    pub connect_phases: Vec<(ConnectPhase, usize)>,
     /// The CI gate, from `[thresholds]` (and `--threshold`, added by the command).
     pub thresholds: Vec<GateThreshold>,
 }
@@ -273,7 +277,7 @@ impl Plan {
     }
 
     /// The latency metrics in recording order: `connect`, one per expect, then `ack` and
-    /// `reconnect` when used, then the steps'.
+    /// `reconnect` when used, then the steps', then the phases of connect.
     pub fn metric_names(&self) -> Vec<String> {
         let mut names = vec!["connect".to_string()];
         names.extend(self.expects.iter().map(|e| e.name.clone()));
@@ -284,7 +288,17 @@ impl Plan {
             names.push("reconnect".into());
         }
         names.extend(self.step_metrics.iter().cloned());
+        names.extend(
+            self.connect_phases
+                .iter()
+                .map(|(phase, _)| phase.metric_name().to_string()),
+        );
         names
+    }
+
+    /// The latency metric the progress line shows: the first expect's, or `connect`.
+    pub fn main_metric(&self) -> usize {
+        if self.expects.is_empty() { 0 } else { 1 }
     }
 
     /// How many users are there at once at most.
@@ -379,6 +393,12 @@ impl Plan {
         let reconnect_metric = take_metric(conn.reconnect.is_some());
         let mut groups = groups;
         metrics.place(&mut groups, next_metric);
+        let first_phase = next_metric + metrics.names.len();
+        let connect_phases = connection::phases(&conn)
+            .into_iter()
+            .enumerate()
+            .map(|(i, phase)| (phase, first_phase + i))
+            .collect();
         // Client ids are 32-bit, and the top of the range names the server's streams.
         let most = u64::from(u32::MAX - crate::metrics::SERVER_KEYS - 1);
         let user_count: u64 = groups.iter().map(|g| g.clients).sum();
@@ -411,6 +431,7 @@ impl Plan {
             expects,
             ack_metric,
             reconnect_metric,
+            connect_phases,
             thresholds: Vec::new(),
             scenario,
         };
@@ -421,6 +442,15 @@ impl Plan {
     /// Whether a threshold names a figure this run will have; what is wrong if not.
     pub fn check_threshold(&self, threshold: &Threshold) -> Result<(), String> {
         let expects: Vec<String> = self.expects.iter().map(|e| e.name.clone()).collect();
+        if let Some(phase) = ConnectPhase::of_metric(&threshold.metric) {
+            if !self.connect_phases.iter().any(|(p, _)| *p == phase) {
+                return Err(format!(
+                    "`{}` is not measured in this scenario: {}",
+                    threshold.metric,
+                    connection::phase_condition(phase)
+                ));
+            }
+        }
         check_name(
             &threshold.metric,
             threshold.stat,

@@ -11,6 +11,7 @@ use super::groups::message_plan;
 use super::handlers::{Capture, Matcher};
 use super::users::{Users, captured_by};
 use super::{Errors, ExpectPlan, GroupPlan, Message, check_identifier};
+use crate::metrics::ConnectPhase;
 use crate::scenario::ScenarioError;
 use crate::scenario::model::{Scenario, Step as StepModel};
 use crate::scenario::template::Template;
@@ -128,8 +129,9 @@ pub(super) struct StepMetrics {
 impl StepMetrics {
     pub fn new(expects: &[ExpectPlan]) -> StepMetrics {
         let mut taken: Vec<String> = ["connect", "ack", "reconnect"]
-            .iter()
-            .map(|s| s.to_string())
+            .into_iter()
+            .chain(ConnectPhase::ALL.map(ConnectPhase::metric_name))
+            .map(str::to_string)
             .collect();
         taken.extend(expects.iter().map(|e| e.name.clone()));
         StepMetrics {

@@ -145,7 +145,19 @@ fn a_socketio_scenario_compiles() {
     assert!(emits[0].ack);
     assert_eq!(emits[0].placement, Placement::In(StampPlacement::Prefix));
     assert_eq!(emits[1].message.args.len(), 2);
-    assert_eq!(plan.metric_names(), ["connect", "echo", "ack", "reconnect"]);
+    assert_eq!(
+        plan.metric_names(),
+        [
+            "connect",
+            "echo",
+            "ack",
+            "reconnect",
+            "connect_tcp",
+            "connect_eio_open",
+            "connect_sio_connect",
+            "connect_eio_upgrade"
+        ]
+    );
     let reconnect = plan.reconnect.unwrap();
     assert_eq!(reconnect.initial, Duration::from_millis(100));
     assert_eq!(reconnect.max, Duration::from_secs(5));
@@ -383,13 +395,86 @@ fn a_bad_threshold_names_its_line_and_column() {
 }
 
 #[test]
-fn latency_metrics_are_connect_then_the_expects_then_ack_and_reconnect() {
+fn latency_metrics_are_connect_then_the_expects_then_ack_and_reconnect_then_the_phases() {
     let plan = compile(SIO).unwrap();
-    assert_eq!(plan.metric_names(), ["connect", "echo", "ack", "reconnect"]);
+    assert_eq!(
+        plan.metric_names()[..4],
+        ["connect", "echo", "ack", "reconnect"]
+    );
     assert_eq!((plan.ack_metric, plan.reconnect_metric), (Some(2), Some(3)));
+    assert_eq!(plan.connect_phases[0], (ConnectPhase::Tcp, 4));
     let plan = compile(GOOD).unwrap();
-    assert_eq!(plan.metric_names(), ["connect", "echo"]);
+    assert_eq!(
+        plan.metric_names(),
+        ["connect", "echo", "connect_tcp", "connect_upgrade"]
+    );
     assert_eq!((plan.ack_metric, plan.reconnect_metric), (None, None));
+    assert_eq!(plan.main_metric(), 1, "the progress line shows the expect");
+}
+
+#[test]
+fn a_plan_has_the_phases_of_connect_its_connections_go_through() {
+    let phases = |text: &str| -> Vec<&str> {
+        let plan = compile(text).unwrap();
+        let names = plan.metric_names();
+        // Every phase's metric index names it.
+        for (phase, metric) in &plan.connect_phases {
+            assert_eq!(names[*metric], phase.metric_name());
+        }
+        plan.connect_phases
+            .iter()
+            .map(|(p, _)| p.short_name())
+            .collect()
+    };
+    // The builtin server: plain WebSocket.
+    assert_eq!(phases(GOOD), ["tcp", "upgrade"]);
+    let wss = GOOD.replace("path = \"/echo\"", "target = \"wss://example.com/echo\"");
+    assert_eq!(phases(&wss), ["tcp", "tls", "upgrade"]);
+    let sio = |transport: &str, target: &str| {
+        SIO.replace("polling-upgrade", transport)
+            .replace("http://127.0.0.1:3000/admin", target)
+    };
+    assert_eq!(
+        phases(&sio("websocket", "http://h:1")),
+        ["tcp", "upgrade", "eio_open", "sio_connect"]
+    );
+    assert_eq!(
+        phases(&sio("polling", "https://h:1")),
+        ["tcp", "tls", "eio_open", "sio_connect"]
+    );
+    assert_eq!(
+        phases(&sio("polling-upgrade", "wss://h:1")),
+        ["tcp", "tls", "eio_open", "sio_connect", "eio_upgrade"]
+    );
+}
+
+#[test]
+fn a_phase_the_plan_has_is_a_threshold_and_one_it_lacks_says_when_it_is_measured() {
+    let gated = |text: &str, key: &str| {
+        compile(&format!("{text}\n[thresholds]\n\"{key}\" = \"< 50ms\"\n")).map(|_| ())
+    };
+    assert!(gated(GOOD, "connect_upgrade.p99").is_ok());
+    assert!(gated(GOOD, "connect_tcp.mean").is_ok());
+    let e = gated(GOOD, "connect_tls.p99").unwrap_err().to_string();
+    assert!(
+        e.contains("`connect_tls` is not measured") && e.contains("wss://"),
+        "{e}"
+    );
+    let e = gated(GOOD, "connect_sio_connect.p99")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("Socket.IO"), "{e}");
+    let e = gated(SIO, "connect_upgrade.p99").unwrap_err().to_string();
+    assert!(e.contains("transport = \"websocket\""), "{e}");
+    assert!(gated(SIO, "connect_eio_upgrade.p99").is_ok());
+}
+
+#[test]
+fn an_expect_cannot_take_a_phase_s_name() {
+    let e = compile(&GOOD.replace("[[expect]]", "[[expect]]\nname = \"connect_tcp\""))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("a phase of connect"), "{e}");
 }
 
 #[test]

@@ -2,7 +2,8 @@
 // A real Socket.IO server (the npm `socket.io` package) for volley's integration tests.
 //
 //   node server.js --port 0 [--ping-interval MS] [--ping-timeout MS] [--max-payload BYTES]
-//                  [--tick-every MS] [--no-recovery] [--eio3] [--keep-stdin] [--verbose]
+//                  [--tick-every MS] [--connect-delay MS] [--no-recovery] [--eio3] [--keep-stdin]
+//                  [--verbose]
 //
 // Listens on 127.0.0.1 and prints `listening on PORT` on stdout once ready; nothing else is
 // ever written to stdout. Exits on SIGTERM/SIGINT, and when stdin closes (so that a test process
@@ -26,7 +27,8 @@
 //                          as `answered` with the answer's arguments
 // and every --tick-every ms the server broadcasts `tick` {seq, ts} to the room `ticker`
 // (seq counts from 0 per namespace). A handshake whose auth has a string `reject` is refused
-// with that message.
+// with that message. --connect-delay holds every namespace CONNECT that long in a middleware
+// before accepting it: a slow authentication middleware.
 //
 // With connection state recovery (the default), socket.io appends an offset string as the last
 // argument of every EVENT it emits without an ack id: broadcasts and `socket.emit` alike, so the
@@ -41,7 +43,8 @@ function usage(message) {
   process.stderr.write(
     `server.js: ${message}\n` +
       "usage: node server.js --port PORT [--ping-interval MS] [--ping-timeout MS] " +
-      "[--max-payload BYTES] [--tick-every MS] [--no-recovery] [--eio3] [--keep-stdin] [--verbose]\n",
+      "[--max-payload BYTES] [--tick-every MS] [--connect-delay MS] [--no-recovery] [--eio3] " +
+      "[--keep-stdin] [--verbose]\n",
   );
   process.exit(2);
 }
@@ -56,6 +59,7 @@ function parseOptions() {
         "ping-timeout": { type: "string" },
         "max-payload": { type: "string" },
         "tick-every": { type: "string", default: "100" },
+        "connect-delay": { type: "string", default: "0" },
         "no-recovery": { type: "boolean", default: false },
         eio3: { type: "boolean", default: false },
         "keep-stdin": { type: "boolean", default: false },
@@ -83,6 +87,7 @@ function parseOptions() {
     pingTimeout: integer("ping-timeout", 1),
     maxPayload: integer("max-payload", 1),
     tickEvery: integer("tick-every", 1),
+    connectDelay: integer("connect-delay", 0),
     recovery: !values["no-recovery"],
     eio3: values.eio3,
     keepStdin: values["keep-stdin"],
@@ -160,6 +165,8 @@ function setUpNamespace(name) {
     const reject = socket.handshake.auth && socket.handshake.auth.reject;
     if (typeof reject === "string") {
       next(new Error(reject));
+    } else if (options.connectDelay > 0) {
+      setTimeout(next, options.connectDelay);
     } else {
       next();
     }
