@@ -25,8 +25,24 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             let code = e.exit_code();
-            eprintln!("Error: {:#}", anyhow::Error::from(e));
+            eprintln!("Error: {}", with_causes(&e));
             code
         }
     }
+}
+
+/// The error and the causes its own text does not already say (most messages name their cause,
+/// and an I/O error said twice reads as a stutter).
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = c.source();
+    }
+    text
 }

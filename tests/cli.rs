@@ -195,3 +195,28 @@ fn validation_stays_linear_in_groups_emits_and_expects() {
         );
     }
 }
+
+#[test]
+fn a_scenario_that_is_not_utf8_is_refused_at_its_first_bad_byte_and_reasons_are_said_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("latin1.toml");
+    std::fs::write(
+        &file,
+        b"name = \"x\"\ntarget = \"builtin\"\n# caf\xe9 au lait\n",
+    )
+    .unwrap();
+    let out = volley().arg("validate").arg(&file).assert().code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains(&format!("{}:3:6: not UTF-8: byte 0xe9", file.display())),
+        "{stderr}"
+    );
+    let missing = dir.path().join("missing.toml");
+    let out = volley().arg("validate").arg(&missing).assert().code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
+}

@@ -63,9 +63,26 @@ pub struct Source {
 
 impl Source {
     pub fn read(path: &Path) -> Result<Source, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+        let bytes = std::fs::read(path).map_err(|source| ScenarioError::Read {
             path: path.to_path_buf(),
             source,
+        })?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            // The error names the first bad byte: its line, and its column in characters.
+            let bytes = e.as_bytes();
+            let bad = e.utf8_error().valid_up_to();
+            let good = std::str::from_utf8(&bytes[..bad]).expect("valid up to here");
+            let line_start = good.rfind('\n').map_or(0, |i| i + 1);
+            ScenarioError::Invalid {
+                path: path.to_path_buf(),
+                line: good.matches('\n').count() + 1,
+                column: good[line_start..].chars().count() + 1,
+                message: format!(
+                    "not UTF-8: byte 0x{:02x} cannot start or continue a character here; \
+                     save the file as UTF-8",
+                    bytes[bad]
+                ),
+            }
         })?;
         Ok(Source {
             path: path.to_path_buf(),
