@@ -220,3 +220,53 @@ fn a_scenario_that_is_not_utf8_is_refused_at_its_first_bad_byte_and_reasons_are_
         "{stderr}"
     );
 }
+
+#[test]
+fn a_servers_text_that_a_spreadsheet_would_run_is_neutralised_in_errors_csv() {
+    // The builtin server refuses the namespace with the message the client's auth asks for: a
+    // formula, as a hostile server could send in a CONNECT_ERROR.
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_scenario(
+        dir.path(),
+        r#"
+name = "formula"
+target = "builtin"
+protocol = "socketio"
+duration = "1s"
+ramp = "0s"
+drain = "0s"
+
+[socketio]
+auth = { reject = "=HYPERLINK(\"http://127.0.0.1/x\",\"click\")" }
+
+[[group]]
+name = "g"
+clients = 2
+"#,
+    );
+    let out = dir.path().join("out");
+    volley()
+        .arg("run")
+        .arg(&file)
+        .arg("--quiet")
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(1);
+    let (header, rows) = read_csv(&out.join("errors.csv"));
+    let detail = header.iter().position(|h| h == "detail").unwrap();
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        assert_eq!(row[detail], r#"'=HYPERLINK("http://127.0.0.1/x","click")"#);
+    }
+    // Read back, the cell is the server's text again.
+    let events = volley::results::errors_csv::parse_errors(
+        &out.join("errors.csv"),
+        &std::fs::read(out.join("errors.csv")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        events[0].detail,
+        r#"=HYPERLINK("http://127.0.0.1/x","click")"#
+    );
+}

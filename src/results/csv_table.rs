@@ -3,9 +3,26 @@
 //! should be is an error naming the file, line and column. Each file's own reader is beside its
 //! writer (timeseries_csv.rs, gaps_csv.rs, errors_csv.rs); this is what they share.
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use super::FileError;
+
+/// A cell of text from a peer (a server's close reason, an HTTP body) as a spreadsheet may open
+/// it: text that starts with `=`, `+`, `-`, `@`, a tab or a carriage return would be taken for a
+/// formula, so it gets a leading `'`, as OWASP advises against CSV injection. Text that starts
+/// with `'` gets one too, so that [`from_peer_cell`] gives back exactly what was written.
+pub fn peer_cell(text: &str) -> Cow<'_, str> {
+    match text.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r' | b'\'') => Cow::Owned(format!("'{text}")),
+        _ => Cow::Borrowed(text),
+    }
+}
+
+/// The text [`peer_cell`] wrote.
+pub fn from_peer_cell(cell: &str) -> &str {
+    cell.strip_prefix('\'').unwrap_or(cell)
+}
 
 /// A CSV file of timed events (gaps.csv, errors.csv) kept whole: the header and every record with
 /// its `time_s`, for tools that pass rows on (merging shards) rather than read them.
@@ -111,5 +128,29 @@ impl<'a> Table<'a> {
                 ),
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_text_a_spreadsheet_would_run_gets_a_quote_and_reads_back_as_written() {
+        for (text, cell) in [
+            ("=1+1", "'=1+1"),
+            ("+1", "'+1"),
+            ("-1", "'-1"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("'quoted", "''quoted"),
+            ("connection reset", "connection reset"),
+            ("", ""),
+            ("a=b", "a=b"),
+        ] {
+            assert_eq!(peer_cell(text), cell);
+            assert_eq!(from_peer_cell(&peer_cell(text)), text);
+        }
     }
 }

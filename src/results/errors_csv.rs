@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::Path;
 
-use super::csv_table::Table;
+use super::csv_table::{Table, from_peer_cell, peer_cell};
 use super::{ExportError, FileError};
 use crate::metrics::ErrorRow;
 
@@ -55,7 +55,7 @@ impl<W: std::io::Write> ErrorsWriter<W> {
                 row.client.to_string(),
                 group.to_string(),
                 row.kind.to_string(),
-                row.detail.clone(),
+                peer_cell(&row.detail).into_owned(),
             ])?;
             self.written += 1;
         }
@@ -90,7 +90,7 @@ pub fn parse_errors(path: &Path, bytes: &[u8]) -> Result<Vec<ErrorEvent>, FileEr
             client: r[client].to_string(),
             group: r[group].to_string(),
             kind: r[kind].to_string(),
-            detail: r[detail].to_string(),
+            detail: from_peer_cell(&r[detail]).to_string(),
         });
     }
     Ok(events)
