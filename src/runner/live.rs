@@ -140,8 +140,9 @@ impl Live {
             elapsed,
             ..Gauges::default()
         };
-        let seen = self.endpoint.as_ref().map(Endpoint::scrapes);
         self.series.publish(totals, final_gauges);
+        // Scrapes from here on read the final figures.
+        let seen = self.endpoint.as_ref().map(Endpoint::scrapes);
         let pushed = match self.pusher {
             Some(pusher) => Some(pusher.finish().await),
             None => None,
