@@ -113,8 +113,9 @@ impl MetricsListener {
         let counted = scrapes.clone();
         let routes: Routes = Arc::new(move |path| {
             (path == "/metrics").then(|| {
-                let body = text::render(&source());
+                // Counted before it reads: a scrape counted after an update reads that update.
                 counted.count.fetch_add(1, Ordering::SeqCst);
+                let body = text::render(&source());
                 counted.notify.notify_waiters();
                 (text::CONTENT_TYPE, body)
             })
