@@ -156,7 +156,10 @@ impl Live {
                     endpoint.addr
                 );
                 tokio::select! {
-                    _ = endpoint.scraped_after(seen, self.linger) => {}
+                    scraped = endpoint.scraped_after(seen, self.linger) => if scraped {
+                        // The answer is ready: a moment for it to go out before the process ends.
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    },
                     _ = stop => {}
                 }
             }

@@ -113,9 +113,9 @@ impl MetricsListener {
         let counted = scrapes.clone();
         let routes: Routes = Arc::new(move |path| {
             (path == "/metrics").then(|| {
-                // Counted before it reads: a scrape counted after an update reads that update.
-                counted.count.fetch_add(1, Ordering::SeqCst);
+                counted.started.fetch_add(1, Ordering::SeqCst);
                 let body = text::render(&source());
+                counted.answered.fetch_add(1, Ordering::SeqCst);
                 counted.notify.notify_waiters();
                 (text::CONTENT_TYPE, body)
             })
@@ -141,7 +141,9 @@ impl MetricsListener {
 
 #[derive(Default)]
 struct Scrapes {
-    count: AtomicU64,
+    /// Scrapes that began reading the snapshot, and scrapes whose answer is ready.
+    started: AtomicU64,
+    answered: AtomicU64,
     notify: Notify,
 }
 
@@ -153,17 +155,18 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
-    /// Scrapes answered so far.
+    /// Scrapes begun so far: every scrape after these reads what was published before.
     pub fn scrapes(&self) -> u64 {
-        self.scrapes.count.load(Ordering::SeqCst)
+        self.scrapes.started.load(Ordering::SeqCst)
     }
 
-    /// Waits until more than `seen` scrapes were answered, at most `limit`; true if one was.
+    /// Waits until a scrape begun after the first `seen` has been answered, at most `limit`;
+    /// true if one was. (More than `seen` answers means one of them began after those `seen`.)
     pub async fn scraped_after(&self, seen: u64, limit: Duration) -> bool {
         let wait = async {
             loop {
                 let notified = self.scrapes.notify.notified();
-                if self.scrapes() > seen {
+                if self.scrapes.answered.load(Ordering::SeqCst) > seen {
                     return;
                 }
                 notified.await;
