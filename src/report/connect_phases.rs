@@ -145,18 +145,13 @@ fn draw(
     let mut bars = Vec::new();
     let mut top = 0.0f64;
     for bucket in 0..timeline.buckets() {
-        let (start, end) = timeline.bucket_range(bucket);
-        let inset = if timeline.buckets() <= 120 {
-            (end - start) * 0.1
-        } else {
-            0.0
-        };
+        let x = timeline.bar_range(bucket);
         let mut height = 0.0;
         for (phase, values) in &means {
             if let Some(ms) = values[bucket] {
                 bars.push(Bar {
                     color: color(*phase),
-                    x: (start + inset, end - inset),
+                    x,
                     y: (height, height + ms),
                 });
                 height += ms;

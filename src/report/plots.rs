@@ -416,20 +416,14 @@ fn kinds_figure(
     let mut bars = Vec::new();
     let mut top = 0.0f64;
     for bucket in 0..timeline.buckets() {
-        let (start, end) = timeline.bucket_range(bucket);
-        // A thin gap between wide bars; none when they are a pixel or two wide.
-        let inset = if timeline.buckets() <= 120 {
-            (end - start) * 0.1
-        } else {
-            0.0
-        };
+        let x = timeline.bar_range(bucket);
         let mut height = 0.0;
         for (k, (_, counts)) in kinds.kinds.iter().enumerate() {
             let n = counts[bucket];
             if n > 0.0 {
                 bars.push(Bar {
                     color: color(k),
-                    x: (start + inset, end - inset),
+                    x,
                     y: (height, height + n),
                 });
                 height += n;

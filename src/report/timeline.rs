@@ -93,6 +93,18 @@ impl Timeline {
         (start, end)
     }
 
+    /// Where a bucket's bar stands: its range with a thin gap on each side between wide bars, and
+    /// none when they are a pixel or two wide.
+    pub fn bar_range(&self, bucket: usize) -> (f64, f64) {
+        let (start, end) = self.bucket_range(bucket);
+        let inset = if self.buckets() <= 120 {
+            (end - start) * 0.1
+        } else {
+            0.0
+        };
+        (start + inset, end - inset)
+    }
+
     /// The axis title.
     pub fn axis_name(&self) -> String {
         format!("time since start ({})", self.unit.name())
