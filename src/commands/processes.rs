@@ -105,6 +105,8 @@ fn child_args(args: &RunArgs, decided: &Decided) -> Vec<OsString> {
         insecure,
         metrics_linger,
         prometheus_write,
+        show_secrets,
+        redact_query,
         // Each shard listens on a port of its own (`LocalShards::metrics_listen`).
         metrics_listen: _,
         // Refused with --processes (`run::run`).
@@ -174,6 +176,13 @@ fn child_args(args: &RunArgs, decided: &Decided) -> Vec<OsString> {
     }
     if log_frames.is_some() {
         child.push("--log-frames".into());
+    }
+    if *show_secrets {
+        child.push("--show-secrets".into());
+    }
+    for key in redact_query {
+        child.push("--redact-query".into());
+        child.push(key.into());
     }
     child
 }
@@ -306,6 +315,14 @@ mod tests {
             |a| format!("{:?}", a.prometheus_write),
         ),
         ("insecure", &["--insecure"], |a| format!("{:?}", a.insecure)),
+        ("show_secrets", &["--show-secrets"], |a| {
+            format!("{:?}", a.show_secrets)
+        }),
+        (
+            "redact_query",
+            &["--redact-query", "room", "--redact-query", "ticket"],
+            |a| format!("{:?}", a.redact_query),
+        ),
     ];
 
     /// Flags whose value the parent decides for the whole run.

@@ -18,6 +18,7 @@ use crate::runner::live::LiveOptions;
 use crate::runner::{self, RunOptions};
 use crate::scenario::threshold::{GateThreshold, Origin};
 use crate::scenario::{self, Overrides, Plan};
+use crate::secrets::SecretRules;
 use crate::telemetry::listen::MetricsListener;
 use crate::wire::frame_log::FrameLogOptions;
 
@@ -158,6 +159,7 @@ fn options(args: &RunArgs) -> Result<RunOptions, CommandError> {
             write: args.prometheus_write.clone(),
             linger: args.metrics_linger.0,
         },
+        secrets: SecretRules::new(args.show_secrets, &args.redact_query),
     })
 }
 

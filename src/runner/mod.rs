@@ -34,8 +34,10 @@ use crate::gate::verdict;
 use crate::metrics::Interval;
 use crate::results::{self, ExportError, FinishedRun, FrameLogTotals, RunStatus};
 use crate::scenario::Plan;
+use crate::secrets::SecretRules;
 use crate::transport::tls::TlsError;
 use crate::units::Ramp;
+use crate::wire::decode::DecodeOptions;
 use crate::wire::frame_log::{FrameLogOptions, FrameLogWriter, RunFrameLog};
 use crate::wire::record::Clock;
 use builtin::Ends;
@@ -71,6 +73,9 @@ pub struct RunOptions {
     pub source_ips: Option<Vec<std::net::IpAddr>>,
     /// `--metrics-listen`, `--prometheus-write`: the run watched live.
     pub live: live::LiveOptions,
+    /// `--show-secrets`, `--redact-query`: what the frame log, errors.csv, run.json and the
+    /// messages that name the target hide.
+    pub secrets: SecretRules,
 }
 
 /// Why a run could not be done (exit code 1).
@@ -163,7 +168,8 @@ pub async fn run(
         .clamp(1, clients.max(1) as usize);
     let (sampled, frame_log) = match &options.frame_log {
         Some(frames) => {
-            let (log, writer) = FrameLog::start(frames, &dir, Clock::starting_at(t0, t0_wall))?;
+            let clock = Clock::starting_at(t0, t0_wall);
+            let (log, writer) = FrameLog::start(frames, &dir, clock, &options.secrets)?;
             (Some(log), Some(writer))
         }
         None => (None, None),
@@ -182,6 +188,7 @@ pub async fn run(
         frame_log: sampled,
         http: target.http,
         seed,
+        secrets: options.secrets.clone(),
     });
     let fixed = options
         .shard
@@ -251,6 +258,14 @@ pub async fn run(
     Ok(RunOutcome { run, dir })
 }
 
+/// The scenario as the run used it, for run.json (and report.html), with its secrets hidden:
+/// a results folder is made to be shared.
+fn resolved_scenario(plan: &Plan, secrets: &SecretRules) -> serde_json::Value {
+    let mut scenario = serde_json::to_value(&plan.scenario).unwrap_or_default();
+    secrets.redact_document(&mut scenario);
+    scenario
+}
+
 /// What a run decided before its clients started, for its record.
 struct RunFacts {
     run_tag: u32,
@@ -295,7 +310,7 @@ fn finished_run(
         host: host::this_machine(),
         scenario_name: plan.name.clone(),
         scenario_file: options.scenario_file.display().to_string(),
-        scenario: serde_json::to_value(&plan.scenario).unwrap_or_default(),
+        scenario: resolved_scenario(plan, &options.secrets),
         target_url: facts.target_url,
         started_at: facts.started_at,
         ended_at,
@@ -422,13 +437,18 @@ impl FrameLog {
         options: &FrameLogOptions,
         dir: &Path,
         clock: Clock,
+        secrets: &SecretRules,
     ) -> Result<(RunFrameLog, FrameLog), RunError> {
         let file = options
             .file
             .clone()
             .unwrap_or_else(|| dir.join(results::layout::FRAMES_JSONL));
+        let decode = DecodeOptions {
+            secrets: secrets.clone(),
+            ..DecodeOptions::default()
+        };
         let (log, writer) =
-            RunFrameLog::start(options, file.clone(), clock).map_err(RunError::FrameLog)?;
+            RunFrameLog::start(options, file.clone(), clock, decode).map_err(RunError::FrameLog)?;
         let writer = FrameLog {
             writer,
             file,

@@ -39,6 +39,14 @@ impl SecretRules {
         }
     }
 
+    /// What `--show-secrets` and `--redact-query KEY...` ask for.
+    pub fn new(show: bool, extra_query_keys: &[String]) -> SecretRules {
+        match show {
+            true => SecretRules::shown(),
+            false => SecretRules::hidden(extra_query_keys),
+        }
+    }
+
     /// `--show-secrets`: nothing is hidden.
     pub fn shown() -> SecretRules {
         SecretRules {

@@ -40,7 +40,7 @@ impl SecretValues {
         }
         self.values += 1;
         for form in forms(value) {
-            if !self.forms.iter().any(|f| *f == form) {
+            if !self.forms.contains(&form) {
                 self.forms.push(form);
             }
         }
