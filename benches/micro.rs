@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the per-event hot path: stamp encode/decode, histogram record, template
 //! render, delivery tracking, reading a server event at its JSON pointers; and what watching a
-//! run live costs once a second (the series built, a scrape rendered, a push encoded).
+//! run live costs once a second (the series built, a scrape rendered, a push encoded); and what a
+//! sampled client's frame log pays per message to hide secrets.
 //! `cargo bench --bench micro`
 use std::hint::black_box;
 use std::time::Duration;
@@ -16,6 +17,8 @@ use volley::scenario::Overrides;
 use volley::scenario::data::DataSet;
 use volley::scenario::template::{Fill, Scope, StampPlacement, Template, UserValues};
 use volley::telemetry::{remote_write, text};
+use volley::wire::decode::{ConnDecoder, DecodeOptions};
+use volley::wire::record::{Clock, Dir, RecordKind};
 
 fn stamp() -> Stamp {
     Stamp {
@@ -323,7 +326,53 @@ fn fan_out_receivers(receivers: usize, sources: u32) -> (Vec<Tracker>, Vec<u64>)
     (trackers, vec![1_001; sources as usize])
 }
 
+/// A frame log's work per message: the Socket.IO event decoded into a record, then the last
+/// redaction pass, with no known secret values and with a user's three (a captured token, a
+/// password and a pin column), none of them in the message, or one in it.
+fn redaction(c: &mut Criterion) {
+    let clock = Clock::new();
+    let event = br#"42["chat",{"_vly":"vly:1a2b3c4d.0.3039.f1206.1cbe991a34;","room":"lobby","text":"hello from 12345, how are you?"}]"#;
+    let with_token =
+        br#"42["chat",{"room":"lobby","text":"my token is tok-u0-7c3e9a, how are you?"}]"#;
+    let decoder = |known: &[&str]| {
+        let mut d = ConnDecoder::new(
+            DecodeOptions::default(),
+            Some(volley::protocol::engineio::Version::V4),
+        );
+        for value in known {
+            d.learn_secret(value);
+        }
+        d
+    };
+    let secrets = ["tok-u0-7c3e9a", "pw-u0-secret", "4821"];
+    let cases: [(&str, &[&str], &[u8], bool); 4] = [
+        ("redaction/decode_only", &[], event, false),
+        ("redaction/decode_and_redact_no_known", &[], event, true),
+        ("redaction/decode_and_redact_3_known", &secrets, event, true),
+        (
+            "redaction/decode_and_redact_3_known_1_found",
+            &secrets,
+            with_token,
+            true,
+        ),
+    ];
+    for (name, known, payload, redact) in cases {
+        let mut d = decoder(known);
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                let now = std::time::Instant::now();
+                let mut record = clock.record(now, 1, RecordKind::Frame);
+                d.message(&mut record, Dir::S2c, false, black_box(payload), now);
+                if redact {
+                    d.redact(&mut record);
+                }
+                black_box(record)
+            })
+        });
+    }
+}
+
 criterion_group!(
-    benches, stamps, histogram, template, tracking, pointer, live, validate
+    benches, stamps, histogram, template, tracking, pointer, live, validate, redaction
 );
 criterion_main!(benches);
