@@ -1,6 +1,6 @@
 //! Secrets stay out of everything volley writes, by default: the inspector's JSONL and terminal
-//! lines, a run's frame log, errors.csv, run.json and the summary, and the messages that name a
-//! URL. Real servers on 127.0.0.1 (the builtin one, a small HTTP login service written here), the
+//! lines, a run's frame log, errors.csv, run.json, report.html and the summary, and the messages
+//! that name a URL. Real servers on 127.0.0.1 (the builtin one, a small HTTP login service written here), the
 //! inspector in-process and as the binary. Each test checks that the secret's bytes are absent from
 //! the written file, that `[redacted]` stands where they were, and that `--show-secrets` shows
 //! them. (tap's own are in tap.rs; the rules, without sockets, in `secrets::tests` and
@@ -435,7 +435,7 @@ async fn show_secrets_keeps_the_conversations_values() {
 }
 
 #[test]
-fn the_run_binary_hides_a_target_token_in_run_json_the_summary_and_the_unreachable_error() {
+fn the_run_binary_hides_a_target_token_in_run_json_the_report_the_summary_and_its_errors() {
     let server = serve::spawn(ServeConfig::default()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let target = server.url(&format!("/echo?token={TOKEN}"));
@@ -447,7 +447,7 @@ fn the_run_binary_hides_a_target_token_in_run_json_the_summary_and_the_unreachab
         .arg(&scenario)
         .arg("--out")
         .arg(&out)
-        .arg("--quiet")
+        .args(["--quiet", "--report"])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -455,6 +455,8 @@ fn the_run_binary_hides_a_target_token_in_run_json_the_summary_and_the_unreachab
     assert_hidden("the summary", &stdout, TOKEN);
     let run_json = std::fs::read_to_string(out.join("run.json")).unwrap();
     assert_hidden("run.json", &run_json, TOKEN);
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert_hidden("report.html", &report, TOKEN);
     let run: serde_json::Value = serde_json::from_str(&run_json).unwrap();
     assert!(
         run["settings"]["target_url"]
