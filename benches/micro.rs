@@ -1,17 +1,19 @@
 //! Micro-benchmarks of the per-event hot path: stamp encode/decode, histogram record, template
 //! render, delivery tracking, reading a server event at its JSON pointers; and what watching a
-//! run live costs once a second (the series built, a scrape rendered, a push encoded); and what a
-//! sampled client's frame log pays per message to hide secrets.
+//! run live costs once a second (the series built, a scrape rendered, a push encoded), the
+//! checkpoint.json a run rewrites once a second, and what a sampled client's frame log pays per
+//! message to hide secrets.
 //! `cargo bench --bench micro`
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use volley::client::tracking::Tracker;
-use volley::metrics::WorkerMetrics;
 use volley::metrics::gaps::SeqWindow;
+use volley::metrics::{Interval, WorkerMetrics};
 use volley::protocol::pointer::JsonPointer;
 use volley::protocol::stamp::Stamp;
+use volley::results::{FinishedRun, RunStatus};
 use volley::runner::live::{Gauges, Names, snapshot};
 use volley::scenario::Overrides;
 use volley::scenario::data::DataSet;
@@ -75,19 +77,7 @@ fn live(c: &mut Criterion) {
         expects: &expects,
         groups: &groups,
     };
-    let mut m = WorkerMetrics::new(metric_names.len(), expects.len());
-    for i in 0..50_000u64 {
-        m.record(1, Duration::from_micros(100 + i % 20_000));
-        m.record(2, Duration::from_micros(200 + i % 5_000));
-    }
-    for i in 0..1000u64 {
-        m.record(0, Duration::from_micros(300 + i));
-    }
-    m.interval.sent = 50_000;
-    m.group(0).sent = 50_000;
-    m.interval.received = 50_000;
-    m.close(1000);
-    let totals = m.take_interval();
+    let totals = busy_totals(metric_names.len(), expects.len());
     let common = || {
         vec![
             ("run_id", "00c0ffee".to_owned()),
@@ -109,6 +99,62 @@ fn live(c: &mut Criterion) {
     c.bench_function("live/remote_write_body", |b| {
         b.iter(|| remote_write::encode(black_box(&series), 1_800_000_000_000))
     });
+}
+
+/// checkpoint.json, as a run rewrites it once a second: the record of a run of the chat-fanout example
+/// (its scenario resolved, the totals of 50,000 echoes) serialised and written aside, then renamed.
+fn checkpoint(c: &mut Criterion) {
+    let metric_names = vec!["connect".to_owned(), "echo".to_owned(), "ack".to_owned()];
+    let scenario: toml::Value = toml::from_str(include_str!("../scenarios/chat-fanout.toml"))
+        .expect("scenarios/chat-fanout.toml");
+    let run = FinishedRun {
+        run_id: "00c0ffee".into(),
+        status: RunStatus::Running,
+        host: volley::runner::host::this_machine(),
+        scenario_name: "chat".into(),
+        scenario_file: "scenarios/chat-fanout.toml".into(),
+        scenario: serde_json::to_value(scenario).unwrap(),
+        target_url: "ws://127.0.0.1:9000/".into(),
+        started_at: SystemTime::now(),
+        ended_at: SystemTime::now(),
+        elapsed: Duration::from_secs(60),
+        seed: 42,
+        workers: 2,
+        clients_planned: 1000,
+        clients_started: 1000,
+        totals: busy_totals(metric_names.len(), 1),
+        metric_names,
+        client_cpu: Duration::from_secs(20),
+        error_rows_dropped: 0,
+        gap_rows_dropped: 0,
+        frame_log: None,
+        thresholds: Vec::new(),
+        shard: None,
+        merged_from: Vec::new(),
+        failed_shards: Vec::new(),
+        prometheus: None,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    c.bench_function("checkpoint/write", |b| {
+        b.iter(|| volley::results::write_checkpoint(dir.path(), black_box(&run)).unwrap())
+    });
+}
+
+/// A run's totals after 50,000 echoes of 1,000 clients, with acks.
+fn busy_totals(metrics: usize, expects: usize) -> Interval {
+    let mut m = WorkerMetrics::new(metrics, expects);
+    for i in 0..50_000u64 {
+        m.record(1, Duration::from_micros(100 + i % 20_000));
+        m.record(2, Duration::from_micros(200 + i % 5_000));
+    }
+    for i in 0..1000u64 {
+        m.record(0, Duration::from_micros(300 + i));
+    }
+    m.interval.sent = 50_000;
+    m.group(0).sent = 50_000;
+    m.interval.received = 50_000;
+    m.close(1000);
+    m.take_interval()
 }
 
 /// Validation of big generated scenarios (`volley validate`'s work: read, parse, compile):
@@ -373,6 +419,6 @@ fn redaction(c: &mut Criterion) {
 }
 
 criterion_group!(
-    benches, stamps, histogram, template, tracking, pointer, live, validate, redaction
+    benches, stamps, histogram, template, tracking, pointer, live, checkpoint, validate, redaction
 );
 criterion_main!(benches);

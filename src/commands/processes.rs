@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use super::CommandError;
 use super::signals::StopSignals;
 use crate::cli::RunArgs;
+use crate::merge::MergeOptions;
 use crate::results::layout;
 use crate::runner::RunError;
 use crate::runner::builtin::{self, Ends};
@@ -86,8 +87,26 @@ pub async fn run(args: &RunArgs, plan: Plan, count: u32) -> Result<ExitCode, Com
         server.stop();
     }
     let outcome = outcome?;
-    let merged = crate::merge::merge(&outcome.dirs, &dir, false)?;
-    super::run::finish(args, &merged.run, &merged.dir)
+    let options = MergeOptions {
+        force: false,
+        failures: outcome
+            .failed
+            .iter()
+            .map(|f| (f.index as usize, f.why()))
+            .collect(),
+    };
+    match (
+        crate::merge::merge(&outcome.dirs, &dir, &options),
+        outcome.failed,
+    ) {
+        (Ok(merged), _) => super::run::finish(args, &merged.run, &merged.dir),
+        (Err(e), None) => Err(e.into()),
+        // Nothing to merge: the shard's failure is the error, and why the merge failed a note.
+        (Err(e), Some(failed)) => {
+            eprintln!("note: the shards' results could not be merged: {e}");
+            Err(CommandError::Shards(failed.into()))
+        }
+    }
 }
 
 /// The arguments of every child after `run` (`--shard K/N` and `--out` are added per child).

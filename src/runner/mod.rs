@@ -196,6 +196,16 @@ pub async fn run(
     let starts = start_schedule(&plan, options.shard, t0, fixed);
     let plans = assign(&plan, options.shard, seed, &starts, t0, workers);
     let (threads, messages) = start_workers(plans, &ctx, &stop)?;
+    let facts = RunFacts {
+        run_tag,
+        seed,
+        workers,
+        clients,
+        started_at,
+        target_url: target.url.clone(),
+        t0,
+    };
+    files.checkpoint_from(run_record(&plan, &options, &facts));
 
     let metric_names = plan.metric_names();
     let mut progress =
@@ -230,15 +240,6 @@ pub async fn run(
         None => None,
     };
     drop(progress);
-    let facts = RunFacts {
-        run_tag,
-        seed,
-        workers,
-        clients,
-        started_at,
-        target_url: target.url,
-        t0,
-    };
     let interrupted = coordinator.status == RunStatus::Interrupted;
     let mut run = finished_run(&plan, &options, facts, coordinator, &mut files, frame_log);
     if let Some(live) = live {
@@ -277,6 +278,39 @@ struct RunFacts {
     t0: Instant,
 }
 
+/// What a run's record says before its figures: the facts decided before the clients started,
+/// with empty totals and the status of a run still going.
+fn run_record(plan: &Plan, options: &RunOptions, facts: &RunFacts) -> FinishedRun {
+    let metric_names = plan.metric_names();
+    FinishedRun {
+        run_id: format!("{:08x}", facts.run_tag),
+        status: RunStatus::Running,
+        host: host::this_machine(),
+        scenario_name: plan.name.clone(),
+        scenario_file: options.scenario_file.display().to_string(),
+        scenario: resolved_scenario(plan, &options.secrets),
+        target_url: facts.target_url.clone(),
+        started_at: facts.started_at,
+        ended_at: facts.started_at,
+        elapsed: Duration::ZERO,
+        seed: facts.seed,
+        workers: facts.workers,
+        clients_planned: facts.clients,
+        clients_started: 0,
+        totals: Interval::new(metric_names.len(), plan.expects.len()),
+        metric_names,
+        error_rows_dropped: 0,
+        gap_rows_dropped: 0,
+        client_cpu: Duration::ZERO,
+        frame_log: None,
+        thresholds: Vec::new(),
+        shard: options.shard.map(|s| (s.index, s.count)),
+        merged_from: Vec::new(),
+        prometheus: None,
+        failed_shards: Vec::new(),
+    }
+}
+
 /// The end of a run: what the receivers of fan-out streams never got, the verdicts on the
 /// totals, and everything run.json and the summary need.
 fn finished_run(
@@ -295,40 +329,25 @@ fn finished_run(
         ..
     } = coordinator;
     settle_fanout(plan, &mut totals, files, facts.t0.elapsed());
-    let ended_at = SystemTime::now();
     let elapsed = facts.t0.elapsed();
-    let metric_names = plan.metric_names();
     let thresholds = verdict::judge(
         &plan.thresholds,
-        &Figures::from_totals(&metric_names, &totals, elapsed),
+        &Figures::from_totals(&plan.metric_names(), &totals, elapsed),
         &aborted_at,
     );
     let (errors_dropped, gaps_dropped) = files.dropped();
     FinishedRun {
-        run_id: format!("{:08x}", facts.run_tag),
         status,
-        host: host::this_machine(),
-        scenario_name: plan.name.clone(),
-        scenario_file: options.scenario_file.display().to_string(),
-        scenario: resolved_scenario(plan, &options.secrets),
-        target_url: facts.target_url,
-        started_at: facts.started_at,
-        ended_at,
+        ended_at: SystemTime::now(),
         elapsed,
-        seed: facts.seed,
-        workers: facts.workers,
-        clients_planned: facts.clients,
         clients_started: collector.started,
-        metric_names,
         error_rows_dropped: totals.error_rows_dropped + errors_dropped,
         gap_rows_dropped: totals.gap_rows_dropped + gaps_dropped,
         totals,
         client_cpu: collector.cpu,
         frame_log,
         thresholds,
-        shard: options.shard.map(|s| (s.index, s.count)),
-        merged_from: Vec::new(),
-        prometheus: None,
+        ..run_record(plan, options, &facts)
     }
 }
 
