@@ -14,6 +14,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::conversation::User;
+use super::leave::Departure;
 use super::ledger::{Ledger, PendingAck, Resend};
 use super::link::{Link, Rendered, Scratch};
 use super::report;
@@ -69,6 +70,8 @@ pub(super) enum Phase {
     Draining {
         until: Instant,
     },
+    /// The session ended: its connection is being left ([`Session::poll_leave`]).
+    Leaving(Departure),
 }
 
 /// What a step waits for while the session reads.
@@ -108,7 +111,7 @@ pub struct Session<'a> {
     drop_at: Option<Instant>,
     pub(super) phase: Phase,
     /// When to wake next, on the worker's one timer.
-    timer: TimerKey,
+    pub(super) timer: TimerKey,
     stop: Pin<Box<WaitForCancellationFutureOwned>>,
     pub(super) need_flush: bool,
     /// Since when writes have made no progress; past the stall timeout the connection fails.
@@ -190,15 +193,8 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// When emitting ends for this user: the run's end, or its leaving time.
-    pub fn emit_end(&self) -> Instant {
-        self.user.until
-    }
-
-    /// After [`Self::poll_session`] returned: the connection, to close. Acks still awaited are
-    /// lost with it.
+    /// After the connection was left: the link, to drop before a reconnect.
     pub fn take_link(&mut self) -> Link {
-        self.ledger.connection_lost(&mut self.metrics.borrow_mut());
         self.link
             .take()
             .expect("the session has its link until it ends")
@@ -289,7 +285,7 @@ impl<'a> Session<'a> {
     fn drain_finished(&self, now: Instant) -> bool {
         match self.phase {
             Phase::Draining { until } => now >= until || self.ledger.settled(self.leaving_early()),
-            Phase::Setup | Phase::Emitting => false,
+            Phase::Setup | Phase::Emitting | Phase::Leaving(_) => false,
         }
     }
 
@@ -587,7 +583,7 @@ impl<'a> Session<'a> {
     fn next_wake(&self, now: Instant) -> Instant {
         let wake = match self.phase {
             Phase::Draining { until } => until,
-            Phase::Setup => now + self.ctx.stall_timeout,
+            Phase::Setup | Phase::Leaving(_) => now + self.ctx.stall_timeout,
             // While writes are blocked, the socket wakes us when it drains; due events wait.
             // (The stall deadline below bounds the wait.)
             Phase::Emitting if self.blocked_since.is_some() => now + self.ctx.stall_timeout,
