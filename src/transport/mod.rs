@@ -11,6 +11,8 @@ pub mod http;
 pub mod polling;
 pub mod socketio;
 pub mod source;
+#[cfg(test)]
+mod test_server;
 pub mod tls;
 pub mod ws;
 
