@@ -3,11 +3,14 @@
 //! connection, nothing more when it failed. The session drives it by polling, with its own timer
 //! on the worker's [`Timers`](super::timers::Timers) for the deadline, so leaving builds no future:
 //! at the end of a run every client closes at once, and a boxed future per client (5.8 KB, with
-//! the reconnect path it also had to hold) was twice an idle connection's memory.
+//! the reconnect path it also had to hold) was twice an idle connection's memory. A close waits
+//! for its turn in the worker's [`CloseWindow`](super::close_window::CloseWindow) first, and its
+//! timeout runs from when it is sent.
 
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use super::close_window::Turn;
 use super::link::describe_close;
 use super::report;
 use super::session::{End, Phase, Session};
@@ -33,9 +36,13 @@ pub(super) enum Leaving {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Departure {
     how: Leaving,
-    /// When the connection ended: leaving may take the close timeout from here, and a
-    /// reconnect's time is measured from it.
+    /// When the connection ended: a reconnect's time is measured from it.
     pub(super) at: Instant,
+    /// When what goes out started going (a close: when its turn came): leaving may take the
+    /// close timeout from here.
+    since: Instant,
+    /// A close's turn in the worker's window.
+    turn: Turn,
     /// The close code counted, unless the close handshake brings the server's.
     code: u16,
     /// A reconnect follows.
@@ -96,6 +103,8 @@ impl Session<'_> {
         self.phase = Phase::Leaving(Departure {
             how,
             at,
+            since: at,
+            turn: Turn::None,
             code,
             reconnect,
             connected_at_end,
@@ -108,6 +117,12 @@ impl Session<'_> {
         let Phase::Leaving(departure) = &mut self.phase else {
             panic!("poll_leave before leave");
         };
+        if let (Leaving::Close(_), false) = (departure.how, departure.turn == Turn::Held) {
+            if self.closes.poll_enter(&mut departure.turn, cx).is_pending() {
+                return Poll::Pending;
+            }
+            departure.since = Instant::now();
+        }
         let link = self
             .link
             .as_mut()
@@ -118,18 +133,14 @@ impl Session<'_> {
             Leaving::Abort { flushed } => link.poll_abort(flushed, cx).map(|()| None),
             Leaving::Nothing => Poll::Ready(None),
         };
-        let code = match sent {
-            Poll::Ready(answer) => answer.unwrap_or(departure.code),
-            Poll::Pending
-                if self
-                    .timer
-                    .wake_at(departure.at + self.ctx.close_timeout, cx) =>
-            {
-                departure.code
-            }
+        let deadline = departure.since + self.ctx.close_timeout;
+        let (code, unanswered) = match sent {
+            Poll::Ready(answer) => (answer.unwrap_or(departure.code), false),
+            Poll::Pending if self.timer.wake_at(deadline, cx) => (departure.code, true),
             Poll::Pending => return Poll::Pending,
         };
         self.timer.cancel();
+        self.closes.leave(&mut departure.turn, unanswered);
         if let (Leaving::Close(_), Some(log)) = (departure.how, link.frame_log()) {
             log.closed(code);
         }

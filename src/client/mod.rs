@@ -1,6 +1,7 @@
 //! One virtual client: connect, run the group's on_connect steps, emit on schedule while reading,
 //! drain, close. Everything it observes goes into its worker's [`WorkerMetrics`].
 
+pub mod close_window;
 mod conversation;
 mod leave;
 mod ledger;
@@ -27,6 +28,7 @@ use crate::scenario::{Action, Plan, Protocol, ReconnectPlan};
 use crate::transport::socketio::{Recovery, SioSocket, SocketIoOptions};
 use crate::transport::ws::{ConnectError, Connector};
 use crate::wire::frame_log::RunFrameLog;
+use close_window::CloseWindow;
 use conversation::User;
 use leave::Left;
 use link::Link;
@@ -57,6 +59,14 @@ pub struct ClientContext {
     pub seed: u64,
 }
 
+/// How a worker thread paces its clients' sessions: one timer for all of them, and turns for their
+/// closes.
+#[derive(Clone, Default)]
+pub struct Pacing {
+    pub timers: Timers,
+    pub closes: CloseWindow,
+}
+
 /// A client about to start: its global id and group.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientId {
@@ -76,7 +86,7 @@ pub async fn run(
     ctx: Arc<ClientContext>,
     who: ClientId,
     metrics: &RefCell<WorkerMetrics>,
-    timers: &Timers,
+    pacing: &Pacing,
 ) {
     let mut user = Box::new(User::new(&ctx, who, leaving_time(&ctx, who)));
     let group = &ctx.plan.groups[who.group as usize];
@@ -97,7 +107,7 @@ pub async fn run(
     let Some(Ok((link, _))) = Box::pin(attempt(&ctx, who, metrics, None, &user)).await else {
         return;
     };
-    let mut session = Box::new(Session::new(&ctx, who, link, metrics, timers, *user));
+    let mut session = Box::new(Session::new(&ctx, who, link, metrics, pacing, *user));
     // An end the setup came to, boxed: the future keeps room for every local across awaits.
     let mut pending = Box::pin(session.setup()).await.err().map(Box::new);
     if pending.is_none() {
@@ -434,7 +444,7 @@ mod tests {
             Arc<ClientContext>,
             ClientId,
             &'static RefCell<WorkerMetrics>,
-            &'static Timers,
+            &'static Pacing,
         ) -> Fut,
     ) -> usize {
         std::mem::size_of::<Fut>()

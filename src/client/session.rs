@@ -13,14 +13,15 @@ use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
+use super::close_window::CloseWindow;
 use super::conversation::User;
 use super::leave::Departure;
 use super::ledger::{Ledger, PendingAck, Resend};
 use super::link::{Link, Rendered, Scratch};
 use super::report;
 use super::schedule::Schedule;
-use super::timers::{TimerKey, Timers};
-use super::{ClientContext, ClientId};
+use super::timers::TimerKey;
+use super::{ClientContext, ClientId, Pacing};
 use crate::metrics::{EmitterEnd, ErrorKind, WorkerMetrics};
 use crate::protocol::stamp::Stamp;
 use crate::scenario::{GroupPlan, Origin};
@@ -112,6 +113,8 @@ pub struct Session<'a> {
     pub(super) phase: Phase,
     /// When to wake next, on the worker's one timer.
     pub(super) timer: TimerKey,
+    /// The worker's closes in flight: the session's close waits its turn there.
+    pub(super) closes: &'a CloseWindow,
     stop: Pin<Box<WaitForCancellationFutureOwned>>,
     pub(super) need_flush: bool,
     /// Since when writes have made no progress; past the stall timeout the connection fails.
@@ -130,7 +133,7 @@ impl<'a> Session<'a> {
         who: ClientId,
         link: Link,
         metrics: &'a RefCell<WorkerMetrics>,
-        timers: &Timers,
+        pacing: &'a Pacing,
         user: User,
     ) -> Session<'a> {
         let group = &ctx.plan.groups[who.group as usize];
@@ -162,7 +165,8 @@ impl<'a> Session<'a> {
             ready: start,
             drop_at: group.disconnect_every.map(|every| start + every),
             phase: Phase::Setup,
-            timer: timers.key(),
+            timer: pacing.timers.key(),
+            closes: &pacing.closes,
             stop: Box::pin(ctx.stop.clone().cancelled_owned()),
             need_flush: false,
             blocked_since: None,
