@@ -4,8 +4,8 @@
 //! on the worker's [`Timers`](super::timers::Timers) for the deadline, so leaving builds no future:
 //! at the end of a run every client closes at once, and a boxed future per client (5.8 KB, with
 //! the reconnect path it also had to hold) was twice an idle connection's memory. A close waits
-//! for its turn in the worker's [`CloseWindow`](super::close_window::CloseWindow) first, and its
-//! timeout runs from when it is sent.
+//! for its turn in the worker's [`CloseWindow`](super::close_window::CloseWindow) first, which
+//! also says when it times out.
 
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -133,14 +133,19 @@ impl Session<'_> {
             Leaving::Abort { flushed } => link.poll_abort(flushed, cx).map(|()| None),
             Leaving::Nothing => Poll::Ready(None),
         };
-        let deadline = departure.since + self.ctx.close_timeout;
-        let (code, unanswered) = match sent {
-            Poll::Ready(answer) => (answer.unwrap_or(departure.code), false),
-            Poll::Pending if self.timer.wake_at(deadline, cx) => (departure.code, true),
+        let deadline = match departure.how {
+            Leaving::Close(_) => self
+                .closes
+                .deadline(departure.since, self.ctx.close_timeout),
+            _ => departure.since + self.ctx.close_timeout,
+        };
+        let (code, answered) = match sent {
+            Poll::Ready(answer) => (answer.unwrap_or(departure.code), true),
+            Poll::Pending if self.timer.wake_at(deadline, cx) => (departure.code, false),
             Poll::Pending => return Poll::Pending,
         };
         self.timer.cancel();
-        self.closes.leave(&mut departure.turn, unanswered);
+        self.closes.leave(&mut departure.turn, answered);
         if let (Leaving::Close(_), Some(log)) = (departure.how, link.frame_log()) {
             log.closed(code);
         }
