@@ -130,6 +130,32 @@ async fn wss_adds_the_tls_handshake() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_polling_over_https_adds_the_tls_handshake_and_echoes() {
+    let server = self_signed_server();
+    let target = format!("https://localhost:{}", server.addr().port());
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "protocol = \"socketio\"\n\n[socketio]\ntransport = \"polling\"";
+    let outcome = run_in_process(
+        dir.path(),
+        &scenario(&target, extra, ""),
+        Overrides::default(),
+    )
+    .await;
+    let run = &outcome.run;
+    assert_eq!(run.totals.error_total(), 0);
+    assert!(
+        run.totals.received >= 4 * 8,
+        "{} received",
+        run.totals.received
+    );
+    assert_phases_add_up(
+        run,
+        &["tcp", "tls", "eio_open", "sio_connect"],
+        "https polling",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn socketio_has_the_engine_io_and_namespace_phases_of_its_transport() {
     let node = NodeServer::start(&[]);
     let cases = [

@@ -132,3 +132,62 @@ async fn command_line_overrides_replace_the_scenario_values() {
         r.totals.sent
     );
 }
+
+/// Idle clients of every transport: more than a worker's 256 closes in flight, so that some wait
+/// their turn.
+fn idle_scenario(protocol: &str, clients: u64, duration: &str) -> String {
+    let keys = match protocol {
+        "ws" => String::new(),
+        transport => {
+            format!("protocol = \"socketio\"\n\n[socketio]\ntransport = \"{transport}\"\n")
+        }
+    };
+    format!(
+        "name = \"idle\"\ntarget = \"builtin\"\nduration = \"{duration}\"\nramp = \"5000/s\"\n\
+         drain = \"1s\"\n{keys}\n[[group]]\nname = \"idle\"\nclients = {clients}\n"
+    )
+}
+
+/// At the end of a run every client closes at once: each close is answered with 1000, over every
+/// transport, every connection is counted closed once, and the results have every second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_client_closes_with_1000_at_the_end_over_every_transport() {
+    for protocol in ["ws", "websocket", "polling"] {
+        let dir = tempfile::tempdir().unwrap();
+        let text = idle_scenario(protocol, 700, "1s");
+        let outcome = run_in_process(dir.path(), &text, Overrides::default()).await;
+        let t = &outcome.run.totals;
+        assert_eq!(outcome.run.status, RunStatus::Completed, "{protocol}");
+        assert_eq!(t.connects, 700, "{protocol}");
+        assert_eq!(t.error_total(), 0, "{protocol}");
+        assert_eq!(
+            t.closes.get(&1000),
+            Some(&700),
+            "{protocol}: {:?}",
+            t.closes
+        );
+        let out = dir.path().join("out");
+        assert_eq!(summary_count(&out, "closes.1000"), 700, "{protocol}");
+        let (header, rows) = read_csv(&out.join("timeseries.csv"));
+        let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+        let closes: u64 = rows
+            .iter()
+            .map(|r| r[col("closes")].parse::<u64>().unwrap())
+            .sum();
+        assert_eq!(closes, 700, "{protocol}: closes per second add up");
+        assert_eq!(rows.last().unwrap()[col("connected")], "0", "{protocol}");
+    }
+}
+
+/// A stop signal ends emitting at once; every client still closes with 1000.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_run_closes_every_client_with_1000() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = idle_scenario("ws", 700, "60s");
+    let stop = tokio::time::sleep(std::time::Duration::from_millis(1500));
+    let outcome = run_with_frame_log(dir.path(), &text, Overrides::default(), None, stop).await;
+    let t = &outcome.run.totals;
+    assert_eq!(outcome.run.status, RunStatus::Interrupted);
+    assert_eq!(t.connects, 700);
+    assert_eq!(t.closes.get(&1000), Some(&700), "{:?}", t.closes);
+}

@@ -31,6 +31,8 @@ enum Fault {
     SlowReader,
     /// Upgrades, echoes five messages, then closes with 1001 (going away).
     EchoFiveThenGoAway,
+    /// Upgrades, then reads and ignores everything: a close frame is never answered.
+    NeverAnswersClose,
 }
 
 /// A test server with one fault; runs until the test ends.
@@ -98,6 +100,14 @@ async fn faulty_server(fault: Fault) -> String {
                         };
                         let _ = ws.send(Message::Close(Some(frame))).await;
                         while let Some(Ok(_)) = ws.next().await {}
+                    }
+                    Fault::NeverAnswersClose => {
+                        let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else {
+                            return;
+                        };
+                        let mut tcp = ws.into_inner();
+                        let mut buf = [0u8; 1024];
+                        while matches!(tcp.read(&mut buf).await, Ok(n) if n > 0) {}
                     }
                     Fault::StopReading => {
                         let ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
@@ -250,4 +260,26 @@ async fn raw_websocket_clients_reconnect_with_backoff() {
         "{:?}",
         t.expects[0]
     );
+}
+
+/// A close the server never answers counts as 1006 after the close timeout (2 s). A worker keeps
+/// 256 closes in flight and the others wait their turn; once one goes unanswered, the rest go at
+/// once: the end of the run takes about two close timeouts, not one per turn (800 clients a
+/// worker would be four turns, 8 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unanswered_closes_end_the_run_in_two_close_timeouts_not_one_per_turn() {
+    let target = faulty_server(Fault::NeverAnswersClose).await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "name = \"mute\"\ntarget = \"{target}\"\nduration = \"1s\"\nramp = \"5000/s\"\ndrain = \"1s\"\n\n\
+         [[group]]\nname = \"idle\"\nclients = 1600\n"
+    );
+    let outcome = run_in_process(dir.path(), &text, Overrides::default()).await;
+    let t = &outcome.run.totals;
+    assert_eq!(t.connects, 1600);
+    assert_eq!(t.closes.get(&1006), Some(&1600), "{:?}", t.closes);
+    assert_eq!(t.error_total(), 0, "an unanswered close is not an error");
+    // Emitting ends at 0.32 s + 1 s; two close timeouts later, with room for a slow machine.
+    let elapsed = outcome.run.elapsed.as_secs_f64();
+    assert!(elapsed < 1.32 + 3.0 * 2.0, "the run took {elapsed:.1} s");
 }

@@ -89,6 +89,24 @@ async fn every_transport_echoes_and_acks_against_node() {
     }
 }
 
+/// Node's http server closes a keep-alive connection that sat idle for its keepAliveTimeout (5 s
+/// by default); a polling session's POST connection idles between pongs for a whole ping interval.
+/// The client opens a new connection for the next POST, as browsers do, instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_goes_on_when_node_closes_an_idle_keep_alive_connection() {
+    // (Node closed the idle connections of a ping interval of 2 s, not yet of 1 s.)
+    let node = NodeServer::start(&["--ping-interval", "2000", "--keep-alive-timeout", "50"]);
+    let dir = tempfile::tempdir().unwrap();
+    let text = scenario(&node.url(), "transport = \"polling\"", "", "")
+        .replace("duration = \"1s\"", "duration = \"2500ms\"")
+        .replace("drain = \"2s\"", "drain = \"500ms\"");
+    run_in_process(dir.path(), &text, Overrides::default()).await;
+    let d = dir.path();
+    assert_eq!(counter(d, "errors"), 0, "{:?}", errors(d));
+    assert_eq!(counter(d, "connects"), 4);
+    assert_eq!(counter(d, "closes.1000"), 4, "clean closes");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_transport_echoes_and_acks_against_builtin() {
     for transport in TRANSPORTS {

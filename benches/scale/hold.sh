@@ -10,7 +10,7 @@ client_procs=${2:-6}
 server_procs=${3:-6}
 protocol=${4:-ws}
 cargo build --release --quiet
-bin=target/release/volley
+bin=${CARGO_TARGET_DIR:-target}/release/volley
 out=$(mktemp -d /tmp/volley-hold.XXXXXX)
 
 "$bin" serve --processes "$server_procs" --listen 127.0.0.1:9100 > "$out/serve.log" 2>&1 &

@@ -4,10 +4,9 @@
 use std::fmt::Write;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::{Sink, SinkExt, Stream};
+use futures_util::{Sink, Stream};
 use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
 
 use crate::metrics::ErrorKind;
@@ -16,10 +15,10 @@ use crate::protocol::stamp::Stamp;
 use crate::scenario::Message;
 use crate::scenario::Placement;
 use crate::scenario::template::{Fill, Template};
-use crate::transport::Fault;
 use crate::transport::engine::Frame;
 use crate::transport::socketio::{Incoming, SioSocket};
 use crate::transport::ws::ClientSocket;
+use crate::transport::{Closing, Fault};
 use crate::wire::frame_log::ConnFrameLog;
 use crate::wire::record::Dir;
 
@@ -205,41 +204,26 @@ impl Link {
         }
     }
 
-    /// Closes politely; returns the close code (1006 when the server did not answer in time).
-    pub async fn close(self, timeout: Duration) -> u16 {
+    /// The close handshake, driven by polling (`closing` keeps where it is; the caller bounds it
+    /// in time): Ready with the code the server answered with, 1006 when the close could not be
+    /// sent. The frame log's `closed` line is the caller's.
+    pub fn poll_close(&mut self, closing: &mut Closing, cx: &mut Context<'_>) -> Poll<u16> {
         match self {
-            Link::Ws(ws, mut log) => {
-                let code = crate::transport::ws::close(ws, timeout, log.as_deref_mut()).await;
-                if let Some(log) = log.as_deref_mut() {
-                    log.closed(code);
-                }
-                code
+            Link::Ws(ws, log) => {
+                let frame = crate::transport::ws::normal_close();
+                crate::transport::ws::poll_close(ws, closing, &frame, cx, log.as_deref_mut())
             }
-            Link::Sio(sio) => sio.close(timeout).await,
+            Link::Sio(sio) => sio.poll_close(closing, cx),
         }
     }
 
     /// Drops the connection without a goodbye, but only after what was queued went out (events
     /// counted as sent must not be lost on the client's side): flush, then close the write half.
-    pub async fn abort(self, timeout: Duration) {
+    /// Driven by polling; the caller bounds it in time.
+    pub fn poll_abort(&mut self, flushed: &mut bool, cx: &mut Context<'_>) -> Poll<()> {
         match self {
-            Link::Ws(ws, mut log) => {
-                if let Some(log) = log.as_deref_mut() {
-                    log.closed(1006);
-                }
-                crate::transport::ws::abort(ws, timeout).await
-            }
-            Link::Sio(sio) => sio.abort(timeout).await,
-        }
-    }
-
-    /// After the server's close frame: send the reply tungstenite queued, briefly.
-    pub async fn flush_close_reply(&mut self, timeout: Duration) {
-        match self {
-            Link::Ws(ws, _) => {
-                let _ = tokio::time::timeout(timeout, ws.flush()).await;
-            }
-            Link::Sio(sio) => sio.flush_close_reply(timeout).await,
+            Link::Ws(ws, _) => crate::transport::ws::poll_abort(ws, flushed, cx),
+            Link::Sio(sio) => sio.poll_abort(flushed, cx),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! One virtual client: connect, run the group's on_connect steps, emit on schedule while reading,
 //! drain, close. Everything it observes goes into its worker's [`WorkerMetrics`].
 
+pub mod close_window;
 mod conversation;
+mod leave;
 mod ledger;
 mod link;
 mod replies;
@@ -27,8 +29,10 @@ use crate::secrets::SecretRules;
 use crate::transport::socketio::{Recovery, SioSocket, SocketIoOptions};
 use crate::transport::ws::{ConnectError, Connector};
 use crate::wire::frame_log::RunFrameLog;
+use close_window::CloseWindow;
 use conversation::User;
-use link::{Link, describe_close};
+use leave::Left;
+use link::Link;
 use session::{End, Session};
 use timers::Timers;
 
@@ -58,6 +62,14 @@ pub struct ClientContext {
     pub secrets: SecretRules,
 }
 
+/// How a worker thread paces its clients' sessions: one timer for all of them, and turns for their
+/// closes.
+#[derive(Clone, Default)]
+pub struct Pacing {
+    pub timers: Timers,
+    pub closes: CloseWindow,
+}
+
 /// A client about to start: its global id and group.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientId {
@@ -69,13 +81,15 @@ pub struct ClientId {
 ///
 /// A task's future is allocated at the size of its largest state and keeps that size for the whole
 /// run, so every phase but the session is boxed and freed when it ends: what an idle client holds
-/// is this small future plus the boxed [`Session`]. (That includes what follows a session: a local
-/// moved away before an await still takes room in the future, and a [`Link`] is 328 bytes.)
+/// is this small future plus the boxed [`Session`]. (That includes a reconnect: a local moved away
+/// before an await still takes room in the future, and a [`Link`] is 328 bytes.) Leaving a
+/// connection builds no future at all: the session closes it in place ([`Session::poll_leave`]),
+/// because at the end of a run every client closes at once.
 pub async fn run(
     ctx: Arc<ClientContext>,
     who: ClientId,
     metrics: &RefCell<WorkerMetrics>,
-    timers: &Timers,
+    pacing: &Pacing,
 ) {
     let mut user = Box::new(User::new(&ctx, who, leaving_time(&ctx, who)));
     let group = &ctx.plan.groups[who.group as usize];
@@ -96,7 +110,7 @@ pub async fn run(
     let Some(Ok((link, _))) = Box::pin(attempt(&ctx, who, metrics, None, &user)).await else {
         return;
     };
-    let mut session = Box::new(Session::new(&ctx, who, link, metrics, timers, *user));
+    let mut session = Box::new(Session::new(&ctx, who, link, metrics, pacing, *user));
     // An end the setup came to, boxed: the future keeps room for every local across awaits.
     let mut pending = Box::pin(session.setup()).await.err().map(Box::new);
     if pending.is_none() {
@@ -107,8 +121,14 @@ pub async fn run(
             Some(end) => *end,
             None => poll_fn(|cx| session.poll_session(cx)).await,
         };
-        match Box::pin(after_session(&ctx, who, metrics, &mut session, end)).await {
-            Next::Done(connected_at_end) => break connected_at_end,
+        // Left in place, without a future: at the end of a run every client does this at once.
+        session.leave(end);
+        match poll_fn(|cx| session.poll_leave(cx)).await {
+            Left::Done(connected_at_end) => break connected_at_end,
+            Left::Reconnect => {}
+        }
+        match Box::pin(come_back(&ctx, who, metrics, &mut session)).await {
+            Next::Done => break false,
             Next::Resumed => {}
             Next::Ended(end) => pending = Some(Box::new(end)),
         }
@@ -125,44 +145,35 @@ fn leaving_time(ctx: &ClientContext, who: ClientId) -> Instant {
     }
 }
 
-/// What follows a session that ended.
+/// What follows a reconnect.
 enum Next {
-    /// The client ends; whether it was connected when emitting ended.
-    Done(bool),
+    /// Not reconnected: the client ends.
+    Done,
     /// Reconnected (and set up): the session goes on.
     Resumed,
     /// Reconnected, but the setup on the new connection ended it.
     Ended(End),
 }
 
-/// Closes the link of a session that ended, then reconnects when the plan says so, running the
-/// on_connect steps again unless the server recovered the session.
-async fn after_session(
+/// After a lost connection was left: connects again as the plan says, running the on_connect
+/// steps again unless the server recovered the session.
+async fn come_back(
     ctx: &ClientContext,
     who: ClientId,
     metrics: &RefCell<WorkerMetrics>,
     session: &mut Session<'_>,
-    end: End,
 ) -> Next {
-    let lost_at = Instant::now();
-    let until = session.emit_end();
-    // An arriving user that left before the end was not there when emitting ended: what was sent
-    // after it left is not due to it.
-    let connected_at_end =
-        (matches!(end, End::Drained) || lost_at >= until) && until >= ctx.emit_end;
-    let link = session.take_link();
-    let recovery = match &link {
+    let lost_at = session.left_at();
+    let recovery = match session.take_link() {
         Link::Sio(sio) => Some(sio.recovery().clone()),
         Link::Ws(..) => None,
     };
-    let again = reconnects_after(ctx, &end, until);
-    finish(ctx, who, &session.user.values, metrics, end, link).await;
-    let Some(backoff) = again else {
-        return Next::Done(connected_at_end);
+    let Some(backoff) = ctx.plan.reconnect.as_ref() else {
+        return Next::Done;
     };
     let reconnected = reconnect(ctx, who, metrics, backoff, recovery, lost_at, &session.user).await;
     let Some((link, recovered)) = reconnected else {
-        return Next::Done(false);
+        return Next::Done;
     };
     session.resume(link, recovered);
     // A recovered session keeps its rooms on the server: the setup steps are not repeated.
@@ -375,7 +386,7 @@ async fn attempt(
 /// Whether a session that ended this way is followed by a reconnect: only a lost connection
 /// (not a normal end, not a server that disconnected the client on purpose, not after a stop),
 /// and only while the user emits (`until`).
-fn reconnects_after<'p>(
+pub(super) fn reconnects_after<'p>(
     ctx: &'p ClientContext,
     end: &End,
     until: Instant,
@@ -451,48 +462,6 @@ fn backoff_delay(plan: &ReconnectPlan, attempt: u32) -> Duration {
     Duration::from_secs_f64((base + spread).clamp(0.0, plan.max.as_secs_f64()))
 }
 
-/// Closes (or reports why not) and accounts for the end of a connected client.
-async fn finish(
-    ctx: &ClientContext,
-    who: ClientId,
-    user: &UserValues,
-    metrics: &RefCell<WorkerMetrics>,
-    end: End,
-    mut link: Link,
-) {
-    if let Some(log) = link.frame_log() {
-        match &end {
-            End::Drained => {}
-            End::ServerClosed(_) => log.ended("closed by the server".into()),
-            End::Dropped => log.ended("dropped by the scenario (disconnect_every)".into()),
-            End::Failed(kind, detail) => log.ended(format!("{kind}: {detail}")),
-            End::Left => log.ended("left after a failed step".into()),
-        }
-    }
-    let code = match end {
-        End::Drained | End::Left => link.close(ctx.close_timeout).await,
-        End::ServerClosed(frame) => {
-            link.flush_close_reply(ctx.close_timeout).await;
-            let (code, text) = describe_close(frame.as_ref());
-            report(ctx, who, user, metrics, ErrorKind::ClosedByServer, text);
-            code
-        }
-        // Dropped on purpose: no goodbye, and no error.
-        End::Dropped => {
-            link.abort(ctx.close_timeout).await;
-            1006
-        }
-        End::Failed(kind, detail) => {
-            report(ctx, who, user, metrics, kind, detail);
-            1006
-        }
-    };
-    let mut m = metrics.borrow_mut();
-    m.connected -= 1;
-    m.group(who.group).closes += 1;
-    m.close(code);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -502,7 +471,7 @@ mod tests {
             Arc<ClientContext>,
             ClientId,
             &'static RefCell<WorkerMetrics>,
-            &'static Timers,
+            &'static Pacing,
         ) -> Fut,
     ) -> usize {
         std::mem::size_of::<Fut>()

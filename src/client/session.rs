@@ -13,13 +13,15 @@ use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
+use super::close_window::CloseWindow;
 use super::conversation::User;
+use super::leave::Departure;
 use super::ledger::{Ledger, PendingAck, Resend};
 use super::link::{Link, Rendered, Scratch};
 use super::report;
 use super::schedule::Schedule;
-use super::timers::{TimerKey, Timers};
-use super::{ClientContext, ClientId};
+use super::timers::TimerKey;
+use super::{ClientContext, ClientId, Pacing};
 use crate::metrics::{EmitterEnd, ErrorKind, WorkerMetrics};
 use crate::protocol::stamp::Stamp;
 use crate::scenario::{GroupPlan, Origin};
@@ -69,6 +71,8 @@ pub(super) enum Phase {
     Draining {
         until: Instant,
     },
+    /// The session ended: its connection is being left ([`Session::poll_leave`]).
+    Leaving(Departure),
 }
 
 /// What a step waits for while the session reads.
@@ -108,7 +112,9 @@ pub struct Session<'a> {
     drop_at: Option<Instant>,
     pub(super) phase: Phase,
     /// When to wake next, on the worker's one timer.
-    timer: TimerKey,
+    pub(super) timer: TimerKey,
+    /// The worker's closes in flight: the session's close waits its turn there.
+    pub(super) closes: &'a CloseWindow,
     stop: Pin<Box<WaitForCancellationFutureOwned>>,
     pub(super) need_flush: bool,
     /// Since when writes have made no progress; past the stall timeout the connection fails.
@@ -127,7 +133,7 @@ impl<'a> Session<'a> {
         who: ClientId,
         link: Link,
         metrics: &'a RefCell<WorkerMetrics>,
-        timers: &Timers,
+        pacing: &'a Pacing,
         user: User,
     ) -> Session<'a> {
         let group = &ctx.plan.groups[who.group as usize];
@@ -159,7 +165,8 @@ impl<'a> Session<'a> {
             ready: start,
             drop_at: group.disconnect_every.map(|every| start + every),
             phase: Phase::Setup,
-            timer: timers.key(),
+            timer: pacing.timers.key(),
+            closes: &pacing.closes,
             stop: Box::pin(ctx.stop.clone().cancelled_owned()),
             need_flush: false,
             blocked_since: None,
@@ -190,15 +197,8 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// When emitting ends for this user: the run's end, or its leaving time.
-    pub fn emit_end(&self) -> Instant {
-        self.user.until
-    }
-
-    /// After [`Self::poll_session`] returned: the connection, to close. Acks still awaited are
-    /// lost with it.
+    /// After the connection was left: the link, to drop before a reconnect.
     pub fn take_link(&mut self) -> Link {
-        self.ledger.connection_lost(&mut self.metrics.borrow_mut());
         self.link
             .take()
             .expect("the session has its link until it ends")
@@ -289,7 +289,7 @@ impl<'a> Session<'a> {
     fn drain_finished(&self, now: Instant) -> bool {
         match self.phase {
             Phase::Draining { until } => now >= until || self.ledger.settled(self.leaving_early()),
-            Phase::Setup | Phase::Emitting => false,
+            Phase::Setup | Phase::Emitting | Phase::Leaving(_) => false,
         }
     }
 
@@ -588,7 +588,7 @@ impl<'a> Session<'a> {
     fn next_wake(&self, now: Instant) -> Instant {
         let wake = match self.phase {
             Phase::Draining { until } => until,
-            Phase::Setup => now + self.ctx.stall_timeout,
+            Phase::Setup | Phase::Leaving(_) => now + self.ctx.stall_timeout,
             // While writes are blocked, the socket wakes us when it drains; due events wait.
             // (The stall deadline below bounds the wait.)
             Phase::Emitting if self.blocked_since.is_some() => now + self.ctx.stall_timeout,

@@ -10,8 +10,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use crate::client::schedule::Schedule;
-use crate::client::timers::Timers;
-use crate::client::{self, ClientContext, ClientId};
+use crate::client::{self, ClientContext, ClientId, Pacing};
 use crate::metrics::{Interval, WorkerMetrics};
 
 /// What a worker tells the coordinator.
@@ -144,10 +143,10 @@ async fn work(plan: WorkerPlan, ctx: Arc<ClientContext>, report: mpsc::Sender<Wo
         report.clone(),
     ));
 
-    // The clients' one timer: every session wakes through it.
-    let timers = Timers::new();
+    // The clients' one timer (every session wakes through it) and their turns to close.
+    let pacing = Pacing::default();
     let driver = tokio::task::spawn_local({
-        let timers = timers.clone();
+        let timers = pacing.timers.clone();
         async move { timers.drive().await }
     });
     let mut clients = JoinSet::new();
@@ -164,13 +163,13 @@ async fn work(plan: WorkerPlan, ctx: Arc<ClientContext>, report: mpsc::Sender<Wo
         }
         let ctx = ctx.clone();
         let metrics = metrics.clone();
-        let timers = timers.clone();
-        clients.spawn_local(async move { client::run(ctx, who, &metrics, &timers).await });
+        let pacing = pacing.clone();
+        clients.spawn_local(async move { client::run(ctx, who, &metrics, &pacing).await });
         started.set(started.get() + 1);
         while clients.try_join_next().is_some() {}
     }
     while clients.join_next().await.is_some() {}
-    timers.close();
+    pacing.timers.close();
     let _ = driver.await;
 
     ticking.set(false);

@@ -19,9 +19,9 @@ use tokio::time::Sleep;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
-use super::Fault;
 use super::polling::Polling;
 use super::ws::{ClientSocket, ConnectError, Connector};
+use super::{Closing, Fault};
 use crate::metrics::{ConnectPhase, ConnectPhases, ErrorKind};
 use crate::protocol::engineio::{self, Open, Version};
 use crate::wire::frame_log::ConnFrameLog;
@@ -584,38 +584,50 @@ impl EngineSocket {
     /// Ends the session politely: a WebSocket close handshake, or a close packet over polling.
     /// Returns the close code the server answered with (1000 for a polling close that was
     /// accepted), 1006 when it did not answer within `timeout`.
-    pub async fn close(self, timeout: Duration) -> u16 {
-        let mut log = self.log;
-        let code = match self.io {
-            Io::Ws(ws) => super::ws::close(ws, timeout, log.as_deref_mut()).await,
-            Io::Polling(mut p) => {
-                p.queue_text("1");
-                if let Some(log) = log.as_deref_mut() {
-                    log.polling_packet(Dir::C2s, "1");
-                }
-                match tokio::time::timeout(timeout, poll_fn(|cx| p.poll_drain(cx))).await {
-                    Ok(Ok(())) => 1000,
-                    _ => 1006,
-                }
-            }
-        };
-        if let Some(log) = log.as_deref_mut() {
+    pub async fn close(mut self, timeout: Duration) -> u16 {
+        let mut closing = Closing::Send;
+        let code = tokio::time::timeout(timeout, poll_fn(|cx| self.poll_close(&mut closing, cx)))
+            .await
+            .unwrap_or(1006);
+        if let Some(log) = self.log.as_deref_mut() {
             log.closed(code);
         }
         code
     }
 
-    /// Drops the session without a goodbye, after what was queued went out.
-    pub async fn abort(self, timeout: Duration) {
-        let mut log = self.log;
-        if let Some(log) = log.as_deref_mut() {
-            log.closed(1006);
-        }
-        match self.io {
-            Io::Ws(ws) => super::ws::abort(ws, timeout).await,
-            Io::Polling(mut p) => {
-                let _ = tokio::time::timeout(timeout, poll_fn(|cx| p.poll_drain(cx))).await;
+    /// [`Self::close`] driven by polling, without its time bound (the caller's): Ready with the
+    /// code the server answered with (1000 for a polling close packet that was posted and
+    /// accepted), 1006 when the close could not be sent or was refused. The frame log sees what
+    /// goes out and comes in; its `closed` line is the caller's, who knows whether time ran out.
+    pub fn poll_close(&mut self, closing: &mut Closing, cx: &mut Context<'_>) -> Poll<u16> {
+        match &mut self.io {
+            Io::Ws(ws) => {
+                let frame = super::ws::normal_close();
+                super::ws::poll_close(ws, closing, &frame, cx, self.log.as_deref_mut())
             }
+            Io::Polling(p) => {
+                if let Closing::Start | Closing::Send = closing {
+                    p.queue_text("1");
+                    if let Some(log) = self.log.as_deref_mut() {
+                        log.polling_packet(Dir::C2s, "1");
+                    }
+                    *closing = Closing::Await;
+                }
+                p.poll_drain(cx).map(|drained| match drained {
+                    Ok(()) => 1000,
+                    Err(_) => 1006,
+                })
+            }
+        }
+    }
+
+    /// Drops the session without a goodbye, driven by polling (the caller bounds it in time):
+    /// what was queued goes out first (a WebSocket is then half-closed; over polling the last
+    /// POST is answered). The frame log's `closed` line is the caller's.
+    pub fn poll_abort(&mut self, flushed: &mut bool, cx: &mut Context<'_>) -> Poll<()> {
+        match &mut self.io {
+            Io::Ws(ws) => super::ws::poll_abort(ws, flushed, cx),
+            Io::Polling(p) => p.poll_drain(cx).map(drop),
         }
     }
 

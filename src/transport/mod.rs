@@ -11,10 +11,30 @@ pub mod http;
 pub mod polling;
 pub mod socketio;
 pub mod source;
+#[cfg(test)]
+mod test_server;
 pub mod tls;
 pub mod ws;
 
 use crate::metrics::ErrorKind;
+
+/// Where a polite close is. The closes are driven by polling (`ws::poll_close`,
+/// `EngineSocket::poll_close`, `SioSocket::poll_close`) and the caller keeps this between polls
+/// and bounds the whole in time: no future is built, so a thousand clients closing at once
+/// allocate nothing beyond the close frames themselves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Closing {
+    /// Nothing sent yet (Socket.IO: its DISCONNECT goes first).
+    #[default]
+    Start,
+    /// The transport's own close is to be queued: the WebSocket close frame, the Engine.IO
+    /// close packet.
+    Send,
+    /// Queued, being flushed.
+    Flush,
+    /// Sent: waiting for the server's close frame (or, over polling, the POST's answer).
+    Await,
+}
 
 /// A failure of an open connection, already classified.
 #[derive(Debug, Clone, PartialEq, Eq)]

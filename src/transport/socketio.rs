@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::Fault;
 use super::engine::{EngineEvent, EngineOptions, EngineSocket, Frame, Transport};
 use super::ws::{ConnectError, Connector};
+use super::{Closing, Fault};
 use crate::metrics::{ConnectPhase, ConnectPhases, ErrorKind};
 use crate::protocol::engineio::Version;
 use crate::protocol::socketio::{self, Kind};
@@ -280,16 +280,40 @@ impl SioSocket {
 
     /// Leaves politely: DISCONNECT for the namespace, then the transport's own close.
     pub async fn close(mut self, timeout: Duration) -> u16 {
-        let mut packet = String::from("4");
-        socketio::write_head(&mut packet, Kind::Disconnect, 0, &self.namespace, None);
-        let _ = tokio::time::timeout(timeout, engine_send(&mut self.engine, Frame::Text(&packet)))
-            .await;
-        self.engine.close(timeout).await
+        let mut closing = Closing::Start;
+        let code = tokio::time::timeout(timeout, poll_fn(|cx| self.poll_close(&mut closing, cx)))
+            .await
+            .unwrap_or(1006);
+        if let Some(log) = self.engine.frame_log() {
+            log.closed(code);
+        }
+        code
     }
 
-    /// Drops the connection without a goodbye, after flushing what was queued.
-    pub async fn abort(self, timeout: Duration) {
-        self.engine.abort(timeout).await
+    /// [`Self::close`] driven by polling, without its time bound (the caller's): DISCONNECT for
+    /// the namespace is queued first and goes out with the transport's own close (in one write,
+    /// or one POST). A DISCONNECT that cannot be queued is skipped. Ready with the close code,
+    /// as [`EngineSocket::poll_close`]; the frame log's `closed` line is the caller's.
+    pub fn poll_close(&mut self, closing: &mut Closing, cx: &mut Context<'_>) -> Poll<u16> {
+        if *closing == Closing::Start {
+            match self.engine.poll_ready(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(())) => {
+                    let mut packet = String::from("4");
+                    socketio::write_head(&mut packet, Kind::Disconnect, 0, &self.namespace, None);
+                    let _ = self.engine.start_send(Frame::Text(&packet));
+                }
+                Poll::Ready(Err(_)) => {}
+            }
+            *closing = Closing::Send;
+        }
+        self.engine.poll_close(closing, cx)
+    }
+
+    /// Drops the connection without a goodbye, after what was queued went out; driven by
+    /// polling, as [`EngineSocket::poll_abort`].
+    pub fn poll_abort(&mut self, flushed: &mut bool, cx: &mut Context<'_>) -> Poll<()> {
+        self.engine.poll_abort(flushed, cx)
     }
 
     /// After the server closed the WebSocket: send the close reply, briefly.

@@ -22,6 +22,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{self, Error as WsError, Message};
 
 use crate::metrics::{ConnectPhase, ConnectPhases, ErrorKind};
+use crate::transport::Closing;
 use crate::transport::source::SourceAddrs;
 use crate::wire::frame_log::ConnFrameLog;
 use crate::wire::record::Dir;
@@ -297,11 +298,15 @@ impl Connector {
 /// when it did not answer within `timeout` (or the close could not be sent). A sampled client's
 /// `log` sees the close frames and what arrived before the server's.
 pub async fn close(socket: ClientSocket, timeout: Duration, log: Option<&mut ConnFrameLog>) -> u16 {
-    let frame = CloseFrame {
+    close_with(socket, normal_close(), timeout, log).await
+}
+
+/// The close frame volley sends when it is done: 1000, no reason.
+pub fn normal_close() -> CloseFrame {
+    CloseFrame {
         code: CloseCode::Normal,
         reason: "".into(),
-    };
-    close_with(socket, frame, timeout, log).await
+    }
 }
 
 /// [`close`] with a code and reason of the caller's (`volley tap`'s `/close CODE REASON`).
@@ -311,39 +316,77 @@ pub async fn close_with(
     timeout: Duration,
     mut log: Option<&mut ConnFrameLog>,
 ) -> u16 {
-    let handshake = async {
-        if let Some(log) = log.as_deref_mut() {
-            log.ws_message(Dir::C2s, &Message::Close(Some(frame.clone())));
-        }
-        if socket.close(Some(frame)).await.is_err() {
-            return 1006;
-        }
-        // The server's close frame completes the handshake; late messages before it are ignored.
-        while let Some(message) = socket.next().await {
-            if let (Some(log), Ok(message)) = (log.as_deref_mut(), &message) {
-                log.ws_message(Dir::S2c, message);
-            }
-            match message {
-                Ok(Message::Close(frame)) => {
-                    return frame.map(|f| u16::from(f.code)).unwrap_or(1005);
-                }
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        1006
-    };
+    let mut closing = Closing::Start;
+    let handshake = std::future::poll_fn(|cx| {
+        poll_close(&mut socket, &mut closing, &frame, cx, log.as_deref_mut())
+    });
     tokio::time::timeout(timeout, handshake)
         .await
         .unwrap_or(1006)
 }
 
-/// Drops a WebSocket without a close handshake, after what was queued went out: flush, then
-/// close the TCP write half (FIN), each within `timeout`.
-pub async fn abort(mut socket: ClientSocket, timeout: Duration) {
-    use futures_util::SinkExt;
-    let _ = tokio::time::timeout(timeout, socket.flush()).await;
-    let _ = tokio::time::timeout(timeout, socket.get_mut().shutdown()).await;
+/// The client's side of the close handshake, driven by polling (`closing` keeps where it is;
+/// the caller bounds it in time): queue `frame`, flush it, then read until the server's close
+/// frame, ignoring what arrives before it. Ready with the code the server answered with (1005
+/// for a close frame without one), or 1006 when the close could not be sent or the connection
+/// ended without the server's close frame. A sampled client's `log` sees the close frames and
+/// what arrived before the server's.
+pub fn poll_close(
+    socket: &mut ClientSocket,
+    closing: &mut Closing,
+    frame: &CloseFrame,
+    cx: &mut Context<'_>,
+    mut log: Option<&mut ConnFrameLog>,
+) -> Poll<u16> {
+    use futures_util::Sink;
+    loop {
+        match closing {
+            Closing::Start | Closing::Send => {
+                if std::task::ready!(Pin::new(&mut *socket).poll_ready(cx)).is_err() {
+                    return Poll::Ready(1006);
+                }
+                let message = Message::Close(Some(frame.clone()));
+                if let Some(log) = log.as_deref_mut() {
+                    log.ws_message(Dir::C2s, &message);
+                }
+                if Pin::new(&mut *socket).start_send(message).is_err() {
+                    return Poll::Ready(1006);
+                }
+                *closing = Closing::Flush;
+            }
+            Closing::Flush => {
+                if std::task::ready!(Pin::new(&mut *socket).poll_flush(cx)).is_err() {
+                    return Poll::Ready(1006);
+                }
+                *closing = Closing::Await;
+            }
+            Closing::Await => {
+                let message = std::task::ready!(socket.poll_next_unpin(cx));
+                if let (Some(log), Some(Ok(message))) = (log.as_deref_mut(), &message) {
+                    log.ws_message(Dir::S2c, message);
+                }
+                match message {
+                    Some(Ok(Message::Close(frame))) => {
+                        return Poll::Ready(frame.map(|f| u16::from(f.code)).unwrap_or(1005));
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => return Poll::Ready(1006),
+                }
+            }
+        }
+    }
+}
+
+/// Drops a WebSocket without a close handshake, driven by polling (the caller bounds it in time):
+/// what was queued goes out first (`flushed` keeps that it did), then the TCP write half is
+/// closed (FIN). Failures only end it sooner: the connection is being dropped anyway.
+pub fn poll_abort(socket: &mut ClientSocket, flushed: &mut bool, cx: &mut Context<'_>) -> Poll<()> {
+    use futures_util::Sink;
+    if !*flushed {
+        let _ = std::task::ready!(Pin::new(&mut *socket).poll_flush(cx));
+        *flushed = true;
+    }
+    Pin::new(socket.get_mut()).poll_shutdown(cx).map(drop)
 }
 
 /// Upgrade responses with longer headers are refused.

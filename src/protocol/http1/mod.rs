@@ -252,6 +252,16 @@ pub fn response_body(head: &ResponseHead, request_method: &str) -> BodyKind {
     }
 }
 
+/// Whether the connection stays open after this response (RFC 9112 section 9.3): in HTTP/1.1
+/// unless the server says `Connection: close`, in HTTP/1.0 only when it says `keep-alive`.
+pub fn keeps_alive(resp: &ResponseHead) -> bool {
+    let mut options = list_elements(&resp.headers, "connection");
+    match resp.version {
+        0 => options.any(|o| o.eq_ignore_ascii_case(b"keep-alive")),
+        _ => !options.any(|o| o.eq_ignore_ascii_case(b"close")),
+    }
+}
+
 /// A `101` whose Upgrade field names `websocket`: the connection carries WebSocket frames from the
 /// end of this head on.
 pub fn is_upgrade_to_websocket(resp: &ResponseHead) -> bool {
@@ -274,6 +284,19 @@ mod tests {
         parse_response_head(head.as_bytes())
             .unwrap()
             .expect("complete head")
+    }
+
+    #[test]
+    fn keep_alive_is_http_1_1_s_default_and_http_1_0_s_exception() {
+        let alive = |head: &str| keeps_alive(&response(head));
+        assert!(alive("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"));
+        assert!(alive("HTTP/1.1 200 OK\r\nConnection: keep-alive\r\n\r\n"));
+        assert!(!alive("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"));
+        assert!(!alive(
+            "HTTP/1.1 200 OK\r\nConnection: upgrade, Close\r\n\r\n"
+        ));
+        assert!(!alive("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\n"));
+        assert!(alive("HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\n\r\n"));
     }
 
     fn request(head: &str) -> RequestHead {

@@ -4,8 +4,10 @@
 //! alive between steps, so a step costs a request and not a TCP and TLS handshake; and a cookie
 //! jar, so the session cookie a login sets goes with the next steps (and, through
 //! [`HttpSession::cookie_header`], with the WebSocket upgrade). hyper's client drives the
-//! connection, as in `polling`. Any status comes back as a response; only what prevents one
-//! (refused, timed out, reset, TLS, an oversized body) is an [`HttpFailure`].
+//! connection: a user's steps are few, and its connection is closed after `before_connect` unless
+//! later steps need it (long-polling, which holds two connections per client for the whole run,
+//! has a smaller one of its own in `polling::conn`). Any status comes back as a response; only
+//! what prevents one (refused, timed out, reset, TLS, an oversized body) is an [`HttpFailure`].
 
 use std::error::Error as _;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

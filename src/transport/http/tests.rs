@@ -1,114 +1,6 @@
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
 use super::*;
-
-/// What the test server does with a request, given its index on the connection and its text.
-enum Reply {
-    Answer(Vec<u8>),
-    /// Answers (keep-alive, nothing said), then closes the connection.
-    AnswerThenClose(Vec<u8>),
-    CloseWithoutAnswer,
-    NeverAnswer,
-}
-
-struct TestServer {
-    port: u16,
-    accepts: Arc<AtomicUsize>,
-    requests: Arc<Mutex<Vec<String>>>,
-}
-
-impl TestServer {
-    fn connector(&self) -> Connector {
-        let addr = ([127, 0, 0, 1], self.port).into();
-        Connector::new(addr, "127.0.0.1", self.port, None).unwrap()
-    }
-    fn accepts(&self) -> usize {
-        self.accepts.load(Ordering::SeqCst)
-    }
-    fn requests(&self) -> Vec<String> {
-        self.requests.lock().unwrap().clone()
-    }
-}
-
-/// A raw HTTP/1.1 server on 127.0.0.1:0 that counts connections and records every request.
-async fn serve(reply: fn(usize, &str) -> Reply) -> TestServer {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let server = TestServer {
-        port: listener.local_addr().unwrap().port(),
-        accepts: Arc::default(),
-        requests: Arc::default(),
-    };
-    let (accepts, requests) = (server.accepts.clone(), server.requests.clone());
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            accepts.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(serve_connection(stream, reply, requests.clone()));
-        }
-    });
-    server
-}
-
-async fn serve_connection(
-    mut stream: TcpStream,
-    reply: fn(usize, &str) -> Reply,
-    requests: Arc<Mutex<Vec<String>>>,
-) {
-    let mut buf = Vec::new();
-    for index in 0.. {
-        let Some(request) = read_request(&mut stream, &mut buf).await else {
-            return;
-        };
-        requests.lock().unwrap().push(request.clone());
-        match reply(index, &request) {
-            Reply::Answer(bytes) => {
-                if stream.write_all(&bytes).await.is_err() {
-                    return;
-                }
-            }
-            Reply::AnswerThenClose(bytes) => {
-                let _ = stream.write_all(&bytes).await;
-                return;
-            }
-            Reply::CloseWithoutAnswer => return,
-            Reply::NeverAnswer => std::future::pending().await,
-        }
-    }
-}
-
-/// One request (head, then a Content-Length body) as text, header names lowercased; `None`
-/// at EOF.
-async fn read_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end + 4]).to_ascii_lowercase();
-            let length = head
-                .lines()
-                .find_map(|line| line.strip_prefix("content-length:"))
-                .map_or(0, |v| v.trim().parse().unwrap());
-            if buf.len() >= end + 4 + length {
-                let all = buf.drain(..end + 4 + length).collect::<Vec<u8>>();
-                let body = String::from_utf8_lossy(&all[end + 4..]).into_owned();
-                return Some(head + &body);
-            }
-        }
-        if stream.read_buf(buf).await.ok()? == 0 {
-            return None;
-        }
-    }
-}
-
-fn response(status: &str, headers: &[&str], body: &str) -> Vec<u8> {
-    let mut text = format!("HTTP/1.1 {status}\r\ncontent-length: {}\r\n", body.len());
-    for header in headers {
-        text.push_str(header);
-        text.push_str("\r\n");
-    }
-    format!("{text}\r\n{body}").into_bytes()
-}
+use crate::transport::test_server::{Reply, response, serve};
+use tokio::io::AsyncWriteExt;
 
 fn ok(_: usize, _: &str) -> Reply {
     Reply::Answer(response("200 OK", &[], "ok"))
@@ -290,16 +182,12 @@ async fn the_jar_keeps_paths_apart_and_forgets_expired_cookies() {
 
 #[tokio::test]
 async fn a_refused_port_is_refused() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
-    let server = TestServer {
-        port,
-        accepts: Arc::default(),
-        requests: Arc::default(),
-    };
+    let connector = Connector::new(([127, 0, 0, 1], port).into(), "127.0.0.1", port, None);
     let failure = HttpSession::new()
-        .send(&server.connector(), get("/"), SECOND)
+        .send(&connector.unwrap(), get("/"), SECOND)
         .await;
     assert!(
         matches!(failure, Err(HttpFailure::Refused(_))),
@@ -369,7 +257,7 @@ async fn an_oversized_body_is_io_naming_the_limit() {
 
 #[tokio::test]
 async fn a_tls_handshake_with_a_plain_http_server_is_tls() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         let (mut stream, _) = listener.accept().await.unwrap();

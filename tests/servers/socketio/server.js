@@ -2,8 +2,8 @@
 // A real Socket.IO server (the npm `socket.io` package) for volley's integration tests.
 //
 //   node server.js --port 0 [--ping-interval MS] [--ping-timeout MS] [--max-payload BYTES]
-//                  [--tick-every MS] [--connect-delay MS] [--no-recovery] [--eio3] [--keep-stdin]
-//                  [--verbose]
+//                  [--tick-every MS] [--connect-delay MS] [--keep-alive-timeout MS] [--no-recovery]
+//                  [--eio3] [--keep-stdin] [--verbose]
 //
 // Listens on 127.0.0.1 and prints `listening on PORT` on stdout once ready; nothing else is
 // ever written to stdout. Exits on SIGTERM/SIGINT, and when stdin closes (so that a test process
@@ -28,7 +28,8 @@
 // and every --tick-every ms the server broadcasts `tick` {seq, ts} to the room `ticker`
 // (seq counts from 0 per namespace). A handshake whose auth has a string `reject` is refused
 // with that message. --connect-delay holds every namespace CONNECT that long in a middleware
-// before accepting it: a slow authentication middleware.
+// before accepting it: a slow authentication middleware. --keep-alive-timeout sets how long the
+// http server keeps an idle keep-alive connection (Node's default: 5000 ms) before closing it.
 //
 // With connection state recovery (the default), socket.io appends an offset string as the last
 // argument of every EVENT it emits without an ack id: broadcasts and `socket.emit` alike, so the
@@ -43,8 +44,8 @@ function usage(message) {
   process.stderr.write(
     `server.js: ${message}\n` +
       "usage: node server.js --port PORT [--ping-interval MS] [--ping-timeout MS] " +
-      "[--max-payload BYTES] [--tick-every MS] [--connect-delay MS] [--no-recovery] [--eio3] " +
-      "[--keep-stdin] [--verbose]\n",
+      "[--max-payload BYTES] [--tick-every MS] [--connect-delay MS] [--keep-alive-timeout MS] " +
+      "[--no-recovery] [--eio3] [--keep-stdin] [--verbose]\n",
   );
   process.exit(2);
 }
@@ -60,6 +61,7 @@ function parseOptions() {
         "max-payload": { type: "string" },
         "tick-every": { type: "string", default: "100" },
         "connect-delay": { type: "string", default: "0" },
+        "keep-alive-timeout": { type: "string" },
         "no-recovery": { type: "boolean", default: false },
         eio3: { type: "boolean", default: false },
         "keep-stdin": { type: "boolean", default: false },
@@ -88,6 +90,7 @@ function parseOptions() {
     maxPayload: integer("max-payload", 1),
     tickEvery: integer("tick-every", 1),
     connectDelay: integer("connect-delay", 0),
+    keepAliveTimeout: integer("keep-alive-timeout", 1),
     recovery: !values["no-recovery"],
     eio3: values.eio3,
     keepStdin: values["keep-stdin"],
@@ -110,6 +113,7 @@ if (options.recovery) {
 }
 
 const httpServer = http.createServer();
+if (options.keepAliveTimeout !== undefined) httpServer.keepAliveTimeout = options.keepAliveTimeout;
 const io = new Server(httpServer, serverOptions);
 
 // Keys of the `cut` requests already honoured, for the life of the server.

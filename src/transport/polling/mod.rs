@@ -1,42 +1,38 @@
 //! Engine.IO HTTP long-polling: a GET that the server holds open until it has packets, and a POST
-//! for what the client sends, each on its own keep-alive HTTP/1.1 connection (hyper's client), so
-//! that at most one of each is in flight, as the protocol requires.
+//! for what the client sends, each on its own keep-alive HTTP/1.1 connection ([`conn`]), so that
+//! at most one of each is in flight, as the protocol requires.
 //!
-//! The transport is driven by polling it (no task of its own beyond hyper's connection drivers):
-//! [`Polling::poll_next`] keeps a GET in flight and hands out the packets of each response;
-//! [`Polling::poll_flush`] sends what was queued in one POST, at most `maxPayload` bytes at a time.
+//! The transport is driven by polling it (no task of its own): [`Polling::poll_next`] keeps a GET
+//! in flight and hands out the packets of each response; [`Polling::poll_flush`] sends what was
+//! queued in one POST, at most `maxPayload` bytes at a time.
+
+mod conn;
 
 use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::Pin;
+use std::fmt::Write;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::{Method, Request, header};
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 
 use super::Fault;
 use super::ws::{ConnectError, Connector};
 use crate::metrics::{ConnectPhase, ConnectPhases, ErrorKind};
 use crate::protocol::engineio::{self, Version};
-
-type Conn = SendRequest<Full<Bytes>>;
-type InFlight = Pin<Box<dyn Future<Output = (Conn, Result<Bytes, Fault>)> + Send>>;
+use conn::HttpConn;
 
 /// One long-polling session after its handshake.
 pub struct Polling {
     version: Version,
+    /// Where requests go, with the headers they carry; it opens a new connection when the
+    /// server closed one between requests.
+    connector: Connector,
     /// Path and query of every request of the session, `sid` included.
     uri: String,
-    authority: String,
-    headers: Vec<(http::HeaderName, http::HeaderValue)>,
-    get_conn: Option<Conn>,
-    post_conn: Option<Conn>,
-    get: Option<InFlight>,
-    post: Option<InFlight>,
+    /// The GET of every poll, written once.
+    get_request: Bytes,
+    get: HttpConn,
+    post: HttpConn,
     /// Packets waiting for a POST, in payload format, and where each one ends.
     out: String,
     out_ends: VecDeque<usize>,
@@ -47,81 +43,56 @@ pub struct Polling {
     paused: bool,
 }
 
-/// Opens a keep-alive HTTP/1.1 connection; hyper's connection driver runs as its own task.
-/// `phases`: where its TCP connect and TLS handshake end.
+/// Opens a keep-alive HTTP/1.1 connection. `phases`: where its TCP connect and TLS handshake end.
 async fn open_conn(
     connector: &Connector,
     phases: &mut ConnectPhases,
-) -> Result<Conn, ConnectError> {
-    let stream = connector.connect_transport_timed(phases).await?;
-    let (conn, driver) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| ConnectError::new(ErrorKind::Handshake, e.to_string()))?;
-    tokio::spawn(async move {
-        let _ = driver.await;
-    });
-    Ok(conn)
+) -> Result<HttpConn, ConnectError> {
+    Ok(HttpConn::new(
+        connector.connect_transport_timed(phases).await?,
+    ))
 }
 
-fn request(
-    method: Method,
-    uri: &str,
-    authority: &str,
-    headers: &[(http::HeaderName, http::HeaderValue)],
-    body: Bytes,
-) -> Result<Request<Full<Bytes>>, Fault> {
-    let mut builder = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(header::HOST, authority)
-        .header(header::ACCEPT, "*/*");
+/// A whole request: `target` (path and query), the Host and Accept fields, a body's type and
+/// length when there is one, then the connector's extra headers. The target was checked when the
+/// session opened ([`check_target`]); header names and values are valid by their types.
+fn request(method: &str, target: &str, connector: &Connector, body: &[u8]) -> Bytes {
+    let mut head = String::with_capacity(target.len() + connector.authority().len() + 128);
+    let _ = write!(
+        head,
+        "{method} {target} HTTP/1.1\r\nHost: {}\r\nAccept: */*\r\n",
+        connector.authority()
+    );
     if !body.is_empty() {
-        builder = builder.header(header::CONTENT_TYPE, "text/plain;charset=UTF-8");
+        let _ = write!(
+            head,
+            "Content-Type: text/plain;charset=UTF-8\r\nContent-Length: {}\r\n",
+            body.len()
+        );
     }
-    for (name, value) in headers {
-        builder = builder.header(name, value);
+    let mut out = head.into_bytes();
+    for (name, value) in connector.headers() {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
-    // The path and headers were validated by the plan and the sid is percent-encoded, but the
-    // request is checked anyway: nothing a server sends may panic the client.
-    builder.body(Full::new(body)).map_err(|e| {
-        Fault::new(
-            ErrorKind::Transport,
-            format!("cannot build the request: {e}"),
-        )
-    })
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    Bytes::from(out)
 }
 
-/// Sends one request and reads the whole response body; a status other than 2xx is a fault.
-async fn exchange(
-    mut conn: Conn,
-    req: Request<Full<Bytes>>,
-    kind: ErrorKind,
-) -> (Conn, Result<Bytes, Fault>) {
-    let result = async {
-        let transport = |e: hyper::Error| Fault::new(kind, e.to_string());
-        conn.ready().await.map_err(transport)?;
-        let response = conn.send_request(req).await.map_err(transport)?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(transport)?
-            .to_bytes();
-        if !status.is_success() {
-            let text = String::from_utf8_lossy(&body[..body.len().min(200)])
-                .trim()
-                .to_string();
-            return Err(Fault::new(
-                kind,
-                format!("HTTP {status} {text}").trim_end().to_string(),
-            ));
-        }
-
-        Ok(body)
+/// A request target goes into the request line as it is: visible ASCII only. (The path and query
+/// were validated by the plan and the sid is percent-encoded, but the target is checked anyway:
+/// nothing a server sends may break the client's requests.)
+fn check_target(target: &str) -> Result<(), ConnectError> {
+    if target.starts_with('/') && target.bytes().all(|b| b.is_ascii_graphic()) {
+        return Ok(());
     }
-    .await;
-    (conn, result)
+    Err(ConnectError::new(
+        ErrorKind::Handshake,
+        format!("cannot build a polling request for {target:?}: not a path and query"),
+    ))
 }
 
 /// Splits a response body into packet texts without copying them.
@@ -154,19 +125,15 @@ impl Polling {
             "{path}?EIO={}&transport=polling{b64}{query}",
             version.query_value()
         );
-        let conn = open_conn(connector, phases).await?;
+        check_target(&handshake)?;
+        let mut conn = open_conn(connector, phases).await?;
         let asked = Instant::now();
-        let headers = connector.headers().to_vec();
-        let req = request(
-            Method::GET,
-            &handshake,
-            connector.authority(),
-            &headers,
-            Bytes::new(),
-        )
+        conn.send(request("GET", &handshake, connector, b""));
+        let body = std::future::poll_fn(|cx| {
+            conn.poll_response(cx, connector, ErrorKind::HandshakeStatus)
+        })
+        .await
         .map_err(|f| ConnectError::new(f.kind, f.detail))?;
-        let (conn, body) = exchange(conn, req, ErrorKind::HandshakeStatus).await;
-        let body = body.map_err(|f| ConnectError::new(f.kind, f.detail))?;
         let mut packets = split_body(version, body)
             .map_err(|f| ConnectError::new(f.kind, f.detail))?
             .into_iter();
@@ -183,19 +150,19 @@ impl Polling {
             })?
             .map_err(|e| ConnectError::new(ErrorKind::Handshake, e.to_string()))?;
         phases.end(ConnectPhase::EioOpen, asked);
-        let post_conn = open_conn(connector, &mut ConnectPhases::default()).await?;
+        let post = open_conn(connector, &mut ConnectPhases::default()).await?;
+        let uri = format!(
+            "{handshake}&sid={}",
+            engineio::encode_query_value(&open.sid)
+        );
+        check_target(&uri)?;
         let polling = Polling {
             version,
-            uri: format!(
-                "{handshake}&sid={}",
-                engineio::encode_query_value(&open.sid)
-            ),
-            authority: connector.authority().to_string(),
-            headers,
-            get_conn: Some(conn),
-            post_conn: Some(post_conn),
-            get: None,
-            post: None,
+            connector: connector.clone(),
+            get_request: request("GET", &uri, connector, b""),
+            uri,
+            get: conn,
+            post,
             out: String::new(),
             out_ends: VecDeque::new(),
             max_payload: open.max_payload.unwrap_or(1_000_000).max(64) as usize,
@@ -239,16 +206,14 @@ impl Polling {
     /// a slow POST is not a stalled writer as long as the queue has room.
     pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Fault>> {
         loop {
-            if let Some(post) = self.post.as_mut() {
-                let Poll::Ready((conn, result)) = post.as_mut().poll(cx) else {
+            if !self.post.is_idle() {
+                let Poll::Ready(result) = self.poll_post(cx) else {
                     return if self.out.len() < self.max_payload {
                         Poll::Ready(Ok(()))
                     } else {
                         Poll::Pending
                     };
                 };
-                self.post = None;
-                self.post_conn = Some(conn);
                 if let Err(fault) = result {
                     return Poll::Ready(Err(fault));
                 }
@@ -256,9 +221,7 @@ impl Polling {
             if self.out.is_empty() {
                 return Poll::Ready(Ok(()));
             }
-            if let Err(fault) = self.start_post() {
-                return Poll::Ready(Err(fault));
-            }
+            self.start_post();
         }
     }
 
@@ -266,23 +229,22 @@ impl Polling {
     pub fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Fault>> {
         loop {
             std::task::ready!(self.poll_flush(cx))?;
-            match &mut self.post {
-                Some(post) => {
-                    let (conn, result) = std::task::ready!(post.as_mut().poll(cx));
-                    self.post = None;
-                    self.post_conn = Some(conn);
-                    result?;
-                }
-                None if self.out.is_empty() => return Poll::Ready(Ok(())),
-                None => {}
+            if !self.post.is_idle() {
+                std::task::ready!(self.poll_post(cx))?;
+            } else if self.out.is_empty() {
+                return Poll::Ready(Ok(()));
             }
         }
     }
 
-    fn start_post(&mut self) -> Result<(), Fault> {
-        let Some(conn) = self.post_conn.take() else {
-            return Ok(());
-        };
+    /// The POST in flight; its answer's body is not read for anything.
+    fn poll_post(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Fault>> {
+        self.post
+            .poll_response(cx, &self.connector, ErrorKind::Transport)
+            .map_ok(drop)
+    }
+
+    fn start_post(&mut self) {
         // The longest run of whole packets within maxPayload (at least one packet).
         let mut end = self.out_ends.pop_front().unwrap_or(self.out.len());
         while let Some(&next) = self.out_ends.front() {
@@ -292,7 +254,12 @@ impl Polling {
             end = next;
             self.out_ends.pop_front();
         }
-        let body = Bytes::copy_from_slice(&self.out.as_bytes()[..end]);
+        let req = request(
+            "POST",
+            &self.uri,
+            &self.connector,
+            &self.out.as_bytes()[..end],
+        );
         self.out.drain(..end);
         if self.out.starts_with('\x1e') {
             self.out.remove(0);
@@ -301,21 +268,13 @@ impl Polling {
         for e in self.out_ends.iter_mut() {
             *e -= end;
         }
-        let req = request(
-            Method::POST,
-            &self.uri,
-            &self.authority,
-            &self.headers,
-            body,
-        )?;
-        self.post = Some(Box::pin(exchange(conn, req, ErrorKind::Transport)));
-        Ok(())
+        self.post.send(req);
     }
 
     /// The next packet text the server sent; keeps a GET in flight unless paused.
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Result<Bytes, Fault>> {
         // A finished POST frees its connection (and reports its failure) even when nobody flushes.
-        if self.post.is_some() || !self.out.is_empty() {
+        if !self.post.is_idle() || !self.out.is_empty() {
             if let Poll::Ready(Err(fault)) = self.poll_flush(cx) {
                 return Poll::Ready(Err(fault));
             }
@@ -324,35 +283,25 @@ impl Polling {
             if let Some(packet) = self.incoming.pop_front() {
                 return Poll::Ready(Ok(packet));
             }
-            if self.get.is_none() {
+            if self.get.is_idle() {
                 if self.paused {
                     return Poll::Pending;
                 }
-                let Some(conn) = self.get_conn.take() else {
-                    return Poll::Pending;
-                };
-                let req = request(
-                    Method::GET,
-                    &self.uri,
-                    &self.authority,
-                    &self.headers,
-                    Bytes::new(),
-                )?;
-                self.get = Some(Box::pin(exchange(conn, req, ErrorKind::Transport)));
+                self.get.send(self.get_request.clone());
             }
-            let get = self.get.as_mut().expect("a GET is in flight");
-            let (conn, result) = std::task::ready!(get.as_mut().poll(cx));
-            self.get = None;
-            self.get_conn = Some(conn);
-
-            self.incoming.extend(split_body(self.version, result?)?);
+            let body = std::task::ready!(self.get.poll_response(
+                cx,
+                &self.connector,
+                ErrorKind::Transport
+            ))?;
+            self.incoming.extend(split_body(self.version, body)?);
         }
     }
 
     /// Stops starting GETs, for the upgrade; true once nothing is in flight or queued.
     pub fn pause(&mut self) -> bool {
         self.paused = true;
-        self.get.is_none() && self.post.is_none() && self.out.is_empty()
+        self.get.is_idle() && self.post.is_idle() && self.out.is_empty()
     }
 
     /// What was queued and not yet posted (handed over to the WebSocket after an upgrade), and
