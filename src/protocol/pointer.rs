@@ -365,7 +365,10 @@ mod tests {
             r#"{"s":"\udc00x"}"#,
             r#"{"s":["\ud83d"]}"#,
         ] {
-            assert!(serde_json::from_str::<serde_json::Value>(json).is_err(), "{json}");
+            assert!(
+                serde_json::from_str::<serde_json::Value>(json).is_err(),
+                "{json}"
+            );
             let pointer = JsonPointer::parse("/s").unwrap();
             assert_eq!(pointer.read_raw(json.as_bytes()), None, "{json}");
         }
