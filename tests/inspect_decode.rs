@@ -249,3 +249,45 @@ fn auth_payloads_and_secret_headers_are_redacted_unless_shown() {
     assert_eq!(r.sio.unwrap().args.unwrap()["token"], "s3cret");
     assert_eq!(d.headers(&headers)["Authorization"], "Bearer s3cret");
 }
+
+#[test]
+fn a_fragmented_connect_hides_its_auth_however_it_is_cut() {
+    // Found by the fuzz target `wire_decode`: the decision to hide was taken on the text shown,
+    // so a payload limit shorter than the head, a first fragment holding only `40`, or one that
+    // ends inside a character showed the auth in the next fragment, or as hex.
+    let auth = r#"{"token":"s3cré"}"#;
+    let message = format!("40/admin,{auth}");
+    let bytes = message.as_bytes();
+    let cut_in_e_acute = bytes.len() - 3;
+    for max_payload in [1, 2, 3, 512] {
+        for cut in [1, 2, 5, 9, 10, cut_in_e_acute] {
+            let opts = DecodeOptions {
+                max_payload,
+                show_secrets: false,
+            };
+            let mut d = ConnDecoder::new(opts, Some(Version::V4));
+            let first = frame(&mut d, Dir::C2s, 1, false, &bytes[..cut]);
+            let rest = frame(&mut d, Dir::C2s, 0, true, &bytes[cut..]);
+            let what = format!("limit {max_payload}, cut at {cut}");
+            for r in [&first, &rest] {
+                assert_eq!(r.hex, None, "{what}: {r:?}");
+                let shown = r.text.as_deref().unwrap_or("");
+                let visible = shown.strip_suffix(REDACTED).unwrap_or(shown);
+                assert!(
+                    !visible.contains('{') && !visible.contains("s3cr"),
+                    "{what}: {shown:?}"
+                );
+            }
+            assert_eq!(rest.text.as_deref(), Some(REDACTED), "{what}");
+            assert_eq!(rest.sio.unwrap().args.unwrap(), REDACTED, "{what}");
+        }
+    }
+    // A whole CONNECT under a limit shorter than its head shows the cut head, then the mark.
+    let opts = DecodeOptions {
+        max_payload: 4,
+        show_secrets: false,
+    };
+    let mut d = ConnDecoder::new(opts, Some(Version::V4));
+    let r = frame(&mut d, Dir::C2s, 1, true, bytes);
+    assert_eq!(r.text.as_deref(), Some(&*format!("40/a{REDACTED}")));
+}
