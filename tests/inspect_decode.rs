@@ -291,3 +291,28 @@ fn a_fragmented_connect_hides_its_auth_however_it_is_cut() {
     let r = frame(&mut d, Dir::C2s, 1, true, bytes);
     assert_eq!(r.text.as_deref(), Some(&*format!("40/a{REDACTED}")));
 }
+
+#[test]
+fn a_connect_replys_recovery_pid_is_hidden_even_when_the_text_is_cut_inside_it() {
+    // Found by the fuzz target `wire_decode`, once it checked the pid: a text cut at the payload
+    // limit inside the pid showed its start, which the replacement of the whole pid missed.
+    let reply = r#"40{"sid":"wZX3oN0bSVIhsaknAAAIwZX3oN0bSVIhsak","pid":"eXbqT2s1Hq0pLm9ZrT7w"}"#;
+    for max_payload in [60, 64, 70, 512] {
+        let opts = DecodeOptions {
+            max_payload,
+            show_secrets: false,
+        };
+        let mut d = ConnDecoder::new(opts, Some(Version::V4));
+        let r = text(&mut d, Dir::S2c, reply);
+        let shown = r.text.unwrap();
+        assert!(!shown.contains("eXbq"), "limit {max_payload}: {shown}");
+        assert_eq!(r.sio.unwrap().args.unwrap()["pid"], REDACTED);
+    }
+    // Written with an escape, the pid is hidden as written.
+    let mut d = sio();
+    let r = text(&mut d, Dir::S2c, r#"40{"sid":"a","pid":"x\/y-secret"}"#);
+    assert_eq!(
+        r.text.as_deref(),
+        Some(&*format!(r#"40{{"sid":"a","pid":"{REDACTED}"}}"#))
+    );
+}

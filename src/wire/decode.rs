@@ -8,6 +8,7 @@
 use std::time::Instant;
 
 use crate::protocol::engineio::{self, PacketType, Version};
+use crate::protocol::pointer::JsonPointer;
 use crate::protocol::socketio::{self, Kind};
 
 use super::acks::SharedAckBook;
@@ -494,11 +495,10 @@ impl ConnDecoder {
                     // holds it can take the session over.
                     if packet.kind == Kind::Connect && !self.opts.show_secrets {
                         if let Some(pid) = value.get_mut("pid") {
-                            if let (Some(text), Some(secret)) = (record.text.as_mut(), pid.as_str())
+                            if let (Some(text), Some(secret)) =
+                                (record.text.as_mut(), written_string(packet.data, "/pid"))
                             {
-                                if !secret.is_empty() {
-                                    *text = text.replace(secret, REDACTED);
-                                }
+                                hide_secret(text, secret, record.truncated);
                             }
                             *pid = REDACTED.into();
                         }
@@ -562,6 +562,32 @@ impl ConnDecoder {
         record.text = Some(format!("{shown}{REDACTED}"));
         record.hex = None;
         record.truncated = false;
+    }
+}
+
+/// The string at `pointer` in `json` as it is written there, escapes included (what a shown text
+/// holds), without its quotes; `None` when it is not a non-empty string.
+fn written_string<'a>(json: &'a str, pointer: &str) -> Option<&'a str> {
+    let raw = JsonPointer::parse(pointer)?.read_raw(json.as_bytes())?;
+    raw.strip_prefix('"')?
+        .strip_suffix('"')
+        .filter(|s| !s.is_empty())
+}
+
+/// Replaces every whole `secret` in `text` by the redaction mark, and, when the text was cut
+/// short at the payload limit, the start of one that the cut left at its very end.
+fn hide_secret(text: &mut String, secret: &str, cut_short: bool) {
+    *text = text.replace(secret, REDACTED);
+    if !cut_short {
+        return;
+    }
+    let partial = (1..secret.len())
+        .rev()
+        .filter(|&at| secret.is_char_boundary(at))
+        .find(|&at| text.ends_with(&secret[..at]));
+    if let Some(len) = partial {
+        text.truncate(text.len() - len);
+        text.push_str(REDACTED);
     }
 }
 
