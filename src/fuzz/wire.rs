@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use super::unstructured::Unstructured;
 use crate::protocol::engineio::{self, Packet as EioPacket, PacketType, Version};
+use crate::protocol::pointer::JsonPointer;
 use crate::protocol::{socketio, wsframe};
 use crate::wire::decode::{ConnDecoder, DecodeOptions, FrameMeta, REDACTED, query_param};
 use crate::wire::record::{Dir, Record};
@@ -74,6 +75,12 @@ fn check_frames(decoder: &mut ConnDecoder, opts: DecodeOptions, stream: &[u8]) {
         let mut record = Record::default();
         decoder.frame(&mut record, dir, FrameMeta::of(&header), &payload, now);
         check_record(&record, opts);
+        let single = header.fin && header.opcode == 1 && header.rsv & 0b100 == 0;
+        if dir == Dir::S2c && single && payload.len() as u64 == header.payload_len {
+            if let Ok(text) = std::str::from_utf8(&payload) {
+                check_pid_hidden(text, &record, decoder.engine().is_some(), opts);
+            }
+        }
         // Only Engine.IO connections carry Socket.IO CONNECTs to hide.
         if dir == Dir::C2s && decoder.engine().is_some() {
             follow_client_message(&mut message, &header, &payload, record, opts);
@@ -155,6 +162,45 @@ fn check_hidden(head: &str, frames: &[(usize, Record)], opts: DecodeOptions) {
     }
 }
 
+/// A server's CONNECT reply carries the recovery session id `pid`, which takes the session over:
+/// no record shows it, not whole and not cut short at the payload limit.
+fn check_pid_hidden(message: &str, record: &Record, engine: bool, opts: DecodeOptions) {
+    if opts.show_secrets || !engine {
+        return;
+    }
+    let Ok(EioPacket::Text(PacketType::Message, data)) =
+        engineio::decode_text(Version::V4, message)
+    else {
+        return;
+    };
+    let Ok(packet) = socketio::decode(data) else {
+        return;
+    };
+    let reply: Option<serde_json::Value> = serde_json::from_str(packet.data).ok();
+    let is_string = reply
+        .as_ref()
+        .and_then(|r| r.get("pid"))
+        .is_some_and(|p| p.is_string());
+    // The pid as the text shows it: as written, escapes included.
+    let written = JsonPointer::parse("/pid")
+        .and_then(|p| p.read_raw(packet.data.as_bytes()))
+        .and_then(|raw| raw.strip_prefix('"')?.strip_suffix('"'));
+    let (Some(pid), Some(shown)) = (written.filter(|p| is_string && !p.is_empty()), &record.text)
+    else {
+        return;
+    };
+    if packet.kind != socketio::Kind::Connect {
+        return;
+    }
+    assert!(!shown.contains(pid), "the pid {pid:?} shown in {shown:?}");
+    for (cut, _) in pid.char_indices().skip(1) {
+        assert!(
+            !shown.ends_with(&format!("\"pid\":\"{}", &pid[..cut])),
+            "the start of the pid {pid:?} shown in {shown:?}"
+        );
+    }
+}
+
 fn check_polling(decoder: &mut ConnDecoder, opts: DecodeOptions, body: &[u8]) {
     let now = Instant::now();
     let text = String::from_utf8_lossy(body);
@@ -175,12 +221,14 @@ fn check_polling(decoder: &mut ConnDecoder, opts: DecodeOptions, body: &[u8]) {
         let Ok(packets) = engineio::split_payload(version, &text) else {
             continue;
         };
-        if dir != Dir::C2s || std::str::from_utf8(body).is_err() {
+        if std::str::from_utf8(body).is_err() {
             continue;
         }
         assert_eq!(records.len(), packets.len(), "one record per packet");
         for (packet, record) in packets.iter().zip(&records) {
-            if let Some(head_len) = connect_auth_at(packet) {
+            if dir == Dir::S2c {
+                check_pid_hidden(packet, record, true, opts);
+            } else if let Some(head_len) = connect_auth_at(packet) {
                 check_hidden(&packet[..head_len], &[(0, record.clone())], opts);
             }
         }
