@@ -16,11 +16,13 @@
 
 mod cookie;
 mod engineio;
+mod filter;
 mod http1;
 mod pointer;
 mod scenario;
 mod socketio;
 mod stamp;
+mod units;
 mod unstructured;
 mod wire;
 mod wsframe;
@@ -87,6 +89,16 @@ pub const TARGETS: &[Target] = &[
         name: "template",
         input: "a mode byte, then a TOML value (or template text) with placeholders",
         check: scenario::check_template,
+    },
+    Target {
+        name: "units",
+        input: "lines of durations, rates, counts, sizes or duration ranges",
+        check: units::check,
+    },
+    Target {
+        name: "filter",
+        input: "a --filter expression",
+        check: filter::check,
     },
     Target {
         name: "scenario",

@@ -81,6 +81,16 @@ fn templates_render_json_with_their_stamp() {
 }
 
 #[test]
+fn units_are_written_back_as_they_parse() {
+    fuzz("units");
+}
+
+#[test]
+fn filter_expressions_are_their_terms_joined() {
+    fuzz("filter");
+}
+
+#[test]
 fn scenario_files_compile_or_point_at_their_error() {
     fuzz("scenario");
 }
