@@ -1,21 +1,26 @@
 //! Micro-benchmarks of the per-event hot path: stamp encode/decode, histogram record, template
 //! render, delivery tracking, reading a server event at its JSON pointers; and what watching a
-//! run live costs once a second (the series built, a scrape rendered, a push encoded).
+//! run live costs once a second (the series built, a scrape rendered, a push encoded), the
+//! checkpoint.json a run rewrites once a second, and what a sampled client's frame log pays per
+//! message to hide secrets.
 //! `cargo bench --bench micro`
 use std::hint::black_box;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use volley::client::tracking::Tracker;
-use volley::metrics::WorkerMetrics;
 use volley::metrics::gaps::SeqWindow;
+use volley::metrics::{Interval, WorkerMetrics};
 use volley::protocol::pointer::JsonPointer;
 use volley::protocol::stamp::Stamp;
+use volley::results::{FinishedRun, RunStatus};
 use volley::runner::live::{Gauges, Names, snapshot};
 use volley::scenario::Overrides;
 use volley::scenario::data::DataSet;
 use volley::scenario::template::{Fill, Scope, StampPlacement, Template, UserValues};
 use volley::telemetry::{remote_write, text};
+use volley::wire::decode::{ConnDecoder, DecodeOptions};
+use volley::wire::record::{Clock, Dir, RecordKind};
 
 fn stamp() -> Stamp {
     Stamp {
@@ -72,19 +77,7 @@ fn live(c: &mut Criterion) {
         expects: &expects,
         groups: &groups,
     };
-    let mut m = WorkerMetrics::new(metric_names.len(), expects.len());
-    for i in 0..50_000u64 {
-        m.record(1, Duration::from_micros(100 + i % 20_000));
-        m.record(2, Duration::from_micros(200 + i % 5_000));
-    }
-    for i in 0..1000u64 {
-        m.record(0, Duration::from_micros(300 + i));
-    }
-    m.interval.sent = 50_000;
-    m.group(0).sent = 50_000;
-    m.interval.received = 50_000;
-    m.close(1000);
-    let totals = m.take_interval();
+    let totals = busy_totals(metric_names.len(), expects.len());
     let common = || {
         vec![
             ("run_id", "00c0ffee".to_owned()),
@@ -106,6 +99,62 @@ fn live(c: &mut Criterion) {
     c.bench_function("live/remote_write_body", |b| {
         b.iter(|| remote_write::encode(black_box(&series), 1_800_000_000_000))
     });
+}
+
+/// checkpoint.json, as a run rewrites it once a second: the record of a run of the chat-fanout example
+/// (its scenario resolved, the totals of 50,000 echoes) serialised and written aside, then renamed.
+fn checkpoint(c: &mut Criterion) {
+    let metric_names = vec!["connect".to_owned(), "echo".to_owned(), "ack".to_owned()];
+    let scenario: toml::Value = toml::from_str(include_str!("../scenarios/chat-fanout.toml"))
+        .expect("scenarios/chat-fanout.toml");
+    let run = FinishedRun {
+        run_id: "00c0ffee".into(),
+        status: RunStatus::Running,
+        host: volley::runner::host::this_machine(),
+        scenario_name: "chat".into(),
+        scenario_file: "scenarios/chat-fanout.toml".into(),
+        scenario: serde_json::to_value(scenario).unwrap(),
+        target_url: "ws://127.0.0.1:9000/".into(),
+        started_at: SystemTime::now(),
+        ended_at: SystemTime::now(),
+        elapsed: Duration::from_secs(60),
+        seed: 42,
+        workers: 2,
+        clients_planned: 1000,
+        clients_started: 1000,
+        totals: busy_totals(metric_names.len(), 1),
+        metric_names,
+        client_cpu: Duration::from_secs(20),
+        error_rows_dropped: 0,
+        gap_rows_dropped: 0,
+        frame_log: None,
+        thresholds: Vec::new(),
+        shard: None,
+        merged_from: Vec::new(),
+        failed_shards: Vec::new(),
+        prometheus: None,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    c.bench_function("checkpoint/write", |b| {
+        b.iter(|| volley::results::write_checkpoint(dir.path(), black_box(&run)).unwrap())
+    });
+}
+
+/// A run's totals after 50,000 echoes of 1,000 clients, with acks.
+fn busy_totals(metrics: usize, expects: usize) -> Interval {
+    let mut m = WorkerMetrics::new(metrics, expects);
+    for i in 0..50_000u64 {
+        m.record(1, Duration::from_micros(100 + i % 20_000));
+        m.record(2, Duration::from_micros(200 + i % 5_000));
+    }
+    for i in 0..1000u64 {
+        m.record(0, Duration::from_micros(300 + i));
+    }
+    m.interval.sent = 50_000;
+    m.group(0).sent = 50_000;
+    m.interval.received = 50_000;
+    m.close(1000);
+    m.take_interval()
 }
 
 /// Validation of big generated scenarios (`volley validate`'s work: read, parse, compile):
@@ -323,7 +372,53 @@ fn fan_out_receivers(receivers: usize, sources: u32) -> (Vec<Tracker>, Vec<u64>)
     (trackers, vec![1_001; sources as usize])
 }
 
+/// A frame log's work per message: the Socket.IO event decoded into a record, then the last
+/// redaction pass, with no known secret values and with a user's three (a captured token, a
+/// password and a pin column), none of them in the message, or one in it.
+fn redaction(c: &mut Criterion) {
+    let clock = Clock::new();
+    let event = br#"42["chat",{"_vly":"vly:1a2b3c4d.0.3039.f1206.1cbe991a34;","room":"lobby","text":"hello from 12345, how are you?"}]"#;
+    let with_token =
+        br#"42["chat",{"room":"lobby","text":"my token is tok-u0-7c3e9a, how are you?"}]"#;
+    let decoder = |known: &[&str]| {
+        let mut d = ConnDecoder::new(
+            DecodeOptions::default(),
+            Some(volley::protocol::engineio::Version::V4),
+        );
+        for value in known {
+            d.learn_secret(value);
+        }
+        d
+    };
+    let secrets = ["tok-u0-7c3e9a", "pw-u0-secret", "4821"];
+    let cases: [(&str, &[&str], &[u8], bool); 4] = [
+        ("redaction/decode_only", &[], event, false),
+        ("redaction/decode_and_redact_no_known", &[], event, true),
+        ("redaction/decode_and_redact_3_known", &secrets, event, true),
+        (
+            "redaction/decode_and_redact_3_known_1_found",
+            &secrets,
+            with_token,
+            true,
+        ),
+    ];
+    for (name, known, payload, redact) in cases {
+        let mut d = decoder(known);
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                let now = std::time::Instant::now();
+                let mut record = clock.record(now, 1, RecordKind::Frame);
+                d.message(&mut record, Dir::S2c, false, black_box(payload), now);
+                if redact {
+                    d.redact(&mut record);
+                }
+                black_box(record)
+            })
+        });
+    }
+}
+
 criterion_group!(
-    benches, stamps, histogram, template, tracking, pointer, live, validate
+    benches, stamps, histogram, template, tracking, pointer, live, checkpoint, validate, redaction
 );
 criterion_main!(benches);

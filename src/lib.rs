@@ -5,6 +5,8 @@
 //! - [`units`], [`protocol`], [`metrics`]: durations, rates and counts; pure codecs (WebSocket
 //!   frames, HTTP/1.1, Engine.IO, Socket.IO, JSON pointers, the tracking stamp); per-worker
 //!   histograms, counters and error kinds.
+//! - [`secrets`]: what counts as a secret (query values, headers, subprotocol tokens, a user's
+//!   captured values) and how every output hides it.
 //! - [`wire`]: the one record shape of frames and packets, decoded, filtered, printed and logged,
 //!   shared by `inspect`, `tap` and a run's `--log-frames`.
 //! - [`transport`], [`serve`]: sockets, TLS, WebSocket and Engine.IO sessions, with their own
@@ -39,6 +41,7 @@ pub mod report;
 pub mod results;
 pub mod runner;
 pub mod scenario;
+pub mod secrets;
 pub mod serve;
 pub mod tap;
 pub mod telemetry;

@@ -70,6 +70,7 @@ fn report() -> FinishedRun {
         thresholds: Vec::new(),
         shard: None,
         merged_from: Vec::new(),
+        failed_shards: Vec::new(),
         prometheus: None,
     }
 }

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use volley::protocol::engineio::Version;
+use volley::secrets::SecretRules;
 use volley::wire::decode::{ConnDecoder, DecodeOptions, FrameMeta, REDACTED};
 use volley::wire::record::{Clock, Dir, Record, RecordKind};
 
@@ -213,7 +214,7 @@ fn close_frames_reserved_opcodes_and_bad_text_are_reported_as_they_are() {
 fn long_payloads_are_cut_at_the_limit_on_a_character_boundary() {
     let opts = DecodeOptions {
         max_payload: 5,
-        show_secrets: false,
+        ..DecodeOptions::default()
     };
     let mut d = ConnDecoder::new(opts, None);
     let r = text(&mut d, Dir::S2c, "abcdé-and-more");
@@ -240,14 +241,91 @@ fn auth_payloads_and_secret_headers_are_redacted_unless_shown() {
     assert_eq!(map["Cookie"], REDACTED);
     assert_eq!(map["Host"], "example");
 
-    let shown = DecodeOptions {
-        show_secrets: true,
-        ..DecodeOptions::default()
-    };
-    let mut d = ConnDecoder::new(shown, Some(Version::V4));
+    let mut d = ConnDecoder::new(shown(), Some(Version::V4));
     let r = text(&mut d, Dir::C2s, r#"40{"token":"s3cret"}"#);
     assert_eq!(r.sio.unwrap().args.unwrap()["token"], "s3cret");
     assert_eq!(d.headers(&headers)["Authorization"], "Bearer s3cret");
+}
+
+fn shown() -> DecodeOptions {
+    DecodeOptions {
+        secrets: SecretRules::shown(),
+        ..DecodeOptions::default()
+    }
+}
+
+/// An HTTP request record as the inspector makes it: its target and headers, then the last pass.
+fn request(d: &mut ConnDecoder, target: &str, headers: &[(&str, &str)]) -> Record {
+    let mut r = Record {
+        kind: RecordKind::HttpRequest,
+        target: Some(target.to_string()),
+        ..Record::default()
+    };
+    let headers: Vec<(String, Vec<u8>)> = headers
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+        .collect();
+    r.headers = Some(d.headers(&headers));
+    d.redact(&mut r);
+    r
+}
+
+#[test]
+fn a_query_token_is_hidden_in_the_target_and_wherever_the_connection_shows_it_later() {
+    let mut d = sio();
+    let r = request(
+        &mut d,
+        "/socket.io/?EIO=4&transport=websocket&token=tok-9f8e7d&sid=S1",
+        &[("Referer", "http://app/?access_token=tok-9f8e7d")],
+    );
+    assert_eq!(
+        r.target.as_deref(),
+        Some("/socket.io/?EIO=4&transport=websocket&token=[redacted]&sid=S1")
+    );
+    assert_eq!(
+        r.headers.unwrap()["Referer"],
+        "http://app/?access_token=[redacted]"
+    );
+    // The server greets the client with the token it connected with.
+    let mut echo = text(&mut d, Dir::S2c, r#"42["hello","tok-9f8e7d"]"#);
+    d.redact(&mut echo);
+    assert_eq!(echo.text.as_deref(), Some(r#"42["hello","[redacted]"]"#));
+    assert_eq!(
+        echo.sio.unwrap().args.unwrap(),
+        serde_json::json!([REDACTED])
+    );
+
+    let mut shown = ConnDecoder::new(shown(), Some(Version::V4));
+    let r = request(&mut shown, "/socket.io/?EIO=4&token=tok-9f8e7d", &[]);
+    assert_eq!(
+        r.target.as_deref(),
+        Some("/socket.io/?EIO=4&token=tok-9f8e7d")
+    );
+}
+
+#[test]
+fn a_subprotocol_bearer_token_is_hidden_in_the_request_and_in_the_servers_echo() {
+    let mut d = ConnDecoder::new(DecodeOptions::default(), None);
+    let r = request(
+        &mut d,
+        "/graphql",
+        &[(
+            "Sec-WebSocket-Protocol",
+            "graphql-ws, access_token, s3cr3t-t0k",
+        )],
+    );
+    assert_eq!(
+        r.headers.unwrap()["Sec-WebSocket-Protocol"],
+        "graphql-ws, access_token, [redacted]"
+    );
+    let response = [("Sec-WebSocket-Protocol".to_string(), b"s3cr3t-t0k".to_vec())];
+    let mut r = Record {
+        kind: RecordKind::HttpResponse,
+        headers: Some(d.headers(&response)),
+        ..Record::default()
+    };
+    d.redact(&mut r);
+    assert_eq!(r.headers.unwrap()["Sec-WebSocket-Protocol"], REDACTED);
 }
 
 #[test]
@@ -263,7 +341,7 @@ fn a_fragmented_connect_hides_its_auth_however_it_is_cut() {
         for cut in [1, 2, 5, 9, 10, cut_in_e_acute] {
             let opts = DecodeOptions {
                 max_payload,
-                show_secrets: false,
+                ..DecodeOptions::default()
             };
             let mut d = ConnDecoder::new(opts, Some(Version::V4));
             let first = frame(&mut d, Dir::C2s, 1, false, &bytes[..cut]);
@@ -285,7 +363,7 @@ fn a_fragmented_connect_hides_its_auth_however_it_is_cut() {
     // A whole CONNECT under a limit shorter than its head shows the cut head, then the mark.
     let opts = DecodeOptions {
         max_payload: 4,
-        show_secrets: false,
+        ..DecodeOptions::default()
     };
     let mut d = ConnDecoder::new(opts, Some(Version::V4));
     let r = frame(&mut d, Dir::C2s, 1, true, bytes);
@@ -300,7 +378,7 @@ fn a_connect_replys_recovery_pid_is_hidden_even_when_the_text_is_cut_inside_it()
     for max_payload in [60, 64, 70, 512] {
         let opts = DecodeOptions {
             max_payload,
-            show_secrets: false,
+            ..DecodeOptions::default()
         };
         let mut d = ConnDecoder::new(opts, Some(Version::V4));
         let r = text(&mut d, Dir::S2c, reply);

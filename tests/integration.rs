@@ -31,6 +31,7 @@ mod prometheus;
 mod report;
 mod result_shapes;
 mod run_builtin;
+mod secrets;
 mod serve_endpoints;
 mod serve_faults;
 mod serve_processes;

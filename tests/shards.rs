@@ -119,7 +119,7 @@ async fn shards_of_one_run_hear_each_other_and_merge_into_one_folder() {
 
     let merged = dir.path().join("merged");
     let dirs: Vec<PathBuf> = vec![a.dir.clone(), b.dir.clone()];
-    let outcome = volley::merge::merge(&dirs, &merged, false).unwrap();
+    let outcome = volley::merge::merge(&dirs, &merged, &Default::default()).unwrap();
     let doc = run_json(&merged);
     assert_schema(&doc);
     assert_schema(&run_json(&a.dir));
@@ -340,4 +340,198 @@ fn ctrl_c_reaches_every_shard_of_processes_and_the_merged_folder_is_interrupted(
             folder.display()
         );
     }
+}
+
+/// The processes of `parent`'s children.
+fn children(parent: u32) -> Vec<u32> {
+    let tasks = std::fs::read_dir(format!("/proc/{parent}/task")).unwrap();
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|c| {
+            c.split_whitespace()
+                .map(|p| p.parse().unwrap())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+fn summary_count(dir: &Path, metric: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(dir.join("summary.csv")).unwrap();
+    text.lines()
+        .find(|l| l.starts_with(&format!("{metric},")))
+        .map(|l| l.split(',').nth(2).unwrap().parse().unwrap())
+}
+
+fn sum_column(dir: &Path, column: &str) -> u64 {
+    let table = std::fs::read_to_string(dir.join("timeseries.csv")).unwrap();
+    let mut lines = table.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let at = header.iter().position(|h| *h == column).unwrap();
+    lines
+        .filter_map(|l| l.split(',').nth(at)?.parse::<u64>().ok())
+        .sum()
+}
+
+/// A shard killed with SIGKILL leaves its per-second files and its checkpoint: the command still
+/// merges them with the other shard's results, marks the run failed, names the shard and why, and
+/// exits 1. `volley merge` does the same with the killed shard's folder, also when it lacks the
+/// checkpoint and its last line was cut.
+#[test]
+fn a_killed_shard_leaves_results_and_the_run_is_failed_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_scenario(
+        dir.path(),
+        &common::echo_scenario("builtin", 20, "5/s", "60s"),
+    );
+    let out = dir.path().join("out");
+    let mut parent = std::process::Command::new(assert_cmd::cargo::cargo_bin("volley"))
+        .args(["run".as_ref(), path.as_os_str()])
+        .args(["--processes", "2", "--quiet", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let seconds = |k: &str| {
+        std::fs::read_to_string(out.join("shards").join(k).join("timeseries.csv"))
+            .map_or(0, |t| t.lines().count())
+    };
+    while seconds("0") < 4 || !out.join("shards/0/checkpoint.json").exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no time series"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let shard0 = children(parent.id())
+        .into_iter()
+        .find(|pid| {
+            let line = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            line.split(|b| *b == 0).any(|arg| arg == b"0/2")
+        })
+        .expect("shard 0's process");
+    // SAFETY: a signal to a process of this test's child.
+    unsafe { libc::kill(shard0 as i32, libc::SIGKILL) };
+    let stopping = std::time::Instant::now();
+    while parent.try_wait().unwrap().is_none() {
+        assert!(
+            stopping.elapsed() < Duration::from_secs(30),
+            "still running"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = parent.wait_with_output().unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("shard 0/2 failed: killed by signal 9 (SIGKILL)"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("failed    shard 0/2: killed by signal 9"),
+        "{stdout}"
+    );
+
+    let doc = run_json(&out);
+    assert_schema(&doc);
+    assert_eq!(doc["status"], "failed");
+    let failed = &doc["failed_shards"];
+    assert_eq!(failed.as_array().unwrap().len(), 1, "{failed}");
+    assert_eq!(failed[0]["shard"], "0/2");
+    let why = failed[0]["why"].as_str().unwrap();
+    assert!(why.starts_with("killed by signal 9 (SIGKILL)"), "{why}");
+    assert!(why.contains("checkpoint.json"), "{why}");
+    assert!(!out.join("shards/0/run.json").exists());
+    let checkpoint: Value =
+        serde_json::from_slice(&std::fs::read(out.join("shards/0/checkpoint.json")).unwrap())
+            .unwrap();
+    assert_schema(&checkpoint);
+    assert_eq!(checkpoint["status"], "running");
+    let other = run_json(&out.join("shards/1"));
+    assert_eq!(other["status"], "interrupted");
+    assert!(
+        !out.join("shards/1/checkpoint.json").exists(),
+        "removed by run.json"
+    );
+    assert_eq!(counter(&checkpoint, "/settings/clients_started"), 10);
+    assert_eq!(counter(&doc, "/settings/clients_started"), 20);
+    for pointer in ["/summary/counters/sent", "/summary/expects/echo/received"] {
+        assert!(counter(&checkpoint, pointer) > 0, "{pointer}");
+        assert_eq!(
+            counter(&doc, pointer),
+            counter(&checkpoint, pointer) + counter(&other, pointer),
+            "{pointer}"
+        );
+    }
+    assert_eq!(summary_count(&out, "shards.failed"), Some(1));
+    // The killed shard's own folder reads as a run that did not finish.
+    volley()
+        .arg("report")
+        .arg(out.join("shards/0"))
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .success();
+    let page = std::fs::read_to_string(out.join("shards/0/report.html")).unwrap();
+    assert!(page.contains("did not finish"), "the report's title");
+    assert_eq!(
+        summary_count(&out, "sent"),
+        Some(counter(&doc, "/summary/counters/sent"))
+    );
+
+    // `volley merge` of the killed shard's folder without its checkpoint, its last line cut.
+    let bare = dir.path().join("bare");
+    std::fs::create_dir(&bare).unwrap();
+    for file in ["timeseries.csv", "latency.hlog", "errors.csv", "gaps.csv"] {
+        std::fs::copy(out.join("shards/0").join(file), bare.join(file)).unwrap();
+    }
+    let sent0 = sum_column(&bare, "sent");
+    let mut timeseries = std::fs::OpenOptions::new()
+        .append(true)
+        .open(bare.join("timeseries.csv"))
+        .unwrap();
+    std::io::Write::write_all(&mut timeseries, b"99,17000").unwrap();
+    let merged = dir.path().join("merged");
+    let assert = volley()
+        .arg("merge")
+        .arg(&bare)
+        .arg(out.join("shards/1"))
+        .arg("-o")
+        .arg(&merged)
+        .timeout(Duration::from_secs(30))
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    assert!(
+        stderr.contains("neither run.json nor checkpoint.json"),
+        "{stderr}"
+    );
+    let doc = run_json(&merged);
+    assert_schema(&doc);
+    assert_eq!(doc["status"], "failed");
+    assert_eq!(
+        doc["failed_shards"][0]["folder"],
+        bare.display().to_string()
+    );
+    assert!(sent0 > 0);
+    assert_eq!(
+        counter(&doc, "/summary/counters/sent"),
+        sent0 + counter(&other, "/summary/counters/sent")
+    );
+    assert_eq!(
+        counter(&doc, "/summary/latency/echo/count"),
+        volley::results::load(&bare)
+            .unwrap()
+            .latency
+            .unwrap()
+            .metric("echo")
+            .unwrap()
+            .total
+            .len()
+            + counter(&other, "/summary/latency/echo/count")
+    );
 }

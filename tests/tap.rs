@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use volley::secrets::SecretRules;
 use volley::serve::{self, ServeConfig};
 use volley::tap::{self, Ending, Input, SocketIoOptions, TapConfig, TapError, TapOutcome};
 use volley::transport::engine::Transport;
@@ -170,7 +171,7 @@ async fn show_secrets_shows_the_connect_auth() {
     };
     let url = format!("http://{}", server.addr());
     let mut config = config(&url, Some(options), &[]);
-    config.decode.show_secrets = true;
+    config.decode.secrets = SecretRules::shown();
     let (_, records) = tap_records(config, dir.path()).await;
     let connect = sio_packets(&records, "c2s", "CONNECT");
     assert_eq!(connect[0]["sio"]["args"]["token"], "secret");
@@ -378,4 +379,137 @@ fn the_binary_sends_stdin_lines_until_its_end_and_reports_bad_ones_on_stderr() {
         stderr.contains("line 2: argument 1 is not JSON"),
         "{stderr}"
     );
+}
+
+/// A token a user would not want in a shared log: long enough to be scrubbed, unique enough to
+/// find.
+const TOKEN: &str = "tk-7f3a9c1e55";
+
+#[tokio::test]
+async fn a_query_token_is_hidden_in_the_connect_record_and_in_the_frames_that_carry_it() {
+    let server = serve::spawn(ServeConfig::default()).unwrap();
+    // Socket.IO: the URL's query goes on the Engine.IO request, as the official client does.
+    for transport in [Transport::Websocket, Transport::Polling] {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("http://{}/?token={TOKEN}&room=a", server.addr());
+        let options = SocketIoOptions {
+            transport,
+            ..SocketIoOptions::default()
+        };
+        let line = format!(r#"emit echo "my token is {TOKEN}""#);
+        // The ack comes after the echo: the tap waits for it.
+        let lines = [line.as_str(), "emit ack 1 --ack"];
+        let (outcome, records) = tap_records(config(&url, Some(options), &lines), dir.path()).await;
+        let what = transport.as_str();
+        assert_eq!(outcome.exit_code(), 0, "{what}: {}", outcome.ending);
+        let written = std::fs::read_to_string(dir.path().join("tap.jsonl")).unwrap();
+        assert!(
+            !written.contains(TOKEN),
+            "{what}: the token leaked: {written}"
+        );
+        let connect = &records[0];
+        assert_eq!(connect["kind"], "connect", "{what}");
+        let target = connect["target"].as_str().unwrap();
+        assert!(
+            target.contains("&token=[redacted]&room=a"),
+            "{what}: {target}"
+        );
+        for dir in ["c2s", "s2c"] {
+            let echo = sio_packets(&records, dir, "EVENT");
+            assert_eq!(
+                echo[0]["sio"]["args"],
+                serde_json::json!(["my token is [redacted]"]),
+                "{what} {dir}"
+            );
+        }
+    }
+    // Raw WebSocket: the path's query.
+    let dir = tempfile::tempdir().unwrap();
+    let url = server.url(&format!("/echo?access_token={TOKEN}"));
+    let line = format!("auth {TOKEN}");
+    let (_, records) = tap_records(config(&url, None, &[&line]), dir.path()).await;
+    assert_eq!(records[0]["target"], "/echo?access_token=[redacted]");
+    let echoed = frames(&records, "s2c", "text");
+    assert_eq!(echoed.len(), 1, "{records:#?}");
+    assert_eq!(echoed[0]["text"], "auth [redacted]");
+}
+
+#[tokio::test]
+async fn show_secrets_shows_the_query_token_and_extra_keys_hide_more() {
+    let server = serve::spawn(ServeConfig::default()).unwrap();
+    let url = server.url(&format!("/echo?access_token={TOKEN}&room=r-55"));
+    let line = format!("auth {TOKEN}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut shown = config(&url, None, &[&line]);
+    shown.decode.secrets = SecretRules::shown();
+    let (_, records) = tap_records(shown, dir.path()).await;
+    assert_eq!(
+        records[0]["target"],
+        format!("/echo?access_token={TOKEN}&room=r-55")
+    );
+    assert_eq!(
+        frames(&records, "s2c", "text")[0]["text"],
+        format!("auth {TOKEN}")
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut more = config(&url, None, &["room r-55"]);
+    more.decode.secrets = SecretRules::hidden(&["room".to_string()]);
+    let (_, records) = tap_records(more, dir.path()).await;
+    assert_eq!(
+        records[0]["target"],
+        "/echo?access_token=[redacted]&room=[redacted]"
+    );
+    assert_eq!(
+        frames(&records, "s2c", "text")[0]["text"],
+        "room [redacted]"
+    );
+}
+
+#[test]
+fn the_binary_hides_a_query_token_on_the_terminal_and_in_its_messages() {
+    let server = serve::spawn(ServeConfig::default()).unwrap();
+    let url = server.url(&format!("/echo?token={TOKEN}"));
+    let output = assert_cmd::Command::cargo_bin("volley")
+        .unwrap()
+        .args(["tap", &url, "--send", TOKEN, "--wait", "100ms"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(!stdout.contains(TOKEN), "{stdout}");
+    assert!(
+        stdout.contains("/echo?token=[redacted]"),
+        "the connect line: {stdout}"
+    );
+    assert!(stdout.contains("← text 13B  [redacted]"), "{stdout}");
+
+    let output = assert_cmd::Command::cargo_bin("volley")
+        .unwrap()
+        .args(["tap", &url, "--send", TOKEN, "--show-secrets"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains(&format!("/echo?token={TOKEN}")), "{stdout}");
+    assert!(stdout.contains(&format!("← text 13B  {TOKEN}")), "{stdout}");
+
+    // A server that cannot be reached: the error names the URL without the token.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = listener.local_addr().unwrap();
+    drop(listener);
+    let output = assert_cmd::Command::cargo_bin("volley")
+        .unwrap()
+        .args([
+            "tap",
+            &format!("ws://{closed}/?token={TOKEN}"),
+            "--send",
+            "x",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("?token=[redacted]"), "{stderr}");
+    assert!(!stderr.contains(TOKEN), "{stderr}");
 }

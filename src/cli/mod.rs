@@ -179,6 +179,14 @@ pub struct RunArgs {
     /// first 10 clients. Implies --log-frames.
     #[arg(long, value_name = "SPEC")]
     pub log_clients: Option<ClientSample>,
+    /// Show secrets instead of "[redacted]" in the frame log, errors.csv and run.json: Socket.IO
+    /// auth, secret query values and headers, the users' secret captured values and columns.
+    #[arg(long)]
+    pub show_secrets: bool,
+    /// Also hide the value of query parameter KEY (repeatable). Keys with a secret word (token,
+    /// access_token, auth, key, password, secret, session, signature, ...) are hidden already.
+    #[arg(long, value_name = "KEY", conflicts_with = "show_secrets")]
+    pub redact_query: Vec<String>,
     /// A threshold of the CI gate, added to the scenario's [thresholds]; repeatable. METRIC.STAT
     /// OP VALUE, e.g. 'fanout.p99 < 50ms', 'errors.rate < 0.1%', 'fanout.lost == 0',
     /// 'echo.count >= 10k'. Any failing threshold makes the exit code 3.
@@ -335,9 +343,14 @@ pub struct InspectArgs {
     /// Payload bytes shown per frame, as text or hex.
     #[arg(long, value_name = "BYTES", default_value_t = 512)]
     pub max_payload: usize,
-    /// Show Authorization, Cookie and Socket.IO auth payloads instead of "[redacted]".
+    /// Show secrets instead of "[redacted]": secret headers (Authorization, Cookie), Socket.IO
+    /// auth, secret query values, Sec-WebSocket-Protocol tokens.
     #[arg(long)]
     pub show_secrets: bool,
+    /// Also hide the value of query parameter KEY (repeatable). Keys with a secret word (token,
+    /// access_token, auth, key, password, secret, session, signature, ...) are hidden already.
+    #[arg(long, value_name = "KEY", conflicts_with = "show_secrets")]
+    pub redact_query: Vec<String>,
     /// Drop this share of the matching frames, e.g. 5%.
     #[arg(long, value_name = "P%")]
     pub drop: Option<String>,
@@ -413,9 +426,13 @@ pub struct TapArgs {
     /// Payload bytes shown per frame.
     #[arg(long, default_value_t = 512, value_name = "BYTES")]
     pub max_payload: usize,
-    /// Show Authorization and Cookie headers and Socket.IO auth instead of [redacted].
+    /// Show secrets instead of "[redacted]": Socket.IO auth, secret query values in the URL.
     #[arg(long)]
     pub show_secrets: bool,
+    /// Also hide the value of query parameter KEY (repeatable). Keys with a secret word (token,
+    /// access_token, auth, key, password, secret, session, signature, ...) are hidden already.
+    #[arg(long, value_name = "KEY", conflicts_with = "show_secrets")]
+    pub redact_query: Vec<String>,
     /// No colours (also when NO_COLOR is set or stdout is not a terminal).
     #[arg(long)]
     pub no_color: bool,

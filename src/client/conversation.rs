@@ -172,10 +172,11 @@ pub fn settle(
     answer: Answer,
 ) -> Result<(), ()> {
     let Answer { result, took } = answer;
-    let fail = |kind: ErrorKind, detail: String| {
+    let fail = |user: &User, kind: ErrorKind, detail: String| {
         report(
             ctx,
             who,
+            &user.values,
             metrics,
             kind,
             format!("step `{}`: {detail}", step.name),
@@ -184,9 +185,10 @@ pub fn settle(
     };
     let response = match result {
         Ok(response) => response,
-        Err(HttpFailure::Refused(detail)) => return fail(ErrorKind::HttpRefused, detail),
+        Err(HttpFailure::Refused(detail)) => return fail(user, ErrorKind::HttpRefused, detail),
         Err(HttpFailure::Timeout(after)) => {
             return fail(
+                user,
                 ErrorKind::HttpTimeout,
                 format!("no whole answer within {after:?}"),
             );
@@ -196,7 +198,7 @@ pub fn settle(
             | HttpFailure::Io(detail)
             | HttpFailure::InvalidRequest(detail),
         ) => {
-            return fail(ErrorKind::Http, detail);
+            return fail(user, ErrorKind::Http, detail);
         }
     };
     if let Some(metric) = http.metric {
@@ -211,12 +213,12 @@ pub fn settle(
             detail.push(' ');
             push_escaped(&mut detail, body);
         }
-        return fail(ErrorKind::HttpStatus, detail);
+        return fail(user, ErrorKind::HttpStatus, detail);
     }
     let names = &ctx.plan.vars;
     let headers = Some(&response.headers);
     if let Err(detail) = user.capture(names, &http.captures, &response.body, headers) {
-        return fail(ErrorKind::Capture, detail);
+        return fail(user, ErrorKind::Capture, detail);
     }
     Ok(())
 }
@@ -243,6 +245,7 @@ pub async fn before_connect(
                 report(
                     ctx,
                     who,
+                    &user.values,
                     metrics,
                     ErrorKind::Http,
                     format!("step `{}`: {detail}", step.name),

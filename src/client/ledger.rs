@@ -514,6 +514,7 @@ mod tests {
             frame_log: None,
             http: None,
             seed: 0,
+            secrets: Default::default(),
         }
     }
 

@@ -21,8 +21,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{ConnectPhases, ErrorKind, ErrorRow, WorkerMetrics};
 use crate::protocol::engineio::encode_query_value;
-use crate::scenario::template::Fill;
+use crate::scenario::template::{Fill, UserValues};
 use crate::scenario::{Action, Plan, Protocol, ReconnectPlan};
+use crate::secrets::SecretRules;
 use crate::transport::socketio::{Recovery, SioSocket, SocketIoOptions};
 use crate::transport::ws::{ConnectError, Connector};
 use crate::wire::frame_log::RunFrameLog;
@@ -53,6 +54,8 @@ pub struct ClientContext {
     pub http: Option<Connector>,
     /// The run's seed: `pick = "random"` rows follow it.
     pub seed: u64,
+    /// What error rows and frame logs hide (`--show-secrets`, `--redact-query`).
+    pub secrets: SecretRules,
 }
 
 /// A client about to start: its global id and group.
@@ -153,7 +156,7 @@ async fn after_session(
         Link::Ws(..) => None,
     };
     let again = reconnects_after(ctx, &end, until);
-    finish(ctx, who, metrics, end, link).await;
+    finish(ctx, who, &session.user.values, metrics, end, link).await;
     let Some(backoff) = again else {
         return Next::Done(connected_at_end);
     };
@@ -172,13 +175,20 @@ async fn after_session(
     Next::Resumed
 }
 
+/// Counts an error and keeps its row for errors.csv, with the secrets hidden that the detail may
+/// quote: query values of a URL, and the values `user` holds secret (a server that answers
+/// `invalid token eyJ...`).
 fn report(
     ctx: &ClientContext,
     who: ClientId,
+    user: &UserValues,
     metrics: &RefCell<WorkerMetrics>,
     kind: ErrorKind,
     detail: String,
 ) {
+    let detail = ctx
+        .secrets
+        .redact_message(detail, ctx.plan.user_secrets(user));
     metrics.borrow_mut().error(ErrorRow {
         at: ctx.t0.elapsed(),
         client: who.id,
@@ -186,6 +196,16 @@ fn report(
         kind,
         detail,
     });
+}
+
+/// Gives a sampled client's frame log the secret values its user holds now, to hide wherever
+/// they appear (a token captured from the login, a password column).
+fn learn_secrets(ctx: &ClientContext, link: &mut Link, user: &UserValues) {
+    if let Some(log) = link.frame_log() {
+        for value in ctx.plan.user_secrets(user) {
+            log.learn_secret(value);
+        }
+    }
 }
 
 /// Opens the connection of the plan's protocol: a WebSocket on the group's path, or a Socket.IO
@@ -204,7 +224,13 @@ async fn connect(
     let log = ctx
         .frame_log
         .as_ref()
-        .and_then(|log| log.connection(who.id, engine));
+        .and_then(|log| log.connection(who.id, engine))
+        .map(|mut log| {
+            for value in ctx.plan.user_secrets(&user.values) {
+                log.learn_secret(value);
+            }
+            log
+        });
     let fill = user.fill(ctx, who, 0);
     match &ctx.plan.protocol {
         Protocol::Ws => {
@@ -342,7 +368,7 @@ async fn attempt(
         }
     };
     metrics.borrow_mut().interval.connect_failures += 1;
-    report(ctx, who, metrics, failure.0, failure.1);
+    report(ctx, who, &user.values, metrics, failure.0, failure.1);
     Some(Err(()))
 }
 
@@ -385,6 +411,7 @@ async fn reconnect(
             report(
                 ctx,
                 who,
+                &user.values,
                 metrics,
                 ErrorKind::ConnectionLost,
                 format!("gave up reconnecting after {attempts} attempts"),
@@ -428,6 +455,7 @@ fn backoff_delay(plan: &ReconnectPlan, attempt: u32) -> Duration {
 async fn finish(
     ctx: &ClientContext,
     who: ClientId,
+    user: &UserValues,
     metrics: &RefCell<WorkerMetrics>,
     end: End,
     mut link: Link,
@@ -446,7 +474,7 @@ async fn finish(
         End::ServerClosed(frame) => {
             link.flush_close_reply(ctx.close_timeout).await;
             let (code, text) = describe_close(frame.as_ref());
-            report(ctx, who, metrics, ErrorKind::ClosedByServer, text);
+            report(ctx, who, user, metrics, ErrorKind::ClosedByServer, text);
             code
         }
         // Dropped on purpose: no goodbye, and no error.
@@ -455,7 +483,7 @@ async fn finish(
             1006
         }
         End::Failed(kind, detail) => {
-            report(ctx, who, metrics, kind, detail);
+            report(ctx, who, user, metrics, kind, detail);
             1006
         }
     };

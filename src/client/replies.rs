@@ -30,8 +30,16 @@ impl Session<'_> {
             }
             if !handler.captures.is_empty() {
                 let names = &self.ctx.plan.vars;
-                if let Err(detail) = self.user.capture(names, &handler.captures, payload, None) {
-                    report(self.ctx, self.who, self.metrics, ErrorKind::Capture, detail);
+                match self.user.capture(names, &handler.captures, payload, None) {
+                    Ok(()) => self.learn_secrets(),
+                    Err(detail) => report(
+                        self.ctx,
+                        self.who,
+                        &self.user.values,
+                        self.metrics,
+                        ErrorKind::Capture,
+                        detail,
+                    ),
                 }
             }
             if let Some(reply) = &handler.reply {

@@ -445,6 +445,7 @@ impl<'a> Session<'a> {
                 report(
                     self.ctx,
                     self.who,
+                    &self.user.values,
                     self.metrics,
                     ErrorKind::AckTimeout,
                     format!(

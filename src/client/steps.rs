@@ -70,11 +70,19 @@ impl Session<'_> {
         report(
             self.ctx,
             self.who,
+            &self.user.values,
             self.metrics,
             kind,
             format!("step `{}`: {detail}", step.name),
         );
         StepEnd::Failed
+    }
+
+    /// After a capture: the frame log of a sampled client hides the user's new secret values.
+    pub(super) fn learn_secrets(&mut self) {
+        if let Some(link) = self.link.as_mut() {
+            super::learn_secrets(self.ctx, link, &self.user.values);
+        }
     }
 
     /// Sends a message; with `ack`, waits for the acknowledgement, sending again (with a new
@@ -195,7 +203,7 @@ impl Session<'_> {
         };
         self.user.http = Some(http_session);
         let answer = outcome?;
-        settle(
+        let settled = settle(
             ctx,
             self.who,
             self.metrics,
@@ -203,8 +211,9 @@ impl Session<'_> {
             step,
             http,
             answer,
-        )
-        .map_err(|()| StepEnd::Failed)
+        );
+        self.learn_secrets();
+        settled.map_err(|()| StepEnd::Failed)
     }
 
     fn capture(
@@ -216,7 +225,9 @@ impl Session<'_> {
         let names = &self.ctx.plan.vars;
         self.user
             .capture(names, captures, payload, None)
-            .map_err(|detail| self.fail(step, ErrorKind::Capture, detail))
+            .map_err(|detail| self.fail(step, ErrorKind::Capture, detail))?;
+        self.learn_secrets();
+        Ok(())
     }
 
     /// Writes a rendered message, within the stall timeout.

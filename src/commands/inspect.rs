@@ -9,6 +9,7 @@ use super::signals::StopSignals;
 use crate::cli::InspectArgs;
 use crate::inspect::faults::{self, FaultError, FaultPlan};
 use crate::inspect::{InspectError, InspectSettings};
+use crate::secrets::SecretRules;
 use crate::telemetry::listen::{MetricsListener, Source};
 use crate::wire::decode::DecodeOptions;
 use crate::wire::filter::Filter;
@@ -59,7 +60,7 @@ fn settings(args: InspectArgs) -> Result<InspectSettings, FaultError> {
         tls: args.cert.zip(args.key),
         decode: DecodeOptions {
             max_payload: args.max_payload,
-            show_secrets: args.show_secrets,
+            secrets: SecretRules::new(args.show_secrets, &args.redact_query),
         },
         sink: SinkConfig {
             print: !args.quiet,

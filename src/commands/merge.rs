@@ -10,7 +10,11 @@ use crate::gate::verdict;
 use crate::results::printout;
 
 pub fn merge(args: MergeArgs) -> Result<ExitCode, CommandError> {
-    let outcome = crate::merge::merge(&args.dirs, &args.out, args.force)?;
+    let options = crate::merge::MergeOptions {
+        force: args.force,
+        failures: Vec::new(),
+    };
+    let outcome = crate::merge::merge(&args.dirs, &args.out, &options)?;
     let run = &outcome.run;
     print!(
         "{}",
@@ -23,5 +27,8 @@ pub fn merge(args: MergeArgs) -> Result<ExitCode, CommandError> {
         run.merged_from.join(", ")
     );
     let _ = std::io::stdout().flush();
+    if let Some(e) = super::run::failed_shards(run, &outcome.dir.display().to_string()) {
+        return Err(e);
+    }
     Ok(passed_or_3(run.thresholds.iter().all(|v| v.passed)))
 }

@@ -94,6 +94,16 @@ pub enum CommandError {
     Init(#[from] init::InitError),
     #[error(transparent)]
     Man(#[from] man::ManError),
+    #[error(
+        "shard {shard} failed: {why}{}\n  The results in {dir} hold what every shard saw up to when it stopped.",
+        match more { 0 => String::new(), n => format!(" (and {n} more: see run.json's failed_shards)") }
+    )]
+    ShardsFailed {
+        shard: String,
+        why: String,
+        more: usize,
+        dir: String,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,

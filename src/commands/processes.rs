@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use super::CommandError;
 use super::signals::StopSignals;
 use crate::cli::RunArgs;
+use crate::merge::MergeOptions;
 use crate::results::layout;
 use crate::runner::RunError;
 use crate::runner::builtin::{self, Ends};
@@ -86,8 +87,26 @@ pub async fn run(args: &RunArgs, plan: Plan, count: u32) -> Result<ExitCode, Com
         server.stop();
     }
     let outcome = outcome?;
-    let merged = crate::merge::merge(&outcome.dirs, &dir, false)?;
-    super::run::finish(args, &merged.run, &merged.dir)
+    let options = MergeOptions {
+        force: false,
+        failures: outcome
+            .failed
+            .iter()
+            .map(|f| (f.index as usize, f.why()))
+            .collect(),
+    };
+    match (
+        crate::merge::merge(&outcome.dirs, &dir, &options),
+        outcome.failed,
+    ) {
+        (Ok(merged), _) => super::run::finish(args, &merged.run, &merged.dir),
+        (Err(e), None) => Err(e.into()),
+        // Nothing to merge: the shard's failure is the error, and why the merge failed a note.
+        (Err(e), Some(failed)) => {
+            eprintln!("note: the shards' results could not be merged: {e}");
+            Err(CommandError::Shards(failed.into()))
+        }
+    }
 }
 
 /// The arguments of every child after `run` (`--shard K/N` and `--out` are added per child).
@@ -105,6 +124,8 @@ fn child_args(args: &RunArgs, decided: &Decided) -> Vec<OsString> {
         insecure,
         metrics_linger,
         prometheus_write,
+        show_secrets,
+        redact_query,
         // Each shard listens on a port of its own (`LocalShards::metrics_listen`).
         metrics_listen: _,
         // Refused with --processes (`run::run`).
@@ -174,6 +195,13 @@ fn child_args(args: &RunArgs, decided: &Decided) -> Vec<OsString> {
     }
     if log_frames.is_some() {
         child.push("--log-frames".into());
+    }
+    if *show_secrets {
+        child.push("--show-secrets".into());
+    }
+    for key in redact_query {
+        child.push("--redact-query".into());
+        child.push(key.into());
     }
     child
 }
@@ -306,6 +334,14 @@ mod tests {
             |a| format!("{:?}", a.prometheus_write),
         ),
         ("insecure", &["--insecure"], |a| format!("{:?}", a.insecure)),
+        ("show_secrets", &["--show-secrets"], |a| {
+            format!("{:?}", a.show_secrets)
+        }),
+        (
+            "redact_query",
+            &["--redact-query", "room", "--redact-query", "ticket"],
+            |a| format!("{:?}", a.redact_query),
+        ),
     ];
 
     /// Flags whose value the parent decides for the whole run.

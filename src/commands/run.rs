@@ -18,6 +18,7 @@ use crate::runner::live::LiveOptions;
 use crate::runner::{self, RunOptions};
 use crate::scenario::threshold::{GateThreshold, Origin};
 use crate::scenario::{self, Overrides, Plan};
+use crate::secrets::SecretRules;
 use crate::telemetry::listen::MetricsListener;
 use crate::wire::frame_log::FrameLogOptions;
 
@@ -158,11 +159,23 @@ fn options(args: &RunArgs) -> Result<RunOptions, CommandError> {
             write: args.prometheus_write.clone(),
             linger: args.metrics_linger.0,
         },
+        secrets: SecretRules::new(args.show_secrets, &args.redact_query),
     })
 }
 
 /// The end of a run (or of merged local shards): the summary, the verdicts, the report and the
 /// gate's files, and the exit code.
+/// A merged run with failed shards is a failed command (exit 1), though its results are written.
+pub fn failed_shards(run: &FinishedRun, dir: &str) -> Option<CommandError> {
+    let first = run.failed_shards.first()?;
+    Some(CommandError::ShardsFailed {
+        shard: first.shard.clone().unwrap_or_else(|| first.folder.clone()),
+        why: first.why.clone(),
+        more: run.failed_shards.len() - 1,
+        dir: dir.to_string(),
+    })
+}
+
 pub fn finish(args: &RunArgs, run: &FinishedRun, out_dir: &Path) -> Result<ExitCode, CommandError> {
     let dir = out_dir.display().to_string();
     print!("{}", printout::render(run, &dir));
@@ -199,6 +212,9 @@ pub fn finish(args: &RunArgs, run: &FinishedRun, out_dir: &Path) -> Result<ExitC
         files.write(gate).map_err(CommandError::Write)?;
     } else if args.junit.is_some() || args.markdown.is_some() || args.json.is_some() {
         eprintln!("note: no thresholds, so no --junit/--markdown/--json verdict was written");
+    }
+    if let Some(e) = failed_shards(run, &dir) {
+        return Err(e);
     }
     if run.totals.connects == 0 && run.clients_started > 0 {
         let t = &run.totals;

@@ -8,6 +8,7 @@ use super::CommandError;
 use super::signals::StopSignals;
 use crate::cli::TapArgs;
 use crate::protocol::engineio::Version;
+use crate::secrets::SecretRules;
 use crate::tap::{self, TapConfig, TapError};
 use crate::transport::engine::Transport;
 use crate::wire::filter::Filter;
@@ -80,6 +81,6 @@ fn config(args: TapArgs) -> Result<TapConfig, TapError> {
     config.sink.filter = Filter::all(&args.filter);
     config.sink.jsonl = args.jsonl;
     config.decode.max_payload = args.max_payload;
-    config.decode.show_secrets = args.show_secrets;
+    config.decode.secrets = SecretRules::new(args.show_secrets, &args.redact_query);
     Ok(config)
 }

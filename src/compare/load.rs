@@ -77,12 +77,17 @@ fn load_all(dirs: &[PathBuf]) -> Result<Vec<LoadedRun>, CompareError> {
     dirs.iter().map(|dir| load(dir)).collect()
 }
 
-/// Reads `DIR/run.json` (or a run.json given as such).
+/// Reads `DIR/run.json` (or a run.json given as such); of a run that died before writing it, its
+/// checkpoint.json.
 fn load(dir: &Path) -> Result<LoadedRun, CompareError> {
+    use crate::results::layout::{CHECKPOINT_JSON, RUN_JSON};
     let path = if dir.is_file() {
         dir.to_path_buf()
     } else if dir.is_dir() {
-        dir.join(crate::results::layout::RUN_JSON)
+        match (dir.join(RUN_JSON), dir.join(CHECKPOINT_JSON)) {
+            (run, checkpoint) if !run.exists() && checkpoint.exists() => checkpoint,
+            (run, _) => run,
+        }
     } else {
         return Err(CompareError::NotFound(dir.to_path_buf()));
     };
@@ -175,11 +180,16 @@ fn warnings(base: &[LoadedRun], new: &[LoadedRun]) -> Vec<String> {
                 run.run.label
             ));
         }
-        if let Some(status @ (RunStatus::Interrupted | RunStatus::Aborted)) = run.status {
+        if let Some(status) = run.status.filter(|s| s.is_partial()) {
+            let what = match status {
+                RunStatus::Running => "a run that did not finish (its checkpoint)",
+                RunStatus::Failed => "a run with failed shards",
+                RunStatus::Aborted => "an aborted run",
+                _ => "an interrupted run",
+            };
             warnings.push(format!(
-                "warning: {} is of an {} run: its figures cover only the part that ran",
+                "warning: {} is of {what}: its figures cover only the part that ran",
                 run.run.label,
-                status.as_str()
             ));
         }
     }

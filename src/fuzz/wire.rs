@@ -14,6 +14,7 @@ use super::unstructured::Unstructured;
 use crate::protocol::engineio::{self, Packet as EioPacket, PacketType, Version};
 use crate::protocol::pointer::JsonPointer;
 use crate::protocol::{socketio, wsframe};
+use crate::secrets::SecretRules;
 use crate::wire::decode::{ConnDecoder, DecodeOptions, FrameMeta, REDACTED, query_param};
 use crate::wire::record::{Dir, Record};
 
@@ -32,14 +33,14 @@ pub fn check(data: &[u8]) {
     };
     let opts = DecodeOptions {
         max_payload: [512, 0, 1, 3, 7, 16, 64, 4096][usize::from(mode >> 2 & 0b111)],
-        show_secrets: mode & 0x20 != 0,
+        secrets: SecretRules::new(mode & 0x20 != 0, &[]),
     };
-    let mut decoder = ConnDecoder::new(opts, engine);
+    let mut decoder = ConnDecoder::new(opts.clone(), engine);
     let rest = u.rest();
     if polling {
-        check_polling(&mut decoder, opts, rest);
+        check_polling(&mut decoder, &opts, rest);
     } else {
-        check_frames(&mut decoder, opts, rest);
+        check_frames(&mut decoder, &opts, rest);
     }
 }
 
@@ -51,7 +52,7 @@ struct Message {
     frames: Vec<(usize, Record)>,
 }
 
-fn check_frames(decoder: &mut ConnDecoder, opts: DecodeOptions, stream: &[u8]) {
+fn check_frames(decoder: &mut ConnDecoder, opts: &DecodeOptions, stream: &[u8]) {
     let now = Instant::now();
     let mut at = 0;
     let mut message = Message::default();
@@ -74,6 +75,8 @@ fn check_frames(decoder: &mut ConnDecoder, opts: DecodeOptions, stream: &[u8]) {
         };
         let mut record = Record::default();
         decoder.frame(&mut record, dir, FrameMeta::of(&header), &payload, now);
+        // The last pass every record takes before it leaves (inspector, tap, frame logs).
+        decoder.redact(&mut record);
         check_record(&record, opts);
         let single = header.fin && header.opcode == 1 && header.rsv & 0b100 == 0;
         if dir == Dir::S2c && single && payload.len() as u64 == header.payload_len {
@@ -96,7 +99,7 @@ fn follow_client_message(
     header: &wsframe::FrameHeader,
     payload: &[u8],
     record: Record,
-    opts: DecodeOptions,
+    opts: &DecodeOptions,
 ) {
     let whole = payload.len() as u64 == header.payload_len;
     match header.opcode {
@@ -134,8 +137,8 @@ fn connect_auth_at(text: &str) -> Option<usize> {
 
 /// Each record of a CONNECT with auth shows at most the part of the head its frame holds and
 /// then `[redacted]`: no byte of the auth, and no hex.
-fn check_hidden(head: &str, frames: &[(usize, Record)], opts: DecodeOptions) {
-    if opts.show_secrets {
+fn check_hidden(head: &str, frames: &[(usize, Record)], opts: &DecodeOptions) {
+    if opts.secrets.show() {
         return;
     }
     for (offset, record) in frames {
@@ -164,8 +167,8 @@ fn check_hidden(head: &str, frames: &[(usize, Record)], opts: DecodeOptions) {
 
 /// A server's CONNECT reply carries the recovery session id `pid`, which takes the session over:
 /// no record shows it, not whole and not cut short at the payload limit.
-fn check_pid_hidden(message: &str, record: &Record, engine: bool, opts: DecodeOptions) {
-    if opts.show_secrets || !engine {
+fn check_pid_hidden(message: &str, record: &Record, engine: bool, opts: &DecodeOptions) {
+    if opts.secrets.show() || !engine {
         return;
     }
     let Ok(EioPacket::Text(PacketType::Message, data)) =
@@ -201,7 +204,7 @@ fn check_pid_hidden(message: &str, record: &Record, engine: bool, opts: DecodeOp
     }
 }
 
-fn check_polling(decoder: &mut ConnDecoder, opts: DecodeOptions, body: &[u8]) {
+fn check_polling(decoder: &mut ConnDecoder, opts: &DecodeOptions, body: &[u8]) {
     let now = Instant::now();
     let text = String::from_utf8_lossy(body);
     for (name, value) in [
@@ -213,8 +216,9 @@ fn check_polling(decoder: &mut ConnDecoder, opts: DecodeOptions, body: &[u8]) {
         }
     }
     for dir in [Dir::C2s, Dir::S2c] {
-        let records = decoder.polling_body(&Record::default(), dir, body, now);
-        for record in &records {
+        let mut records = decoder.polling_body(&Record::default(), dir, body, now);
+        for record in &mut records {
+            decoder.redact(record);
             check_record(record, opts);
         }
         let version = decoder.engine().unwrap_or(Version::V4);
@@ -236,7 +240,7 @@ fn check_polling(decoder: &mut ConnDecoder, opts: DecodeOptions, body: &[u8]) {
 }
 
 /// A record shows at most `max_payload` bytes of payload and is one line of JSON.
-fn check_record(record: &Record, opts: DecodeOptions) {
+fn check_record(record: &Record, opts: &DecodeOptions) {
     // Redaction may lengthen what is shown; everything else stays within the limit.
     if let Some(text) = record.text.as_ref().filter(|t| !t.contains(REDACTED)) {
         assert!(

@@ -112,7 +112,7 @@ pub async fn run(
         upstream: connector,
         upstream_url: settings.upstream.clone(),
         tls,
-        decode: settings.decode,
+        decode: settings.decode.clone(),
         faults: Arc::new(settings.faults.clone()),
     };
     let inspector = proxy::bind(config)
@@ -127,7 +127,10 @@ pub async fn run(
         if secure { "https" } else { "http" },
         inspector.local_addr(),
         if secure { "s" } else { "" },
-        settings.upstream,
+        settings
+            .decode
+            .secrets
+            .redact_query(&settings.upstream, None),
         if settings.faults_given {
             format!(", injecting faults (seed {})", settings.faults.seed)
         } else {

@@ -126,7 +126,7 @@ impl Connection {
             .clock
             .record(Instant::now(), self.id, RecordKind::Connect);
         record.peer = Some(peer.to_string());
-        record.upstream = Some(self.config.upstream_url.clone());
+        record.upstream = Some(self.upstream_url());
         self.sink.send(record).await;
 
         let client: Box<dyn Io> = match acceptor {
@@ -153,10 +153,7 @@ impl Connection {
         let upstream = match connected {
             Ok(stream) => stream,
             Err(e) => {
-                let detail = format!(
-                    "cannot reach the upstream {}: {e}",
-                    self.config.upstream_url
-                );
+                let detail = format!("cannot reach the upstream {}: {e}", self.upstream_url());
                 let mut client = client;
                 let body = format!("volley inspect: {detail}\n");
                 let response = format!(
@@ -175,7 +172,7 @@ impl Connection {
             id: self.id,
             clock: self.clock,
             sink: self.sink.clone(),
-            decoder: Mutex::new(ConnDecoder::new(self.config.decode, None)),
+            decoder: Mutex::new(ConnDecoder::new(self.config.decode.clone(), None)),
             faults: self.config.faults.clone(),
             stats: Default::default(),
             requests: Mutex::new(VecDeque::new()),
@@ -207,6 +204,14 @@ impl Connection {
             record.detail = Some(problems.join("; "));
         }
         self.sink.send(record).await;
+    }
+
+    /// The upstream as the user wrote it, secret query values hidden.
+    fn upstream_url(&self) -> String {
+        let secrets = &self.config.decode.secrets;
+        secrets
+            .redact_query(&self.config.upstream_url, None)
+            .into_owned()
     }
 
     async fn error(&self, detail: String) {

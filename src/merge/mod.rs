@@ -10,8 +10,14 @@
 //!   order; frames.jsonl likewise, interleaved by time (frames.rs).
 //! - run.json: counters summed, clients summed, status the worst, elapsed the span from the earliest
 //!   time zero to the latest end, thresholds judged again on the merged figures.
+//!
+//! A shard that did not finish (killed, out of memory: no run.json) is merged from what it left
+//! (shard.rs): its checkpoint.json's figures, or without one the counts its per-second files hold;
+//! its files are read up to their last whole line. The merged run is then `failed`, and run.json's
+//! `failed_shards` says which shard and why.
 
 mod frames;
+mod shard;
 mod timeline;
 
 use std::path::{Path, PathBuf};
@@ -22,8 +28,8 @@ use crate::gate::verdict;
 use crate::metrics::{Interval, new_histogram};
 use crate::results::run_json::Settings;
 use crate::results::{
-    self, ExportError, FileError, FinishedRun, FrameLogTotals, IntervalLog, PushTotals, RunFolder,
-    RunJson, RunStatus, ThresholdVerdict, TimedRows, Timeseries, csv_table, errors_csv, gaps_csv,
+    self, ExportError, FailedShard, FileError, FinishedRun, FrameLogTotals, IntervalLog,
+    PushTotals, RunJson, RunStatus, ThresholdVerdict, TimedRows, Timeseries, errors_csv, gaps_csv,
     layout,
 };
 use crate::runner::host;
@@ -88,6 +94,8 @@ struct ShardFolder {
     errors: Option<TimedRows>,
     /// The shard's time zero (latency.hlog's StartTime).
     t0: SystemTime,
+    /// Why the shard did not finish, and what of it is merged; `None` for a finished shard.
+    failure: Option<String>,
 }
 
 impl ShardFolder {
@@ -111,57 +119,19 @@ impl ShardFolder {
     }
 }
 
-fn required<T>(part: Result<T, FileError>) -> Result<T, MergeError> {
-    part.map_err(MergeError::File)
-}
-
-/// gaps.csv or errors.csv: missing is empty (a run with none still writes the header, but an older
-/// or cut-short folder may lack it), unreadable is an error.
-fn timed_rows(dir: &Path, name: &str) -> Result<Option<TimedRows>, MergeError> {
-    match results::read(dir, name) {
-        Ok((path, bytes)) => required(csv_table::parse_timed_rows(&path, &bytes)).map(Some),
-        Err(e) if e.is_missing() => Ok(None),
-        Err(e) => Err(MergeError::File(e)),
-    }
-}
-
-fn read_shard(dir: &Path) -> Result<ShardFolder, MergeError> {
-    let RunFolder {
-        dir,
-        run,
-        latency,
-        timeseries,
-        ..
-    } = results::load(dir)?;
-    let run = required(run)?;
-    let latency = required(latency)?;
-    let timeseries = required(timeseries)?;
-    let t0 = latency
-        .start_time
-        .or_else(|| ShardFolder::time(&run.started_at))
-        .unwrap_or(UNIX_EPOCH);
-    Ok(ShardFolder {
-        gaps: timed_rows(&dir, layout::GAPS_CSV)?,
-        errors: timed_rows(&dir, layout::ERRORS_CSV)?,
-        dir,
-        run,
-        latency,
-        timeseries,
-        t0,
-    })
-}
-
 /// Reads the folders and checks that they are shards of one run (unless `force`) of one scenario.
-fn read_shards(dirs: &[PathBuf], out: &Path, force: bool) -> Result<Vec<ShardFolder>, MergeError> {
+fn read_shards(
+    dirs: &[PathBuf],
+    out: &Path,
+    options: &MergeOptions,
+) -> Result<Vec<ShardFolder>, MergeError> {
     for dir in dirs {
         if same_path(dir, out) {
             return Err(MergeError::OutputIsInput(out.to_path_buf()));
         }
     }
-    let shards = dirs
-        .iter()
-        .map(|d| read_shard(d))
-        .collect::<Result<Vec<_>, _>>()?;
+    let shards = shard::read_all(dirs, &options.failures)?;
+    let force = options.force;
     let first = &shards[0];
     if !force && shards.iter().any(|s| s.run_id() != first.run_id()) {
         return Err(MergeError::DifferentRuns(
@@ -209,9 +179,23 @@ pub struct MergeOutcome {
     pub dir: PathBuf,
 }
 
-/// Merges the shard folders `dirs` into `out`. `force`: merge folders of different runs.
-pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeOutcome, MergeError> {
-    let shards = read_shards(dirs, out, force)?;
+/// How to merge.
+#[derive(Debug, Default)]
+pub struct MergeOptions {
+    /// Merge folders of different runs.
+    pub force: bool,
+    /// What the caller knows of shards that failed, by their place in the folders given: how the
+    /// process ended (`--processes` knows; `volley merge` sees only the files).
+    pub failures: Vec<(usize, String)>,
+}
+
+/// Merges the shard folders `dirs` into `out`.
+pub fn merge(
+    dirs: &[PathBuf],
+    out: &Path,
+    options: &MergeOptions,
+) -> Result<MergeOutcome, MergeError> {
+    let shards = read_shards(dirs, out, options)?;
     let clock = Clock::of(&shards);
     let metric_names = shards[0].run.metric_names();
     let expects = shards[0].run.expect_names().len();
@@ -262,6 +246,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path, force: bool) -> Result<MergeOutcome, 
         frame_log,
         merged_from: shards.iter().map(|s| s.dir.display().to_string()).collect(),
         prometheus: pushes(&shards),
+        failed_shards: failed_shards(&shards),
         ..finished_run(&shards, &clock, metric_names, totals, elapsed)
     };
     results::write_final(out, &run)?;
@@ -381,11 +366,14 @@ fn finished_run(
         .sum();
     FinishedRun {
         run_id: shards[0].run_id().to_string(),
-        status: shards
-            .iter()
-            .map(|s| s.run.status.unwrap_or(RunStatus::Completed))
-            .max_by_key(|s| severity(*s))
-            .unwrap_or(RunStatus::Completed),
+        status: match shards.iter().any(|s| s.failure.is_some()) {
+            true => RunStatus::Failed,
+            false => shards
+                .iter()
+                .map(|s| s.run.status.unwrap_or(RunStatus::Completed))
+                .max_by_key(|s| s.severity())
+                .unwrap_or(RunStatus::Completed),
+        },
         // Shards written without the machine's facts (by hand, or cut short) take this one's.
         host: shards
             .iter()
@@ -420,7 +408,26 @@ fn finished_run(
         shard: None,
         merged_from: Vec::new(),
         prometheus: None,
+        failed_shards: Vec::new(),
     }
+}
+
+/// The shards that did not finish, as run.json lists them.
+fn failed_shards(shards: &[ShardFolder]) -> Vec<FailedShard> {
+    shards
+        .iter()
+        .filter_map(|s| {
+            Some(FailedShard {
+                shard: s
+                    .run
+                    .settings
+                    .shard
+                    .map(|k| format!("{}/{}", k.index, k.count)),
+                folder: s.dir.display().to_string(),
+                why: s.failure.clone()?,
+            })
+        })
+        .collect()
 }
 
 /// The thresholds the shards were judged on (the first shard's list: scenario and command line),
@@ -465,15 +472,6 @@ fn judge(
     }
     let figures = Figures::from_totals(metric_names, totals, elapsed);
     Ok(verdict::judge(&gates, &figures, &aborted))
-}
-
-/// Worse is higher: a run stopped by a threshold, then one interrupted, then a full one.
-fn severity(status: RunStatus) -> u8 {
-    match status {
-        RunStatus::Completed => 0,
-        RunStatus::Interrupted => 1,
-        RunStatus::Aborted => 2,
-    }
 }
 
 /// Writes every shard's rows of gaps.csv or errors.csv, times moved to the merged time zero, in

@@ -95,6 +95,7 @@ fn write_shard(dir: &Path, t0: SystemTime, run_id: &str, echo: &[&[u64]], error_
         frame_log: None,
         shard: Some((0, 2)),
         merged_from: Vec::new(),
+        failed_shards: Vec::new(),
         prometheus: None,
     };
     results::write_final(dir, &report).unwrap();
@@ -126,7 +127,7 @@ fn merged_histograms_are_the_histograms_of_the_union_per_second_and_in_total() {
         &[&[110, 5000], &[70]],
         0.25,
     );
-    let outcome = merge(&[a.clone(), b.clone()], &m, false).unwrap();
+    let outcome = merge(&[a.clone(), b.clone()], &m, &MergeOptions::default()).unwrap();
 
     let folder = results::load(&m).unwrap();
     assert_eq!(folder.hgrm("echo").unwrap().count, 6);
@@ -186,14 +187,28 @@ fn folders_of_different_runs_are_refused_unless_forced() {
     );
     write_shard(&a, t0, "0000abcd", &[&[100]], 0.5);
     write_shard(&b, t0, "12345678", &[&[100]], 0.5);
-    let err = merge(&[a.clone(), b.clone()], &m, false).err().unwrap();
+    let err = merge(&[a.clone(), b.clone()], &m, &MergeOptions::default())
+        .err()
+        .unwrap();
     assert!(err.is_usage());
     let text = err.to_string();
     assert!(
         text.contains("run 12345678") && text.contains("--force"),
         "{text}"
     );
-    assert!(merge(&[a.clone(), b], &m, true).is_ok());
-    let err = merge(std::slice::from_ref(&a), &a, false).err().unwrap();
+    assert!(
+        merge(
+            &[a.clone(), b],
+            &m,
+            &MergeOptions {
+                force: true,
+                ..MergeOptions::default()
+            }
+        )
+        .is_ok()
+    );
+    let err = merge(std::slice::from_ref(&a), &a, &MergeOptions::default())
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("elsewhere"), "{err}");
 }

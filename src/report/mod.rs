@@ -16,7 +16,7 @@ pub mod timeline;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::results::{self, ResultsError, RunFolder};
+use crate::results::{self, ResultsError, RunFolder, RunStatus};
 use page::Page;
 use timeline::Timeline;
 
@@ -71,8 +71,9 @@ pub fn render(folder: &RunFolder) -> String {
 /// page is [`render`]'s, the report `volley report` writes.
 pub fn render_live(folder: &RunFolder) -> String {
     match &folder.run {
-        Ok(_) => render(folder),
-        Err(_) => render_page(folder, true),
+        // checkpoint.json: the run is still going.
+        Ok(run) if run.status != Some(RunStatus::Running) => render(folder),
+        _ => render_page(folder, true),
     }
 }
 
@@ -92,8 +93,8 @@ fn render_page(folder: &RunFolder, running: bool) -> String {
         run_name.as_deref().unwrap_or(&dir_name)
     ));
     match &folder.run {
+        _ if running => live::header(&mut page, &dir_name, folder),
         Ok(run) => sections::header(&mut page, run),
-        Err(_) if running => live::header(&mut page, &dir_name, folder),
         Err(_) => page.push(&format!(
             "<header>\n<h1>{}</h1>\n<p class=\"subtitle\">volley run report</p>\n</header>\n",
             page::escape(&dir_name)
@@ -108,16 +109,16 @@ fn render_page(folder: &RunFolder, running: bool) -> String {
 
     page.open_section("summary", "Summary");
     match &folder.run {
+        _ if running => live::summary(&mut page, folder),
         Ok(run) => sections::summary(&mut page, run),
-        Err(_) if running => live::summary(&mut page, folder),
         Err(e) => run_json_problem(&mut page, e),
     }
     page.close_section();
 
     page.open_section("thresholds", "Thresholds");
     match &folder.run {
+        _ if running => page.note("The verdicts are judged when the run ends."),
         Ok(run) => sections::thresholds(&mut page, run),
-        Err(_) if running => page.note("The verdicts are judged when the run ends."),
         Err(e) => run_json_problem(&mut page, e),
     }
     page.close_section();
@@ -136,8 +137,8 @@ fn render_page(folder: &RunFolder, running: bool) -> String {
 
     page.open_section("scenario", "Scenario");
     match &folder.run {
+        _ if running => page.note("The resolved scenario is shown when the run ends."),
         Ok(run) => sections::scenario(&mut page, run),
-        Err(_) if running => page.note("The resolved scenario is shown when the run ends."),
         Err(e) => run_json_problem(&mut page, e),
     }
     page.close_section();

@@ -13,10 +13,14 @@ use crate::units::format_us;
 /// The title line and the facts under it.
 pub fn header(page: &mut Page, run: &RunJson) {
     let name = run.scenario.name.as_deref().unwrap_or("unnamed run");
-    let status = run.status.map_or("unknown", RunStatus::as_str);
+    let status = match run.status {
+        None => "unknown",
+        Some(RunStatus::Running) => "did not finish",
+        Some(status) => status.as_str(),
+    };
     let status_class = match run.status {
         Some(RunStatus::Completed) => "pass",
-        Some(RunStatus::Aborted) => "fail",
+        Some(RunStatus::Aborted | RunStatus::Failed) => "fail",
         _ => "status-interrupted",
     };
     // The gate's outcome beside the run's, when it was gated.
@@ -70,7 +74,15 @@ fn facts(run: &RunJson) -> Vec<(&'static str, String)> {
         }
     });
     let number = |n: Option<u64>| n.map(|n| n.to_string());
+    let failed = (!run.failed_shards.is_empty()).then(|| {
+        run.failed_shards
+            .iter()
+            .map(|f| format!("{}: {}", f.shard.as_deref().unwrap_or(&f.folder), f.why))
+            .collect::<Vec<_>>()
+            .join(" · ")
+    });
     [
+        ("failed shards", failed),
         ("scenario file", run.scenario.file.clone()),
         ("target", settings.target_url.clone()),
         ("clients", clients),

@@ -43,18 +43,39 @@ pub fn write_final(dir: &Path, run: &FinishedRun) -> Result<Vec<PathBuf>, Export
     let mut written = Vec::new();
     for exporter in exporters {
         let path = dir.join(exporter.file_name());
-        let bytes = exporter.serialize(run)?;
-        // Written aside and renamed into place: a reader sees the whole file or none.
-        let partial = dir.join(format!(".{}.partial", exporter.file_name()));
-        std::fs::write(&partial, bytes)
-            .and_then(|_| std::fs::rename(&partial, &path))
-            .map_err(|source| ExportError::Write {
-                path: path.clone(),
-                source,
-            })?;
+        write_whole(&path, &exporter.serialize(run)?)?;
         written.push(path);
     }
+    // run.json holds all the checkpoint held, and more.
+    match std::fs::remove_file(dir.join(super::layout::CHECKPOINT_JSON)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(ExportError::Write {
+                path: dir.join(super::layout::CHECKPOINT_JSON),
+                source: e,
+            });
+        }
+        _ => {}
+    }
     Ok(written)
+}
+
+/// Writes checkpoint.json into `dir`: run.json's shape for a run still going (its status
+/// [`super::RunStatus::Running`]), so that a run that dies leaves its totals.
+pub fn write_checkpoint(dir: &Path, run: &FinishedRun) -> Result<(), ExportError> {
+    let bytes = run_json::RunJsonExporter.serialize(run)?;
+    write_whole(&dir.join(super::layout::CHECKPOINT_JSON), &bytes)
+}
+
+/// Written aside and renamed into place: a reader sees the whole file or none.
+fn write_whole(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let partial = path.with_file_name(format!(".{name}.partial"));
+    std::fs::write(&partial, bytes)
+        .and_then(|_| std::fs::rename(&partial, path))
+        .map_err(|source| ExportError::Write {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 /// Creates a result file for streaming writes.

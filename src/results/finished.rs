@@ -18,6 +18,12 @@ pub enum RunStatus {
     Interrupted,
     /// Stopped early by a threshold marked `abort` that could no longer pass.
     Aborted,
+    /// Not ended: the checkpoint of a run still going, or of one that died (killed, out of
+    /// memory) before it could write run.json.
+    Running,
+    /// Merged from shards of which at least one failed: the run's figures hold what each shard
+    /// left, the failed ones' up to when they stopped.
+    Failed,
 }
 
 impl RunStatus {
@@ -27,7 +33,26 @@ impl RunStatus {
             RunStatus::Completed => "completed",
             RunStatus::Interrupted => "interrupted",
             RunStatus::Aborted => "aborted",
+            RunStatus::Running => "running",
+            RunStatus::Failed => "failed",
         }
+    }
+
+    /// Worse is higher: a run stopped by a threshold is worse than one interrupted, one that
+    /// never ended worse still, and a merged run with a failed shard the worst.
+    pub fn severity(self) -> u8 {
+        match self {
+            RunStatus::Completed => 0,
+            RunStatus::Interrupted => 1,
+            RunStatus::Aborted => 2,
+            RunStatus::Running => 3,
+            RunStatus::Failed => 4,
+        }
+    }
+
+    /// The figures cover only part of the planned run.
+    pub fn is_partial(self) -> bool {
+        self != RunStatus::Completed
     }
 }
 
@@ -72,6 +97,20 @@ pub struct FinishedRun {
     pub shard: Option<(u32, u32)>,
     /// `volley merge`: the shard folders this folder was merged from (empty for a run).
     pub merged_from: Vec<String>,
+    /// Shards that failed, of a merged run whose status is [`RunStatus::Failed`].
+    pub failed_shards: Vec<FailedShard>,
+}
+
+/// A shard that did not finish: which, where its files are and why it failed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FailedShard {
+    /// `K/N`, when known.
+    pub shard: Option<String>,
+    /// Its results folder.
+    pub folder: String,
+    /// How it ended (`killed by signal 9 (SIGKILL)`, `exit status 1: …`) and what it left.
+    pub why: String,
 }
 
 /// The frame log of a run: where, whose, and how many records it holds and lost.

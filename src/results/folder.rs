@@ -7,13 +7,17 @@ use std::path::{Path, PathBuf};
 
 use super::errors_csv::{self, ErrorEvent};
 use super::gaps_csv::{self, GapEvent};
-use super::layout::{ERRORS_CSV, GAPS_CSV, LATENCY_HLOG, RUN_JSON, TIMESERIES_CSV};
+use super::layout::{
+    CHECKPOINT_JSON, ERRORS_CSV, GAPS_CSV, LATENCY_HLOG, RUN_JSON, TIMESERIES_CSV,
+};
 use super::{IntervalLog, RunJson, Timeseries, hgrm, layout};
 
 /// The files of a results folder, each loaded or with the reason it could not be.
 #[derive(Debug)]
 pub struct RunFolder {
     pub dir: PathBuf,
+    /// run.json; for a run that never wrote it (killed, or still going), its checkpoint.json,
+    /// whose status is `running`.
     pub run: Result<RunJson, FileError>,
     pub latency: Result<IntervalLog, FileError>,
     pub timeseries: Result<Timeseries, FileError>,
@@ -65,7 +69,7 @@ pub fn load(dir: &Path) -> Result<RunFolder, ResultsError> {
     if !dir.is_dir() {
         return Err(ResultsError::NotAFolder(dir.to_path_buf()));
     }
-    if ![RUN_JSON, TIMESERIES_CSV, LATENCY_HLOG]
+    if ![RUN_JSON, CHECKPOINT_JSON, TIMESERIES_CSV, LATENCY_HLOG]
         .iter()
         .any(|f| dir.join(f).exists())
     {
@@ -73,12 +77,24 @@ pub fn load(dir: &Path) -> Result<RunFolder, ResultsError> {
     }
     Ok(RunFolder {
         dir: dir.to_path_buf(),
-        run: read(dir, RUN_JSON).and_then(|(p, b)| RunJson::parse(&p, &b)),
+        run: read_run(dir),
         latency: read(dir, LATENCY_HLOG).and_then(|(p, b)| IntervalLog::parse(&p, &b)),
         timeseries: read(dir, TIMESERIES_CSV).and_then(|(p, b)| Timeseries::parse(&p, &b)),
         gaps: read(dir, GAPS_CSV).and_then(|(p, b)| gaps_csv::parse_gaps(&p, &b)),
         errors: read(dir, ERRORS_CSV).and_then(|(p, b)| errors_csv::parse_errors(&p, &b)),
     })
+}
+
+/// run.json, else checkpoint.json; missing is run.json's absence.
+fn read_run(dir: &Path) -> Result<RunJson, FileError> {
+    let parse = |(p, b): (PathBuf, Vec<u8>)| RunJson::parse(&p, &b);
+    match read(dir, RUN_JSON) {
+        Err(missing) if missing.is_missing() => match read(dir, CHECKPOINT_JSON) {
+            Err(e) if e.is_missing() => Err(missing),
+            checkpoint => checkpoint.and_then(parse),
+        },
+        run => run.and_then(parse),
+    }
 }
 
 impl RunFolder {

@@ -6,6 +6,9 @@ use std::time::SystemTime;
 
 /// The machine-readable record of the run: scenario, settings, host, summary, threshold verdicts.
 pub const RUN_JSON: &str = "run.json";
+/// run.json's shape with the figures so far, rewritten once a second while the run goes and removed
+/// when run.json is written: what a run that dies (killed, out of memory) leaves of its totals.
+pub const CHECKPOINT_JSON: &str = "checkpoint.json";
 /// One row per metric: latency distributions and counters.
 pub const SUMMARY_CSV: &str = "summary.csv";
 /// One row per second.

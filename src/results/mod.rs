@@ -31,8 +31,8 @@ pub mod timeseries_csv;
 
 pub use csv_table::TimedRows;
 pub use errors_csv::ErrorEvent;
-pub use export::{ExportError, Exporter, write_final};
-pub use finished::{FinishedRun, FrameLogTotals, PushTotals, RunStatus};
+pub use export::{ExportError, Exporter, write_checkpoint, write_final};
+pub use finished::{FailedShard, FinishedRun, FrameLogTotals, PushTotals, RunStatus};
 pub use folder::{FileError, ResultsError, RunFolder, load, read};
 pub use gaps_csv::GapEvent;
 pub use latency_hlog::{IntervalLog, LoggedInterval, MetricLog};

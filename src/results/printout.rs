@@ -37,6 +37,8 @@ fn facts(out: &mut String, report: &FinishedRun) {
         RunStatus::Completed => "completed",
         RunStatus::Interrupted => "interrupted",
         RunStatus::Aborted => "aborted by a threshold",
+        RunStatus::Running => "did not finish",
+        RunStatus::Failed => "failed",
     };
     let _ = writeln!(
         out,
@@ -46,6 +48,10 @@ fn facts(out: &mut String, report: &FinishedRun) {
         report.run_id,
         report.seed
     );
+    for failed in &report.failed_shards {
+        let shard = failed.shard.as_deref().unwrap_or(&failed.folder);
+        let _ = writeln!(out, "  failed    shard {shard}: {}", failed.why);
+    }
     let _ = writeln!(out, "  target    {}", report.target_url);
     let _ = writeln!(
         out,

@@ -13,7 +13,10 @@ use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use super::{ExportError, Exporter, FileError, FinishedRun, FrameLogTotals, PushTotals, RunStatus};
+use super::{
+    ExportError, Exporter, FailedShard, FileError, FinishedRun, FrameLogTotals, PushTotals,
+    RunStatus,
+};
 use crate::metrics::{EXPECT_COUNTERS, ErrorKind, ExpectCounts, Interval, RUN_COUNTERS};
 
 pub const SCHEMA_VERSION: u64 = 1;
@@ -26,6 +29,9 @@ pub struct RunJson {
     pub tool: Tool,
     pub run_id: Option<String>,
     pub status: Option<RunStatus>,
+    /// A merged run's shards that failed (status `failed`): which, where, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed_shards: Vec<FailedShard>,
     pub host: Option<Host>,
     /// RFC 3339, milliseconds.
     pub started_at: Option<String>,
@@ -417,6 +423,7 @@ impl RunJson {
             },
             run_id: Some(r.run_id.clone()),
             status: Some(r.status),
+            failed_shards: r.failed_shards.clone(),
             host: Some(r.host.clone()),
             started_at: Some(humantime::format_rfc3339_millis(r.started_at).to_string()),
             ended_at: Some(humantime::format_rfc3339_millis(r.ended_at).to_string()),

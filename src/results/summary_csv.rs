@@ -68,6 +68,9 @@ impl Exporter for SummaryCsv {
             counters.push(("reconnects".into(), t.reconnects));
             counters.push(("reconnects.recovered".into(), t.recovered));
         }
+        if !report.failed_shards.is_empty() {
+            counters.push(("shards.failed".into(), report.failed_shards.len() as u64));
+        }
         for kind in ErrorKind::ALL {
             counters.push((format!("errors.{kind}"), t.errors[kind.index()]));
         }

@@ -16,6 +16,9 @@ pub struct Collector {
     last: Vec<u64>,
     done: Vec<bool>,
     pending: BTreeMap<u64, SecondRow>,
+    /// Each worker's clients started and CPU time, as it last reported them.
+    by_worker: Vec<(u64, Duration)>,
+    /// Summed over the workers: clients started and their CPU time, so far.
     pub started: u64,
     pub cpu: Duration,
 }
@@ -31,9 +34,17 @@ impl Collector {
             last: vec![0; workers],
             done: vec![false; workers],
             pending: BTreeMap::new(),
+            by_worker: vec![(0, Duration::ZERO); workers],
             started: 0,
             cpu: Duration::ZERO,
         }
+    }
+
+    /// A worker's running totals: clients started and CPU time.
+    fn so_far(&mut self, worker: usize, started: u64, cpu: Duration) {
+        self.by_worker[worker] = (started, cpu);
+        self.started = self.by_worker.iter().map(|(s, _)| s).sum();
+        self.cpu = self.by_worker.iter().map(|(_, c)| *c).sum();
     }
 
     fn row(&mut self, second: u64) -> &mut SecondRow {
@@ -57,12 +68,15 @@ impl Collector {
                 mut interval,
                 connected,
                 connecting,
+                started,
+                cpu,
             } => {
                 let row = self.row(second);
                 row.interval.merge(&mut interval);
                 row.connected += connected;
                 row.connecting += connecting;
                 self.last[worker] = second;
+                self.so_far(worker, started, cpu);
             }
             WorkerMessage::Done {
                 worker,
@@ -74,8 +88,7 @@ impl Collector {
                 self.row(second).interval.merge(&mut interval);
                 self.last[worker] = second;
                 self.done[worker] = true;
-                self.started += started;
-                self.cpu += cpu;
+                self.so_far(worker, started, cpu);
             }
         }
         let mut ready = Vec::new();
@@ -112,6 +125,8 @@ mod tests {
             interval,
             connected: 1,
             connecting: 0,
+            started: second,
+            cpu: Duration::from_millis(second),
         }
     }
 
@@ -137,6 +152,8 @@ mod tests {
         });
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].interval.sent, 5);
-        assert_eq!(c.started, 3);
+        // Started and CPU so far: each worker's latest report, summed.
+        assert_eq!(c.started, 2 + 3);
+        assert_eq!(c.cpu, Duration::from_millis(2 + 5));
     }
 }

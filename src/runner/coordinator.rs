@@ -97,6 +97,9 @@ impl<'a> Coordinator<'a> {
     }
 
     fn take(&mut self, rows: Vec<SecondRow>, progress: &mut Progress, files: &mut StreamedFiles) {
+        let Some(last) = rows.last().map(|r| r.second) else {
+            return;
+        };
         for mut row in rows {
             progress.update(&row);
             files.write_second(&mut row);
@@ -114,6 +117,12 @@ impl<'a> Coordinator<'a> {
                 );
             }
         }
+        files.checkpoint(
+            &mut self.totals,
+            self.collector.started,
+            self.collector.cpu,
+            Duration::from_secs(last),
+        );
     }
 
     /// Stops the run at the first `abort` threshold that cannot pass any more, `elapsed` in.

@@ -34,8 +34,10 @@ use crate::gate::verdict;
 use crate::metrics::Interval;
 use crate::results::{self, ExportError, FinishedRun, FrameLogTotals, RunStatus};
 use crate::scenario::Plan;
+use crate::secrets::SecretRules;
 use crate::transport::tls::TlsError;
 use crate::units::Ramp;
+use crate::wire::decode::DecodeOptions;
 use crate::wire::frame_log::{FrameLogOptions, FrameLogWriter, RunFrameLog};
 use crate::wire::record::Clock;
 use builtin::Ends;
@@ -71,6 +73,9 @@ pub struct RunOptions {
     pub source_ips: Option<Vec<std::net::IpAddr>>,
     /// `--metrics-listen`, `--prometheus-write`: the run watched live.
     pub live: live::LiveOptions,
+    /// `--show-secrets`, `--redact-query`: what the frame log, errors.csv, run.json and the
+    /// messages that name the target hide.
+    pub secrets: SecretRules,
 }
 
 /// Why a run could not be done (exit code 1).
@@ -163,7 +168,8 @@ pub async fn run(
         .clamp(1, clients.max(1) as usize);
     let (sampled, frame_log) = match &options.frame_log {
         Some(frames) => {
-            let (log, writer) = FrameLog::start(frames, &dir, Clock::starting_at(t0, t0_wall))?;
+            let clock = Clock::starting_at(t0, t0_wall);
+            let (log, writer) = FrameLog::start(frames, &dir, clock, &options.secrets)?;
             (Some(log), Some(writer))
         }
         None => (None, None),
@@ -182,6 +188,7 @@ pub async fn run(
         frame_log: sampled,
         http: target.http,
         seed,
+        secrets: options.secrets.clone(),
     });
     let fixed = options
         .shard
@@ -189,6 +196,16 @@ pub async fn run(
     let starts = start_schedule(&plan, options.shard, t0, fixed);
     let plans = assign(&plan, options.shard, seed, &starts, t0, workers);
     let (threads, messages) = start_workers(plans, &ctx, &stop)?;
+    let facts = RunFacts {
+        run_tag,
+        seed,
+        workers,
+        clients,
+        started_at,
+        target_url: target.url.clone(),
+        t0,
+    };
+    files.checkpoint_from(run_record(&plan, &options, &facts));
 
     let metric_names = plan.metric_names();
     let mut progress =
@@ -223,15 +240,6 @@ pub async fn run(
         None => None,
     };
     drop(progress);
-    let facts = RunFacts {
-        run_tag,
-        seed,
-        workers,
-        clients,
-        started_at,
-        target_url: target.url,
-        t0,
-    };
     let interrupted = coordinator.status == RunStatus::Interrupted;
     let mut run = finished_run(&plan, &options, facts, coordinator, &mut files, frame_log);
     if let Some(live) = live {
@@ -251,6 +259,14 @@ pub async fn run(
     Ok(RunOutcome { run, dir })
 }
 
+/// The scenario as the run used it, for run.json (and report.html), with its secrets hidden:
+/// a results folder is made to be shared.
+fn resolved_scenario(plan: &Plan, secrets: &SecretRules) -> serde_json::Value {
+    let mut scenario = serde_json::to_value(&plan.scenario).unwrap_or_default();
+    secrets.redact_document(&mut scenario);
+    scenario
+}
+
 /// What a run decided before its clients started, for its record.
 struct RunFacts {
     run_tag: u32,
@@ -260,6 +276,39 @@ struct RunFacts {
     started_at: SystemTime,
     target_url: String,
     t0: Instant,
+}
+
+/// What a run's record says before its figures: the facts decided before the clients started,
+/// with empty totals and the status of a run still going.
+fn run_record(plan: &Plan, options: &RunOptions, facts: &RunFacts) -> FinishedRun {
+    let metric_names = plan.metric_names();
+    FinishedRun {
+        run_id: format!("{:08x}", facts.run_tag),
+        status: RunStatus::Running,
+        host: host::this_machine(),
+        scenario_name: plan.name.clone(),
+        scenario_file: options.scenario_file.display().to_string(),
+        scenario: resolved_scenario(plan, &options.secrets),
+        target_url: facts.target_url.clone(),
+        started_at: facts.started_at,
+        ended_at: facts.started_at,
+        elapsed: Duration::ZERO,
+        seed: facts.seed,
+        workers: facts.workers,
+        clients_planned: facts.clients,
+        clients_started: 0,
+        totals: Interval::new(metric_names.len(), plan.expects.len()),
+        metric_names,
+        error_rows_dropped: 0,
+        gap_rows_dropped: 0,
+        client_cpu: Duration::ZERO,
+        frame_log: None,
+        thresholds: Vec::new(),
+        shard: options.shard.map(|s| (s.index, s.count)),
+        merged_from: Vec::new(),
+        prometheus: None,
+        failed_shards: Vec::new(),
+    }
 }
 
 /// The end of a run: what the receivers of fan-out streams never got, the verdicts on the
@@ -280,40 +329,25 @@ fn finished_run(
         ..
     } = coordinator;
     settle_fanout(plan, &mut totals, files, facts.t0.elapsed());
-    let ended_at = SystemTime::now();
     let elapsed = facts.t0.elapsed();
-    let metric_names = plan.metric_names();
     let thresholds = verdict::judge(
         &plan.thresholds,
-        &Figures::from_totals(&metric_names, &totals, elapsed),
+        &Figures::from_totals(&plan.metric_names(), &totals, elapsed),
         &aborted_at,
     );
     let (errors_dropped, gaps_dropped) = files.dropped();
     FinishedRun {
-        run_id: format!("{:08x}", facts.run_tag),
         status,
-        host: host::this_machine(),
-        scenario_name: plan.name.clone(),
-        scenario_file: options.scenario_file.display().to_string(),
-        scenario: serde_json::to_value(&plan.scenario).unwrap_or_default(),
-        target_url: facts.target_url,
-        started_at: facts.started_at,
-        ended_at,
+        ended_at: SystemTime::now(),
         elapsed,
-        seed: facts.seed,
-        workers: facts.workers,
-        clients_planned: facts.clients,
         clients_started: collector.started,
-        metric_names,
         error_rows_dropped: totals.error_rows_dropped + errors_dropped,
         gap_rows_dropped: totals.gap_rows_dropped + gaps_dropped,
         totals,
         client_cpu: collector.cpu,
         frame_log,
         thresholds,
-        shard: options.shard.map(|s| (s.index, s.count)),
-        merged_from: Vec::new(),
-        prometheus: None,
+        ..run_record(plan, options, &facts)
     }
 }
 
@@ -422,13 +456,18 @@ impl FrameLog {
         options: &FrameLogOptions,
         dir: &Path,
         clock: Clock,
+        secrets: &SecretRules,
     ) -> Result<(RunFrameLog, FrameLog), RunError> {
         let file = options
             .file
             .clone()
             .unwrap_or_else(|| dir.join(results::layout::FRAMES_JSONL));
+        let decode = DecodeOptions {
+            secrets: secrets.clone(),
+            ..DecodeOptions::default()
+        };
         let (log, writer) =
-            RunFrameLog::start(options, file.clone(), clock).map_err(RunError::FrameLog)?;
+            RunFrameLog::start(options, file.clone(), clock, decode).map_err(RunError::FrameLog)?;
         let writer = FrameLog {
             writer,
             file,

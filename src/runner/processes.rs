@@ -3,7 +3,8 @@
 //! (its stdout and stderr into `DIR/shards/K.log`). The parent shows one live view, summed from the
 //! files the children write once a second (timeseries.csv for the counts, latency.hlog for the
 //! percentiles, merged sample for sample); it forwards Ctrl-C and SIGTERM to every child, and stops
-//! the others when one fails. The caller merges the folders.
+//! the others when one fails (they drain, close and write their results). The caller merges the
+//! folders, a failed shard's with what it left.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -73,6 +74,66 @@ pub struct ShardsOutcome {
     pub dirs: Vec<PathBuf>,
     /// A stop signal reached them.
     pub interrupted: bool,
+    /// The first shard that failed (it stopped the others).
+    pub failed: Option<ShardFailure>,
+}
+
+/// A child that ended badly, not stopped by the parent.
+#[derive(Debug)]
+pub struct ShardFailure {
+    pub index: u32,
+    pub count: u32,
+    /// How it ended: `killed by signal 9 (SIGKILL)`, `exited with status 1`.
+    pub ended: String,
+    /// Its exit code, if it exited.
+    pub code: Option<i32>,
+    /// Where its output is, and the last lines of it.
+    pub log: PathBuf,
+    pub output: String,
+}
+
+impl ShardFailure {
+    /// What run.json's `failed_shards` says of it: how it ended and, when it exited, the last line
+    /// it printed (its error).
+    pub fn why(&self) -> String {
+        let said = self
+            .output
+            .lines()
+            .rev()
+            .map(|l| l.trim_start_matches("  | ").trim())
+            .find(|l| !l.is_empty());
+        match (self.code, said) {
+            (Some(_), Some(said)) => format!("{}: {said}", self.ended),
+            _ => self.ended.clone(),
+        }
+    }
+}
+
+impl From<ShardFailure> for ProcessesError {
+    fn from(f: ShardFailure) -> ProcessesError {
+        ProcessesError::ShardFailed {
+            index: f.index,
+            count: f.count,
+            status: f.ended,
+            code: f.code,
+            log: f.log,
+            output: f.output,
+        }
+    }
+}
+
+/// `exited with status 1`, `killed by signal 9 (SIGKILL)`.
+fn how_it_ended(status: &std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        // Display says `signal: 9 (SIGKILL)`, with the signal's name.
+        (None, Some(_)) => format!(
+            "killed by {}",
+            status.to_string().replacen("signal: ", "signal ", 1)
+        ),
+        _ => status.to_string(),
+    }
 }
 
 /// Starts the children and waits for all of them. Every message on `signals` is a Ctrl-C or
@@ -111,25 +172,25 @@ pub async fn run(
     every_second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut running: Vec<(u32, u32)> = pids.clone();
     let mut signals_seen = 0;
-    let mut failure: Option<ProcessesError> = None;
+    let mut failed: Option<ShardFailure> = None;
     loop {
         tokio::select! {
             done = waits.join_next() => {
                 let Some(done) = done else { break };
                 let Ok((index, status)) = done else { continue };
                 running.retain(|(i, _)| *i != index);
-                let (ok, code, text) = match &status {
+                let (ok, code, ended) = match &status {
                     // 3: the shard's thresholds failed; judged again on the merged figures.
-                    Ok(s) => (matches!(s.code(), Some(0 | 3)), s.code(), s.to_string()),
-                    Err(e) => (false, None, format!("cannot wait for it: {e}")),
+                    Ok(s) => (matches!(s.code(), Some(0 | 3)), s.code(), how_it_ended(s)),
+                    Err(e) => (false, None, format!("cannot be waited for: {e}")),
                 };
-                if !ok && failure.is_none() && signals_seen == 0 {
+                if !ok && failed.is_none() && signals_seen == 0 {
                     stop_all(&running, libc::SIGTERM);
                     let log = layout::shard_log(&shards.dir, index);
-                    failure = Some(ProcessesError::ShardFailed {
+                    failed = Some(ShardFailure {
                         index,
                         count: shards.count,
-                        status: text,
+                        ended,
                         code,
                         output: last_lines(&log, 20),
                         log,
@@ -161,14 +222,12 @@ pub async fn run(
         }
     }
     drop(progress);
-    if let Some(failure) = failure {
-        return Err(failure);
-    }
     Ok(ShardsOutcome {
         dirs: (0..shards.count)
             .map(|i| shard_dir(&shards.dir, i))
             .collect(),
         interrupted: signals_seen > 0,
+        failed,
     })
 }
 

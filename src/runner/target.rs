@@ -16,7 +16,7 @@ pub struct ReachedTarget {
     pub connector: Connector,
     /// Where HTTP steps go, when the plan has any: `[http] base`, else the target.
     pub http: Option<Connector>,
-    /// The URL of the first group, for the summary and run.json.
+    /// The URL of the first group, for the summary and run.json, secret query values hidden.
     pub url: String,
 }
 
@@ -49,6 +49,7 @@ pub async fn reach(
             )
         }
     };
+    let url = options.secrets.redact_query(&url, None).into_owned();
     let unreachable = |detail: String| RunError::Unreachable {
         url: url.clone(),
         detail,

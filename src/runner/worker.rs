@@ -23,12 +23,16 @@ pub enum WorkerMessage {
         interval: Interval,
         connected: u64,
         connecting: u64,
+        /// Clients the worker has started so far, and its CPU time so far.
+        started: u64,
+        cpu: Duration,
     },
     /// The worker's last interval (`second` follows its last tick); all its clients have ended.
     Done {
         worker: usize,
         second: u64,
         interval: Interval,
+        /// Clients the worker started, and its CPU time.
         started: u64,
         cpu: Duration,
     },
@@ -128,10 +132,14 @@ async fn work(plan: WorkerPlan, ctx: Arc<ClientContext>, report: mpsc::Sender<Wo
         ctx.plan.expects.len(),
     )));
     let ticking = Rc::new(Cell::new(true));
+    let started = Rc::new(Cell::new(0));
     let ticker = tokio::task::spawn_local(tick(
         plan.index,
         ctx.t0,
-        metrics.clone(),
+        Counted {
+            metrics: metrics.clone(),
+            started: started.clone(),
+        },
         ticking.clone(),
         report.clone(),
     ));
@@ -143,7 +151,6 @@ async fn work(plan: WorkerPlan, ctx: Arc<ClientContext>, report: mpsc::Sender<Wo
         async move { timers.drive().await }
     });
     let mut clients = JoinSet::new();
-    let mut started = 0;
     let mut listed = plan.clients.into_iter();
     let starts = Starts {
         listed: listed.next(),
@@ -159,7 +166,7 @@ async fn work(plan: WorkerPlan, ctx: Arc<ClientContext>, report: mpsc::Sender<Wo
         let metrics = metrics.clone();
         let timers = timers.clone();
         clients.spawn_local(async move { client::run(ctx, who, &metrics, &timers).await });
-        started += 1;
+        started.set(started.get() + 1);
         while clients.try_join_next().is_some() {}
     }
     while clients.join_next().await.is_some() {}
@@ -175,10 +182,16 @@ async fn work(plan: WorkerPlan, ctx: Arc<ClientContext>, report: mpsc::Sender<Wo
             worker: plan.index,
             second: last_second + 1,
             interval,
-            started,
+            started: started.get(),
             cpu: thread_cpu_time(),
         })
         .await;
+}
+
+/// What a worker's ticks report: its clients' metrics and how many clients it has started.
+struct Counted {
+    metrics: Rc<RefCell<WorkerMetrics>>,
+    started: Rc<Cell<u64>>,
 }
 
 /// Sends an interval at every whole second after `t0` until `ticking` turns false; returns the last
@@ -186,7 +199,7 @@ async fn work(plan: WorkerPlan, ctx: Arc<ClientContext>, report: mpsc::Sender<Wo
 async fn tick(
     worker: usize,
     t0: Instant,
-    metrics: Rc<RefCell<WorkerMetrics>>,
+    counted: Counted,
     ticking: Rc<Cell<bool>>,
     report: mpsc::Sender<WorkerMessage>,
 ) -> u64 {
@@ -203,13 +216,16 @@ async fn tick(
         }
         second += 1;
         let message = {
-            let mut m = metrics.borrow_mut();
+            let mut m = counted.metrics.borrow_mut();
             WorkerMessage::Tick {
                 worker,
                 second,
                 interval: m.take_interval(),
                 connected: m.connected,
                 connecting: m.connecting,
+                started: counted.started.get(),
+                // The ticker runs on the worker's thread.
+                cpu: thread_cpu_time(),
             }
         };
         // Bounded channel: when the coordinator lags, this tick waits; clients keep recording

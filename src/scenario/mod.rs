@@ -17,7 +17,7 @@ pub use model::{Scenario, StampMode};
 pub use plan::{
     AckWait, Action, Arrivals, Capture, CaptureSource, EmitPlan, ExpectPlan, GroupPlan, HttpBody,
     HttpPlan, HttpStep, Matcher, Message, OnPlan, Origin, Placement, Plan, Protocol, ReconnectPlan,
-    StatusCheck, Step, Target, capture_all, parse_target,
+    SecretSlots, StatusCheck, Step, Target, capture_all, parse_target,
 };
 
 use crate::units::{Ramp, Rate};

@@ -52,6 +52,10 @@ pub struct Scenario {
     /// Data files the users take their values from (`{{users.password}}`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub data: Vec<Data>,
+    /// Captured values and data columns (`"users.pin"`) to hide in frame logs and errors.csv,
+    /// besides those whose names look secret (`token`, `users.password`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<Spanned<String>>,
     /// `[[group]]`: clients that behave alike.
     #[serde(rename = "group")]
     pub groups: Vec<Group>,

@@ -167,7 +167,7 @@ pub async fn run(
         Protocol::SocketIo { plan, .. } => Some(plan.engine.version),
     };
     let clock = Clock::new();
-    let log = ConnFrameLog::new(sink.clone(), clock, CONN, config.decode, engine);
+    let log = ConnFrameLog::new(sink.clone(), clock, CONN, config.decode.clone(), engine);
     let opened = tokio::time::timeout(
         config.connect_timeout,
         TapLink::open(&config.protocol, &connector, Box::new(log)),
@@ -184,6 +184,7 @@ pub async fn run(
                     config.connect_timeout
                 ),
             };
+            let detail = config.decode.secrets.redact_message(detail, []);
             // What did cross the wire (a CONNECT_ERROR, say) was logged; then the error.
             let mut error = clock.record(Instant::now(), CONN, RecordKind::Error);
             error.detail = Some(detail.clone());
@@ -191,7 +192,7 @@ pub async fn run(
             drop(sink);
             finish_writer(writer).await?;
             return Err(TapError::Connect {
-                url: config.url,
+                url: shown_url(&config),
                 detail,
             });
         }
@@ -221,6 +222,15 @@ pub async fn run(
     })
 }
 
+/// The URL for messages, secret query values hidden.
+fn shown_url(config: &TapConfig) -> String {
+    config
+        .decode
+        .secrets
+        .redact_query(&config.url, None)
+        .into_owned()
+}
+
 /// Waits for the writer to write everything, once the last sink is gone.
 async fn finish_writer(
     writer: tokio::task::JoinHandle<std::io::Result<RecordCounts>>,
@@ -247,7 +257,7 @@ async fn connector(config: &TapConfig) -> Result<Connector, TapError> {
     };
     let connector =
         Connector::new(addr, &config.host, config.port, tls).map_err(|e| TapError::Connect {
-            url: config.url.clone(),
+            url: shown_url(config),
             detail: e.to_string(),
         })?;
     Ok(connector.with_headers(config.headers.clone()))

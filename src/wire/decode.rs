@@ -13,34 +13,27 @@ use crate::protocol::socketio::{self, Kind};
 
 use super::acks::SharedAckBook;
 use super::record::{Dir, Record, RecordKind, SocketIoFields};
+use super::redact::redact_record;
+pub use crate::secrets::REDACTED;
+use crate::secrets::{SecretRules, SecretValues};
 
-/// How much to show and whether to hide secrets.
-#[derive(Debug, Clone, Copy)]
+/// How much to show and which secrets to hide.
+#[derive(Debug, Clone)]
 pub struct DecodeOptions {
     /// Payload bytes shown as text (or as hex, for binary), at most.
     pub max_payload: usize,
-    /// Show Authorization, Cookie and Socket.IO auth payloads instead of `[redacted]`.
-    pub show_secrets: bool,
+    /// What is hidden (`--show-secrets`, `--redact-query`).
+    pub secrets: SecretRules,
 }
 
 impl Default for DecodeOptions {
     fn default() -> Self {
         DecodeOptions {
             max_payload: 512,
-            show_secrets: false,
+            secrets: SecretRules::default(),
         }
     }
 }
-
-/// What replaces a secret in every output.
-pub const REDACTED: &str = "[redacted]";
-/// Headers whose values are secrets.
-const SECRET_HEADERS: [&str; 4] = [
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "set-cookie",
-];
 /// JSON arguments longer than this are shown as text only, not parsed.
 const MAX_PARSED_JSON: usize = 64 * 1024;
 /// A fragmented message is reassembled for decoding up to this size.
@@ -122,6 +115,9 @@ pub struct ConnDecoder {
     compressed: [bool; 2],
     /// A fragmented client CONNECT is in progress: its later fragments are secret too.
     secret_fragments: bool,
+    /// Values this connection knows to be secret: hidden by a rule once (a query token, a
+    /// subprotocol token), or its user's (a run's frame log); scrubbed from every record.
+    known: SecretValues,
     acks: SharedAckBook,
 }
 
@@ -143,6 +139,7 @@ impl ConnDecoder {
             partial: [None, None],
             compressed: [false; 2],
             secret_fragments: false,
+            known: SecretValues::default(),
             acks: SharedAckBook::default(),
         }
     }
@@ -158,6 +155,19 @@ impl ConnDecoder {
 
     pub fn engine(&self) -> Option<Version> {
         self.engine
+    }
+
+    /// A value to hide wherever it appears in this connection's records (a user's token).
+    pub fn learn_secret(&mut self, value: &str) {
+        if !self.opts.secrets.show() {
+            self.known.add(value);
+        }
+    }
+
+    /// The last pass before a record leaves: secret query values and known secret values hidden
+    /// in every text it carries (see [`super::redact`]).
+    pub fn redact(&mut self, record: &mut Record) {
+        redact_record(&self.opts.secrets, &mut self.known, record);
     }
 
     /// Fills `record` with a frame's fields and its decoded (unmasked) `payload`. `payload` may
@@ -325,19 +335,21 @@ impl ConnDecoder {
         self.redact_connect(record, dir, packet.as_bytes());
     }
 
-    /// Header values as a JSON object, secrets redacted unless shown.
+    /// Header values as a JSON object, secrets redacted unless shown (see
+    /// [`SecretRules::redact_header`]); tokens hidden in a `Sec-WebSocket-Protocol` list are
+    /// remembered, so the response's echo of one is hidden too.
     pub fn headers(
-        &self,
+        &mut self,
         headers: &[(String, Vec<u8>)],
     ) -> serde_json::Map<String, serde_json::Value> {
         let mut map = serde_json::Map::new();
         for (name, value) in headers {
-            let secret = SECRET_HEADERS.iter().any(|s| name.eq_ignore_ascii_case(s));
-            let value = if secret && !self.opts.show_secrets {
-                REDACTED.to_string()
-            } else {
-                String::from_utf8_lossy(value).into_owned()
-            };
+            let value = String::from_utf8_lossy(value);
+            let value = self
+                .opts
+                .secrets
+                .redact_header(name, &value, Some(&mut self.known))
+                .into_owned();
             // Repeated headers (Set-Cookie) are joined as HTTP allows for most.
             match map.get_mut(name.as_str()) {
                 Some(serde_json::Value::String(s)) => {
@@ -474,7 +486,7 @@ impl ConnDecoder {
         let secret = packet.kind == Kind::Connect
             && dir == Dir::C2s
             && !packet.data.is_empty()
-            && !self.opts.show_secrets;
+            && !self.opts.secrets.show();
         if secret {
             // The shown text is cut by `redact_connect`.
             fields.args = Some(REDACTED.into());
@@ -493,7 +505,7 @@ impl ConnDecoder {
                 Ok(mut value) => {
                     // The server's CONNECT reply carries the recovery session id `pid`: whoever
                     // holds it can take the session over.
-                    if packet.kind == Kind::Connect && !self.opts.show_secrets {
+                    if packet.kind == Kind::Connect && !self.opts.secrets.show() {
                         if let Some(pid) = value.get_mut("pid") {
                             if let (Some(text), Some(secret)) =
                                 (record.text.as_mut(), written_string(packet.data, "/pid"))
@@ -532,7 +544,7 @@ impl ConnDecoder {
 
     /// Whether a client's secrets are hidden on this connection (Engine.IO, secrets not shown).
     fn hides_secrets(&self, dir: Dir) -> bool {
-        dir == Dir::C2s && self.engine.is_some() && !self.opts.show_secrets
+        dir == Dir::C2s && self.engine.is_some() && !self.opts.secrets.show()
     }
 
     /// Hides the auth payload of a client's Socket.IO CONNECT (`40`, or `40/nsp,`, then the auth)

@@ -13,6 +13,10 @@
 //! packet (as `packet` records); and a `close` record when the connection object goes away, with
 //! the close code when one is known, why it ended, and the frames and bytes each way. A reconnect
 //! is a new connection: a new `connect` record under the same `conn` (the client id).
+//!
+//! Every record passes the connection's decoder's last redaction pass before it is offered:
+//! secret query values in the target, and the values its client holds secret (given with
+//! [`ConnFrameLog::learn_secret`]), read `[redacted]`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -37,11 +41,13 @@ pub struct FrameLogOptions {
     pub bound: Option<usize>,
 }
 
-/// What the clients of a run share: the channel to the writer, the clock, who is sampled.
+/// What the clients of a run share: the channel to the writer, the clock, who is sampled, and
+/// what is hidden.
 pub struct RunFrameLog {
     sink: RecordSink,
     clock: Clock,
     clients: ClientSample,
+    decode: DecodeOptions,
 }
 
 /// The writer task of a run's frame log.
@@ -50,11 +56,13 @@ pub struct FrameLogWriter {
 }
 
 impl RunFrameLog {
-    /// Creates `file` and starts its writer. `clock`: the run's time zero.
+    /// Creates `file` and starts its writer. `clock`: the run's time zero; `decode`: what records
+    /// show (the run's secret rules).
     pub fn start(
         options: &FrameLogOptions,
         file: PathBuf,
         clock: Clock,
+        decode: DecodeOptions,
     ) -> std::io::Result<(RunFrameLog, FrameLogWriter)> {
         let config = SinkConfig {
             jsonl: Some(file),
@@ -66,6 +74,7 @@ impl RunFrameLog {
             sink,
             clock,
             clients: options.clients.clone(),
+            decode,
         };
         Ok((log, FrameLogWriter { task }))
     }
@@ -78,7 +87,7 @@ impl RunFrameLog {
                 self.sink.clone(),
                 self.clock,
                 u64::from(id),
-                DecodeOptions::default(),
+                self.decode.clone(),
                 engine,
             ))
         })
@@ -143,7 +152,14 @@ impl ConnFrameLog {
         record.peer = Some(peer.to_string());
         record.target = Some(target.to_string());
         self.opened = true;
+        self.decoder.redact(&mut record);
         self.sink.offer(record);
+    }
+
+    /// A value to hide wherever it appears in this connection's records: a token its user
+    /// captured, a password column of its row.
+    pub fn learn_secret(&mut self, value: &str) {
+        self.decoder.learn_secret(value);
     }
 
     /// A WebSocket message sent (`C2s`) or received (`S2c`).
@@ -213,10 +229,11 @@ impl ConnFrameLog {
         self.end = Some(why);
     }
 
-    fn offer(&mut self, dir: Dir, record: Record) {
+    fn offer(&mut self, dir: Dir, mut record: Record) {
         let slot = usize::from(dir == Dir::S2c);
         self.frames[slot] += 1;
         self.bytes[slot] += record.len.unwrap_or(0);
+        self.decoder.redact(&mut record);
         self.sink.offer(record);
     }
 }
@@ -236,6 +253,7 @@ impl Drop for ConnFrameLog {
         record.frames_s2c = Some(self.frames[1]);
         record.bytes_c2s = Some(self.bytes[0]);
         record.bytes_s2c = Some(self.bytes[1]);
+        self.decoder.redact(&mut record);
         self.sink.offer(record);
     }
 }

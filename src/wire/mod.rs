@@ -5,6 +5,7 @@
 //! - [`record`]: the decoded event, one JSON line or one terminal line;
 //! - [`decode`]: frames, long-polling bodies and HTTP heads of one connection into records,
 //!   Engine.IO and Socket.IO included, secrets redacted; [`acks`] pairs acks with their events;
+//! - [`redact`]: the last pass of every record, secrets hidden by [`crate::secrets`]' rules;
 //! - [`filter`]: `--filter` and `--fault-filter` expressions;
 //! - [`print`]: the coloured one-line form;
 //! - [`sink`]: the writer task behind a bounded channel, and the summary on exit;
@@ -16,5 +17,6 @@ pub mod filter;
 pub mod frame_log;
 pub mod print;
 pub mod record;
+pub mod redact;
 pub mod sample;
 pub mod sink;

@@ -165,7 +165,14 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
         Ok(self.from.read_buf(&mut self.buf).await? > 0)
     }
 
-    async fn send(&self, record: Record) {
+    /// Sends a record on, its secrets hidden (the request target's query values, and every value
+    /// the connection hid before).
+    async fn send(&self, mut record: Record) {
+        self.shared
+            .decoder
+            .lock()
+            .expect("decoder lock")
+            .redact(&mut record);
         self.shared.sink.send(record).await;
     }
 

@@ -322,3 +322,44 @@ fn a_step_cannot_take_a_phase_s_name() {
         "{m}"
     );
 }
+
+#[test]
+fn secret_values_are_captures_and_columns_with_secret_names_and_those_listed() {
+    let folder = Folder::new(3);
+    let plan = folder.compile(LOGIN).unwrap();
+    // `token` and `users.password` by their names; `next`, `room`, `users.user` are not secret.
+    assert_eq!(plan.secrets.vars, [0]);
+    assert_eq!(plan.secrets.columns, [(0, 1)]);
+    let listed = LOGIN.replace(
+        "duration = \"1s\"\n",
+        "duration = \"1s\"\nsecrets = [\"room\", \"users.user\"]\n",
+    );
+    let plan = folder.compile(&listed).unwrap();
+    assert_eq!(plan.secrets.vars, [0, 2]);
+    assert_eq!(plan.secrets.columns, [(0, 0), (0, 1)]);
+
+    let mut user = crate::scenario::template::UserValues {
+        rows: vec![2],
+        vars: vec![Some("tok-2".into()), Some("n-1".into()), None],
+    };
+    let held: Vec<&str> = plan.user_secrets(&user).collect();
+    assert_eq!(held, ["tok-2", "user2", "pw2"]);
+    user.vars[2] = Some("room-9".into());
+    let held: Vec<&str> = plan.user_secrets(&user).collect();
+    assert_eq!(held, ["tok-2", "room-9", "user2", "pw2"]);
+}
+
+#[test]
+fn a_secrets_entry_that_names_no_value_is_an_error_listing_those_there_are() {
+    let folder = Folder::new(3);
+    let wrong = LOGIN.replace(
+        "duration = \"1s\"\n",
+        "duration = \"1s\"\nsecrets = [\"users.pin\"]\n",
+    );
+    let (line, column, message) = at(folder.compile(&wrong).unwrap_err());
+    assert_eq!((line, column), (5, 12));
+    assert_eq!(
+        message,
+        "secrets: `users.pin` is neither a captured value nor a data column (SET.COLUMN); the scenario has: token, next, room, users.user, users.password"
+    );
+}

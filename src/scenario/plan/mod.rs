@@ -35,6 +35,7 @@ use crate::units::{DurationRange, Ramp, Rate};
 pub use connection::parse_target;
 pub use handlers::{Capture, CaptureSource, Matcher, OnPlan, capture_all};
 pub use steps::{AckWait, Action, HttpBody, HttpStep, StatusCheck, Step};
+pub use users::SecretSlots;
 
 /// Where the clients connect.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -71,6 +72,8 @@ pub struct Plan {
     pub picks: Vec<Pick>,
     /// Names of the values users capture, in slot order.
     pub vars: Vec<String>,
+    /// Which of a user's values are secret: hidden in its frame log and its error rows.
+    pub secrets: SecretSlots,
     /// Where HTTP steps go.
     pub http: HttpPlan,
     /// Latency metrics of named HTTP steps and `wait_for` steps, after `ack` and `reconnect`.
@@ -263,6 +266,13 @@ impl GroupPlan {
 }
 
 impl Plan {
+    /// The secret values `user` holds now: hidden in its frame log and its error rows.
+    pub fn user_secrets<'a>(
+        &'a self,
+        user: &'a super::template::UserValues,
+    ) -> impl Iterator<Item = &'a str> {
+        self.secrets.values(&self.data, user)
+    }
     pub fn total_clients(&self) -> u64 {
         self.groups.iter().map(|g| g.clients).sum()
     }
@@ -425,6 +435,7 @@ impl Plan {
             data: users.data,
             picks: users.picks,
             vars: users.vars,
+            secrets: users.secrets,
             http,
             step_metrics: metrics.names,
             reconnect: conn.reconnect,

@@ -1,6 +1,6 @@
 //! What makes each user its own: the `[[data]]` files they take rows from, the values they capture
-//! along the way, and the connection parts that carry them (headers, Socket.IO query). Also where
-//! HTTP steps go (`[http]`).
+//! along the way, which of those are secret, and the connection parts that carry them (headers,
+//! Socket.IO query). Also where HTTP steps go (`[http]`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +12,9 @@ use super::{Errors, HttpPlan, Target, parse_target};
 use crate::protocol::engineio::encode_query_value;
 use crate::scenario::data::{DataSet, Pick, is_template_name};
 use crate::scenario::model::{Scenario, Step};
-use crate::scenario::template::{Scope, Template};
+use crate::scenario::template::{Scope, Template, UserValues};
 use crate::scenario::{ScenarioError, Source};
+use crate::secrets::is_secret_name;
 
 /// The data sets and the names of captured values.
 pub(super) struct Users {
@@ -21,6 +22,42 @@ pub(super) struct Users {
     pub picks: Vec<Pick>,
     /// Captured value names in slot order: every capture key of the scenario, first use first.
     pub vars: Vec<String>,
+    pub secrets: SecretSlots,
+}
+
+/// Which of a user's values are secret, hidden wherever they reach its frame log or its error
+/// rows: captured values and data columns whose names are secret (`token`, `users.password`:
+/// [`is_secret_name`]), and those the scenario's `secrets` names.
+#[derive(Debug, Clone, Default)]
+pub struct SecretSlots {
+    /// Slots of captured values.
+    pub vars: Vec<u16>,
+    /// Data columns: the set and the column.
+    pub columns: Vec<(u16, u16)>,
+}
+
+impl SecretSlots {
+    /// The secret values `user` holds now (a value not captured yet is not there).
+    pub fn values<'a>(
+        &'a self,
+        data: &'a [Arc<DataSet>],
+        user: &'a UserValues,
+    ) -> impl Iterator<Item = &'a str> {
+        let vars = self
+            .vars
+            .iter()
+            .filter_map(|&slot| user.vars.get(usize::from(slot))?.as_deref());
+        let columns = self.columns.iter().filter_map(|&(set, column)| {
+            let set = usize::from(set);
+            let row = *user.rows.get(set)?;
+            Some(data.get(set)?.field(row as usize, usize::from(column)))
+        });
+        vars.chain(columns).filter(|v| !v.is_empty())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.vars.is_empty() && self.columns.is_empty()
+    }
 }
 
 impl Users {
@@ -79,7 +116,62 @@ pub(super) fn compile(
             }
         }
     }
-    Ok(Users { data, picks, vars })
+    let secrets = secret_slots(scenario, &data, &vars, err)?;
+    Ok(Users {
+        data,
+        picks,
+        vars,
+        secrets,
+    })
+}
+
+/// The secret captured values and columns: by their names, and as `secrets` lists them (each
+/// entry must name one).
+fn secret_slots(
+    scenario: &Scenario,
+    data: &[Arc<DataSet>],
+    vars: &[String],
+    err: Errors,
+) -> Result<SecretSlots, ScenarioError> {
+    let listed = |name: &str| scenario.secrets.iter().any(|s| s.get_ref() == name);
+    let mut slots = SecretSlots::default();
+    for (slot, name) in vars.iter().enumerate() {
+        if is_secret_name(name) || listed(name) {
+            slots.vars.push(slot as u16);
+        }
+    }
+    for (set, d) in data.iter().enumerate() {
+        for (column, name) in d.columns().iter().enumerate() {
+            if is_secret_name(name) || listed(&format!("{}.{name}", d.name())) {
+                slots.columns.push((set as u16, column as u16));
+            }
+        }
+    }
+    for entry in &scenario.secrets {
+        let name = entry.get_ref();
+        let known = vars.contains(name)
+            || name.split_once('.').is_some_and(|(set, column)| {
+                data.iter()
+                    .any(|d| d.name() == set && d.column(column).is_some())
+            });
+        if !known {
+            let mut names: Vec<String> = vars.to_vec();
+            for d in data {
+                names.extend(d.columns().iter().map(|c| format!("{}.{c}", d.name())));
+            }
+            let names = match names.is_empty() {
+                true => "none".to_string(),
+                false => names.join(", "),
+            };
+            return Err(err.of(
+                entry,
+                format!(
+                    "secrets: `{name}` is neither a captured value nor a data column (SET.COLUMN); the scenario has: {names}"
+                ),
+            ));
+        }
+    }
+    Ok(slots)
 }
 
 /// A captured value's name: an identifier that is neither a builtin placeholder nor a data set.
