@@ -20,6 +20,7 @@ mod filter;
 mod http1;
 mod pointer;
 mod scenario;
+mod secrets;
 mod socketio;
 mod stamp;
 mod units;
@@ -89,6 +90,11 @@ pub const TARGETS: &[Target] = &[
         name: "template",
         input: "a mode byte, then a TOML value (or template text) with placeholders",
         check: scenario::check_template,
+    },
+    Target {
+        name: "secrets",
+        input: "a value to learn as secret, a newline, then a text (URL, header, payload)",
+        check: secrets::check,
     },
     Target {
         name: "units",

@@ -81,6 +81,11 @@ fn templates_render_json_with_their_stamp() {
 }
 
 #[test]
+fn secrets_stay_hidden_in_every_form() {
+    fuzz("secrets");
+}
+
+#[test]
 fn units_are_written_back_as_they_parse() {
     fuzz("units");
 }
