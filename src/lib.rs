@@ -20,11 +20,18 @@
 //! - [`compare`], [`report`], [`merge`], [`inspect`], [`tap`]: runs compared, drawn, combined;
 //!   the proxy and the interactive client.
 //! - [`cli`], [`commands`]: the command line, turned into each module's settings.
+//!
+//! Beside the stack, `fuzz` (hidden from the docs) holds the bodies of the fuzz targets, one per
+//! parser of a peer's or a user's bytes, which `tests/fuzz/` and the cargo-fuzz crate in `fuzz/`
+//! both run (FUZZING.md).
 
 pub mod cli;
 pub mod client;
 pub mod commands;
 pub mod compare;
+/// The fuzz targets' bodies, for `tests/fuzz/` and the cargo-fuzz crate in `fuzz/` (FUZZING.md).
+#[doc(hidden)]
+pub mod fuzz;
 pub mod gate;
 pub mod inspect;
 pub mod merge;

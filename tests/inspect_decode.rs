@@ -327,3 +327,70 @@ fn a_subprotocol_bearer_token_is_hidden_in_the_request_and_in_the_servers_echo()
     d.redact(&mut r);
     assert_eq!(r.headers.unwrap()["Sec-WebSocket-Protocol"], REDACTED);
 }
+
+#[test]
+fn a_fragmented_connect_hides_its_auth_however_it_is_cut() {
+    // Found by the fuzz target `wire_decode`: the decision to hide was taken on the text shown,
+    // so a payload limit shorter than the head, a first fragment holding only `40`, or one that
+    // ends inside a character showed the auth in the next fragment, or as hex.
+    let auth = r#"{"token":"s3cré"}"#;
+    let message = format!("40/admin,{auth}");
+    let bytes = message.as_bytes();
+    let cut_in_e_acute = bytes.len() - 3;
+    for max_payload in [1, 2, 3, 512] {
+        for cut in [1, 2, 5, 9, 10, cut_in_e_acute] {
+            let opts = DecodeOptions {
+                max_payload,
+                ..DecodeOptions::default()
+            };
+            let mut d = ConnDecoder::new(opts, Some(Version::V4));
+            let first = frame(&mut d, Dir::C2s, 1, false, &bytes[..cut]);
+            let rest = frame(&mut d, Dir::C2s, 0, true, &bytes[cut..]);
+            let what = format!("limit {max_payload}, cut at {cut}");
+            for r in [&first, &rest] {
+                assert_eq!(r.hex, None, "{what}: {r:?}");
+                let shown = r.text.as_deref().unwrap_or("");
+                let visible = shown.strip_suffix(REDACTED).unwrap_or(shown);
+                assert!(
+                    !visible.contains('{') && !visible.contains("s3cr"),
+                    "{what}: {shown:?}"
+                );
+            }
+            assert_eq!(rest.text.as_deref(), Some(REDACTED), "{what}");
+            assert_eq!(rest.sio.unwrap().args.unwrap(), REDACTED, "{what}");
+        }
+    }
+    // A whole CONNECT under a limit shorter than its head shows the cut head, then the mark.
+    let opts = DecodeOptions {
+        max_payload: 4,
+        ..DecodeOptions::default()
+    };
+    let mut d = ConnDecoder::new(opts, Some(Version::V4));
+    let r = frame(&mut d, Dir::C2s, 1, true, bytes);
+    assert_eq!(r.text.as_deref(), Some(&*format!("40/a{REDACTED}")));
+}
+
+#[test]
+fn a_connect_replys_recovery_pid_is_hidden_even_when_the_text_is_cut_inside_it() {
+    // Found by the fuzz target `wire_decode`, once it checked the pid: a text cut at the payload
+    // limit inside the pid showed its start, which the replacement of the whole pid missed.
+    let reply = r#"40{"sid":"wZX3oN0bSVIhsaknAAAIwZX3oN0bSVIhsak","pid":"eXbqT2s1Hq0pLm9ZrT7w"}"#;
+    for max_payload in [60, 64, 70, 512] {
+        let opts = DecodeOptions {
+            max_payload,
+            ..DecodeOptions::default()
+        };
+        let mut d = ConnDecoder::new(opts, Some(Version::V4));
+        let r = text(&mut d, Dir::S2c, reply);
+        let shown = r.text.unwrap();
+        assert!(!shown.contains("eXbq"), "limit {max_payload}: {shown}");
+        assert_eq!(r.sio.unwrap().args.unwrap()["pid"], REDACTED);
+    }
+    // Written with an escape, the pid is hidden as written.
+    let mut d = sio();
+    let r = text(&mut d, Dir::S2c, r#"40{"sid":"a","pid":"x\/y-secret"}"#);
+    assert_eq!(
+        r.text.as_deref(),
+        Some(&*format!(r#"40{{"sid":"a","pid":"{REDACTED}"}}"#))
+    );
+}

@@ -16,6 +16,7 @@ mod examples;
 mod exports;
 mod fd_limit;
 mod frame_log;
+mod fuzz;
 mod gaps;
 mod gate;
 mod hlog;

@@ -99,6 +99,10 @@ impl<'de> DeserializeSeed<'de> for RawLeaf {
 
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<&'de str>, D::Error> {
         let raw = <&serde_json::value::RawValue>::deserialize(d)?;
+        // A raw value is skipped, not parsed: its strings' `\u` escapes are not checked to pair
+        // up as UTF-16. Parsed as the document model parses it, or it is no answer.
+        Skip.deserialize(&mut serde_json::Deserializer::from_str(raw.get()))
+            .map_err(de::Error::custom)?;
         Ok(Some(raw.get()))
     }
 }
@@ -349,6 +353,30 @@ mod tests {
         let through_scalar = JsonPointer::parse("/n/x").unwrap();
         assert_eq!(through_scalar.read_raw(json.as_bytes()), None);
         assert_eq!(missing.read_raw(b"{\"id\":"), None, "invalid JSON");
+    }
+
+    #[test]
+    fn a_raw_string_with_unpaired_surrogates_is_refused_as_the_document_model_refuses_it() {
+        // Found by the fuzz target `pointer`: the raw text was handed back, and a reply copying
+        // it would have sent JSON that no parser takes.
+        for json in [
+            r#"{"s":"\ud655\ud800"}"#,
+            r#"{"s":"\ud800"}"#,
+            r#"{"s":"\udc00x"}"#,
+            r#"{"s":["\ud83d"]}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<serde_json::Value>(json).is_err(),
+                "{json}"
+            );
+            let pointer = JsonPointer::parse("/s").unwrap();
+            assert_eq!(pointer.read_raw(json.as_bytes()), None, "{json}");
+        }
+        let paired = JsonPointer::parse("/s").unwrap();
+        assert_eq!(
+            paired.read_raw(br#"{"s":"\ud83d\ude00"}"#),
+            Some(r#""\ud83d\ude00""#)
+        );
     }
 
     #[test]

@@ -67,6 +67,12 @@ impl Source {
             path: path.to_path_buf(),
             source,
         })?;
+        Source::from_bytes(path, bytes)
+    }
+
+    /// The file's bytes as its text, refused at the line and column of the first byte that is
+    /// not UTF-8; `path` names the file in errors and is where `[[data]]` files are found.
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Source, ScenarioError> {
         let text = String::from_utf8(bytes).map_err(|e| {
             // The error names the first bad byte: its line, and its column in characters.
             let bytes = e.as_bytes();

@@ -194,7 +194,9 @@ impl Template {
             if json && segment.can_be_raw() {
                 let opened = matches!(segments.last(), Some(Segment::Literal(l)) if opens_string(l))
                     || (segments.is_empty() && shape == Shape::JsonString);
-                if opened && rest.starts_with('"') {
+                // Object keys stay strings: a key's closing quote is followed by `:`.
+                let value = rest.starts_with('"') && !rest[1..].starts_with(':');
+                if opened && value {
                     if let Some(Segment::Literal(l)) = segments.last_mut() {
                         l.pop();
                         if l.is_empty() {

@@ -49,6 +49,22 @@ fn secret_query_values_are_hidden_in_targets_urls_and_messages() {
 }
 
 #[test]
+fn a_url_quoted_in_another_value_has_its_query_secrets_hidden_too() {
+    // Found by the fuzz target `secrets`: the value of a key that is not secret was skipped
+    // whole, so the token of a URL inside it (a redirect, a `next`) was shown.
+    let mut learned = SecretValues::default();
+    assert_eq!(
+        rules().redact_query(
+            "http://app/login?next=/ws?token=tok-9f8e7d&n=1&back=http://b/?api_key=k-77x",
+            Some(&mut learned)
+        ),
+        "http://app/login?next=/ws?token=[redacted]&n=1&back=http://b/?api_key=[redacted]"
+    );
+    let mut later = "echo tok-9f8e7d".to_string();
+    assert!(learned.scrub(&mut later), "the hidden value is learned");
+}
+
+#[test]
 fn keys_the_user_names_are_secret_too() {
     let r = SecretRules::hidden(&["room".to_string(), "X-Sign".to_string()]);
     assert_eq!(

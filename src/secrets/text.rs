@@ -49,11 +49,14 @@ pub fn redact_query<'t>(
             .position(|&b| ends_value(b))
             .unwrap_or(bytes.len() - value_start);
         let value_end = value_start + value_len;
-        at = value_end;
         let value = &text[value_start..value_end];
         if value.is_empty() || value == REDACTED || !is_secret_key(&text[key_start..eq]) {
+            // A value shown may quote another URL (`?next=/ws?token=...`): its own query is
+            // looked at too.
+            at = value_start;
             continue;
         }
+        at = value_end;
         if let Some(learned) = learned.as_deref_mut() {
             learned.add(value);
             if let Some(decoded) = percent_decoded(value) {

@@ -8,6 +8,7 @@
 use std::time::Instant;
 
 use crate::protocol::engineio::{self, PacketType, Version};
+use crate::protocol::pointer::JsonPointer;
 use crate::protocol::socketio::{self, Kind};
 
 use super::acks::SharedAckBook;
@@ -222,13 +223,22 @@ impl ConnDecoder {
                     self.decode_message(record, dir, meta.opcode == 2, payload, at);
                 }
                 if meta.opcode == 1 {
-                    self.redact_connect(record, dir);
+                    self.redact_connect(record, dir, payload);
                 }
             }
             1 | 2 => {
                 self.show_payload(record, meta.opcode == 2, payload);
                 self.partial[slot(dir)] = whole.then(|| (meta.opcode, payload.to_vec()));
-                self.secret_fragments = meta.opcode == 1 && self.redact_connect(record, dir);
+                if meta.opcode == 1 {
+                    self.redact_connect(record, dir, payload);
+                }
+                if dir == Dir::C2s {
+                    // The auth may come in any later fragment, even when this one holds no byte
+                    // of it (`40`, or just `4`): the fragments of what may be a CONNECT are secret.
+                    let may_be_connect = payload.starts_with(b"40") || b"40".starts_with(payload);
+                    self.secret_fragments =
+                        meta.opcode == 1 && self.hides_secrets(dir) && may_be_connect;
+                }
             }
             0 => {
                 let binary = match &self.partial[slot(dir)] {
@@ -322,7 +332,7 @@ impl ConnDecoder {
         record.len = Some(packet.len() as u64);
         self.show_payload(record, false, packet.as_bytes());
         self.decode_engineio_text(record, dir, version, packet, at);
-        self.redact_connect(record, dir);
+        self.redact_connect(record, dir, packet.as_bytes());
     }
 
     /// Header values as a JSON object, secrets redacted unless shown (see
@@ -497,11 +507,10 @@ impl ConnDecoder {
                     // holds it can take the session over.
                     if packet.kind == Kind::Connect && !self.opts.secrets.show() {
                         if let Some(pid) = value.get_mut("pid") {
-                            if let (Some(text), Some(secret)) = (record.text.as_mut(), pid.as_str())
+                            if let (Some(text), Some(secret)) =
+                                (record.text.as_mut(), written_string(packet.data, "/pid"))
                             {
-                                if !secret.is_empty() {
-                                    *text = text.replace(secret, REDACTED);
-                                }
+                                hide_secret(text, secret, record.truncated);
                             }
                             *pid = REDACTED.into();
                         }
@@ -533,34 +542,64 @@ impl ConnDecoder {
         }
     }
 
+    /// Whether a client's secrets are hidden on this connection (Engine.IO, secrets not shown).
+    fn hides_secrets(&self, dir: Dir) -> bool {
+        dir == Dir::C2s && self.engine.is_some() && !self.opts.secrets.show()
+    }
+
     /// Hides the auth payload of a client's Socket.IO CONNECT (`40`, or `40/nsp,`, then the auth)
-    /// in the shown text, whether or not the packet decoded. True when the text was a CONNECT with
-    /// a payload (so the message's later fragments are secret too).
-    fn redact_connect(&self, record: &mut Record, dir: Dir) -> bool {
-        if dir != Dir::C2s || self.engine.is_none() || self.opts.secrets.show() {
-            return false;
+    /// in what `record` shows of `payload`, whether or not the packet decoded: the head, cut at the
+    /// payload limit, then `[redacted]`, and never hex. Decided on the payload's bytes, not on the
+    /// text shown, which may be cut shorter than the head or be no text at all (a fragment that
+    /// ends inside a character).
+    fn redact_connect(&self, record: &mut Record, dir: Dir, payload: &[u8]) {
+        if !self.hides_secrets(dir) {
+            return;
         }
-        let Some(text) = record.text.as_mut() else {
-            return false;
+        let Some(rest) = payload.strip_prefix(b"40") else {
+            return;
         };
-        let Some(rest) = text.strip_prefix("40") else {
-            return false;
-        };
-        let head = match rest.strip_prefix('/') {
-            Some(nsp) => match nsp.find(',') {
+        let head = match rest.strip_prefix(b"/") {
+            Some(nsp) => match nsp.iter().position(|&b| b == b',') {
                 Some(comma) => 3 + comma + 1,
                 // A namespace and nothing else: no auth.
-                None => return false,
+                None => return,
             },
             None => 2,
         };
-        if text.len() <= head {
-            return false;
+        if payload.len() <= head {
+            return;
         }
-        text.truncate(head);
-        text.push_str(REDACTED);
+        let shown = String::from_utf8_lossy(&payload[..head.min(self.opts.max_payload)]);
+        record.text = Some(format!("{shown}{REDACTED}"));
+        record.hex = None;
         record.truncated = false;
-        true
+    }
+}
+
+/// The string at `pointer` in `json` as it is written there, escapes included (what a shown text
+/// holds), without its quotes; `None` when it is not a non-empty string.
+fn written_string<'a>(json: &'a str, pointer: &str) -> Option<&'a str> {
+    let raw = JsonPointer::parse(pointer)?.read_raw(json.as_bytes())?;
+    raw.strip_prefix('"')?
+        .strip_suffix('"')
+        .filter(|s| !s.is_empty())
+}
+
+/// Replaces every whole `secret` in `text` by the redaction mark, and, when the text was cut
+/// short at the payload limit, the start of one that the cut left at its very end.
+fn hide_secret(text: &mut String, secret: &str, cut_short: bool) {
+    *text = text.replace(secret, REDACTED);
+    if !cut_short {
+        return;
+    }
+    let partial = (1..secret.len())
+        .rev()
+        .filter(|&at| secret.is_char_boundary(at))
+        .find(|&at| text.ends_with(&secret[..at]));
+    if let Some(len) = partial {
+        text.truncate(text.len() - len);
+        text.push_str(REDACTED);
     }
 }
 

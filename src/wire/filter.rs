@@ -119,7 +119,8 @@ impl FromStr for Filter {
                 }
             };
             terms.push(term);
-            column += part.len() + 1;
+            // Columns count characters, as the terminal shows them.
+            column += part.chars().count() + 1;
         }
         Ok(Filter { terms })
     }
@@ -220,6 +221,9 @@ mod tests {
         let e = "colour=red".parse::<Filter>().unwrap_err();
         assert!(e.to_string().contains("unknown key \"colour\""), "{e}");
         assert!("conn=5..2".parse::<Filter>().is_err());
+        // Columns count characters, not bytes (`é` is two bytes).
+        let e = "event=é,opcode=txt".parse::<Filter>().unwrap_err();
+        assert_eq!(e.column, 9);
         assert!("event=".parse::<Filter>().is_err());
     }
 }

@@ -411,8 +411,9 @@ impl Plan {
             .collect();
         // Client ids are 32-bit, and the top of the range names the server's streams.
         let most = u64::from(u32::MAX - crate::metrics::SERVER_KEYS - 1);
-        let user_count: u64 = groups.iter().map(|g| g.clients).sum();
-        if user_count > most {
+        // Summed wide: groups of up to u64::MAX clients each must not wrap around to a small total.
+        let user_count: u128 = groups.iter().map(|g| u128::from(g.clients)).sum();
+        if user_count > u128::from(most) {
             return Err(source.error_at(
                 0..0,
                 format!("the scenario has {user_count} users (arrivals included): a run has at most {most}; split it into shards"),

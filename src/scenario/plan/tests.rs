@@ -55,6 +55,22 @@ fn a_good_scenario_compiles() {
 }
 
 #[test]
+fn client_counts_whose_sum_exceeds_64_bits_are_refused_not_wrapped() {
+    // Found by the fuzz target `scenario`: the total overflowed (a panic in a debug build; in a
+    // release build it wrapped around to a small total, here 999, and the scenario compiled).
+    let text = GOOD.replace(
+        "[[expect]]",
+        "[[group]]\nname = \"h\"\nclients = 18446744073709551615\n\n[[expect]]",
+    );
+    let (line, column, message) = position(compile(&text).unwrap_err());
+    assert_eq!((line, column), (1, 1));
+    assert!(
+        message.contains("18446744073709552615 users") && message.contains("split it into shards"),
+        "{message}"
+    );
+}
+
+#[test]
 fn unknown_key_names_line_and_column() {
     let text = GOOD.replace("path = \"/echo\"", "paht = \"/echo\"");
     let (line, column, message) = position(compile(&text).unwrap_err());

@@ -195,6 +195,33 @@ fn replies_copy_values_of_the_received_event() {
 }
 
 #[test]
+fn a_placeholder_that_is_a_whole_key_stays_a_string() {
+    // Found by the fuzz target `template`: `{ "{{now_ms}}" = 1 }` rendered `{1796639017207:1}`,
+    // the key losing its quotes as a whole-string value does, which is not JSON.
+    let scope = Scope {
+        event: Some(EventShape::Message),
+        ..Scope::default()
+    };
+    let t = Template::compile(
+        &value(r#"{ "{{now_ms}}" = "{{now_ms}}", "{{int(1, 1)}}" = 2, "{{/id}}" = "{{/id}}" }"#),
+        &scope,
+    )
+    .unwrap();
+    let fill = Fill {
+        event: Some(br#"{"id":17}"#),
+        ..basic()
+    };
+    let out = t.render(&fill, None);
+    let parsed: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{out}: {e}"));
+    let object = parsed.as_object().unwrap();
+    assert_eq!(object["1"], 2, "{out}");
+    assert_eq!(object["17"], 17, "the value keeps its type: {out}");
+    let (key, at) = object.iter().next().unwrap();
+    assert!(key.parse::<u64>().is_ok() && at.is_u64(), "{out}");
+}
+
+#[test]
 fn generated_values_have_their_forms() {
     let scope = Scope::default();
     let t = Template::compile(

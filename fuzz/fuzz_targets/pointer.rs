@@ -1,0 +1,4 @@
+#![no_main]
+//! `pointer`: see `volley::fuzz` and FUZZING.md.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| volley::fuzz::run("pointer", data));
