@@ -290,47 +290,50 @@ fn processes_2_run_as_two_shards_merged_into_one_correct_folder() {
     );
 }
 
-#[test]
-fn ctrl_c_reaches_every_shard_of_processes_and_the_merged_folder_is_interrupted() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = write_scenario(
-        dir.path(),
-        &common::echo_scenario("builtin", 20, "5/s", "60s"),
-    );
-    let out = dir.path().join("out");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("volley"))
+/// A `--processes 2` run of 60 s in the background, its output piped: the folder it writes and
+/// the parent process.
+fn long_processes_run(dir: &Path) -> (PathBuf, std::process::Child) {
+    let path = write_scenario(dir, &common::echo_scenario("builtin", 20, "5/s", "60s"));
+    let out = dir.join("out");
+    let parent = std::process::Command::new(assert_cmd::cargo::cargo_bin("volley"))
         .args(["run".as_ref(), path.as_os_str()])
         .args(["--processes", "2", "--quiet", "--out"])
         .arg(&out)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    (out, parent)
+}
+
+/// Waits until `done`, failing with `what` after `limit`.
+fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let started = std::time::Instant::now();
-    let seconds = |k: &str| {
-        std::fs::read_to_string(out.join("shards").join(k).join("timeseries.csv"))
-            .map_or(0, |t| t.lines().count())
-    };
-    while seconds("0") < 3 || seconds("1") < 3 {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no time series"
-        );
+    while !done() {
+        assert!(started.elapsed() < limit, "{what}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Lines of shard `k`'s timeseries.csv so far.
+fn shard_lines(out: &Path, k: &str) -> usize {
+    std::fs::read_to_string(out.join("shards").join(k).join("timeseries.csv"))
+        .map_or(0, |t| t.lines().count())
+}
+
+#[test]
+fn ctrl_c_reaches_every_shard_of_processes_and_the_merged_folder_is_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, mut parent) = long_processes_run(dir.path());
+    wait_until("no time series", Duration::from_secs(30), || {
+        shard_lines(&out, "0") >= 3 && shard_lines(&out, "1") >= 3
+    });
     // SAFETY: sending a signal to the child we started.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let stopping = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            stopping.elapsed() < Duration::from_secs(20),
-            "still running"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    unsafe { libc::kill(parent.id() as i32, libc::SIGINT) };
+    wait_until("still running", Duration::from_secs(20), || {
+        parent.try_wait().unwrap().is_some()
+    });
+    let status = parent.wait().unwrap();
     assert!(status.success(), "{status}");
     for folder in [out.clone(), out.join("shards/0"), out.join("shards/1")] {
         assert_eq!(
@@ -380,31 +383,10 @@ fn sum_column(dir: &Path, column: &str) -> u64 {
 #[test]
 fn a_killed_shard_leaves_results_and_the_run_is_failed_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write_scenario(
-        dir.path(),
-        &common::echo_scenario("builtin", 20, "5/s", "60s"),
-    );
-    let out = dir.path().join("out");
-    let mut parent = std::process::Command::new(assert_cmd::cargo::cargo_bin("volley"))
-        .args(["run".as_ref(), path.as_os_str()])
-        .args(["--processes", "2", "--quiet", "--out"])
-        .arg(&out)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    let seconds = |k: &str| {
-        std::fs::read_to_string(out.join("shards").join(k).join("timeseries.csv"))
-            .map_or(0, |t| t.lines().count())
-    };
-    while seconds("0") < 4 || !out.join("shards/0/checkpoint.json").exists() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no time series"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (out, mut parent) = long_processes_run(dir.path());
+    wait_until("no time series", Duration::from_secs(30), || {
+        shard_lines(&out, "0") >= 4 && out.join("shards/0/checkpoint.json").exists()
+    });
     let shard0 = children(parent.id())
         .into_iter()
         .find(|pid| {
@@ -414,14 +396,9 @@ fn a_killed_shard_leaves_results_and_the_run_is_failed_naming_it() {
         .expect("shard 0's process");
     // SAFETY: a signal to a process of this test's child.
     unsafe { libc::kill(shard0 as i32, libc::SIGKILL) };
-    let stopping = std::time::Instant::now();
-    while parent.try_wait().unwrap().is_none() {
-        assert!(
-            stopping.elapsed() < Duration::from_secs(30),
-            "still running"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until("still running", Duration::from_secs(30), || {
+        parent.try_wait().unwrap().is_some()
+    });
     let output = parent.wait_with_output().unwrap();
     let (stdout, stderr) = (
         String::from_utf8_lossy(&output.stdout),

@@ -224,13 +224,14 @@ impl Drop for TimerKey {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::task::Wake;
 
-    struct Count(AtomicUsize);
+    /// A waker that counts its wake-ups.
+    pub(in crate::client) struct Count(pub(in crate::client) AtomicUsize);
 
     impl Wake for Count {
         fn wake(self: Arc<Self>) {
@@ -238,7 +239,7 @@ mod tests {
         }
     }
 
-    fn counter() -> (Arc<Count>, Waker) {
+    pub(in crate::client) fn counter() -> (Arc<Count>, Waker) {
         let count = Arc::new(Count(AtomicUsize::new(0)));
         (count.clone(), Waker::from(count))
     }
