@@ -41,6 +41,14 @@ fn assert_hidden(what: &str, text: &str, secret: &str) {
     );
 }
 
+/// Asserts that the inspector's frames.jsonl in `dir` holds none of `secrets`.
+fn assert_inspected_hides(dir: &std::path::Path, secrets: &[&str]) {
+    let written = std::fs::read_to_string(dir.join("frames.jsonl")).unwrap();
+    for secret in secrets {
+        assert_hidden("inspect --jsonl", &written, secret);
+    }
+}
+
 /// An upgrade request with the token in its query, its subprotocols and its Referer.
 fn upgrade_request() -> String {
     format!(
@@ -82,9 +90,7 @@ async fn the_inspector_hides_query_and_subprotocol_tokens_wherever_the_connectio
     raw_session(running.addr).await;
     running.wait_all_closed(Duration::from_secs(5)).await;
     let (_, records) = running.stop().await;
-    let written = std::fs::read_to_string(dir.path().join("frames.jsonl")).unwrap();
-    assert_hidden("inspect --jsonl", &written, TOKEN);
-    assert_hidden("inspect --jsonl", &written, PROTOCOL_TOKEN);
+    assert_inspected_hides(dir.path(), &[TOKEN, PROTOCOL_TOKEN]);
 
     let request = of_kind(&records, "http_request")[0];
     assert_eq!(request["target"], "/echo?access_token=[redacted]&room=1");
@@ -144,9 +150,7 @@ async fn the_servers_echo_of_a_subprotocol_token_and_its_cookies_are_hidden() {
     server.await.unwrap();
     running.wait_all_closed(Duration::from_secs(5)).await;
     let (_, records) = running.stop().await;
-    let written = std::fs::read_to_string(dir.path().join("frames.jsonl")).unwrap();
-    assert_hidden("inspect --jsonl", &written, PROTOCOL_TOKEN);
-    assert_hidden("inspect --jsonl", &written, TOKEN);
+    assert_inspected_hides(dir.path(), &[PROTOCOL_TOKEN, TOKEN]);
     let response = of_kind(&records, "http_response")[0];
     assert_eq!(response["headers"]["Sec-WebSocket-Protocol"], "[redacted]");
     assert_eq!(response["headers"]["Set-Cookie"], "[redacted]");
@@ -199,8 +203,7 @@ async fn an_engineio_query_token_is_hidden_in_the_inspector_the_frame_log_and_ru
     assert_eq!(outcome.run.totals.error_total(), 0);
     let (_, records) = running.stop().await;
 
-    let inspected = std::fs::read_to_string(dir.path().join("frames.jsonl")).unwrap();
-    assert_hidden("inspect --jsonl", &inspected, TOKEN);
+    assert_inspected_hides(dir.path(), &[TOKEN]);
     let requests = of_kind(&records, "http_request");
     assert!(requests.len() >= 4, "{requests:?}");
     for request in requests {
