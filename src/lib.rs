@@ -37,6 +37,7 @@ pub mod inspect;
 pub mod merge;
 pub mod metrics;
 pub mod protocol;
+pub mod record;
 pub mod report;
 pub mod results;
 pub mod runner;

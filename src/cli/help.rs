@@ -111,6 +111,18 @@ Exit codes:
   2  bad usage: a folder is not a run's results, or the folders are of different runs (--force)
   3  a threshold failed on the merged figures";
 
+pub const RECORD_AFTER_HELP: &str = "\
+The scenario says, in comments, what was recorded and what was generalised: values an answer
+carried become captures, credentials become columns of the data file (empty where the capture hid
+them), repeated events become emit streams at the recorded pace, answers to pushes become
+[[group.on]] replies. It passes `volley validate`; run it with --clients N --duration D.
+
+Exit codes:
+  0  the scenario (and its data file) were written and check out
+  1  a file could not be written
+  2  bad usage: the capture is empty, malformed or cut short (the line or entry is named), holds
+     no conversation or several connections (--filter picks one), or the output exists (--force)";
+
 pub const REPORT_AFTER_HELP: &str = "\
 Exit codes:
   0  the report was written

@@ -15,8 +15,8 @@ mod help;
 
 use help::{
     COMPARE_AFTER_HELP, COMPLETIONS_AFTER_HELP, EXIT_CODES, INIT_AFTER_HELP, INSPECT_AFTER_HELP,
-    MAN_AFTER_HELP, MERGE_AFTER_HELP, REPORT_AFTER_HELP, SCHEMA_AFTER_HELP, SERVE_AFTER_HELP,
-    TAP_AFTER_HELP,
+    MAN_AFTER_HELP, MERGE_AFTER_HELP, RECORD_AFTER_HELP, REPORT_AFTER_HELP, SCHEMA_AFTER_HELP,
+    SERVE_AFTER_HELP, TAP_AFTER_HELP,
 };
 
 /// volley: load tester and traffic inspector for WebSocket servers.
@@ -55,6 +55,11 @@ pub enum Command {
     /// every frame both ways, decoded as `volley inspect` prints them.
     #[command(after_help = TAP_AFTER_HELP)]
     Tap(TapArgs),
+    /// Turn a recorded session (a browser's HAR export, or a `volley inspect --jsonl` capture)
+    /// into a scenario that replays it: HTTP steps with captures, the connection, the events
+    /// with their pauses, streams, replies and what must come back; credentials go to a data file.
+    #[command(after_help = RECORD_AFTER_HELP)]
+    Record(RecordArgs),
     /// Compare new runs with base runs (result folders of `volley run`): per figure the base and
     /// new values, the change and a verdict; exit 3 when a figure regressed.
     #[command(after_help = COMPARE_AFTER_HELP)]
@@ -115,6 +120,23 @@ pub struct ManArgs {
     /// pages already there are replaced.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// The capture: a HAR file (.har) or a `volley inspect --jsonl` file.
+    pub capture: PathBuf,
+    /// The scenario to write (default: the capture's name with .toml); its data file of
+    /// credentials, NAME.users.csv, goes beside it.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Which part of the capture to record: conn=N (one connection, as the error listing them
+    /// says), from=10s and to=40s (a time window from the capture's start), joined by commas.
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<crate::record::CaptureFilter>,
+    /// Replace the scenario and data files when they exist.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ mod inspect;
 mod man;
 mod merge;
 mod processes;
+mod record;
 mod report;
 mod run;
 mod schema;
@@ -41,6 +42,7 @@ pub async fn execute(cli: Cli) -> Result<ExitCode, CommandError> {
         Command::Schema => schema::schema(),
         Command::Inspect(args) => inspect::inspect(args).await,
         Command::Tap(args) => tap::tap(args).await,
+        Command::Record(args) => record::record(args),
         Command::Compare(args) => compare::compare(args),
         Command::Report(args) => report::report(args),
         Command::Merge(args) => merge::merge(args),
@@ -87,6 +89,8 @@ pub enum CommandError {
     #[error(transparent)]
     Merge(#[from] MergeError),
     #[error(transparent)]
+    Record(#[from] crate::record::RecordError),
+    #[error(transparent)]
     Shards(#[from] ShardsError),
     #[error(transparent)]
     Serve(#[from] ServeError),
@@ -122,6 +126,7 @@ impl CommandError {
             CommandError::Compare(e) if e.is_usage() => ExitCode::from(2),
             CommandError::Report(e) if e.is_usage() => ExitCode::from(2),
             CommandError::Merge(e) if e.is_usage() => ExitCode::from(2),
+            CommandError::Record(e) if e.is_usage() => ExitCode::from(2),
             CommandError::Init(e) if e.is_usage() => ExitCode::from(2),
             CommandError::Run(RunError::StartInPast { .. }) => ExitCode::from(2),
             CommandError::Shards(ShardsError::ShardFailed {

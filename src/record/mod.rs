@@ -1,0 +1,213 @@
+//! `volley record`: a recorded session (a browser's HAR export, or a `volley inspect --jsonl`
+//! capture) turned into a scenario that replays it, and a data file of the recorded user's
+//! credentials. `har` and `jsonl` read the file into a [`capture::Capture`]; `filter` keeps one
+//! connection or a time window; `conversation` reads the user's part out of it (HTTP steps,
+//! the connection, steps, streams, replies, what must come back); `values` decides what each
+//! recorded value becomes (a literal, a placeholder, a capture or a data column); `write` writes
+//! the commented scenario, which is then checked as `volley validate` checks it.
+
+pub mod capture;
+pub mod conversation;
+pub mod filter;
+pub mod har;
+pub mod jsonl;
+pub mod values;
+pub mod write;
+
+use std::path::{Path, PathBuf};
+
+use crate::protocol::engineio;
+use crate::scenario::ScenarioError;
+
+pub use filter::{CaptureFilter, FilterError};
+
+/// What `volley record` is asked to do.
+#[derive(Debug, Clone)]
+pub struct RecordSettings {
+    /// The HAR or JSONL file.
+    pub input: PathBuf,
+    /// The scenario to write; its data file goes next to it.
+    pub output: PathBuf,
+    /// Which connection, or which part of the capture.
+    pub filter: CaptureFilter,
+    /// Replace files that exist.
+    pub force: bool,
+}
+
+/// What was written.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub scenario: PathBuf,
+    pub data: Option<PathBuf>,
+    /// One line per thing the scenario holds, for the terminal.
+    pub summary: Vec<String>,
+}
+
+/// A file that is not a capture volley can read, with where in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadInput {
+    /// `line 3, column 7`, `entry 4`, or empty for the whole file.
+    pub place: String,
+    pub message: String,
+}
+
+impl BadInput {
+    pub fn at(place: &str, message: String) -> BadInput {
+        BadInput {
+            place: place.to_string(),
+            message,
+        }
+    }
+
+    pub fn file(message: &str) -> BadInput {
+        BadInput {
+            place: String::new(),
+            message: message.to_string(),
+        }
+    }
+
+    /// A JSON document that does not parse, at its line and column.
+    pub fn json(e: serde_json::Error) -> BadInput {
+        let message = if e.is_eof() {
+            "the JSON ends early: the file is cut short (was it still being written?)".to_string()
+        } else {
+            format!("not valid JSON: {}", BadInput::json_message(&e))
+        };
+        BadInput {
+            place: format!("line {}, column {}", e.line(), e.column()),
+            message,
+        }
+    }
+
+    /// serde_json's message without the position it appends.
+    pub fn json_message(e: &serde_json::Error) -> String {
+        let text = e.to_string();
+        let suffix = format!(" at line {} column {}", e.line(), e.column());
+        text.strip_suffix(&suffix).unwrap_or(&text).to_string()
+    }
+}
+
+/// What `volley record` could not do.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: the file is empty: there is nothing to record", path.display())]
+    Empty { path: PathBuf },
+    #[error("{}{}{}: {}", path.display(), if bad.place.is_empty() { "" } else { ": " }, bad.place, bad.message)]
+    Malformed { path: PathBuf, bad: BadInput },
+    #[error("{}: {why}", path.display())]
+    Nothing { path: PathBuf, why: String },
+    #[error(transparent)]
+    Filter(#[from] FilterError),
+    #[error(
+        "{} exists already: name another file with -o, or pass --force to replace it",
+        path.display()
+    )]
+    Exists { path: PathBuf },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the scenario volley wrote to {} does not pass its own check, which is a bug in volley record \
+         (please report it with the capture): {error}",
+        path.display()
+    )]
+    Invalid { path: PathBuf, error: ScenarioError },
+}
+
+impl RecordError {
+    /// Bad input and bad arguments are the user's to fix (exit 2); the rest are not (exit 1).
+    pub fn is_usage(&self) -> bool {
+        !matches!(
+            self,
+            RecordError::Write { .. } | RecordError::Invalid { .. }
+        )
+    }
+}
+
+/// Reads the capture, finds the conversation, writes the scenario and its data file, and checks
+/// the scenario.
+pub fn record(settings: &RecordSettings) -> Result<Recorded, RecordError> {
+    let path = &settings.input;
+    let capture = read(path)?;
+    let capture = settings.filter.apply(capture);
+    let conversation =
+        conversation::read(&capture, &settings.filter).map_err(|why| RecordError::Nothing {
+            path: path.clone(),
+            why,
+        })?;
+    write::write(&conversation, settings)
+}
+
+/// Reads `path` as a HAR file (`.har`, or a JSON document with `log`) or as inspect JSONL.
+pub fn read(path: &Path) -> Result<capture::Capture, RecordError> {
+    let bytes = std::fs::read(path).map_err(|source| RecordError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let malformed = |bad: BadInput| RecordError::Malformed {
+        path: path.to_path_buf(),
+        bad,
+    };
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        malformed(BadInput::at(
+            &format!("line {line}"),
+            "not UTF-8 text: a HAR file or a volley inspect --jsonl capture is text".into(),
+        ))
+    })?;
+    if text.trim().is_empty() {
+        return Err(RecordError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let is_har = match extension.as_str() {
+        "har" => true,
+        "jsonl" | "ndjson" => false,
+        // A HAR is one JSON document, usually over many lines; a capture is a record a line.
+        _ => {
+            let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            match serde_json::from_str::<serde_json::Value>(first) {
+                Ok(record) => record.get("log").is_some(),
+                Err(_) => text.trim_start().starts_with('{'),
+            }
+        }
+    };
+    let capture = if is_har {
+        har::read(&text)
+    } else {
+        jsonl::read(&text)
+    };
+    capture.map_err(malformed)
+}
+
+/// The Engine.IO version of a request to an Engine.IO server (`EIO=4` in its query).
+pub fn engine_version(url: &capture::Url) -> Option<engineio::Version> {
+    match url.param("EIO")? {
+        "4" => Some(engineio::Version::V4),
+        "3" => Some(engineio::Version::V3),
+        _ => None,
+    }
+}
+
+/// Whether a media type is text that a scenario can send or read.
+pub fn is_text_media(mime: &str) -> bool {
+    mime.starts_with("text/")
+        || mime == "application/json"
+        || mime.ends_with("+json")
+        || mime == "application/x-www-form-urlencoded"
+        || mime == "application/xml"
+        || mime == "application/javascript"
+}

@@ -1,0 +1,430 @@
+//! What each recorded value becomes in the scenario. A value the server handed out earlier (a
+//! token in a login's answer, an id in an acknowledgement) becomes a capture on the step that
+//! got it and a `{{name}}` where it is used; a credential (a secret-named field that no answer
+//! explains, and the user name beside it) becomes a column of the data file, with the recorded
+//! value as its one row (empty where the capture hid it); a value that is new in every message
+//! becomes a placeholder (`{{now_ms}}`, `{{uuid}}`); everything else stays as recorded.
+
+use serde_json::Value;
+
+use crate::secrets::REDACTED;
+use crate::secrets::names::is_secret_name;
+
+/// Field names that say who the user is: written to the data file beside a credential.
+const IDENTITY: &[&str] = &[
+    "user",
+    "username",
+    "user_name",
+    "login",
+    "email",
+    "mail",
+    "account",
+    "name",
+    "userid",
+    "user_id",
+    "phone",
+];
+
+/// Where a step's captured value comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// A JSON pointer into an HTTP body, an acknowledgement's or an awaited event's argument.
+    Pointer(String),
+    /// A response header.
+    Header(String),
+}
+
+/// A value an answer carried that a later request may use.
+#[derive(Debug, Clone)]
+struct Offer {
+    /// The step that got it (an index the writer knows).
+    step: usize,
+    /// The field's name (the last part of the pointer, or the header's name).
+    key: String,
+    value: String,
+    source: Source,
+    /// Its capture name, once something used it.
+    used: Option<String>,
+}
+
+/// A column of the data file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    pub name: String,
+    /// The recorded value; empty where the capture hid it.
+    pub value: String,
+}
+
+/// The values of one conversation, collected while it is read in order.
+#[derive(Debug, Default)]
+pub struct Values {
+    offers: Vec<Offer>,
+    pub columns: Vec<Column>,
+    /// What was generalised and why, for the scenario's comments.
+    pub notes: Vec<String>,
+}
+
+impl Values {
+    /// Offers the string (and long number) leaves of `json`, an answer step `step` got, under
+    /// JSON pointers from `base` (`""` for the whole body).
+    pub fn offer_json(&mut self, step: usize, json: &Value) {
+        let mut leaves = Vec::new();
+        leaves_of(json, String::new(), &mut leaves);
+        for (pointer, value) in leaves {
+            let text = match &value {
+                Value::String(s) => s.clone(),
+                _ => continue,
+            };
+            if text.chars().count() < 4 && text != REDACTED {
+                continue;
+            }
+            let key = last_key(&pointer);
+            self.offers.push(Offer {
+                step,
+                key,
+                value: text,
+                source: Source::Pointer(pointer),
+                used: None,
+            });
+        }
+    }
+
+    /// Offers a response header's value (not cookies: the jar has them).
+    pub fn offer_header(&mut self, step: usize, name: &str, value: &str) {
+        let lower = name.to_ascii_lowercase();
+        if value.len() < 8
+            || lower == "set-cookie"
+            || !(lower.starts_with("x-") || is_secret_name(&lower))
+        {
+            return;
+        }
+        self.offers.push(Offer {
+            step,
+            key: lower.clone(),
+            value: value.to_string(),
+            source: Source::Header(lower),
+            used: None,
+        });
+    }
+
+    /// The captures step `step` must make: name and source, in the order they were used.
+    pub fn captures_of(&self, step: usize) -> Vec<(String, Source)> {
+        self.offers
+            .iter()
+            .filter(|o| o.step == step)
+            .filter_map(|o| Some((o.used.clone()?, o.source.clone())))
+            .collect()
+    }
+
+    /// Whether a captured value's name is one that the scenario's secret rule hides by itself.
+    pub fn captured_names(&self) -> Vec<String> {
+        self.offers.iter().filter_map(|o| o.used.clone()).collect()
+    }
+
+    /// The template for string `value` of field `key` in something the client sent; `identity`:
+    /// the field sits beside a credential, so it names the user.
+    pub fn string(&mut self, key: &str, value: &str) -> String {
+        if value == REDACTED {
+            return self.hidden(key);
+        }
+        // A value the user's row holds (the user name in a room's name).
+        for column in &self.columns {
+            if column.value.chars().count() >= 3 && value.contains(&column.value) {
+                return value.replace(&column.value, &format!("{{{{users.{}}}}}", column.name));
+            }
+        }
+        // A value an answer carried.
+        if let Some(i) = self.offer_in(value) {
+            let name = self.use_offer(i);
+            let offered = self.offers[i].value.clone();
+            return value.replace(&offered, &format!("{{{{{name}}}}}"));
+        }
+        if is_secret_name(key) && !value.is_empty() {
+            return self.column(key, value);
+        }
+        generated(value).map_or_else(|| value.to_string(), str::to_string)
+    }
+
+    /// A credential: a column of the data file, with the recorded value.
+    pub fn column(&mut self, key: &str, value: &str) -> String {
+        let name = identifier(key);
+        if !self.columns.iter().any(|c| c.name == name) {
+            self.columns.push(Column {
+                name: name.clone(),
+                value: if value == REDACTED {
+                    String::new()
+                } else {
+                    value.to_string()
+                },
+            });
+        }
+        format!("{{{{users.{name}}}}}")
+    }
+
+    /// A value the capture hid: the answer's hidden value of the same name, else a column left
+    /// empty for the user to fill in.
+    fn hidden(&mut self, key: &str) -> String {
+        let wanted = identifier(key);
+        let found = self
+            .offers
+            .iter()
+            .rposition(|o| identifier(&o.key) == wanted && o.value == REDACTED)
+            .or_else(|| {
+                // `Authorization: [redacted]` and one hidden token: the token, as a bearer.
+                let hidden: Vec<usize> = (0..self.offers.len())
+                    .filter(|&i| self.offers[i].value == REDACTED)
+                    .collect();
+                (wanted == "authorization" && hidden.len() == 1).then(|| hidden[0])
+            });
+        match found {
+            Some(i) => {
+                let name = self.use_offer(i);
+                if wanted == "authorization" {
+                    self.notes.push(format!(
+                        "The capture hid the Authorization header; it is written as `Bearer {{{{{name}}}}}`, \
+                         the one hidden value an answer carried: check the scheme."
+                    ));
+                    format!("Bearer {{{{{name}}}}}")
+                } else {
+                    format!("{{{{{name}}}}}")
+                }
+            }
+            None => {
+                let column = self.column(key, REDACTED);
+                self.notes.push(format!(
+                    "The capture hid `{key}` and no answer carried it: it is column `{}` of the data \
+                     file, left empty; fill it in (or capture again with --show-secrets).",
+                    identifier(key)
+                ));
+                column
+            }
+        }
+    }
+
+    /// The offer whose value `value` holds (the longest, the latest).
+    fn offer_in(&self, value: &str) -> Option<usize> {
+        let mut best: Option<usize> = None;
+        for (i, offer) in self.offers.iter().enumerate() {
+            let o = &offer.value;
+            if o == REDACTED || o.chars().count() < 4 {
+                continue;
+            }
+            let whole = value == o;
+            let inside = o.chars().count() >= 8 && value.contains(o.as_str());
+            if (whole || inside) && best.is_none_or(|b| self.offers[b].value.len() <= o.len()) {
+                best = Some(i);
+            }
+        }
+        best
+    }
+
+    /// Marks an offer used; its capture name, unique among the captures.
+    fn use_offer(&mut self, i: usize) -> String {
+        if let Some(name) = &self.offers[i].used {
+            return name.clone();
+        }
+        let base = identifier(&self.offers[i].key);
+        let taken = |n: &str| self.offers.iter().any(|o| o.used.as_deref() == Some(n));
+        let mut name = base.clone();
+        let mut k = 2;
+        while taken(&name) || name == "users" {
+            name = format!("{base}{k}");
+            k += 1;
+        }
+        self.offers[i].used = Some(name.clone());
+        name
+    }
+
+    /// `json` with every string leaf templated: what a client sent. The siblings of a
+    /// credential that name the user become columns too.
+    pub fn json(&mut self, json: &Value) -> Value {
+        self.json_under(json, "")
+    }
+
+    fn json_under(&mut self, json: &Value, key: &str) -> Value {
+        match json {
+            Value::Object(map) => {
+                let credential = map.iter().any(|(k, v)| {
+                    is_secret_name(k)
+                        && v.is_string()
+                        && self.explains(v.as_str().unwrap_or("")).is_none()
+                });
+                let mut out = serde_json::Map::new();
+                for (k, v) in map {
+                    let identity = IDENTITY.contains(&k.to_ascii_lowercase().as_str());
+                    let value = match v {
+                        Value::String(s) if credential && identity => {
+                            Value::String(self.column(k, s))
+                        }
+                        _ => self.json_under(v, k),
+                    };
+                    out.insert(k.clone(), value);
+                }
+                Value::Object(out)
+            }
+            Value::Array(items) => {
+                Value::Array(items.iter().map(|v| self.json_under(v, key)).collect())
+            }
+            Value::String(s) => Value::String(self.string(key, s)),
+            Value::Number(n) => match n.as_u64().and_then(generated_number) {
+                Some(placeholder) => Value::String(placeholder.to_string()),
+                None => json.clone(),
+            },
+            other => other.clone(),
+        }
+    }
+
+    /// Whether an answer carried `value` (so it is not a credential).
+    fn explains(&self, value: &str) -> Option<usize> {
+        if value == REDACTED {
+            return None;
+        }
+        self.offer_in(value)
+    }
+}
+
+/// A placeholder for a value that is new in every message, by its look.
+pub fn generated(value: &str) -> Option<&'static str> {
+    if is_uuid(value) {
+        return Some("{{uuid}}");
+    }
+    None
+}
+
+/// A placeholder for a number that is new in every message: a time in epoch milliseconds.
+pub fn generated_number(n: u64) -> Option<&'static str> {
+    // 2017-07 .. 2065: a time in milliseconds, as `Date.now()` gives.
+    (1_500_000_000_000..3_000_000_000_000)
+        .contains(&n)
+        .then_some("{{now_ms}}")
+}
+
+fn is_uuid(value: &str) -> bool {
+    let b = value.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, &c)| match i {
+            8 | 13 | 18 | 23 => c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// Every leaf of `json` with its JSON pointer.
+pub fn leaves_of(json: &Value, pointer: String, out: &mut Vec<(String, Value)>) {
+    match json {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let escaped = k.replace('~', "~0").replace('/', "~1");
+                leaves_of(v, format!("{pointer}/{escaped}"), out);
+            }
+        }
+        Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                leaves_of(v, format!("{pointer}/{i}"), out);
+            }
+        }
+        leaf => out.push((pointer, leaf.clone())),
+    }
+}
+
+/// The last part of a JSON pointer, unescaped (`/user/token` is `token`).
+pub fn last_key(pointer: &str) -> String {
+    pointer
+        .rsplit('/')
+        .next()
+        .unwrap_or("")
+        .replace("~1", "/")
+        .replace("~0", "~")
+}
+
+/// A name usable as a capture or a column: letters, digits and `_`, lower-case, not empty.
+pub fn identifier(key: &str) -> String {
+    let mut out = String::new();
+    let mut last_lower = false;
+    for c in key.chars() {
+        if c.is_ascii_uppercase() && last_lower {
+            out.push('_');
+        }
+        last_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('_') && !out.is_empty() {
+            out.push('_');
+        }
+    }
+    let out = out.trim_end_matches('_').to_string();
+    match out.chars().next() {
+        None => "value".into(),
+        Some(c) if c.is_ascii_digit() => format!("v{out}"),
+        Some(_) => out,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_token_from_an_answer_is_captured_and_credentials_become_columns() {
+        let mut values = Values::default();
+        let login = values.json(&json!({"user": "user0", "password": "pw0"}));
+        assert_eq!(
+            login,
+            json!({"user": "{{users.user}}", "password": "{{users.password}}"})
+        );
+        values.offer_json(0, &json!({"token": "abcdef0123456789", "user": "user0"}));
+        let auth = values.json(&json!({"token": "abcdef0123456789"}));
+        assert_eq!(auth, json!({"token": "{{token}}"}));
+        assert_eq!(
+            values.string("authorization", "Bearer abcdef0123456789"),
+            "Bearer {{token}}"
+        );
+        assert_eq!(values.string("room", "room-user0"), "room-{{users.user}}");
+        assert_eq!(values.string("text", "hello"), "hello");
+        assert_eq!(
+            values.captures_of(0),
+            vec![("token".to_string(), Source::Pointer("/token".into()))]
+        );
+        assert_eq!(
+            values.columns,
+            vec![
+                Column {
+                    name: "user".into(),
+                    value: "user0".into()
+                },
+                Column {
+                    name: "password".into(),
+                    value: "pw0".into()
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn hidden_values_are_matched_by_name_or_left_as_empty_columns() {
+        let mut values = Values::default();
+        let login = values.json(&json!({"user": "user0", "password": REDACTED}));
+        assert_eq!(
+            login,
+            json!({"user": "{{users.user}}", "password": "{{users.password}}"})
+        );
+        assert_eq!(values.columns[1].value, "");
+        values.offer_json(0, &json!({"token": REDACTED}));
+        assert_eq!(
+            values.json(&json!({"token": REDACTED})),
+            json!({"token": "{{token}}"})
+        );
+        assert_eq!(values.string("Authorization", REDACTED), "Bearer {{token}}");
+        assert_eq!(values.string("apiKey", REDACTED), "{{users.api_key}}");
+    }
+
+    #[test]
+    fn values_new_in_every_message_become_placeholders() {
+        let mut values = Values::default();
+        let sent = values.json(&json!({"at": 1_796_644_800_250u64, "id": "123e4567-e89b-12d3-a456-426614174000", "n": 3}));
+        assert_eq!(sent, json!({"at": "{{now_ms}}", "id": "{{uuid}}", "n": 3}));
+        assert_eq!(identifier("X-Session-Id"), "x_session_id");
+        assert_eq!(identifier("accessToken"), "access_token");
+        assert_eq!(identifier("9lives"), "v9lives");
+    }
+}
