@@ -211,3 +211,6 @@ pub fn is_text_media(mime: &str) -> bool {
         || mime == "application/xml"
         || mime == "application/javascript"
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,171 @@
+//! The rules of `volley record` on small hand-written captures; tests/record.rs records real
+//! browser and inspector captures and replays them.
+
+use serde_json::json;
+
+use super::conversation::{self, Conversation, HttpBody, Payload, Step};
+use super::filter::CaptureFilter;
+use super::har;
+
+/// A HAR of one raw WebSocket session: a login, then subscribe, pings answered, echoes, ticks.
+fn feed_har(password: &str) -> String {
+    let t0 = 1_796_644_800.0_f64;
+    let mut messages = vec![
+        json!({"type": "send", "time": t0 + 0.20, "opcode": 1, "data": r#"{"type":"subscribe","topic":"prices","id":1}"#}),
+        json!({"type": "receive", "time": t0 + 0.21, "opcode": 1, "data": r#"{"type":"subscribed","topic":"prices","id":1}"#}),
+    ];
+    for k in 1..=4 {
+        let at = t0 + 0.2 + 0.5 * k as f64;
+        messages.push(json!({"type": "receive", "time": at, "opcode": 1, "data": format!(r#"{{"type":"ping","id":{k}}}"#)}));
+        messages.push(json!({"type": "send", "time": at + 0.002, "opcode": 1, "data": format!(r#"{{"type":"pong","id":{k}}}"#)}));
+    }
+    for n in 1..=5 {
+        let at = t0 + 0.3 + 0.3 * n as f64;
+        let text = format!(
+            r#"{{"type":"echo","n":{n},"text":"hello","at":{}}}"#,
+            (at * 1000.0) as u64
+        );
+        messages.push(json!({"type": "send", "time": at, "opcode": 1, "data": text}));
+        messages.push(json!({"type": "receive", "time": at + 0.001, "opcode": 1, "data": text}));
+    }
+    for seq in 1..=20 {
+        let at = t0 + 0.25 + 0.1 * seq as f64;
+        messages.push(json!({"type": "receive", "time": at, "opcode": 1, "data": format!(r#"{{"type":"tick","topic":"prices","seq":{seq},"ts":{}}}"#, (at * 1000.0) as u64)}));
+    }
+    messages.sort_by(|a, b| {
+        a["time"]
+            .as_f64()
+            .unwrap()
+            .total_cmp(&b["time"].as_f64().unwrap())
+    });
+    json!({"log": {"version": "1.2", "creator": {"name": "test", "version": "1"}, "entries": [
+        {"startedDateTime": "2026-12-07T12:00:00.000Z", "time": 5.0, "_resourceType": "document",
+         "request": {"method": "GET", "url": "http://127.0.0.1:4000/", "headers": []},
+         "response": {"status": 200, "headers": [], "content": {"mimeType": "text/html", "text": "<html>"}}},
+        {"startedDateTime": "2026-12-07T12:00:00.050Z", "time": 3.0, "_resourceType": "fetch",
+         "request": {"method": "POST", "url": "http://127.0.0.1:4000/login", "headers": [
+            {"name": "Content-Type", "value": "application/json"}, {"name": "Cookie", "value": "a=b"}],
+            "postData": {"mimeType": "application/json", "text": format!(r#"{{"user":"user0","password":"{password}"}}"#)}},
+         "response": {"status": 200, "headers": [], "content": {"mimeType": "application/json",
+            "text": r#"{"token":"tok-0123456789abcdef","user":"user0"}"#}}},
+        {"startedDateTime": "2026-12-07T12:00:00.100Z", "time": 3000.0, "_resourceType": "websocket",
+         "request": {"method": "GET", "url": "ws://127.0.0.1:4000/feed?token=tok-0123456789abcdef", "headers": [
+            {"name": "Upgrade", "value": "websocket"}, {"name": "Sec-WebSocket-Key", "value": "x"}]},
+         "response": {"status": 101, "headers": [], "content": {"mimeType": "", "text": ""}},
+         "_webSocketMessages": messages}
+    ]}})
+    .to_string()
+}
+
+fn read(text: &str) -> Conversation {
+    let capture = har::read(text).unwrap();
+    conversation::read(&capture, &CaptureFilter::default()).unwrap()
+}
+
+#[test]
+fn a_raw_websocket_session_becomes_login_connection_steps_streams_replies_and_expects() {
+    let c = read(&feed_har("pw0"));
+    assert_eq!(c.target, "ws://127.0.0.1:4000");
+    assert_eq!(c.path.as_deref(), Some("/feed?token={{token}}"));
+    assert_eq!(c.counts.exchanges, 1, "the page itself is left out");
+    let [
+        Step::Http {
+            method,
+            path,
+            body: HttpBody::Json(body),
+            headers,
+            ..
+        },
+    ] = c.before_connect.as_slice()
+    else {
+        panic!("{:?}", c.before_connect);
+    };
+    assert_eq!((method.as_str(), path.as_str()), ("POST", "/login"));
+    assert!(headers.is_empty(), "{headers:?}");
+    assert_eq!(
+        body,
+        &json!({"user": "{{users.user}}", "password": "{{users.password}}"})
+    );
+    assert_eq!(
+        c.values
+            .columns
+            .iter()
+            .map(|c| c.value.as_str())
+            .collect::<Vec<_>>(),
+        ["user0", "pw0"]
+    );
+    assert_eq!(c.values.captures_of(0).len(), 1);
+
+    // subscribe, then the answer waited for.
+    let emits: Vec<&Step> = c
+        .on_connect
+        .iter()
+        .filter(|s| !matches!(s, Step::Wait(_)))
+        .collect();
+    let [
+        Step::Emit {
+            event,
+            payload: Payload::Data(data),
+            ..
+        },
+        Step::WaitFor {
+            event: any,
+            matches: Some(m),
+            ..
+        },
+    ] = emits.as_slice()
+    else {
+        panic!("{:?}", c.on_connect);
+    };
+    assert_eq!(event, "subscribe");
+    assert_eq!(
+        data,
+        &json!({"type": "subscribe", "topic": "prices", "id": 1})
+    );
+    assert_eq!(
+        (any.as_str(), m.as_str()),
+        ("*", r#"/type == "subscribed""#)
+    );
+
+    // The echoes: a stream at the recorded pace, its counter and time made placeholders.
+    let [stream] = c.streams.as_slice() else {
+        panic!("{:?}", c.streams)
+    };
+    assert_eq!(stream.event, "echo");
+    assert!((stream.every - 0.3).abs() < 0.001, "{}", stream.every);
+    assert_eq!(
+        stream.payload,
+        Payload::Data(json!({"type": "echo", "n": "{{seq}}", "text": "hello", "at": "{{now_ms}}"}))
+    );
+
+    // Pings answered at once: a reply copying the id.
+    let [handler] = c.handlers.as_slice() else {
+        panic!("{:?}", c.handlers)
+    };
+    assert_eq!(handler.matches.as_deref(), Some(r#"/type == "ping""#));
+    assert_eq!(
+        handler.payload,
+        Payload::Data(json!({"type": "pong", "id": "{{/id}}"}))
+    );
+
+    // The echo comes back; the ticks are a numbered stream with a send time.
+    let expects: Vec<(&str, Option<&str>)> = c
+        .expects
+        .iter()
+        .map(|e| (e.event.as_str(), e.seq.as_deref()))
+        .collect();
+    assert_eq!(expects, [("echo", None), ("tick", Some("/seq"))]);
+    assert_eq!(c.expects[1].timestamp.as_deref(), Some("/ts"));
+}
+
+#[test]
+fn bad_hars_name_the_entry_or_the_place_in_the_file() {
+    let e = har::read("{\"log\": {\"entries\": [").unwrap_err();
+    assert!(e.message.contains("cut short"), "{e:?}");
+    assert_eq!(e.place, "line 1, column 21");
+    let e = har::read("{\"nothing\": 1}").unwrap_err();
+    assert!(e.message.contains("log.entries"), "{e:?}");
+    let e = har::read(r#"{"log": {"entries": [{"startedDateTime": "2026-12-07T12:00:00Z", "request": {"url": "http://h/"}}, {"request": {}}]}}"#).unwrap_err();
+    assert_eq!(e.place, "entry 2");
+    assert!(e.message.contains("startedDateTime"), "{e:?}");
+}
