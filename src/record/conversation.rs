@@ -103,6 +103,8 @@ pub enum Step {
         id: usize,
         /// Socket.IO event name, or `*` with a match.
         event: String,
+        /// The metric's name (raw WebSocket: the answer's kind).
+        name: Option<String>,
         matches: Option<String>,
         place: String,
     },
@@ -129,6 +131,8 @@ pub struct Stream {
 
 #[derive(Debug)]
 pub struct Handler {
+    /// The kind of push it answers.
+    pub push: Option<String>,
     /// Socket.IO event name.
     pub event: Option<String>,
     /// Raw WebSocket: `'/type == "ping"'`.
@@ -285,7 +289,11 @@ pub fn read(capture: &Capture, filter: &CaptureFilter) -> Result<Conversation, S
 
     // Steps: the rest of what the client sent, in order, with the pauses between, and the
     // answers it waited for.
-    let once = kinds_seen_once(&items);
+    let handled: Vec<String> = c.handlers.iter().filter_map(|h| h.push.clone()).collect();
+    let once: Vec<String> = kinds_seen_once(&items)
+        .into_iter()
+        .filter(|k| !handled.contains(k))
+        .collect();
     let mut last = socket.at;
     let mut steps: Vec<(f64, Step)> = Vec::new();
     for (n, &i) in sent.iter().enumerate() {
@@ -321,14 +329,13 @@ pub fn read(capture: &Capture, filter: &CaptureFilter) -> Result<Conversation, S
         if let Some(answer) = awaited {
             let wait_id = id();
             let kind = answer.kind.clone().unwrap_or_default();
-            let (event, matches) = if is_sio {
-                (kind, None)
+            let (event, matches, name) = if is_sio {
+                (kind, None, None)
             } else {
                 let key = type_key(&answer.args[0]).unwrap_or("type");
-                (
-                    "*".to_string(),
-                    Some(format!("/{key} == {}", Value::String(kind))),
-                )
+                let name = Some(metric_name(&kind));
+                let matches = Some(format!("/{key} == {}", Value::String(kind)));
+                ("*".to_string(), matches, name)
             };
             offer_args(&mut c.values, wait_id, &answer.args);
             steps.push((
@@ -337,6 +344,7 @@ pub fn read(capture: &Capture, filter: &CaptureFilter) -> Result<Conversation, S
                     id: wait_id,
                     event,
                     matches,
+                    name,
                     place: answer.place.clone(),
                 },
             ));
@@ -795,6 +803,7 @@ fn find_replies(items: &[Item], is_sio: bool) -> (Vec<Handler>, Vec<bool>) {
             )
         };
         handlers.push(Handler {
+            push: Some(push_kind.clone()),
             event,
             matches,
             emit: reply_kind,

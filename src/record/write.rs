@@ -351,9 +351,14 @@ fn step_text(step: &Step, c: &Conversation) -> String {
             id,
             event,
             matches,
+            name,
             place,
         } => {
-            let mut parts = vec![format!("wait_for = {}", quote(event))];
+            let mut parts = Vec::new();
+            if let Some(name) = name {
+                parts.push(format!("name = {}", quote(name)));
+            }
+            parts.push(format!("wait_for = {}", quote(event)));
             if let Some(m) = matches {
                 parts.push(format!("match = {}", literal(m)));
             }

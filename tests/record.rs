@@ -1,0 +1,160 @@
+//! `volley record`: captures turned into scenarios. Bad captures (empty, malformed, cut short,
+//! with no conversation or several) are refused with the entry or line, exit 2, and nothing is
+//! written.
+
+use std::path::Path;
+
+use predicates::prelude::*;
+use serde_json::json;
+
+fn volley() -> assert_cmd::Command {
+    assert_cmd::Command::cargo_bin("volley").unwrap()
+}
+
+/// A small HAR: a login and a raw WebSocket that subscribes and answers a ping.
+fn small_har() -> String {
+    let t0 = 1_796_644_800.0_f64;
+    serde_json::to_string_pretty(&json!({"log": {"version": "1.2", "creator": {"name": "test", "version": "1"}, "entries": [
+        {"startedDateTime": "2026-12-07T12:00:00.050Z", "time": 3.0, "_resourceType": "fetch",
+         "request": {"method": "POST", "url": "http://127.0.0.1:4000/login", "headers": [],
+            "postData": {"mimeType": "application/json", "text": r#"{"user":"user0","password":"pw0"}"#}},
+         "response": {"status": 200, "headers": [], "content": {"mimeType": "application/json",
+            "text": r#"{"token":"tok-0123456789abcdef"}"#}}},
+        {"startedDateTime": "2026-12-07T12:00:00.100Z", "time": 1000.0, "_resourceType": "websocket",
+         "request": {"method": "GET", "url": "ws://127.0.0.1:4000/feed?token=tok-0123456789abcdef", "headers": []},
+         "response": {"status": 101, "headers": [], "content": {"mimeType": "", "text": ""}},
+         "_webSocketMessages": [
+            {"type": "send", "time": t0 + 0.2, "opcode": 1, "data": r#"{"type":"subscribe","topic":"prices"}"#},
+            {"type": "receive", "time": t0 + 0.5, "opcode": 1, "data": r#"{"type":"ping","id":1}"#},
+            {"type": "send", "time": t0 + 0.501, "opcode": 1, "data": r#"{"type":"pong","id":1}"#}
+         ]}
+    ]}}))
+    .unwrap()
+}
+
+/// Runs `volley record FILE -o out.toml` in `dir` and checks it is refused with exit 2 and a
+/// message holding `says`, writing nothing.
+fn refused(dir: &Path, file: &str, says: &str) {
+    let out = volley()
+        .current_dir(dir)
+        .args(["record", file, "-o", "out.toml"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(says));
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(stderr.contains(file), "the error names the file: {stderr}");
+    assert!(!dir.join("out.toml").exists(), "{file}: nothing is written");
+}
+
+#[test]
+fn a_small_har_becomes_a_scenario_that_validates() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.har"), small_har()).unwrap();
+    volley()
+        .current_dir(dir.path())
+        .args(["record", "s.har"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "wrote s.toml and its data file s.users.csv",
+        ));
+    let scenario = std::fs::read_to_string(dir.path().join("s.toml")).unwrap();
+    assert!(
+        scenario.contains(r#"path = "/feed?token={{token}}""#),
+        "{scenario}"
+    );
+    assert!(
+        !scenario.contains("tok-0123456789abcdef"),
+        "no token is written: {scenario}"
+    );
+    assert!(
+        !scenario.contains("pw0"),
+        "no password is written: {scenario}"
+    );
+    let data = std::fs::read_to_string(dir.path().join("s.users.csv")).unwrap();
+    assert_eq!(data, "user,password\nuser0,pw0\n");
+    volley()
+        .current_dir(dir.path())
+        .args(["validate", "s.toml"])
+        .assert()
+        .success();
+    // Written once; again only with --force.
+    refused_existing(dir.path());
+}
+
+fn refused_existing(dir: &Path) {
+    volley()
+        .current_dir(dir)
+        .args(["record", "s.har"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("exists already"));
+    volley()
+        .current_dir(dir)
+        .args(["record", "s.har", "--force"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn empty_malformed_and_cut_short_captures_are_refused_naming_the_entry_or_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+    let har = small_har();
+
+    write("empty.har", "");
+    refused(dir.path(), "empty.har", "the file is empty");
+    write("empty.jsonl", "\n\n");
+    refused(dir.path(), "empty.jsonl", "the file is empty");
+
+    // A HAR cut in the middle: the line and column where it ends.
+    let cut = &har[..har.len() / 2];
+    write("cut.har", cut);
+    let line = cut.lines().count();
+    refused(dir.path(), "cut.har", &format!("line {line}, column"));
+    refused(dir.path(), "cut.har", "cut short");
+    write(
+        "broken.har",
+        &har.replacen("\"entries\": [", "\"entries\": [ x", 1),
+    );
+    refused(dir.path(), "broken.har", "not valid JSON");
+    let mut doc: serde_json::Value = serde_json::from_str(&har).unwrap();
+    doc["log"]["entries"][1]["request"]["url"] = json!("not a url");
+    write("entry.har", &doc.to_string());
+    refused(
+        dir.path(),
+        "entry.har",
+        "entry 2: its request's url \"not a url\"",
+    );
+    write("other.har", r#"{"log": {"pages": []}}"#);
+    refused(dir.path(), "other.har", "not a HAR file");
+
+    // JSONL: a line that is not a record, a last line cut short, a record of something else.
+    let connect = r#"{"time":"2026-12-07T12:00:00Z","t":0.1,"conn":1,"kind":"connect","upstream":"http://127.0.0.1:4000"}"#;
+    write("bad.jsonl", &format!("{connect}\n{connect}\nnot json\n"));
+    refused(dir.path(), "bad.jsonl", "line 3: not a JSON record");
+    write("cut.jsonl", &format!("{connect}\n{}", &connect[..40]));
+    refused(dir.path(), "cut.jsonl", "line 2: the record is cut short");
+    write("foreign.jsonl", "{\"level\":\"info\"}\n");
+    refused(
+        dir.path(),
+        "foreign.jsonl",
+        "line 1: not a volley inspect record",
+    );
+
+    // Whole files with nothing to replay.
+    write("http-only.jsonl", &format!("{connect}\n"));
+    refused(
+        dir.path(),
+        "http-only.jsonl",
+        "holds no WebSocket or Socket.IO connection",
+    );
+    volley()
+        .current_dir(dir.path())
+        .args(["record", "http-only.jsonl", "--filter", "conn=x"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "bad --filter \"conn=x\" at column 1",
+        ));
+}
