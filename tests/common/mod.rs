@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod chromium;
+pub mod har;
 pub mod inspect;
 pub mod node;
 pub mod prometheus;
