@@ -28,6 +28,7 @@ mod inspect_node;
 mod kubernetes_manifests;
 mod node_server;
 mod prometheus;
+mod record_capture;
 mod report;
 mod result_shapes;
 mod run_builtin;
