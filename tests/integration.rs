@@ -29,6 +29,7 @@ mod kubernetes_manifests;
 mod node_server;
 mod prometheus;
 mod record;
+mod record_capture;
 mod report;
 mod result_shapes;
 mod run_builtin;

@@ -1,6 +1,7 @@
 //! Headless Chromium (Debian's `chromium` package, installed by scripts/test.sh) driven over the
 //! Chrome DevTools Protocol: open a local page, collect its console errors and the URLs it asked
-//! for, evaluate a script in it, and take a full-page screenshot.
+//! for, evaluate a script in it, and take a full-page screenshot. [`Browser`] is the connection
+//! itself, for helpers that need the events of a visit (`har` builds a HAR from them).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -38,28 +39,33 @@ pub async fn visit(page: &Path, width: u32, script: &str) -> PageVisit {
 
 /// [`visit`] for a page served at `url`. A script that gives a promise is waited for.
 pub async fn visit_url(url: &str, width: u32, script: &str) -> PageVisit {
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} not found: run scripts/test.sh, which installs Debian's chromium package \
-         (apt-get install -y --no-install-recommends chromium) for the report tests"
-    );
-    let profile = tempfile::tempdir().unwrap();
-    let mut browser = Browser::launch(profile.path()).await;
+    let mut browser = Browser::launch().await;
     let visit = browser.visit(url, width, script).await;
     browser.close().await;
     visit
 }
 
-struct Browser {
+/// A headless Chromium with a fresh profile, and the DevTools connection to it. Dropping it kills
+/// the browser (by its PID); [`Browser::close`] asks it to quit first.
+pub struct Browser {
     child: Child,
     ws: WebSocketStream<TcpStream>,
     next_id: u64,
-    /// Events read while waiting for answers.
+    /// Events read while waiting for answers, in the order they came.
     events: Vec<Value>,
+    /// The profile folder, removed once the browser is gone.
+    _profile: tempfile::TempDir,
 }
 
 impl Browser {
-    async fn launch(profile: &Path) -> Browser {
+    /// Starts Chromium. Panics, saying to run scripts/test.sh, when it is not installed.
+    pub async fn launch() -> Browser {
+        assert!(
+            Path::new(CHROMIUM).exists(),
+            "{CHROMIUM} not found: run scripts/test.sh, which installs Debian's chromium package \
+             (apt-get install -y --no-install-recommends chromium) for the report tests"
+        );
+        let profile = tempfile::tempdir().unwrap();
         let mut child = Command::new(CHROMIUM)
             .args([
                 "--headless",
@@ -74,7 +80,7 @@ impl Browser {
                 "--remote-debugging-address=127.0.0.1",
                 "--remote-debugging-port=0",
             ])
-            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(format!("--user-data-dir={}", profile.path().display()))
             .arg("about:blank")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -115,11 +121,26 @@ impl Browser {
             ws,
             next_id: 0,
             events: Vec::new(),
+            _profile: profile,
         }
     }
 
-    /// Sends a command (to a page's session when given) and waits for its answer.
-    async fn call(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
+    /// Sends a command (to a page's session when given) and waits for its answer. Panics when
+    /// Chromium answers with an error.
+    pub async fn call(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
+        self.try_call(session, method, params)
+            .await
+            .unwrap_or_else(|error| panic!("DevTools {method} failed: {error}"))
+    }
+
+    /// [`Browser::call`] for a command that may fail (a response body Chromium no longer has):
+    /// the error object when it does.
+    pub async fn try_call(
+        &mut self,
+        session: Option<&str>,
+        method: &str,
+        params: Value,
+    ) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         let mut message = json!({ "id": id, "method": method, "params": params });
@@ -134,9 +155,9 @@ impl Browser {
             let message = self.read(method).await;
             if message["id"] == json!(id) {
                 if let Some(error) = message.get("error") {
-                    panic!("DevTools {method} failed: {error}");
+                    return Err(error.clone());
                 }
-                return message["result"].clone();
+                return Ok(message["result"].clone());
             }
             self.events.push(message);
         }
@@ -155,23 +176,38 @@ impl Browser {
         }
     }
 
-    /// Waits for an event of the page's session.
-    async fn wait_for(&mut self, session: &str, method: &str) {
-        let seen = |e: &Value| e["method"] == json!(method) && e["sessionId"] == json!(session);
-        if self.events.iter().any(seen) {
-            return;
-        }
-        loop {
-            let message = self.read(method).await;
-            let done = seen(&message);
-            self.events.push(message);
-            if done {
-                return;
+    /// Reads events until `settled` holds for those read so far (all of them, every session's),
+    /// or until `timeout`: whether it held.
+    pub async fn read_events_until(
+        &mut self,
+        timeout: Duration,
+        mut settled: impl FnMut(&[Value]) -> bool,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !settled(&self.events) {
+            let next = tokio::time::timeout_at(deadline, self.ws.next()).await;
+            match next {
+                Err(_) => return false,
+                Ok(Some(Ok(Message::Text(text)))) => self
+                    .events
+                    .push(serde_json::from_str(text.as_str()).unwrap()),
+                Ok(Some(Ok(_))) => {}
+                Ok(None) | Ok(Some(Err(_))) => panic!("Chromium closed the DevTools connection"),
             }
         }
+        true
     }
 
-    async fn visit(&mut self, url: &str, width: u32, script: &str) -> PageVisit {
+    /// The events of one page's session read so far, in order.
+    pub fn events_of<'a>(&'a self, session: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+        self.events
+            .iter()
+            .filter(move |e| e["sessionId"].as_str() == Some(session))
+    }
+
+    /// Opens a tab `width` CSS pixels wide with the Page, Runtime, Log and Network domains
+    /// enabled (so every request from then on is reported), and returns its session id.
+    pub async fn open_tab(&mut self, width: u32) -> String {
         let target = self
             .call(None, "Target.createTarget", json!({ "url": "about:blank" }))
             .await;
@@ -198,20 +234,73 @@ impl Browser {
             json!({ "width": width, "height": 900, "deviceScaleFactor": 1, "mobile": false }),
         )
         .await;
-        self.call(s, "Page.navigate", json!({ "url": url })).await;
-        self.wait_for(&session, "Page.loadEventFired").await;
+        session
+    }
 
+    /// Loads `url` in the tab and waits for its load event.
+    pub async fn navigate(&mut self, session: &str, url: &str) {
+        self.call(Some(session), "Page.navigate", json!({ "url": url }))
+            .await;
+        self.wait_for(session, "Page.loadEventFired").await;
+    }
+
+    /// The value of `script` in the tab; a promise is waited for. Panics when it throws.
+    pub async fn evaluate(&mut self, session: &str, script: &str) -> Value {
         let evaluated = self
             .call(
-                s,
+                Some(session),
                 "Runtime.evaluate",
                 json!({ "expression": script, "returnByValue": true, "awaitPromise": true }),
             )
             .await;
         if let Some(exception) = evaluated.get("exceptionDetails") {
-            panic!("the check script failed: {exception}");
+            panic!("the script failed: {exception}");
         }
-        let value = evaluated["result"]["value"].clone();
+        evaluated["result"]["value"].clone()
+    }
+
+    /// Console errors, uncaught exceptions and error log entries of the tab so far.
+    pub fn errors_of(&self, session: &str) -> Vec<String> {
+        let mut errors = Vec::new();
+        for event in self.events_of(session) {
+            let p = &event["params"];
+            match event["method"].as_str().unwrap_or("") {
+                "Runtime.consoleAPICalled" if p["type"] == "error" || p["type"] == "assert" => {
+                    errors.push(format!("console.{}: {}", p["type"], p["args"]));
+                }
+                "Runtime.exceptionThrown" => {
+                    errors.push(format!("exception: {}", p["exceptionDetails"]))
+                }
+                "Log.entryAdded" if p["entry"]["level"] == "error" => {
+                    errors.push(format!("log: {}", p["entry"]["text"]));
+                }
+                _ => {}
+            }
+        }
+        errors
+    }
+
+    /// Waits for an event of the page's session.
+    async fn wait_for(&mut self, session: &str, method: &str) {
+        let seen = |e: &Value| e["method"] == json!(method) && e["sessionId"] == json!(session);
+        if self.events.iter().any(seen) {
+            return;
+        }
+        loop {
+            let message = self.read(method).await;
+            let done = seen(&message);
+            self.events.push(message);
+            if done {
+                return;
+            }
+        }
+    }
+
+    async fn visit(&mut self, url: &str, width: u32, script: &str) -> PageVisit {
+        let session = self.open_tab(width).await;
+        let s = Some(session.as_str());
+        self.navigate(&session, url).await;
+        let value = self.evaluate(&session, script).await;
         let metrics = self.call(s, "Page.getLayoutMetrics", json!({})).await;
         let size = &metrics["cssContentSize"];
         let shot = self
@@ -231,39 +320,26 @@ impl Browser {
         )
         .unwrap();
 
-        let mut errors = Vec::new();
-        let mut requests = Vec::new();
-        for event in self
-            .events
-            .iter()
-            .filter(|e| e["sessionId"] == json!(session))
-        {
-            let p = &event["params"];
-            match event["method"].as_str().unwrap_or("") {
-                "Runtime.consoleAPICalled" if p["type"] == "error" || p["type"] == "assert" => {
-                    errors.push(format!("console.{}: {}", p["type"], p["args"]));
-                }
-                "Runtime.exceptionThrown" => {
-                    errors.push(format!("exception: {}", p["exceptionDetails"]))
-                }
-                "Log.entryAdded" if p["entry"]["level"] == "error" => {
-                    errors.push(format!("log: {}", p["entry"]["text"]));
-                }
-                "Network.requestWillBeSent" => {
-                    requests.push(p["request"]["url"].as_str().unwrap_or("").to_string());
-                }
-                _ => {}
-            }
-        }
+        let requests = self
+            .events_of(&session)
+            .filter(|e| e["method"] == "Network.requestWillBeSent")
+            .map(|e| {
+                e["params"]["request"]["url"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .collect();
         PageVisit {
-            errors,
+            errors: self.errors_of(&session),
             requests,
             value,
             screenshot,
         }
     }
 
-    async fn close(mut self) {
+    /// Asks Chromium to quit, and kills it when it has not after 5 s.
+    pub async fn close(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(5), async {
             self.next_id += 1;
             let message = json!({ "id": self.next_id, "method": "Browser.close" });

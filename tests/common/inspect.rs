@@ -1,7 +1,10 @@
-//! An in-process `volley inspect` for tests, and scripted peers that send exact bytes.
+//! An in-process `volley inspect` for tests, the binary run as a user runs it, and scripted peers
+//! that send exact bytes.
 
+use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,15 +31,7 @@ impl Running {
     pub async fn wait_all_closed(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
         loop {
-            // Whole lines only: the writer may be in the middle of one.
-            let text = std::fs::read_to_string(&self.jsonl).unwrap_or_default();
-            let whole = text.rfind('\n').map_or("", |end| &text[..end]);
-            let records: Vec<serde_json::Value> = whole
-                .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
-                .collect();
-            let opened = of_kind(&records, "connect").len();
-            let closed = of_kind(&records, "close").len();
+            let (opened, closed) = connections_in(&self.jsonl);
             if opened > 0 && opened == closed {
                 return;
             }
@@ -93,6 +88,120 @@ pub async fn inspect(
         jsonl,
         stop: Some(stop),
         task,
+    }
+}
+
+/// The connections a JSONL file of the inspector shows accepted and closed so far (whole lines
+/// only: the writer may be in the middle of one).
+fn connections_in(jsonl: &Path) -> (usize, usize) {
+    let text = std::fs::read_to_string(jsonl).unwrap_or_default();
+    let whole = text.rfind('\n').map_or("", |end| &text[..end]);
+    let records: Vec<serde_json::Value> = whole
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (
+        of_kind(&records, "connect").len(),
+        of_kind(&records, "close").len(),
+    )
+}
+
+/// `volley inspect --listen 127.0.0.1:0 --upstream URL --jsonl FILE --quiet`, the binary, as a
+/// user runs it. Dropping it kills the process (by its PID).
+pub struct InspectBinary {
+    child: Child,
+    pub addr: SocketAddr,
+    pub jsonl: PathBuf,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl InspectBinary {
+    /// Starts the inspector with `extra` flags (`--show-secrets`...) and waits for the line
+    /// that names its address.
+    pub fn start(upstream: &str, jsonl: &Path, extra: &[&str]) -> InspectBinary {
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("volley"))
+            .args(["inspect", "--listen", "127.0.0.1:0", "--upstream", upstream])
+            .arg("--jsonl")
+            .arg(jsonl)
+            .arg("--quiet")
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        stderr.read_line(&mut line).unwrap();
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|addr| addr.parse().ok());
+        let Some(addr) = addr else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("volley inspect printed no address: {line:?}");
+        };
+        // The rest of stderr (the summary at the end) is kept, and read so that the inspector
+        // never blocks on a full pipe.
+        let stderr = std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = stderr.read_to_string(&mut rest);
+            rest
+        });
+        InspectBinary {
+            child,
+            addr,
+            jsonl: jsonl.to_path_buf(),
+            stderr: Some(stderr),
+        }
+    }
+
+    /// `http://ADDR`, where clients go instead of the upstream.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Waits (up to `timeout`) until every connection the inspector accepted is closed, stops
+    /// it with SIGTERM, and returns its records and the summary it printed on stderr. Panics
+    /// when it does not exit within 10 s or exits with a failure.
+    pub fn stop(mut self, timeout: Duration) -> (Vec<serde_json::Value>, String) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (opened, closed) = connections_in(&self.jsonl);
+            if opened == closed || Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SIGTERM stops the inspector gracefully: open connections end, the file is flushed.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let exit_by = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < exit_by,
+                "volley inspect still running 10 s after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let summary = self.stderr.take().unwrap().join().unwrap();
+        assert!(
+            status.success(),
+            "volley inspect failed ({status}): {summary}"
+        );
+        (read_jsonl(&self.jsonl), summary)
+    }
+}
+
+impl Drop for InspectBinary {
+    fn drop(&mut self) {
+        // Child::kill sends SIGKILL to this child's PID (a no-op error once it exited).
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

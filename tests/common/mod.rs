@@ -1,12 +1,16 @@
 //! Helpers shared by the integration tests: scenario files in temporary folders, in-process runs,
-//! CSV reading, an in-process `volley inspect` (in `inspect`), and (in `node`) the real Node
-//! Socket.IO server and client.
+//! CSV reading, an in-process `volley inspect` and the binary (in `inspect`), the real Node
+//! Socket.IO server and client (in `node`), headless Chromium (in `chromium`) and a visit as a
+//! HAR (in `har`), and the apps whose users' sessions the `volley record` tests capture (in
+//! `session_capture`).
 #![allow(dead_code)]
 
 pub mod chromium;
+pub mod har;
 pub mod inspect;
 pub mod node;
 pub mod prometheus;
+pub mod session_capture;
 
 use std::path::{Path, PathBuf};
 
