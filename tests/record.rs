@@ -1,11 +1,17 @@
-//! `volley record`: captures turned into scenarios. Bad captures (empty, malformed, cut short,
+//! `volley record`: captures turned into scenarios. A real browser's session (Chromium, the npm
+//! socket.io client, the test apps of tests/servers/socketio) recorded from its HAR replays with
+//! many users, and the apps' own counts show each did what the browser did. Bad captures (empty, malformed, cut short,
 //! with no conversation or several) are refused with the entry or line, exit 2, and nothing is
 //! written.
 
 use std::path::Path;
 
 use predicates::prelude::*;
-use serde_json::json;
+use serde_json::{Value, json};
+
+use crate::common;
+use common::har::capture_har;
+use common::session_capture::{App, AppServer};
 
 fn volley() -> assert_cmd::Command {
     assert_cmd::Command::cargo_bin("volley").unwrap()
@@ -157,4 +163,145 @@ fn empty_malformed_and_cut_short_captures_are_refused_naming_the_entry_or_line()
         .stderr(predicate::str::contains(
             "bad --filter \"conn=x\" at column 1",
         ));
+}
+
+/// `volley record CAPTURE -o NAME.toml` in `dir`; the scenario's text.
+fn record(dir: &Path, capture: &str, name: &str) -> String {
+    volley()
+        .current_dir(dir)
+        .args(["record", capture, "-o", &format!("{name}.toml")])
+        .assert()
+        .success();
+    std::fs::read_to_string(dir.join(format!("{name}.toml"))).unwrap()
+}
+
+/// Adds rows user1..user{n-1} (password pw{i}) to the data file, as a user does for more users.
+fn add_users(data: &Path, n: usize) {
+    let mut text = std::fs::read_to_string(data).unwrap();
+    assert_eq!(text, "user,password\nuser0,pw0\n", "the recorded row");
+    for i in 1..n {
+        text.push_str(&format!("user{i},pw{i}\n"));
+    }
+    std::fs::write(data, text).unwrap();
+}
+
+/// `volley run NAME.toml --target URL --clients N --duration D`: its results folder.
+fn replay(
+    dir: &Path,
+    name: &str,
+    target: &str,
+    clients: usize,
+    duration: &str,
+) -> std::path::PathBuf {
+    let out = dir.join(format!("{name}-results"));
+    let clients = clients.to_string();
+    let scenario = format!("{name}.toml");
+    let args = [
+        "run",
+        &scenario,
+        "--target",
+        target,
+        "--clients",
+        &clients,
+        "--duration",
+        duration,
+        "--quiet",
+        "--out",
+    ];
+    volley()
+        .current_dir(dir)
+        .args(args)
+        .arg(&out)
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .success();
+    out
+}
+
+/// The counts of users user0..user{n-1} in an app's /stats once they have all left.
+fn users_after(server: &AppServer, n: usize) -> Value {
+    let stats = server.stats_when("every replayed user left", |s| {
+        s["totals"]["connected"] == 0 && s["users"].as_object().is_some_and(|u| u.len() == n)
+    });
+    for refused in ["logins_refused", "logins_bad"] {
+        assert_eq!(stats[refused], 0, "{refused}: {stats}");
+    }
+    stats
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_chat_session_recorded_from_its_har_replays_with_200_users_each_doing_what_it_did()
+ {
+    let browser = AppServer::start(App::ChatRoom, &[]);
+    let visit = capture_har(&browser.page_url()).await;
+    let done = &visit.session_done;
+    assert!(done.get("error").is_none(), "the page failed: {done}");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("chat.har"),
+        serde_json::to_vec_pretty(&visit.har).unwrap(),
+    )
+    .unwrap();
+    let scenario = record(dir.path(), "chat.har", "chat");
+
+    // What the browser did, generalised: nothing secret is written into the scenario.
+    let token = done["token"].as_str().unwrap();
+    for secret in [token, "pw0"] {
+        assert!(
+            !scenario.contains(secret),
+            "{secret} is in the scenario:\n{scenario}"
+        );
+    }
+    for expected in [
+        r#"transport = "polling-upgrade""#,
+        r#"auth = { token = "{{token}}" }"#,
+        r#"json = { user = "{{users.user}}", password = "{{users.password}}" }, status = 200, capture = { token = "/token" }"#,
+        r#"{ emit = "join", data = { room = "room-{{users.user}}" }, ack = true }"#,
+        r#"event = "chat""#,
+        r#"n = "{{seq}}""#,
+        "[[group.on]]\nevent = \"ping\"\nfrom = \"server\"\nemit = \"pong\"\ndata = { id = \"{{/id}}\" }",
+        "[[expect]]\nevent = \"message\"\nfrom = \"server\"\nseq = \"/seq\"",
+    ] {
+        assert!(scenario.contains(expected), "no {expected} in:\n{scenario}");
+    }
+    volley()
+        .current_dir(dir.path())
+        .args(["validate", "chat.toml"])
+        .assert()
+        .success();
+
+    // 200 users, each its own account, against a fresh server.
+    add_users(&dir.path().join("chat.users.csv"), 200);
+    let server = AppServer::start(App::ChatRoom, &[]);
+    let results = replay(dir.path(), "chat", &server.url(), 200, "3s");
+    let stats = users_after(&server, 200);
+    assert_eq!(stats["connections_refused"], 0, "{stats}");
+    for i in 0..200 {
+        let user = &stats["users"][format!("user{i}")];
+        for (count, expected) in [
+            ("logins", 1),
+            ("connects", 1),
+            ("joins", 1),
+            ("pongs_unmatched", 0),
+        ] {
+            assert_eq!(user[count], expected, "user{i} {count}: {user}");
+        }
+        let chats = user["chats"].as_u64().unwrap();
+        // Like the browser, at least its 5 chats at its pace, each acknowledged and delivered.
+        assert!(chats >= 5, "user{i} chatted {chats} times: {user}");
+        assert_eq!(user["chat_acks"], chats, "user{i}: {user}");
+        assert_eq!(user["messages"], chats, "user{i}: {user}");
+        assert!(
+            user["pongs"].as_u64().unwrap() >= 1,
+            "user{i} answered no ping: {user}"
+        );
+    }
+    assert_eq!(common::summary_count(&results, "errors"), 0);
+    assert_eq!(common::summary_count(&results, "connects"), 200);
+    let acks = common::summary_count(&results, "ack.sent");
+    assert_eq!(
+        acks,
+        stats["totals"]["chat_acks"].as_u64().unwrap() + 200,
+        "chats and joins acknowledged"
+    );
 }

@@ -33,7 +33,7 @@ fn session_done(visit: &HarVisit) -> &Value {
 fn check_chat_session(server: &AppServer, done: &Value) {
     assert_eq!(
         done["join"],
-        json!({ "ok": true, "room": "lobby", "members": 1 })
+        json!({ "ok": true, "room": "room-user0", "members": 1 })
     );
     let seqs: Vec<&Value> = done["chats"]
         .as_array()

@@ -16,8 +16,8 @@
 // HTTP, on the same server as Socket.IO:
 //   GET /            the test page (pages/chat-room.html): logs in as user0, connects with the
 //                    page's socket.io client (long-polling, then the upgrade to WebSocket), joins
-//                    `lobby`, sends 5 chats 300 ms apart, answers every ping, disconnects after
-//                    about 3 s, then sets `window.sessionDone` to what it did
+//                    its own room `room-user0`, sends 5 chats 300 ms apart, answers every ping,
+//                    disconnects after about 3 s, then sets `window.sessionDone` to what it did
 //   GET /socket.io/socket.io.js   the browser client, served by socket.io itself (serveClient)
 //   POST /login      see login.js: {"user","password"} -> {"token","user"} and a session cookie
 //   GET /stats       the counts below, JSON
