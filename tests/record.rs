@@ -305,3 +305,65 @@ async fn a_browser_chat_session_recorded_from_its_har_replays_with_200_users_eac
         "chats and joins acknowledged"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_raw_websocket_session_recorded_from_its_har_replays_with_100_users() {
+    let browser = AppServer::start(App::RawFeed, &[]);
+    let visit = capture_har(&browser.page_url()).await;
+    let done = &visit.session_done;
+    assert!(done.get("error").is_none(), "the page failed: {done}");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("feed.har"),
+        serde_json::to_vec_pretty(&visit.har).unwrap(),
+    )
+    .unwrap();
+    let scenario = record(dir.path(), "feed.har", "feed");
+    let token = done["token"].as_str().unwrap();
+    assert!(
+        !scenario.contains(token),
+        "the token is in the scenario:\n{scenario}"
+    );
+    for expected in [
+        r#"protocol = "ws""#,
+        r#"path = "/feed?token={{token}}""#,
+        r#"{ emit = "subscribe", data = { type = "subscribe", topic = "prices", id = 1 } }"#,
+        r#"{ name = "subscribed", wait_for = "*", match = '/type == "subscribed"', timeout = "5s" }"#,
+        r#"event = "echo""#,
+        "[[group.on]]\nmatch = '/type == \"ping\"'\nfrom = \"server\"\nemit = \"pong\"\ndata = { type = \"pong\", id = \"{{/id}}\" }",
+        "[[expect]]\nevent = \"echo\"\nfrom = \"self\"",
+        "[[expect]]\nevent = \"tick\"\nfrom = \"server\"\nseq = \"/seq\"\ntimestamp = \"/ts\"",
+    ] {
+        assert!(scenario.contains(expected), "no {expected} in:\n{scenario}");
+    }
+
+    add_users(&dir.path().join("feed.users.csv"), 100);
+    let server = AppServer::start(App::RawFeed, &[]);
+    let target = server.url().replacen("http://", "ws://", 1);
+    let results = replay(dir.path(), "feed", &target, 100, "3s");
+    let stats = users_after(&server, 100);
+    assert_eq!(stats["upgrades_refused"], 0, "{stats}");
+    for i in 0..100 {
+        let user = &stats["users"][format!("user{i}")];
+        for (count, expected) in [
+            ("logins", 1),
+            ("connections", 1),
+            ("subscribes", 1),
+            ("pongs_unmatched", 0),
+            ("errors", 0),
+        ] {
+            assert_eq!(user[count], expected, "user{i} {count}: {user}");
+        }
+        assert!(user["echoes"].as_u64().unwrap() >= 5, "user{i}: {user}");
+        assert!(user["pongs"].as_u64().unwrap() >= 1, "user{i}: {user}");
+        assert!(user["ticks"].as_u64().unwrap() >= 10, "user{i}: {user}");
+    }
+    // Every echo came back and no tick was missed; the subscription's answer was awaited.
+    assert_eq!(common::summary_count(&results, "errors"), 0);
+    assert_eq!(
+        common::summary_count(&results, "echo"),
+        stats["totals"]["echoes"].as_u64().unwrap()
+    );
+    assert_eq!(common::summary_count(&results, "subscribed"), 100);
+    assert_eq!(common::summary_count(&results, "tick.lost"), 0);
+}
