@@ -18,7 +18,7 @@ use crate::wire::record::Dir;
 /// A reply comes this soon after the push it answers.
 const REPLY_WITHIN: f64 = 0.25;
 /// A pause shorter than this is not a think time.
-const MIN_WAIT: f64 = 0.05;
+const MIN_WAIT: f64 = 0.1;
 /// An event sent this many times in a row at a steady pace is a stream.
 const MIN_STREAM: usize = 3;
 /// An answer the client waited for comes this soon after what it sent.
@@ -184,17 +184,11 @@ pub fn read(capture: &Capture, filter: &CaptureFilter) -> Result<Conversation, S
         length: socket.until - socket.at,
         ..Conversation::default()
     };
-    c.connection = format!(
-        "{} {}{} ({})",
-        if socket.engine.is_some() {
-            "Socket.IO session"
-        } else {
-            "WebSocket"
-        },
-        socket.url.ws_origin(),
-        socket.url.path,
-        socket.place
-    );
+    let (what, origin) = match socket.engine {
+        Some(_) => ("Socket.IO session", socket.url.http_origin()),
+        None => ("WebSocket", socket.url.ws_origin()),
+    };
+    c.connection = format!("{what} {origin}{} ({})", socket.url.path, socket.place);
     let is_sio = socket.engine.is_some();
     let mut next_id = 0;
     let mut id = || {
@@ -314,7 +308,8 @@ pub fn read(capture: &Capture, filter: &CaptureFilter) -> Result<Conversation, S
             },
         ));
         if let Some(answer) = acked_by(&items, i) {
-            offer_args(&mut c.values, step_id, &items[answer].args);
+            let from = format!("the acknowledgement at {}", items[answer].place);
+            offer_args(&mut c.values, step_id, &from, &items[answer].args);
         }
         // The first of a kind seen once, before the client's next message: awaited.
         let next = sent.get(n + 1).map_or(f64::INFINITY, |&j| items[j].at);
@@ -337,7 +332,8 @@ pub fn read(capture: &Capture, filter: &CaptureFilter) -> Result<Conversation, S
                 let matches = Some(format!("/{key} == {}", Value::String(kind)));
                 ("*".to_string(), matches, name)
             };
-            offer_args(&mut c.values, wait_id, &answer.args);
+            let from = format!("the answer at {}", answer.place);
+            offer_args(&mut c.values, wait_id, &from, &answer.args);
             steps.push((
                 answer.at,
                 Step::WaitFor {
@@ -526,11 +522,11 @@ fn http_step(e: &Exchange, id: usize, values: &mut Values) -> Step {
     // What the answer carried, for later requests.
     if let Some(body) = &e.response_body {
         if let Ok(json) = serde_json::from_str::<Value>(&body.text) {
-            values.offer_json(id, &json);
+            values.offer_json(id, &format!("the answer to {}", e.place), &json);
         }
     }
     for (k, v) in &e.response_headers {
-        values.offer_header(id, k, v);
+        values.offer_header(id, &format!("the answer to {}", e.place), k, v);
     }
     Step::Http {
         id,
@@ -736,9 +732,9 @@ fn acked_by(items: &[Item], i: usize) -> Option<usize> {
 }
 
 /// Offers the first argument's leaves of an answer to later steps.
-fn offer_args(values: &mut Values, step: usize, args: &[Value]) {
+fn offer_args(values: &mut Values, step: usize, from: &str, args: &[Value]) {
     if let Some(first) = args.first() {
-        values.offer_json(step, first);
+        values.offer_json(step, from, first);
     }
 }
 

@@ -41,6 +41,8 @@ struct Offer {
     step: usize,
     /// The field's name (the last part of the pointer, or the header's name).
     key: String,
+    /// What carried it, for the comments: `the answer to entry 3`.
+    from: String,
     value: String,
     source: Source,
     /// Its capture name, once something used it.
@@ -67,7 +69,7 @@ pub struct Values {
 impl Values {
     /// Offers the string (and long number) leaves of `json`, an answer step `step` got, under
     /// JSON pointers from `base` (`""` for the whole body).
-    pub fn offer_json(&mut self, step: usize, json: &Value) {
+    pub fn offer_json(&mut self, step: usize, from: &str, json: &Value) {
         let mut leaves = Vec::new();
         leaves_of(json, String::new(), &mut leaves);
         for (pointer, value) in leaves {
@@ -82,6 +84,7 @@ impl Values {
             self.offers.push(Offer {
                 step,
                 key,
+                from: from.to_string(),
                 value: text,
                 source: Source::Pointer(pointer),
                 used: None,
@@ -90,7 +93,7 @@ impl Values {
     }
 
     /// Offers a response header's value (not cookies: the jar has them).
-    pub fn offer_header(&mut self, step: usize, name: &str, value: &str) {
+    pub fn offer_header(&mut self, step: usize, from: &str, name: &str, value: &str) {
         let lower = name.to_ascii_lowercase();
         if value.len() < 8
             || lower == "set-cookie"
@@ -101,6 +104,7 @@ impl Values {
         self.offers.push(Offer {
             step,
             key: lower.clone(),
+            from: from.to_string(),
             value: value.to_string(),
             source: Source::Header(lower),
             used: None,
@@ -232,6 +236,20 @@ impl Values {
             k += 1;
         }
         self.offers[i].used = Some(name.clone());
+        let offer = &self.offers[i];
+        let source = match &offer.source {
+            Source::Pointer(p) => format!("at `{p}`"),
+            Source::Header(h) => format!("in header `{h}`"),
+        };
+        let hidden = if offer.value == REDACTED {
+            " (hidden in the capture; matched by its name)"
+        } else {
+            ""
+        };
+        self.notes.push(format!(
+            "`{{{{{name}}}}}` is captured from {} {source}{hidden}: the client later sent the value it carried.",
+            offer.from
+        ));
         name
     }
 
@@ -372,7 +390,11 @@ mod tests {
             login,
             json!({"user": "{{users.user}}", "password": "{{users.password}}"})
         );
-        values.offer_json(0, &json!({"token": "abcdef0123456789", "user": "user0"}));
+        values.offer_json(
+            0,
+            "the login",
+            &json!({"token": "abcdef0123456789", "user": "user0"}),
+        );
         let auth = values.json(&json!({"token": "abcdef0123456789"}));
         assert_eq!(auth, json!({"token": "{{token}}"}));
         assert_eq!(
@@ -409,7 +431,7 @@ mod tests {
             json!({"user": "{{users.user}}", "password": "{{users.password}}"})
         );
         assert_eq!(values.columns[1].value, "");
-        values.offer_json(0, &json!({"token": REDACTED}));
+        values.offer_json(0, "the login", &json!({"token": REDACTED}));
         assert_eq!(
             values.json(&json!({"token": REDACTED})),
             json!({"token": "{{token}}"})

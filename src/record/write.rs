@@ -102,40 +102,34 @@ fn scenario_text(c: &Conversation, name: &str, input: &Path, data_file: Option<&
         |f| f.to_string_lossy().into_owned(),
     );
     let duration = (c.length.ceil() as u64).max(1);
-    let _ = writeln!(
-        t,
-        "# Recorded by `volley record` from {file} ({}{}).",
-        c.source,
-        c.started
-            .as_ref()
-            .map_or(String::new(), |s| format!(", starting {s}"))
+    let started = c
+        .started
+        .as_ref()
+        .map_or(String::new(), |s| format!(", starting {s}"));
+    let recorded = format!(
+        "Recorded by `volley record` from {file} ({}{started}).",
+        c.source
     );
-    let _ = writeln!(
-        t,
-        "# The {}: {} HTTP call(s) before and during it, {} message(s) sent, {} received{}.",
-        c.connection,
-        c.counts.exchanges,
-        c.counts.sent,
-        c.counts.received,
-        if c.counts.skipped_exchanges > 0 {
-            format!(
-                " ({} page and asset request(s) left out)",
-                c.counts.skipped_exchanges
-            )
-        } else {
-            String::new()
-        }
+    comment(&mut t, "", &recorded);
+    let skipped = match c.counts.skipped_exchanges {
+        0 => String::new(),
+        n => format!(" ({n} page and asset request(s) left out)"),
+    };
+    let what = format!(
+        "The {}: {} HTTP call(s) before and during it{skipped}, {} message(s) sent, {} received.",
+        c.connection, c.counts.exchanges, c.counts.sent, c.counts.received
     );
+    comment(&mut t, "", &what);
     let _ = writeln!(
         t,
         "# One client replays the recorded user for as long as the recording lasted; for a load test:"
     );
     let _ = writeln!(t, "#   volley run {name}.toml --clients 200 --duration 1m");
     if let Some(data) = data_file {
-        let _ = writeln!(
-            t,
-            "# Each user takes a row of {data}: add a row per account (it has the recorded one)."
+        let rows = format!(
+            "Each user takes a row of {data}: add a row per account (it has the recorded one)."
         );
+        comment(&mut t, "", &rows);
     }
     for note in &c.values.notes {
         comment(&mut t, "", note);
