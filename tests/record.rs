@@ -367,3 +367,103 @@ async fn a_browser_raw_websocket_session_recorded_from_its_har_replays_with_100_
     assert_eq!(common::summary_count(&results, "subscribed"), 100);
     assert_eq!(common::summary_count(&results, "tick.lost"), 0);
 }
+
+/// An inspector capture of two raw WebSocket connections, one after the other: each sends its
+/// own greeting and gets it back.
+fn two_connections() -> String {
+    let mut lines = Vec::new();
+    for (conn, at, word) in [(1, 1.0, "first"), (2, 5.0, "second")] {
+        let record = |t: f64, rest: Value| {
+            let mut r = json!({"time": "2026-12-07T12:00:00Z", "t": t, "conn": conn});
+            r.as_object_mut()
+                .unwrap()
+                .extend(rest.as_object().unwrap().clone());
+            r.to_string()
+        };
+        lines.push(record(
+            at,
+            json!({"kind": "connect", "upstream": "http://127.0.0.1:4000"}),
+        ));
+        lines.push(record(at + 0.01, json!({"dir": "c2s", "kind": "http_request", "method": "GET", "target": "/echo", "headers": {"Upgrade": "websocket"}})));
+        lines.push(record(
+            at + 0.02,
+            json!({"dir": "s2c", "kind": "http_response", "status": 101, "headers": {}}),
+        ));
+        let text = json!({"type": "hello", "from": word}).to_string();
+        lines.push(record(
+            at + 0.1,
+            json!({"dir": "c2s", "kind": "frame", "opcode": "text", "fin": true, "text": text}),
+        ));
+        lines.push(record(
+            at + 0.11,
+            json!({"dir": "s2c", "kind": "frame", "opcode": "text", "fin": true, "text": text}),
+        ));
+        lines.push(record(at + 0.5, json!({"kind": "close"})));
+    }
+    lines.join("\n") + "\n"
+}
+
+#[test]
+fn a_capture_of_several_connections_lists_them_and_filter_picks_one() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("two.jsonl"), two_connections()).unwrap();
+    let out = volley()
+        .current_dir(dir.path())
+        .args(["record", "two.jsonl", "-o", "one.toml"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "the capture holds 2 connections; pick one with --filter conn=N",
+        ));
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("conn=1: WebSocket ws://127.0.0.1:4000/echo, 1.0s..1.5s, 2 message(s)"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("conn=2: WebSocket ws://127.0.0.1:4000/echo, 5.0s..5.5s"),
+        "{stderr}"
+    );
+
+    for filter in ["conn=2", "from=3s", "from=4s,to=10s"] {
+        volley()
+            .current_dir(dir.path())
+            .args([
+                "record",
+                "two.jsonl",
+                "-o",
+                "one.toml",
+                "--force",
+                "--filter",
+                filter,
+            ])
+            .assert()
+            .success();
+        let scenario = std::fs::read_to_string(dir.path().join("one.toml")).unwrap();
+        assert!(
+            scenario.contains(r#"data = { type = "hello", from = "second" }"#),
+            "{filter}:\n{scenario}"
+        );
+        assert!(!scenario.contains("first"), "{filter}:\n{scenario}");
+        assert!(
+            scenario.contains("(line 8)"),
+            "{filter}: the connection's place:\n{scenario}"
+        );
+    }
+    volley()
+        .current_dir(dir.path())
+        .args([
+            "record",
+            "two.jsonl",
+            "-o",
+            "one.toml",
+            "--force",
+            "--filter",
+            "conn=7",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "The part of the capture --filter keeps holds no WebSocket",
+        ));
+}
