@@ -467,3 +467,30 @@ fn a_capture_of_several_connections_lists_them_and_filter_picks_one() {
             "The part of the capture --filter keeps holds no WebSocket",
         ));
 }
+
+#[test]
+fn the_recorded_example_is_what_volley_record_writes_and_the_docs_show_it() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let example = root.join("scenarios/recorded");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(example.join("feed.har"), dir.path().join("feed.har")).unwrap();
+    record(dir.path(), "feed.har", "feed");
+    for file in ["feed.toml", "feed.users.csv"] {
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(file)).unwrap(),
+            std::fs::read_to_string(example.join(file)).unwrap(),
+            "scenarios/recorded/{file} is not what `volley record feed.har` writes: record it again"
+        );
+    }
+    volley()
+        .current_dir(&example)
+        .args(["validate", "feed.toml"])
+        .assert()
+        .success();
+    let docs = std::fs::read_to_string(root.join("docs/record.md")).unwrap();
+    let scenario = std::fs::read_to_string(example.join("feed.toml")).unwrap();
+    assert!(
+        docs.contains(&format!("```toml\n{scenario}```\n")),
+        "docs/record.md shows scenarios/recorded/feed.toml whole"
+    );
+}

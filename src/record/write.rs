@@ -247,14 +247,15 @@ fn scenario_text(c: &Conversation, name: &str, input: &Path, data_file: Option<&
         let copied = if h.copied.is_empty() {
             String::new()
         } else {
-            format!(", copying {}", h.copied.join(", "))
+            let fields: Vec<String> = h.copied.iter().map(|p| format!("`{p}`")).collect();
+            format!(", copying {}", fields.join(", "))
         };
-        let what = h.event.clone().or(h.matches.clone()).unwrap_or_default();
+        let what = h.push.clone().unwrap_or_default();
         comment(
             &mut t,
             "",
             &format!(
-                "The user answered {} `{what}` push(es) at once with `{}`{copied}.",
+                "The user answered the server's `{what}` pushes ({} of them), each at once, with `{}`{copied}.",
                 h.count, h.emit
             ),
         );

@@ -90,14 +90,21 @@ pub(super) fn doc_scenarios() -> Vec<Result<DocScenario, String>> {
 }
 
 /// A folder with the data files of scenarios/, so that scenarios written into it find them as
-/// the scenarios beside scenarios/data do.
+/// the scenarios beside scenarios/data do, and the recorded examples' data files beside them.
 pub(super) fn folder_with_data() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
-    for entry in std::fs::read_dir(root().join("scenarios/data")).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), data.join(entry.file_name())).unwrap();
+    for (from, to) in [
+        ("scenarios/data", data.as_path()),
+        ("scenarios/recorded", dir.path()),
+    ] {
+        for entry in std::fs::read_dir(root().join(from)).unwrap() {
+            let entry = entry.unwrap();
+            if from == "scenarios/data" || entry.path().extension().is_some_and(|e| e == "csv") {
+                std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+            }
+        }
     }
     dir
 }
