@@ -355,7 +355,40 @@ pub fn read(capture: &Capture, filter: &CaptureFilter) -> Result<Conversation, S
         last = at;
         c.on_connect.push(step);
     }
+    unique_metric_names(&mut c);
     Ok(c)
+}
+
+/// Gives every expect and awaited answer a metric name of its own, none of volley's
+/// (`connect`, the phases of connect).
+fn unique_metric_names(c: &mut Conversation) {
+    let mut taken: Vec<String> = Vec::new();
+    let mut unique = |name: &mut String| {
+        let base = if name == "connect" || name.starts_with("connect_") {
+            format!("{name}_event")
+        } else {
+            name.clone()
+        };
+        let mut candidate = base.clone();
+        let mut k = 2;
+        while taken.contains(&candidate) {
+            candidate = format!("{base}_{k}");
+            k += 1;
+        }
+        taken.push(candidate.clone());
+        *name = candidate;
+    };
+    for e in &mut c.expects {
+        unique(&mut e.name);
+    }
+    for step in &mut c.on_connect {
+        if let Step::WaitFor {
+            name: Some(name), ..
+        } = step
+        {
+            unique(name);
+        }
+    }
 }
 
 /// The one connection to record, or why there is none or more than one.

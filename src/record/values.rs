@@ -231,7 +231,9 @@ impl Values {
         let taken = |n: &str| self.offers.iter().any(|o| o.used.as_deref() == Some(n));
         let mut name = base.clone();
         let mut k = 2;
-        while taken(&name) || name == "users" {
+        // Builtin placeholders and the data set are not capture names.
+        const RESERVED: &[&str] = &["client", "seq", "group", "uuid", "now_ms", "users"];
+        while taken(&name) || RESERVED.contains(&name.as_str()) {
             name = format!("{base}{k}");
             k += 1;
         }
