@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::common;
 use common::har::capture_har;
-use common::session_capture::{App, AppServer};
+use common::session_capture::{App, AppServer, capture_jsonl};
 
 fn volley() -> assert_cmd::Command {
     assert_cmd::Command::cargo_bin("volley").unwrap()
@@ -493,4 +493,94 @@ fn the_recorded_example_is_what_volley_record_writes_and_the_docs_show_it() {
         docs.contains(&format!("```toml\n{scenario}```\n")),
         "docs/record.md shows scenarios/recorded/feed.toml whole"
     );
+}
+
+/// A recorded scenario as TOML, without what differs between two recordings of one session:
+/// its name, the target's address (a browser behind the inspector saw the inspector's), the
+/// duration, the data file's name, the pace of streams and the think times (a proxy and a browser
+/// stamp the same message a few milliseconds apart).
+fn shape(scenario: &str) -> toml::Table {
+    let mut doc: toml::Table = toml::from_str(scenario).unwrap();
+    for key in ["name", "target", "duration"] {
+        doc.remove(key);
+    }
+    if let Some(toml::Value::Array(data)) = doc.get_mut("data") {
+        for set in data {
+            set.as_table_mut().unwrap().remove("file");
+        }
+    }
+    for group in doc["group"].as_array_mut().unwrap() {
+        let group = group.as_table_mut().unwrap();
+        if let Some(toml::Value::Array(steps)) = group.get_mut("on_connect") {
+            steps.retain(|s| s.get("wait").is_none());
+        }
+        if let Some(toml::Value::Array(emits)) = group.get_mut("emit") {
+            for emit in emits {
+                emit.as_table_mut().unwrap().remove("rate");
+            }
+        }
+    }
+    doc
+}
+
+/// Records `capture` in `dir` as NAME.toml and returns its shape and the data file's text.
+fn recorded_shape(dir: &Path, capture: &str, name: &str) -> (toml::Table, String) {
+    let scenario = record(dir, capture, name);
+    let data = std::fs::read_to_string(dir.join(format!("{name}.users.csv"))).unwrap_or_default();
+    (shape(&scenario), data)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_captured_by_volley_inspect_gives_the_scenario_its_har_gives() {
+    for app in [App::ChatRoom, App::RawFeed] {
+        let server = AppServer::start(app, &[]);
+        let dir = tempfile::tempdir().unwrap();
+        // One session through the inspector: Chromium's HAR of it, and the inspector's capture.
+        let visit = capture_jsonl(&server, dir.path(), &[]).await;
+        assert!(
+            visit.visit.session_done.get("error").is_none(),
+            "{}",
+            visit.visit.session_done
+        );
+        std::fs::write(
+            dir.path().join("browser.har"),
+            serde_json::to_vec(&visit.visit.har).unwrap(),
+        )
+        .unwrap();
+        let jsonl = visit
+            .jsonl
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        let (from_har, har_data) = recorded_shape(dir.path(), "browser.har", "from-har");
+        let (from_jsonl, jsonl_data) = recorded_shape(dir.path(), &jsonl, "from-jsonl");
+        assert_eq!(
+            from_jsonl, from_har,
+            "{app:?}: the inspector's capture and the HAR differ"
+        );
+        // The inspector hid the password: its column is there, empty, for the user to fill in.
+        assert_eq!(har_data, "user,password\nuser0,pw0\n");
+        assert_eq!(jsonl_data, "user,password\nuser0,\n");
+        let scenario = std::fs::read_to_string(dir.path().join("from-jsonl.toml")).unwrap();
+        assert!(
+            scenario.contains("The capture hid `password`"),
+            "{scenario}"
+        );
+
+        // With --show-secrets the capture holds the password, and the data file the recorded row.
+        let shown = tempfile::tempdir().unwrap();
+        let visit = capture_jsonl(&server, shown.path(), &["--show-secrets"]).await;
+        let jsonl = visit
+            .jsonl
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string();
+        let (from_shown, shown_data) = recorded_shape(shown.path(), &jsonl, "shown");
+        assert_eq!(from_shown, from_har, "{app:?}: with --show-secrets");
+        assert_eq!(shown_data, har_data);
+    }
 }
