@@ -34,6 +34,7 @@ pub fn check(data: &[u8]) {
     let opts = DecodeOptions {
         max_payload: [512, 0, 1, 3, 7, 16, 64, 4096][usize::from(mode >> 2 & 0b111)],
         secrets: SecretRules::new(mode & 0x20 != 0, &[]),
+        ..DecodeOptions::default()
     };
     let mut decoder = ConnDecoder::new(opts.clone(), engine);
     let rest = u.rest();

@@ -136,9 +136,7 @@ pub fn redact_form<'t>(
 /// values. The strings hidden are added to `learned`.
 pub fn redact_leaves(value: &mut Value, learned: &mut SecretValues) {
     match value {
-        Value::Object(members) => members
-            .values_mut()
-            .for_each(|v| redact_leaves(v, learned)),
+        Value::Object(members) => members.values_mut().for_each(|v| redact_leaves(v, learned)),
         Value::Array(items) => items.iter_mut().for_each(|v| redact_leaves(v, learned)),
         leaf => {
             if let Value::String(s) = leaf {
@@ -178,7 +176,10 @@ fn string_end(bytes: &[u8], start: usize) -> usize {
 }
 
 fn skip_space(bytes: &[u8], mut i: usize) -> usize {
-    while bytes.get(i).is_some_and(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n')) {
+    while bytes
+        .get(i)
+        .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+    {
         i += 1;
     }
     i

@@ -73,7 +73,9 @@ impl SecretRules {
 
     /// Whether the user named `name` secret (`--secret NAME`).
     fn is_user_named(&self, name: &str) -> bool {
-        self.extra_names.iter().any(|k| k.eq_ignore_ascii_case(name))
+        self.extra_names
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(name))
     }
 
     /// `text` (a URL, a request target, an error message) with the values of secret query

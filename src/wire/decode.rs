@@ -12,6 +12,7 @@ use crate::protocol::pointer::JsonPointer;
 use crate::protocol::socketio::{self, Kind};
 
 use super::acks::SharedAckBook;
+use super::body::{CapturedBody, DEFAULT_MAX_BODY};
 use super::record::{Dir, Record, RecordKind, SocketIoFields};
 use super::redact::redact_record;
 pub use crate::secrets::REDACTED;
@@ -22,7 +23,9 @@ use crate::secrets::{SecretRules, SecretValues};
 pub struct DecodeOptions {
     /// Payload bytes shown as text (or as hex, for binary), at most.
     pub max_payload: usize,
-    /// What is hidden (`--show-secrets`, `--redact-query`).
+    /// Text of an HTTP body shown, at most (`--max-body`; the inspector's): 0 for no body records.
+    pub max_body: usize,
+    /// What is hidden (`--show-secrets`, `--secret`).
     pub secrets: SecretRules,
 }
 
@@ -30,6 +33,7 @@ impl Default for DecodeOptions {
     fn default() -> Self {
         DecodeOptions {
             max_payload: 512,
+            max_body: DEFAULT_MAX_BODY,
             secrets: SecretRules::default(),
         }
     }
@@ -162,6 +166,17 @@ impl ConnDecoder {
         if !self.opts.secrets.show() {
             self.known.add(value);
         }
+    }
+
+    /// Text of an HTTP body kept for its record, at most.
+    pub fn max_body(&self) -> usize {
+        self.opts.max_body
+    }
+
+    /// Fills `record` as the `http_body` record of `body`, with the secrets of its format hidden
+    /// and learned (see [`CapturedBody::fill`]).
+    pub fn http_body(&mut self, record: &mut Record, body: CapturedBody) {
+        body.fill(record, &self.opts.secrets, &mut self.known);
     }
 
     /// The last pass before a record leaves: secret query values and known secret values hidden
