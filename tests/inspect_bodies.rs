@@ -501,6 +501,27 @@ fn has_token(text: &str) -> bool {
         .any(|w| w.iter().all(u8::is_ascii_hexdigit) && w.iter().any(u8::is_ascii_digit))
 }
 
+/// The `http_body` lines of docs/inspect-and-tap.md are those of this login, field for field and
+/// in the same order, but for when and on which connection they were written.
+fn the_docs_show_these_login_bodies(sent: &[&Value], answered: &[&Value]) {
+    let page = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/inspect-and-tap.md"),
+    )
+    .unwrap();
+    let without_clock = |record: &Value| -> Vec<(String, Value)> {
+        let mut fields: Vec<_> = record.as_object().unwrap().clone().into_iter().collect();
+        fields.retain(|(name, _)| !matches!(name.as_str(), "time" | "t" | "conn"));
+        fields
+    };
+    let documented: Vec<_> = page
+        .lines()
+        .filter(|l| l.starts_with('{') && l.contains(r#""kind":"http_body""#))
+        .map(|l| without_clock(&serde_json::from_str(l).unwrap()))
+        .collect();
+    let recorded = [without_clock(sent[0]), without_clock(answered[0])];
+    assert_eq!(documented, recorded);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_through_the_inspector_shows_what_was_sent_and_what_came_back_but_no_secret() {
     let server = NodeServer::start_script("message-queue.js", &["--users", "2"]);
@@ -550,6 +571,7 @@ async fn a_login_through_the_inspector_shows_what_was_sent_and_what_came_back_bu
         "a token or session id leaked:\n{written}"
     );
     assert!(!written.contains("pw1"));
+    the_docs_show_these_login_bodies(&bodies_of(&login, "c2s"), &bodies_of(&login, "s2c"));
 
     let (records, written) = login_records(&server, SecretRules::shown()).await;
     let login = after(&records, "/login");
