@@ -28,8 +28,9 @@ enum Keep {
     /// Every byte, up to [`MAX_CAPTURED_BODY`] (None past it): a long-polling body, for its
     /// packets.
     Polling(Option<Vec<u8>>),
-    /// The start of a text body, for its `http_body` record.
-    Text(BodyCapture),
+    /// The start of a text body, for its `http_body` record (boxed: a decompressor's state is
+    /// large, and most bodies have none).
+    Text(Box<BodyCapture>),
 }
 
 impl Keep {
@@ -43,7 +44,8 @@ impl Keep {
 
     /// The start of a text body (see [`BodyCapture::new`] for which), else nothing.
     fn text(content_type: Option<&[u8]>, encoding: Option<&[u8]>, limit: usize) -> Keep {
-        BodyCapture::new(content_type, encoding, limit).map_or(Keep::Nothing, Keep::Text)
+        BodyCapture::new(content_type, encoding, limit)
+            .map_or(Keep::Nothing, |capture| Keep::Text(Box::new(capture)))
     }
 
     fn add(&mut self, bytes: &[u8]) {
