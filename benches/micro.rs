@@ -1,8 +1,9 @@
 //! Micro-benchmarks of the per-event hot path: stamp encode/decode, histogram record, template
 //! render, delivery tracking, reading a server event at its JSON pointers; and what watching a
 //! run live costs once a second (the series built, a scrape rendered, a push encoded), the
-//! checkpoint.json a run rewrites once a second, and what a sampled client's frame log pays per
-//! message to hide secrets.
+//! checkpoint.json a run rewrites once a second, what a sampled client's frame log pays per
+//! message to hide secrets, and what the inspector pays to record a text body with its secrets
+//! hidden.
 //! `cargo bench --bench micro`
 use std::hint::black_box;
 use std::time::{Duration, SystemTime};
@@ -18,7 +19,9 @@ use volley::runner::live::{Gauges, Names, snapshot};
 use volley::scenario::Overrides;
 use volley::scenario::data::DataSet;
 use volley::scenario::template::{Fill, Scope, StampPlacement, Template, UserValues};
+use volley::secrets::SecretRules;
 use volley::telemetry::{remote_write, text};
+use volley::wire::body::BodyCapture;
 use volley::wire::decode::{ConnDecoder, DecodeOptions};
 use volley::wire::record::{Clock, Dir, RecordKind};
 
@@ -418,7 +421,83 @@ fn redaction(c: &mut Criterion) {
     }
 }
 
+/// A JSON object of about `size` bytes: users with a name and a bio, then two secret members
+/// (`password` and `token`), as a login or an account page sends them.
+fn json_body(size: usize) -> String {
+    let mut users = Vec::new();
+    let mut len = 0;
+    let mut n = 0;
+    while len + 200 < size {
+        let user = format!(
+            r#"{{"id":{n},"name":"user{n}","email":"user{n}@example.com","bio":"{}"}}"#,
+            "lorem ipsum dolor sit amet ".repeat(3)
+        );
+        len += user.len() + 1;
+        users.push(user);
+        n += 1;
+    }
+    format!(
+        r#"{{"users":[{}],"password":"pw-0c1d2e3f4a","token":"tok-5e1f0c9a77d2b3c4"}}"#,
+        users.join(",")
+    )
+}
+
+/// The inspector's work per text body once it is relayed: kept (in 16 KiB reads, as the relay
+/// reads), checked as UTF-8, its secret members hidden (the strings hidden learned), then the last
+/// redaction pass over the record; and with `--show-secrets`, the same with nothing hidden.
+fn body_redaction(c: &mut Criterion) {
+    let clock = Clock::new();
+    let login = json_body(1024);
+    let large = json_body(64 * 1024 - 100);
+    assert!(login.len() <= 1024 && large.len() < 64 * 1024);
+    let cases = [
+        ("body_redaction/login_1KiB", &login, SecretRules::default()),
+        ("body_redaction/json_64KiB", &large, SecretRules::default()),
+        (
+            "body_redaction/login_1KiB_shown",
+            &login,
+            SecretRules::shown(),
+        ),
+        (
+            "body_redaction/json_64KiB_shown",
+            &large,
+            SecretRules::shown(),
+        ),
+    ];
+    for (name, body, secrets) in cases {
+        let opts = DecodeOptions {
+            secrets,
+            ..DecodeOptions::default()
+        };
+        let mut d = ConnDecoder::new(opts, None);
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                let mut capture =
+                    BodyCapture::new(Some(b"application/json"), None, d.max_body()).unwrap();
+                for read in black_box(body.as_bytes()).chunks(16 * 1024) {
+                    capture.feed(read);
+                }
+                let body = capture.finish().unwrap().unwrap();
+                let mut record = clock.record(std::time::Instant::now(), 1, RecordKind::HttpBody);
+                d.http_body(&mut record, body);
+                d.redact(&mut record);
+                black_box(record)
+            })
+        });
+    }
+}
+
 criterion_group!(
-    benches, stamps, histogram, template, tracking, pointer, live, checkpoint, validate, redaction
+    benches,
+    stamps,
+    histogram,
+    template,
+    tracking,
+    pointer,
+    live,
+    checkpoint,
+    validate,
+    redaction,
+    body_redaction
 );
 criterion_main!(benches);

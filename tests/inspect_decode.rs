@@ -229,8 +229,22 @@ fn long_payloads_are_cut_at_the_limit_on_a_character_boundary() {
 fn auth_payloads_and_secret_headers_are_redacted_unless_shown() {
     let mut d = sio();
     let r = text(&mut d, Dir::C2s, r#"40/admin,{"token":"s3cret"}"#);
-    assert_eq!(r.text.as_deref(), Some(&*format!("40/admin,{REDACTED}")));
-    assert_eq!(r.sio.unwrap().args.unwrap(), REDACTED);
+    assert_eq!(
+        r.text.as_deref(),
+        Some(r#"40/admin,{"token":"[redacted]"}"#)
+    );
+    assert_eq!(
+        r.sio.unwrap().args.unwrap(),
+        serde_json::json!({"token": REDACTED})
+    );
+    // An auth that is not an object, or not JSON, is hidden whole.
+    for auth in [r#""s3cret-string""#, r#"["s3cret"]"#, "{s3cret"] {
+        let r = text(&mut d, Dir::C2s, &format!("40{auth}"));
+        assert_eq!(r.text.as_deref(), Some(&*format!("40{REDACTED}")), "{auth}");
+        if let Some(sio) = r.sio {
+            assert_eq!(sio.args.unwrap(), REDACTED, "{auth}");
+        }
+    }
     let headers = vec![
         ("Authorization".to_string(), b"Bearer s3cret".to_vec()),
         ("Cookie".to_string(), b"id=s3cret".to_vec()),
@@ -326,6 +340,39 @@ fn a_subprotocol_bearer_token_is_hidden_in_the_request_and_in_the_servers_echo()
     };
     d.redact(&mut r);
     assert_eq!(r.headers.unwrap()["Sec-WebSocket-Protocol"], REDACTED);
+}
+
+#[test]
+fn a_whole_connects_auth_shows_its_keys_and_hides_every_value_which_is_then_known() {
+    let mut d = sio();
+    let auth =
+        r#"{"token":"tok-5e1f0c9a","user":{"id":17,"name":"ann"},"rooms":["r-lobby",{"k":true}]}"#;
+    let r = text(&mut d, Dir::C2s, &format!("40{auth}"));
+    let shape = r#"{"token":"[redacted]","user":{"id":"[redacted]","name":"[redacted]"},"rooms":["[redacted]",{"k":"[redacted]"}]}"#;
+    assert_eq!(r.text.as_deref(), Some(&*format!("40{shape}")));
+    assert_eq!(
+        r.sio.unwrap().args.unwrap(),
+        serde_json::from_str::<serde_json::Value>(shape).unwrap()
+    );
+    let mut later = text(
+        &mut d,
+        Dir::S2c,
+        r#"42["welcome","tok-5e1f0c9a","r-lobby"]"#,
+    );
+    d.redact(&mut later);
+    assert_eq!(
+        later.text.as_deref(),
+        Some(r#"42["welcome","[redacted]","[redacted]"]"#)
+    );
+    // Cut at the payload limit: hidden whole, as before.
+    let opts = DecodeOptions {
+        max_payload: 20,
+        ..DecodeOptions::default()
+    };
+    let mut d = ConnDecoder::new(opts, Some(Version::V4));
+    let r = text(&mut d, Dir::C2s, &format!("40{auth}"));
+    assert_eq!(r.text.as_deref(), Some(&*format!("40{REDACTED}")));
+    assert_eq!(r.sio.unwrap().args.unwrap(), REDACTED);
 }
 
 #[test]

@@ -22,6 +22,7 @@ mod gate;
 mod hlog;
 mod init;
 mod inspect;
+mod inspect_bodies;
 mod inspect_decode;
 mod inspect_edges;
 mod inspect_node;

@@ -131,7 +131,11 @@ async fn socketio_connect_echo_and_ack_are_recorded_on_every_transport() {
         );
         let connect = sio_packets(&records, "c2s", "CONNECT");
         assert_eq!(connect[0]["sio"]["nsp"], "/admin", "{what}");
-        assert_eq!(connect[0]["sio"]["args"], "[redacted]", "{what}");
+        assert_eq!(
+            connect[0]["sio"]["args"],
+            serde_json::json!({"token": "[redacted]"}),
+            "{what}"
+        );
         let accepted = sio_packets(&records, "s2c", "CONNECT");
         assert!(accepted[0]["sio"]["args"]["sid"].is_string(), "{what}");
 
@@ -214,9 +218,14 @@ async fn a_connect_error_is_recorded_and_fails_the_tap() {
         "{err}"
     );
     let records = read_jsonl(&path);
+    // The server quotes the auth's value, which the CONNECT's record hid: hidden here too.
+    assert_eq!(
+        sio_packets(&records, "c2s", "CONNECT")[0]["sio"]["args"]["reject"],
+        "[redacted]"
+    );
     assert_eq!(
         sio_packets(&records, "s2c", "CONNECT_ERROR")[0]["sio"]["args"]["message"],
-        "not today"
+        "[redacted]"
     );
     assert_eq!(records.last().unwrap()["kind"], "error");
 }

@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::scenario::threshold::Threshold;
 use crate::transport::engine::Transport;
-use crate::units::{CountValue, DurationText, Ramp, RateText};
+use crate::units::{CountValue, DurationText, Ramp, RateText, SizeText};
 use crate::wire::filter::Filter;
 use crate::wire::sample::ClientSample;
 
@@ -205,10 +205,17 @@ pub struct RunArgs {
     /// auth, secret query values and headers, the users' secret captured values and columns.
     #[arg(long)]
     pub show_secrets: bool,
-    /// Also hide the value of query parameter KEY (repeatable). Keys with a secret word (token,
-    /// access_token, auth, key, password, secret, session, signature, ...) are hidden already.
-    #[arg(long, value_name = "KEY", conflicts_with = "show_secrets")]
-    pub redact_query: Vec<String>,
+    /// Also treat NAME as secret (repeatable): the values of query parameters, headers, JSON
+    /// members and form fields of that name are hidden. Names with a secret word (token,
+    /// access_token, auth, key, password, secret, session, signature, ...) are secret already.
+    /// Formerly --redact-query.
+    #[arg(
+        long = "secret",
+        alias = "redact-query",
+        value_name = "NAME",
+        conflicts_with = "show_secrets"
+    )]
+    pub secret_names: Vec<String>,
     /// A threshold of the CI gate, added to the scenario's [thresholds]; repeatable. METRIC.STAT
     /// OP VALUE, e.g. 'fanout.p99 < 50ms', 'errors.rate < 0.1%', 'fanout.lost == 0',
     /// 'echo.count >= 10k'. Any failing threshold makes the exit code 3.
@@ -365,14 +372,26 @@ pub struct InspectArgs {
     /// Payload bytes shown per frame, as text or hex.
     #[arg(long, value_name = "BYTES", default_value_t = 512)]
     pub max_payload: usize,
+    /// Text of an HTTP body recorded (http_body records of text and JSON bodies), at most: 64KiB,
+    /// 1MiB, 0 for none. Longer bodies are relayed whole and their record cut.
+    #[arg(long, value_name = "SIZE", default_value = "64KiB")]
+    pub max_body: SizeText,
     /// Show secrets instead of "[redacted]": secret headers (Authorization, Cookie), Socket.IO
-    /// auth, secret query values, Sec-WebSocket-Protocol tokens.
+    /// auth, secret query values, Sec-WebSocket-Protocol tokens, secret JSON members and form
+    /// fields of HTTP bodies.
     #[arg(long)]
     pub show_secrets: bool,
-    /// Also hide the value of query parameter KEY (repeatable). Keys with a secret word (token,
-    /// access_token, auth, key, password, secret, session, signature, ...) are hidden already.
-    #[arg(long, value_name = "KEY", conflicts_with = "show_secrets")]
-    pub redact_query: Vec<String>,
+    /// Also treat NAME as secret (repeatable): the values of query parameters, headers, JSON
+    /// members and form fields of that name are hidden. Names with a secret word (token,
+    /// access_token, auth, key, password, secret, session, signature, ...) are secret already.
+    /// Formerly --redact-query.
+    #[arg(
+        long = "secret",
+        alias = "redact-query",
+        value_name = "NAME",
+        conflicts_with = "show_secrets"
+    )]
+    pub secret_names: Vec<String>,
     /// Drop this share of the matching frames, e.g. 5%.
     #[arg(long, value_name = "P%")]
     pub drop: Option<String>,
@@ -451,10 +470,17 @@ pub struct TapArgs {
     /// Show secrets instead of "[redacted]": Socket.IO auth, secret query values in the URL.
     #[arg(long)]
     pub show_secrets: bool,
-    /// Also hide the value of query parameter KEY (repeatable). Keys with a secret word (token,
-    /// access_token, auth, key, password, secret, session, signature, ...) are hidden already.
-    #[arg(long, value_name = "KEY", conflicts_with = "show_secrets")]
-    pub redact_query: Vec<String>,
+    /// Also treat NAME as secret (repeatable): the values of query parameters, headers, JSON
+    /// members and form fields of that name are hidden. Names with a secret word (token,
+    /// access_token, auth, key, password, secret, session, signature, ...) are secret already.
+    /// Formerly --redact-query.
+    #[arg(
+        long = "secret",
+        alias = "redact-query",
+        value_name = "NAME",
+        conflicts_with = "show_secrets"
+    )]
+    pub secret_names: Vec<String>,
     /// No colours (also when NO_COLOR is set or stdout is not a terminal).
     #[arg(long)]
     pub no_color: bool,

@@ -58,7 +58,7 @@ pub struct ClientContext {
     pub http: Option<Connector>,
     /// The run's seed: `pick = "random"` rows follow it.
     pub seed: u64,
-    /// What error rows and frame logs hide (`--show-secrets`, `--redact-query`).
+    /// What error rows and frame logs hide (`--show-secrets`, `--secret`).
     pub secrets: SecretRules,
 }
 

@@ -60,7 +60,8 @@ fn settings(args: InspectArgs) -> Result<InspectSettings, FaultError> {
         tls: args.cert.zip(args.key),
         decode: DecodeOptions {
             max_payload: args.max_payload,
-            secrets: SecretRules::new(args.show_secrets, &args.redact_query),
+            max_body: usize::try_from(args.max_body.0).unwrap_or(usize::MAX),
+            secrets: SecretRules::new(args.show_secrets, &args.secret_names),
         },
         sink: SinkConfig {
             print: !args.quiet,

@@ -125,7 +125,7 @@ fn child_args(args: &RunArgs, decided: &Decided) -> Vec<OsString> {
         metrics_linger,
         prometheus_write,
         show_secrets,
-        redact_query,
+        secret_names,
         // Each shard listens on a port of its own (`LocalShards::metrics_listen`).
         metrics_listen: _,
         // Refused with --processes (`run::run`).
@@ -199,9 +199,9 @@ fn child_args(args: &RunArgs, decided: &Decided) -> Vec<OsString> {
     if *show_secrets {
         child.push("--show-secrets".into());
     }
-    for key in redact_query {
-        child.push("--redact-query".into());
-        child.push(key.into());
+    for name in secret_names {
+        child.push("--secret".into());
+        child.push(name.into());
     }
     child
 }
@@ -338,9 +338,9 @@ mod tests {
             format!("{:?}", a.show_secrets)
         }),
         (
-            "redact_query",
-            &["--redact-query", "room", "--redact-query", "ticket"],
-            |a| format!("{:?}", a.redact_query),
+            "secret_names",
+            &["--secret", "room", "--redact-query", "ticket"],
+            |a| format!("{:?}", a.secret_names),
         ),
     ];
 

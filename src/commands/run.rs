@@ -159,7 +159,7 @@ fn options(args: &RunArgs) -> Result<RunOptions, CommandError> {
             write: args.prometheus_write.clone(),
             linger: args.metrics_linger.0,
         },
-        secrets: SecretRules::new(args.show_secrets, &args.redact_query),
+        secrets: SecretRules::new(args.show_secrets, &args.secret_names),
     })
 }
 

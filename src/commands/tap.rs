@@ -81,6 +81,6 @@ fn config(args: TapArgs) -> Result<TapConfig, TapError> {
     config.sink.filter = Filter::all(&args.filter);
     config.sink.jsonl = args.jsonl;
     config.decode.max_payload = args.max_payload;
-    config.decode.secrets = SecretRules::new(args.show_secrets, &args.redact_query);
+    config.decode.secrets = SecretRules::new(args.show_secrets, &args.secret_names);
     Ok(config)
 }

@@ -5,11 +5,16 @@
 //! The input's first line is a value to learn as secret, the rest a text. Hiding twice changes
 //! nothing; after hiding, no `?KEY=VALUE` or `&KEY=VALUE` with a secret key shows a value, no
 //! subprotocol entry after a marker or as long as a token shows, and a learned value is found in
-//! no form it was written in.
+//! no form it was written in. The text is also read as an HTTP body: as JSON, when it parses,
+//! its secret members hidden in the text must be what hiding them in the parsed document gives
+//! (serde_json, an independent reader); as a form, no field with a secret name shows a value.
 
 use std::borrow::Cow;
 
 use crate::protocol::socketio::push_json_string;
+use serde_json::Value;
+
+use crate::secrets::fields::{redact_form, redact_json_members};
 use crate::secrets::text::{redact_query, redact_subprotocols};
 use crate::secrets::{REDACTED, SecretValues, is_secret_name};
 
@@ -33,6 +38,66 @@ pub fn check(data: &[u8]) {
         "hiding {entries:?} again changed it"
     );
     check_scrubbed(value, text);
+    check_json_members(text);
+    check_form(text);
+}
+
+/// Secret members hidden in the text are those hidden in the parsed document, and hiding twice
+/// changes nothing; text that is not JSON is only required not to break the walk.
+fn check_json_members(text: &str) {
+    let hidden = redact_json_members(text, is_secret_name, Some(&mut SecretValues::default()));
+    assert!(
+        matches!(
+            redact_json_members(&hidden, is_secret_name, None),
+            Cow::Borrowed(_)
+        ),
+        "hiding the members of {hidden:?} again changed it"
+    );
+    let Ok(mut expected) = serde_json::from_str::<Value>(text) else {
+        return;
+    };
+    hide_members(&mut expected);
+    let got: Value = serde_json::from_str(&hidden)
+        .unwrap_or_else(|e| panic!("{text:?} hidden as {hidden:?} is no longer JSON: {e}"));
+    assert_eq!(got, expected, "{text:?} hidden as {hidden:?}");
+}
+
+/// The reference: every member with a secret name replaced by the mark, in a parsed document.
+fn hide_members(value: &mut Value) {
+    match value {
+        Value::Object(members) => {
+            for (name, value) in members.iter_mut() {
+                if is_secret_name(name) {
+                    *value = REDACTED.into();
+                } else {
+                    hide_members(value);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(hide_members),
+        _ => {}
+    }
+}
+
+/// No `NAME=VALUE` field of a form with a secret name (percent-decoded) shows its value.
+fn check_form(text: &str) {
+    let hidden = redact_form(text, is_secret_name, Some(&mut SecretValues::default()));
+    assert!(
+        matches!(redact_form(&hidden, is_secret_name, None), Cow::Borrowed(_)),
+        "hiding the fields of {hidden:?} again changed it"
+    );
+    for pair in hidden.split('&') {
+        let Some((name, value)) = pair.split_once('=') else {
+            continue;
+        };
+        let decoded = crate::secrets::text::percent_decoded(name);
+        assert!(
+            value.is_empty()
+                || value == REDACTED
+                || !is_secret_name(decoded.as_deref().unwrap_or(name)),
+            "{text:?} hidden as {hidden:?} still shows {name}={value}"
+        );
+    }
 }
 
 /// Where a query value ends, and where a key without a value ends: the rule's own delimiters.

@@ -6,7 +6,9 @@
 //! WebSocket frames (masked ones from the client, as on the wire) or one long-polling body
 //! (bit 6). Every record must stay
 //! within its payload limit and be one line of JSON. With secrets hidden, no record may show a
-//! client's Socket.IO CONNECT auth: not whole, not in pieces (fragments), not as hex.
+//! value of a client's Socket.IO CONNECT auth: not whole, not in pieces (fragments), not as hex;
+//! a whole CONNECT within the limit whose auth is an object may show exactly its shape (its keys,
+//! every leaf `[redacted]`).
 
 use std::time::Instant;
 
@@ -14,7 +16,8 @@ use super::unstructured::Unstructured;
 use crate::protocol::engineio::{self, Packet as EioPacket, PacketType, Version};
 use crate::protocol::pointer::JsonPointer;
 use crate::protocol::{socketio, wsframe};
-use crate::secrets::SecretRules;
+use crate::secrets::fields::redact_leaves;
+use crate::secrets::{SecretRules, SecretValues};
 use crate::wire::decode::{ConnDecoder, DecodeOptions, FrameMeta, REDACTED, query_param};
 use crate::wire::record::{Dir, Record};
 
@@ -34,6 +37,7 @@ pub fn check(data: &[u8]) {
     let opts = DecodeOptions {
         max_payload: [512, 0, 1, 3, 7, 16, 64, 4096][usize::from(mode >> 2 & 0b111)],
         secrets: SecretRules::new(mode & 0x20 != 0, &[]),
+        ..DecodeOptions::default()
     };
     let mut decoder = ConnDecoder::new(opts.clone(), engine);
     let rest = u.rest();
@@ -118,7 +122,7 @@ fn follow_client_message(
         let message = std::mem::take(message);
         if let Ok(text) = std::str::from_utf8(&message.bytes) {
             if let Some(head_len) = connect_auth_at(text) {
-                check_hidden(&text[..head_len], &message.frames, opts);
+                check_hidden(text, head_len, &message.frames, opts);
             }
         }
     }
@@ -135,12 +139,22 @@ fn connect_auth_at(text: &str) -> Option<usize> {
     auth.then(|| text.len() - packet.data.len())
 }
 
-/// Each record of a CONNECT with auth shows at most the part of the head its frame holds and
-/// then `[redacted]`: no byte of the auth, and no hex.
-fn check_hidden(head: &str, frames: &[(usize, Record)], opts: &DecodeOptions) {
+/// Each record of a CONNECT (`message`, its auth from `head_len` on) shows at most the part of
+/// the head its frame holds and then `[redacted]`, no byte of the auth and no hex; or, when the
+/// CONNECT is one frame within the payload limit and its auth an object, the head and exactly
+/// the auth's shape, in the text and in the decoded arguments.
+fn check_hidden(message: &str, head_len: usize, frames: &[(usize, Record)], opts: &DecodeOptions) {
     if opts.secrets.show() {
         return;
     }
+    let (head, auth) = message.split_at(head_len);
+    let shape = serde_json::from_str::<serde_json::Value>(auth)
+        .ok()
+        .filter(|a| a.is_object())
+        .map(|mut auth| {
+            redact_leaves(&mut auth, &mut SecretValues::default());
+            auth
+        });
     for (offset, record) in frames {
         assert_eq!(
             record.hex, None,
@@ -149,6 +163,15 @@ fn check_hidden(head: &str, frames: &[(usize, Record)], opts: &DecodeOptions) {
         let Some(text) = &record.text else {
             continue;
         };
+        if let Some(shape) = shape.as_ref().filter(|s| *text == format!("{head}{s}")) {
+            assert!(
+                frames.len() == 1 && message.len() <= opts.max_payload,
+                "the shape of a CONNECT's auth shown although cut or fragmented: {text:?}"
+            );
+            let args = record.sio.as_ref().and_then(|s| s.args.as_ref());
+            assert_eq!(args, Some(shape), "the decoded shape of {message:?}");
+            continue;
+        }
         let visible = text.strip_suffix(REDACTED).unwrap_or(text);
         let head_part = head.get(*offset..).unwrap_or("");
         assert!(
@@ -233,7 +256,7 @@ fn check_polling(decoder: &mut ConnDecoder, opts: &DecodeOptions, body: &[u8]) {
             if dir == Dir::S2c {
                 check_pid_hidden(packet, record, true, opts);
             } else if let Some(head_len) = connect_auth_at(packet) {
-                check_hidden(&packet[..head_len], &[(0, record.clone())], opts);
+                check_hidden(packet, head_len, &[(0, record.clone())], opts);
             }
         }
     }

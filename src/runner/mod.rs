@@ -73,7 +73,7 @@ pub struct RunOptions {
     pub source_ips: Option<Vec<std::net::IpAddr>>,
     /// `--metrics-listen`, `--prometheus-write`: the run watched live.
     pub live: live::LiveOptions,
-    /// `--show-secrets`, `--redact-query`: what the frame log, errors.csv, run.json and the
+    /// `--show-secrets`, `--secret`: what the frame log, errors.csv, run.json and the
     /// messages that name the target hide.
     pub secrets: SecretRules,
 }

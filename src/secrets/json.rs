@@ -34,7 +34,7 @@ impl SecretRules {
                     if NAME_TABLES.contains(&key.as_str()) {
                         continue;
                     }
-                    if self.is_secret_query_key(key) {
+                    if self.is_secret_key(key) {
                         *value = REDACTED.into();
                     } else if key == "headers" {
                         self.redact_headers(value);

@@ -6,8 +6,11 @@
 //! - [`names`]: when a name (a query key, a header, a captured value, a data column) is secret;
 //! - [`text`]: query values in URLs and in free text, `Sec-WebSocket-Protocol` entries, headers;
 //! - [`values`]: known secret values (a user's token, a query value seen) scrubbed from text;
-//! - [`json`]: the secrets of a JSON document (the resolved scenario run.json keeps).
+//! - [`json`]: the secrets of a JSON document (the resolved scenario run.json keeps);
+//! - [`fields`]: the values of secret members and fields in HTTP bodies (JSON, forms), and the
+//!   leaves of a Socket.IO CONNECT's auth.
 
+pub mod fields;
 pub mod json;
 pub mod names;
 pub mod text;
@@ -22,28 +25,29 @@ pub use values::SecretValues;
 /// What replaces a secret in every output.
 pub const REDACTED: &str = "[redacted]";
 
-/// Whether secrets are hidden, and the query keys the user named secret besides the default rule
-/// (`--redact-query KEY`). Cheap to clone: the keys are shared.
+/// Whether secrets are hidden, and the names the user made secret besides the name rule
+/// (`--secret NAME`). Cheap to clone: the names are shared.
 #[derive(Debug, Clone, Default)]
 pub struct SecretRules {
     show: bool,
-    extra_query_keys: Arc<[Box<str>]>,
+    extra_names: Arc<[Box<str>]>,
 }
 
 impl SecretRules {
-    /// Secrets hidden; `extra_query_keys` are secret query keys besides those of the name rule.
-    pub fn hidden(extra_query_keys: &[String]) -> SecretRules {
+    /// Secrets hidden; `extra_names` are secret besides those of the name rule, wherever a name
+    /// decides: query keys, header names, JSON members and form fields.
+    pub fn hidden(extra_names: &[String]) -> SecretRules {
         SecretRules {
             show: false,
-            extra_query_keys: extra_query_keys.iter().map(|k| k.as_str().into()).collect(),
+            extra_names: extra_names.iter().map(|k| k.as_str().into()).collect(),
         }
     }
 
-    /// What `--show-secrets` and `--redact-query KEY...` ask for.
-    pub fn new(show: bool, extra_query_keys: &[String]) -> SecretRules {
+    /// What `--show-secrets` and `--secret NAME...` ask for.
+    pub fn new(show: bool, extra_names: &[String]) -> SecretRules {
         match show {
             true => SecretRules::shown(),
-            false => SecretRules::hidden(extra_query_keys),
+            false => SecretRules::hidden(extra_names),
         }
     }
 
@@ -51,7 +55,7 @@ impl SecretRules {
     pub fn shown() -> SecretRules {
         SecretRules {
             show: true,
-            extra_query_keys: Arc::from([]),
+            extra_names: Arc::from([]),
         }
     }
 
@@ -60,14 +64,18 @@ impl SecretRules {
         self.show
     }
 
-    /// Whether the value of query parameter `key` is secret: a secret name, or a key the user
-    /// named (compared without regard to case).
-    pub fn is_secret_query_key(&self, key: &str) -> bool {
-        is_secret_name(key)
-            || self
-                .extra_query_keys
-                .iter()
-                .any(|k| k.eq_ignore_ascii_case(key))
+    /// Whether the value under `key` (a query key, a JSON member, a form field, a key of a
+    /// document) is secret: a secret name, or a name the user gave (compared without regard to
+    /// case).
+    pub fn is_secret_key(&self, key: &str) -> bool {
+        is_secret_name(key) || self.is_user_named(key)
+    }
+
+    /// Whether the user named `name` secret (`--secret NAME`).
+    fn is_user_named(&self, name: &str) -> bool {
+        self.extra_names
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(name))
     }
 
     /// `text` (a URL, a request target, an error message) with the values of secret query
@@ -80,10 +88,11 @@ impl SecretRules {
         if self.show {
             return Cow::Borrowed(text);
         }
-        text::redact_query(text, |key| self.is_secret_query_key(key), learned)
+        text::redact_query(text, |key| self.is_secret_key(key), learned)
     }
 
-    /// The value of header `name` as records show it (see [`text::redact_header`]).
+    /// The value of header `name` as records show it (see [`text::redact_header`]); a header the
+    /// user named is hidden whole.
     pub fn redact_header<'v>(
         &self,
         name: &str,
@@ -93,7 +102,10 @@ impl SecretRules {
         if self.show {
             return Cow::Borrowed(value);
         }
-        text::redact_header(name, value, |key| self.is_secret_query_key(key), learned)
+        if self.is_user_named(name) {
+            return Cow::Borrowed(REDACTED);
+        }
+        text::redact_header(name, value, |key| self.is_secret_key(key), learned)
     }
 
     /// An error message or detail with secret query values and the given known values hidden.

@@ -1,8 +1,9 @@
 //! When a name is secret: the one rule for query keys, header names, `Sec-WebSocket-Protocol`
 //! markers, captured values and data columns.
 //!
-//! A name is cut into words at `_`, `-`, `.` and where a lower-case letter meets an upper-case
-//! one (`sessionId` is `session` and `id`); it is secret when one of its words, in any case, is a
+//! A name is cut into words at `_`, `-`, `.`, `[`, `]` and where a lower-case letter meets an
+//! upper-case one (`sessionId` is `session` and `id`, `user[password]` is `user` and `password`,
+//! as form fields nest); it is secret when one of its words, in any case, is a
 //! word of [`SECRET_WORDS`]. So `token`, `access_token`, `X-Amz-Security-Token`, `apiKey`,
 //! `user_password`, `Authorization` and `Set-Cookie` are secret; `author`, `keyboard`, `EIO`,
 //! `transport`, `t` and `sid` are not.
@@ -48,7 +49,7 @@ pub fn is_secret_header(name: &str) -> bool {
     !PUBLIC_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name)) && is_secret_name(name)
 }
 
-/// The words of a name: cut at `_`, `-`, `.` and at a lower-case letter followed by an
+/// The words of a name: cut at `_`, `-`, `.`, `[`, `]` and at a lower-case letter followed by an
 /// upper-case one.
 fn words(name: &str) -> impl Iterator<Item = &str> {
     let bytes = name.as_bytes();
@@ -57,7 +58,7 @@ fn words(name: &str) -> impl Iterator<Item = &str> {
     std::iter::from_fn(move || {
         while i < bytes.len() {
             let b = bytes[i];
-            if matches!(b, b'_' | b'-' | b'.') {
+            if matches!(b, b'_' | b'-' | b'.' | b'[' | b']') {
                 let word = &name[start..i];
                 i += 1;
                 start = i;
@@ -100,6 +101,8 @@ mod tests {
         assert_eq!(cut("apiKey"), ["api", "Key"]);
         assert_eq!(cut("wamp.2.json"), ["wamp", "2", "json"]);
         assert_eq!(cut("__a--b__"), ["a", "b"]);
+        assert_eq!(cut("user[password]"), ["user", "password"]);
+        assert_eq!(cut("a[b][c]"), ["a", "b", "c"]);
         assert_eq!(cut("EIO"), ["EIO"]);
         assert_eq!(cut(""), Vec::<&str>::new());
     }
@@ -135,6 +138,8 @@ mod tests {
             "sig",
             "ticket",
             "bearer",
+            "user[password]",
+            "session[token]",
         ] {
             assert!(is_secret_name(name), "{name} should be secret");
         }

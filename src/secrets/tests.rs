@@ -65,13 +65,20 @@ fn a_url_quoted_in_another_value_has_its_query_secrets_hidden_too() {
 }
 
 #[test]
-fn keys_the_user_names_are_secret_too() {
+fn names_the_user_gives_are_secret_as_query_keys_headers_and_body_fields() {
     let r = SecretRules::hidden(&["room".to_string(), "X-Sign".to_string()]);
     assert_eq!(
         r.redact_query("/?room=r1&x-sign=abcd&n=1", None),
         "/?room=[redacted]&x-sign=[redacted]&n=1"
     );
+    assert_eq!(r.redact_header("x-sign", "abcd", None), "[redacted]");
+    assert_eq!(
+        r.redact_json_members(r#"{"Room":"r1","n":1}"#, None),
+        r#"{"Room":"[redacted]","n":1}"#
+    );
+    assert_eq!(r.redact_form("room=r1&n=1", None), "room=[redacted]&n=1");
     assert_eq!(rules().redact_query("/?room=r1", None), "/?room=r1");
+    assert_eq!(rules().redact_header("X-Sign", "abcd", None), "abcd");
 }
 
 #[test]

@@ -78,7 +78,7 @@ pub fn redact_query<'t>(
 }
 
 /// A percent-encoded (`+` for space too) value decoded, when decoding changes it and gives text.
-fn percent_decoded(value: &str) -> Option<String> {
+pub(crate) fn percent_decoded(value: &str) -> Option<String> {
     if !value.bytes().any(|b| b == b'%' || b == b'+') {
         return None;
     }

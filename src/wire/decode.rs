@@ -8,21 +8,25 @@
 use std::time::Instant;
 
 use crate::protocol::engineio::{self, PacketType, Version};
-use crate::protocol::pointer::JsonPointer;
 use crate::protocol::socketio::{self, Kind};
 
 use super::acks::SharedAckBook;
+use super::body::{CapturedBody, DEFAULT_MAX_BODY};
 use super::record::{Dir, Record, RecordKind, SocketIoFields};
 use super::redact::redact_record;
 pub use crate::secrets::REDACTED;
 use crate::secrets::{SecretRules, SecretValues};
+
+mod connect;
 
 /// How much to show and which secrets to hide.
 #[derive(Debug, Clone)]
 pub struct DecodeOptions {
     /// Payload bytes shown as text (or as hex, for binary), at most.
     pub max_payload: usize,
-    /// What is hidden (`--show-secrets`, `--redact-query`).
+    /// Text of an HTTP body shown, at most (`--max-body`; the inspector's): 0 for no body records.
+    pub max_body: usize,
+    /// What is hidden (`--show-secrets`, `--secret`).
     pub secrets: SecretRules,
 }
 
@@ -30,6 +34,7 @@ impl Default for DecodeOptions {
     fn default() -> Self {
         DecodeOptions {
             max_payload: 512,
+            max_body: DEFAULT_MAX_BODY,
             secrets: SecretRules::default(),
         }
     }
@@ -164,6 +169,17 @@ impl ConnDecoder {
         }
     }
 
+    /// Text of an HTTP body kept for its record, at most.
+    pub fn max_body(&self) -> usize {
+        self.opts.max_body
+    }
+
+    /// Fills `record` as the `http_body` record of `body`, with the secrets of its format hidden
+    /// and learned (see [`CapturedBody::fill`]).
+    pub fn http_body(&mut self, record: &mut Record, body: CapturedBody) {
+        body.fill(record, &self.opts.secrets, &mut self.known);
+    }
+
     /// The last pass before a record leaves: secret query values and known secret values hidden
     /// in every text it carries (see [`super::redact`]).
     pub fn redact(&mut self, record: &mut Record) {
@@ -268,6 +284,7 @@ impl ConnDecoder {
                 }
                 if let Some((opcode, message)) = done {
                     self.decode_message(record, dir, opcode == 2, &message, at);
+                    self.keep_fragmented_auth_hidden(record, dir);
                 }
             }
             _ => self.show_payload(record, true, payload),
@@ -488,8 +505,8 @@ impl ConnDecoder {
             && !packet.data.is_empty()
             && !self.opts.secrets.show();
         if secret {
-            // The shown text is cut by `redact_connect`.
-            fields.args = Some(REDACTED.into());
+            // What the text shows of it is decided by `redact_connect`.
+            fields.args = Some(self.connect_auth(packet.data, record.truncated));
         } else if !packet.data.is_empty() && packet.data.len() <= MAX_PARSED_JSON {
             match serde_json::from_str::<serde_json::Value>(packet.data) {
                 Ok(serde_json::Value::Array(mut items))
@@ -503,17 +520,8 @@ impl ConnDecoder {
                     fields.args = Some(serde_json::Value::Array(items));
                 }
                 Ok(mut value) => {
-                    // The server's CONNECT reply carries the recovery session id `pid`: whoever
-                    // holds it can take the session over.
-                    if packet.kind == Kind::Connect && !self.opts.secrets.show() {
-                        if let Some(pid) = value.get_mut("pid") {
-                            if let (Some(text), Some(secret)) =
-                                (record.text.as_mut(), written_string(packet.data, "/pid"))
-                            {
-                                hide_secret(text, secret, record.truncated);
-                            }
-                            *pid = REDACTED.into();
-                        }
+                    if packet.kind == Kind::Connect {
+                        self.hide_pid(record, packet.data, &mut value);
                     }
                     fields.args = Some(value);
                 }
@@ -540,66 +548,6 @@ impl ConnDecoder {
             }
             _ => {}
         }
-    }
-
-    /// Whether a client's secrets are hidden on this connection (Engine.IO, secrets not shown).
-    fn hides_secrets(&self, dir: Dir) -> bool {
-        dir == Dir::C2s && self.engine.is_some() && !self.opts.secrets.show()
-    }
-
-    /// Hides the auth payload of a client's Socket.IO CONNECT (`40`, or `40/nsp,`, then the auth)
-    /// in what `record` shows of `payload`, whether or not the packet decoded: the head, cut at the
-    /// payload limit, then `[redacted]`, and never hex. Decided on the payload's bytes, not on the
-    /// text shown, which may be cut shorter than the head or be no text at all (a fragment that
-    /// ends inside a character).
-    fn redact_connect(&self, record: &mut Record, dir: Dir, payload: &[u8]) {
-        if !self.hides_secrets(dir) {
-            return;
-        }
-        let Some(rest) = payload.strip_prefix(b"40") else {
-            return;
-        };
-        let head = match rest.strip_prefix(b"/") {
-            Some(nsp) => match nsp.iter().position(|&b| b == b',') {
-                Some(comma) => 3 + comma + 1,
-                // A namespace and nothing else: no auth.
-                None => return,
-            },
-            None => 2,
-        };
-        if payload.len() <= head {
-            return;
-        }
-        let shown = String::from_utf8_lossy(&payload[..head.min(self.opts.max_payload)]);
-        record.text = Some(format!("{shown}{REDACTED}"));
-        record.hex = None;
-        record.truncated = false;
-    }
-}
-
-/// The string at `pointer` in `json` as it is written there, escapes included (what a shown text
-/// holds), without its quotes; `None` when it is not a non-empty string.
-fn written_string<'a>(json: &'a str, pointer: &str) -> Option<&'a str> {
-    let raw = JsonPointer::parse(pointer)?.read_raw(json.as_bytes())?;
-    raw.strip_prefix('"')?
-        .strip_suffix('"')
-        .filter(|s| !s.is_empty())
-}
-
-/// Replaces every whole `secret` in `text` by the redaction mark, and, when the text was cut
-/// short at the payload limit, the start of one that the cut left at its very end.
-fn hide_secret(text: &mut String, secret: &str, cut_short: bool) {
-    *text = text.replace(secret, REDACTED);
-    if !cut_short {
-        return;
-    }
-    let partial = (1..secret.len())
-        .rev()
-        .filter(|&at| secret.is_char_boundary(at))
-        .find(|&at| text.ends_with(&secret[..at]));
-    if let Some(len) = partial {
-        text.truncate(text.len() - len);
-        text.push_str(REDACTED);
     }
 }
 

@@ -5,6 +5,7 @@
 //! - [`record`]: the decoded event, one JSON line or one terminal line;
 //! - [`decode`]: frames, long-polling bodies and HTTP heads of one connection into records,
 //!   Engine.IO and Socket.IO included, secrets redacted; [`acks`] pairs acks with their events;
+//! - [`body`]: other HTTP bodies that are text, kept up to a limit while relayed, as records;
 //! - [`redact`]: the last pass of every record, secrets hidden by [`crate::secrets`]' rules;
 //! - [`filter`]: `--filter` and `--fault-filter` expressions;
 //! - [`print`]: the coloured one-line form;
@@ -12,6 +13,7 @@
 //! - [`frame_log`] and [`sample`]: a load run's frame log and which clients it samples.
 
 pub mod acks;
+pub mod body;
 pub mod decode;
 pub mod filter;
 pub mod frame_log;

@@ -30,6 +30,9 @@ fn safe(text: &str) -> std::borrow::Cow<'_, str> {
         .into()
 }
 
+/// Bytes of an HTTP body's text a terminal line shows (the JSONL record has up to `--max-body`).
+const PRINTED_BODY: usize = 256;
+
 struct Paint(bool);
 
 impl Paint {
@@ -96,6 +99,19 @@ pub fn line(record: &Record, color: bool) -> String {
             let _ = write!(out, " {}", safe(record.reason.as_deref().unwrap_or("")));
             if let Some(len) = record.len.filter(|&l| l > 0) {
                 let _ = write!(out, "  ({len} B body)");
+            }
+        }
+        RecordKind::HttpBody => {
+            p.wrap(&mut out, dir_color, "body");
+            let _ = write!(out, " {}B", record.len.unwrap_or(0));
+            let text = record.text.as_deref().unwrap_or("");
+            let mut cut = text.len().min(PRINTED_BODY);
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let _ = write!(out, "  {}", safe(&text[..cut]));
+            if cut < text.len() || record.truncated {
+                out.push_str(" …");
             }
         }
         RecordKind::Frame | RecordKind::Packet => frame(&mut out, &p, record, dir_color),
@@ -278,6 +294,29 @@ mod tests {
         assert_eq!(
             line(&r, false),
             "    0.000 #1   · connect from 127.0.0.1:9000 to ws://up:1"
+        );
+    }
+
+    #[test]
+    fn an_http_body_reads_as_its_length_and_the_start_of_its_text() {
+        let mut r = Record {
+            t: 0.25,
+            conn: 3,
+            dir: Some(Dir::S2c),
+            kind: RecordKind::HttpBody,
+            len: Some(40),
+            text: Some(r#"{"token":"[redacted]","user":"user1"}"#.into()),
+            ..Record::default()
+        };
+        assert_eq!(
+            line(&r, false),
+            r#"    0.250 #3   ← body 40B  {"token":"[redacted]","user":"user1"}"#
+        );
+        r.text = Some("é".repeat(200));
+        let printed = line(&r, false);
+        assert!(
+            printed.ends_with(&format!("{} …", "é".repeat(128))),
+            "{printed}"
         );
     }
 

@@ -42,6 +42,9 @@ pub enum RecordKind {
     HttpRequest,
     /// An HTTP response head.
     HttpResponse,
+    /// The body of an ordinary HTTP request or response (not long-polling, which is packets), when
+    /// it is text: its length, and its text up to `--max-body`, secrets hidden.
+    HttpBody,
     /// One WebSocket frame (inspect: exactly as on the wire) or message (tap, run).
     #[default]
     Frame,
@@ -109,7 +112,8 @@ pub struct Record {
     pub close_reason: Option<String>,
 
     // Payload.
-    /// Text payload, cut at `--max-payload` bytes (at a character boundary).
+    /// Text payload, cut at `--max-payload` bytes (an HTTP body's at `--max-body`), at a
+    /// character boundary.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     /// Hex preview of a binary payload, cut at `--max-payload` bytes.

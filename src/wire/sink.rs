@@ -124,7 +124,7 @@ impl RecordCounts {
                     .or_default() += 1;
             }
             RecordKind::Error => self.errors += 1,
-            RecordKind::HttpResponse | RecordKind::Close => {}
+            RecordKind::HttpResponse | RecordKind::HttpBody | RecordKind::Close => {}
         }
     }
 

@@ -56,13 +56,24 @@ pub async fn inspect(
     faults: FaultPlan,
     tls: Option<Arc<rustls::ServerConfig>>,
 ) -> Running {
+    inspect_decoding(dir, upstream_url, faults, tls, DecodeOptions::default()).await
+}
+
+/// An inspector that decodes with `decode` (`--max-body`, `--show-secrets`, `--secret`).
+pub async fn inspect_decoding(
+    dir: &Path,
+    upstream_url: &str,
+    faults: FaultPlan,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    decode: DecodeOptions,
+) -> Running {
     let connector = upstream(upstream_url, true).await.unwrap();
     let config = InspectConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         upstream: connector,
         upstream_url: upstream_url.to_string(),
         tls,
-        decode: DecodeOptions::default(),
+        decode,
         faults: Arc::new(faults),
     };
     let inspector = proxy::bind(config).await.unwrap();

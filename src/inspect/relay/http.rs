@@ -1,6 +1,6 @@
 //! HTTP mode of a pump: request and response heads, bodies by their framing (Content-Length,
-//! chunked, until close), Engine.IO long-polling bodies decoded (gzip and deflate too), and the
-//! wait for the answer to an upgrade request.
+//! chunked, until close), Engine.IO long-polling bodies decoded (gzip and deflate too), other
+//! text bodies recorded up to `--max-body`, and the wait for the answer to an upgrade request.
 
 use std::io;
 use std::sync::atomic::Ordering;
@@ -11,6 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use super::{MAX_QUEUED_REQUESTS, UpgradeAnswer};
 use super::{Mode, Pump, READ_CHUNK};
 use crate::protocol::http1::{self, BodyKind, ChunkedDecoder};
+use crate::wire::body::BodyCapture;
 use crate::wire::decode::{engineio_version, query_param};
 use crate::wire::record::{Dir, RecordKind};
 
@@ -20,10 +21,54 @@ const MAX_CAPTURED_BODY: usize = 4 << 20;
 /// reading until the answer comes.
 const MAX_EARLY_BYTES: usize = 1 << 20;
 
+/// What a pump keeps of a body while it relays it.
+enum Keep {
+    /// Nothing.
+    Nothing,
+    /// Every byte, up to [`MAX_CAPTURED_BODY`] (None past it): a long-polling body, for its
+    /// packets.
+    Polling(Option<Vec<u8>>),
+    /// The start of a text body, for its `http_body` record (boxed: a decompressor's state is
+    /// large, and most bodies have none).
+    Text(Box<BodyCapture>),
+}
+
+impl Keep {
+    /// The whole of a long-polling body that holds packets.
+    fn polling(packets: bool) -> Keep {
+        match packets {
+            true => Keep::Polling(Some(Vec::new())),
+            false => Keep::Nothing,
+        }
+    }
+
+    /// The start of a text body (see [`BodyCapture::new`] for which), else nothing.
+    fn text(content_type: Option<&[u8]>, encoding: Option<&[u8]>, limit: usize) -> Keep {
+        BodyCapture::new(content_type, encoding, limit)
+            .map_or(Keep::Nothing, |capture| Keep::Text(Box::new(capture)))
+    }
+
+    fn add(&mut self, bytes: &[u8]) {
+        match self {
+            Keep::Nothing => {}
+            Keep::Polling(kept) => {
+                if let Some(body) = kept {
+                    if body.len() + bytes.len() <= MAX_CAPTURED_BODY {
+                        body.extend_from_slice(bytes);
+                    } else {
+                        *kept = None;
+                    }
+                }
+            }
+            Keep::Text(capture) => capture.feed(bytes),
+        }
+    }
+}
+
 /// How a body ended.
 enum Body {
-    /// Relayed; its bytes when they were to be kept.
-    Done(Option<Vec<u8>>),
+    /// Relayed; what was kept of it.
+    Done(Keep),
     /// Its framing broke (a malformed chunk): the rest of the stream is relayed raw.
     Raw,
 }
@@ -115,13 +160,15 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
 
         let head_bytes = self.buf.split_to(head.head_len);
         self.to.write_all(&head_bytes).await?;
-        let encoding = head.header("content-encoding").map(|v| v.to_vec());
-        match self
-            .body(body_kind, polling && head.method == "POST")
-            .await?
-        {
-            Body::Done(Some(body)) => self.polling_records(&body, encoding.as_deref()).await,
-            Body::Done(None) => {}
+        let encoding = head.header("content-encoding");
+        // Every body of a long-polling request is Engine.IO's: packets (a POST's), or none.
+        let keep = match polling {
+            true => Keep::polling(head.method == "POST"),
+            false => Keep::text(head.header("content-type"), encoding, self.max_body()),
+        };
+        let encoding = encoding.map(<[u8]>::to_vec);
+        match self.body(body_kind, keep).await? {
+            Body::Done(kept) => self.kept_records(kept, encoding.as_deref()).await,
             Body::Raw => return Ok(Some(Mode::Raw)),
         }
         if wants_websocket {
@@ -225,14 +272,17 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
         if wanted_websocket {
             self.shared.upgraded.send_replace(UpgradeAnswer::Refused);
         }
+        let encoding = head.header("content-encoding");
+        // Every body of a long-polling response is Engine.IO's: packets (a GET's), or `ok`.
         let polling = engineio_version(&target).is_some()
-            && query_param(&target, "transport") == Some("polling")
-            && method == "GET"
-            && head.status == 200;
-        let encoding = head.header("content-encoding").map(|v| v.to_vec());
-        match self.body(body_kind, polling).await? {
-            Body::Done(Some(body)) => self.polling_records(&body, encoding.as_deref()).await,
-            Body::Done(None) => {}
+            && query_param(&target, "transport") == Some("polling");
+        let keep = match polling {
+            true => Keep::polling(method == "GET" && head.status == 200),
+            false => Keep::text(head.header("content-type"), encoding, self.max_body()),
+        };
+        let encoding = encoding.map(<[u8]>::to_vec);
+        match self.body(body_kind, keep).await? {
+            Body::Done(kept) => self.kept_records(kept, encoding.as_deref()).await,
             Body::Raw => {
                 self.shared.upgraded.send_replace(UpgradeAnswer::Gone);
                 return Ok(Some(Mode::Raw));
@@ -256,18 +306,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
         Ok(None)
     }
 
-    /// Relays a body; keeps it when `capture` and it is small enough to decode.
-    async fn body(&mut self, kind: BodyKind, capture: bool) -> io::Result<Body> {
-        let mut kept = capture.then(Vec::new);
-        let keep = |kept: &mut Option<Vec<u8>>, bytes: &[u8]| {
-            if let Some(body) = kept {
-                if body.len() + bytes.len() <= MAX_CAPTURED_BODY {
-                    body.extend_from_slice(bytes);
-                } else {
-                    *kept = None;
-                }
-            }
-        };
+    /// Relays a body, keeping what `kept` asks for.
+    async fn body(&mut self, kind: BodyKind, mut kept: Keep) -> io::Result<Body> {
         match kind {
             BodyKind::Empty => {}
             BodyKind::Length(mut left) => {
@@ -280,7 +320,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
                     }
                     let take = (self.buf.len() as u64).min(left) as usize;
                     let part = self.buf.split_to(take);
-                    keep(&mut kept, &part);
+                    kept.add(&part);
                     self.to.write_all(&part).await?;
                     left -= take as u64;
                 }
@@ -300,7 +340,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
                     };
                     let part = self.buf.split_to(consumed);
                     self.to.write_all(&part).await?;
-                    keep(&mut kept, &decoded);
+                    kept.add(&decoded);
                     decoded.clear();
                     if done {
                         break;
@@ -315,7 +355,7 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
             }
             BodyKind::UntilClose => loop {
                 let part = self.buf.split();
-                keep(&mut kept, &part);
+                kept.add(&part);
                 self.to.write_all(&part).await?;
                 if !self.fill().await? {
                     break;
@@ -323,6 +363,33 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Pump<R, W> {
             },
         }
         Ok(Body::Done(kept))
+    }
+
+    /// Text of an HTTP body kept for its record, at most (`--max-body`).
+    fn max_body(&self) -> usize {
+        self.shared.decoder.lock().expect("decoder lock").max_body()
+    }
+
+    /// The records of what was kept of a body: its packets, or its `http_body` record, which
+    /// follows the head's on the same connection.
+    async fn kept_records(&mut self, kept: Keep, encoding: Option<&[u8]>) {
+        match kept {
+            Keep::Nothing | Keep::Polling(None) => {}
+            Keep::Polling(Some(body)) => self.polling_records(&body, encoding).await,
+            Keep::Text(capture) => match capture.finish() {
+                Ok(None) => {}
+                Ok(Some(body)) => {
+                    let mut record = self.record(RecordKind::HttpBody);
+                    self.shared
+                        .decoder
+                        .lock()
+                        .expect("decoder lock")
+                        .http_body(&mut record, body);
+                    self.send(record).await;
+                }
+                Err(detail) => self.error(detail).await,
+            },
+        }
     }
 
     async fn polling_records(&mut self, body: &[u8], encoding: Option<&[u8]>) {
