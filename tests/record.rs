@@ -185,22 +185,15 @@ fn add_users(data: &Path, n: usize) {
     std::fs::write(data, text).unwrap();
 }
 
-/// `volley run NAME.toml --target URL --clients N --duration D`: its results folder.
-fn replay(
-    dir: &Path,
-    name: &str,
-    target: &str,
-    clients: usize,
-    duration: &str,
-) -> std::path::PathBuf {
+/// `volley run NAME.toml --clients N --duration D`, against the recorded server: its results
+/// folder.
+fn replay(dir: &Path, name: &str, clients: usize, duration: &str) -> std::path::PathBuf {
     let out = dir.join(format!("{name}-results"));
     let clients = clients.to_string();
     let scenario = format!("{name}.toml");
     let args = [
         "run",
         &scenario,
-        "--target",
-        target,
         "--clients",
         &clients,
         "--duration",
@@ -216,6 +209,13 @@ fn replay(
         .assert()
         .success();
     out
+}
+
+/// What the replay did, by the app's counts: `key` of `user` now, less what the browser's session
+/// had counted before.
+fn replayed(after: &Value, before: &Value, user: &str, key: &str) -> u64 {
+    let count = |stats: &Value| stats["users"][user][key].as_u64().unwrap_or(0);
+    count(after) - count(before)
 }
 
 /// The counts of users user0..user{n-1} in an app's /stats once they have all left.
@@ -270,38 +270,38 @@ async fn a_browser_chat_session_recorded_from_its_har_replays_with_200_users_eac
         .assert()
         .success();
 
-    // 200 users, each its own account, against a fresh server.
+    // 200 users, each its own account, against the server the browser used, the scenario as
+    // written.
     add_users(&dir.path().join("chat.users.csv"), 200);
-    let server = AppServer::start(App::ChatRoom, &[]);
-    let results = replay(dir.path(), "chat", &server.url(), 200, "3s");
-    let stats = users_after(&server, 200);
-    assert_eq!(stats["connections_refused"], 0, "{stats}");
+    let before = users_after(&browser, 1);
+    let results = replay(dir.path(), "chat", 200, "3s");
+    let after = users_after(&browser, 200);
+    assert_eq!(after["connections_refused"], 0, "{after}");
     for i in 0..200 {
-        let user = &stats["users"][format!("user{i}")];
+        let user = format!("user{i}");
+        let did = |key: &str| replayed(&after, &before, &user, key);
         for (count, expected) in [
             ("logins", 1),
             ("connects", 1),
             ("joins", 1),
             ("pongs_unmatched", 0),
         ] {
-            assert_eq!(user[count], expected, "user{i} {count}: {user}");
+            assert_eq!(did(count), expected, "{user} {count}: {after}");
         }
-        let chats = user["chats"].as_u64().unwrap();
+        let chats = did("chats");
         // Like the browser, at least its 5 chats at its pace, each acknowledged and delivered.
-        assert!(chats >= 5, "user{i} chatted {chats} times: {user}");
-        assert_eq!(user["chat_acks"], chats, "user{i}: {user}");
-        assert_eq!(user["messages"], chats, "user{i}: {user}");
-        assert!(
-            user["pongs"].as_u64().unwrap() >= 1,
-            "user{i} answered no ping: {user}"
-        );
+        assert!(chats >= 5, "{user} chatted {chats} times: {after}");
+        assert_eq!(did("chat_acks"), chats, "{user}: {after}");
+        assert_eq!(did("messages"), chats, "{user}: {after}");
+        assert!(did("pongs") >= 1, "{user} answered no ping: {after}");
     }
     assert_eq!(common::summary_count(&results, "errors"), 0);
     assert_eq!(common::summary_count(&results, "connects"), 200);
     let acks = common::summary_count(&results, "ack.sent");
+    let total = |stats: &Value, key: &str| stats["totals"][key].as_u64().unwrap();
     assert_eq!(
         acks,
-        stats["totals"]["chat_acks"].as_u64().unwrap() + 200,
+        total(&after, "chat_acks") - total(&before, "chat_acks") + 200,
         "chats and joins acknowledged"
     );
 }
@@ -338,13 +338,13 @@ async fn a_browser_raw_websocket_session_recorded_from_its_har_replays_with_100_
     }
 
     add_users(&dir.path().join("feed.users.csv"), 100);
-    let server = AppServer::start(App::RawFeed, &[]);
-    let target = server.url().replacen("http://", "ws://", 1);
-    let results = replay(dir.path(), "feed", &target, 100, "3s");
-    let stats = users_after(&server, 100);
-    assert_eq!(stats["upgrades_refused"], 0, "{stats}");
+    let before = users_after(&browser, 1);
+    let results = replay(dir.path(), "feed", 100, "3s");
+    let after = users_after(&browser, 100);
+    assert_eq!(after["upgrades_refused"], 0, "{after}");
     for i in 0..100 {
-        let user = &stats["users"][format!("user{i}")];
+        let user = format!("user{i}");
+        let did = |key: &str| replayed(&after, &before, &user, key);
         for (count, expected) in [
             ("logins", 1),
             ("connections", 1),
@@ -352,17 +352,18 @@ async fn a_browser_raw_websocket_session_recorded_from_its_har_replays_with_100_
             ("pongs_unmatched", 0),
             ("errors", 0),
         ] {
-            assert_eq!(user[count], expected, "user{i} {count}: {user}");
+            assert_eq!(did(count), expected, "{user} {count}: {after}");
         }
-        assert!(user["echoes"].as_u64().unwrap() >= 5, "user{i}: {user}");
-        assert!(user["pongs"].as_u64().unwrap() >= 1, "user{i}: {user}");
-        assert!(user["ticks"].as_u64().unwrap() >= 10, "user{i}: {user}");
+        assert!(did("echoes") >= 5, "{user}: {after}");
+        assert!(did("pongs") >= 1, "{user}: {after}");
+        assert!(did("ticks") >= 10, "{user}: {after}");
     }
     // Every echo came back and no tick was missed; the subscription's answer was awaited.
     assert_eq!(common::summary_count(&results, "errors"), 0);
+    let echoes = |stats: &Value| stats["totals"]["echoes"].as_u64().unwrap();
     assert_eq!(
         common::summary_count(&results, "echo"),
-        stats["totals"]["echoes"].as_u64().unwrap()
+        echoes(&after) - echoes(&before)
     );
     assert_eq!(common::summary_count(&results, "subscribed"), 100);
     assert_eq!(common::summary_count(&results, "tick.lost"), 0);
