@@ -378,8 +378,8 @@ fn records<'a>(
         .collect()
 }
 
-/// Checks the login's request and response heads, every connection closed, and the page's token
-/// nowhere in the file (`volley inspect` hides secrets unless --show-secrets).
+/// Checks the login's request and response heads and bodies, every connection closed, and the
+/// page's token nowhere in the file (`volley inspect` hides secrets unless --show-secrets).
 fn check_jsonl_login(all: &[Value], file: &str, done: &Value) {
     let logins = records(all, "http_request", "c2s", |r| r["target"] == "/login");
     assert_eq!(logins.len(), 1, "one POST /login");
@@ -390,6 +390,22 @@ fn check_jsonl_login(all: &[Value], file: &str, done: &Value) {
     assert_eq!(answers[0]["conn"], logins[0]["conn"]);
     assert_eq!(answers[0]["status"], 200);
     assert_eq!(answers[0]["headers"]["Set-Cookie"], "[redacted]");
+    // The first body each way after the login's heads, on its connection.
+    let body_after = |head: &Value, dir: &str| {
+        let after = head["t"].as_f64().unwrap();
+        let body = records(all, "http_body", dir, |r| {
+            r["conn"] == head["conn"] && r["t"].as_f64().unwrap() >= after
+        })[0];
+        serde_json::from_str::<Value>(body["text"].as_str().unwrap()).unwrap()
+    };
+    assert_eq!(
+        body_after(logins[0], "c2s"),
+        json!({ "user": "user0", "password": "[redacted]" })
+    );
+    assert_eq!(
+        body_after(answers[0], "s2c"),
+        json!({ "token": "[redacted]", "user": "user0" })
+    );
     assert_eq!(of_kind(all, "connect").len(), of_kind(all, "close").len());
     assert!(
         of_kind(all, "error").is_empty(),
@@ -412,12 +428,13 @@ async fn a_chat_room_session_through_volley_inspect_is_written_to_its_jsonl() {
     let all = &capture.records;
     check_jsonl_login(all, &file, done);
 
-    // Long-polling: the open packet, the CONNECT (its auth hidden), its answer.
+    // Long-polling: the open packet, the CONNECT (its auth's keys shown, its values hidden), its
+    // answer.
     let open = records(all, "packet", "s2c", |r| r["eio"] == "open");
     assert_eq!(open.len(), 1);
     let connect = records(all, "packet", "c2s", |r| r["sio"]["type"] == "CONNECT");
     assert_eq!(connect.len(), 1);
-    assert_eq!(connect[0]["sio"]["args"], "[redacted]");
+    assert_eq!(connect[0]["sio"]["args"], json!({ "token": "[redacted]" }));
     // The join and its ack go over polling or the WebSocket: a packet or a frame.
     let sio = |dir: &str, kind: &str, event: Option<&str>| {
         all.iter()
