@@ -465,7 +465,7 @@ fn a_capture_of_several_connections_lists_them_and_filter_picks_one() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains(
-            "The part of the capture --filter keeps holds no WebSocket",
+            "the part of the capture --filter keeps holds no WebSocket",
         ));
 }
 

@@ -3,6 +3,7 @@
 //! both), each message with its time and direction. `har` and `jsonl` read files into it;
 //! `conversation` reads the conversation out of it.
 
+use crate::protocol::engineio;
 use crate::wire::record::Dir;
 
 /// A recorded session, from a HAR file or a `volley inspect --jsonl` file.
@@ -81,13 +82,15 @@ pub struct Socket {
     pub engine: Option<Engine>,
     /// Every message, both ways, in time order: WebSocket messages, or Engine.IO packets.
     pub messages: Vec<Message>,
+    /// A WebSocket entry of a HAR that has no `_webSocketMessages` (Firefox writes none): its
+    /// place. Its messages are not in the file.
+    pub messages_missing: Option<String>,
 }
 
 /// How an Engine.IO session travelled.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Engine {
-    /// 3 or 4.
-    pub version: u8,
+    pub version: engineio::Version,
     pub sid: String,
     /// It began with long-polling (else straight over WebSocket).
     pub polling: bool,
@@ -220,6 +223,32 @@ pub fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Percent-encodes a query key or value for a URL, leaving `{{placeholders}}` as they are.
+pub fn encode_component(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        if rest.starts_with("{{") {
+            if let Some(close) = rest.find("}}") {
+                out.push_str(&rest[..close + 2]);
+                rest = &rest[close + 2..];
+                continue;
+            }
+        }
+        let c = rest.chars().next().unwrap_or_default();
+        if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~') {
+            out.push(c);
+        } else {
+            let mut bytes = [0; 4];
+            for b in c.encode_utf8(&mut bytes).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
 /// The value of header `name` (any case), the first of its name.
 pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
@@ -260,5 +289,9 @@ mod tests {
         assert!(Url::parse("/relative").is_none());
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz%41"), "%zzA");
+        assert_eq!(
+            encode_component("a b&c=/é{{token}}"),
+            "a%20b%26c%3D%2F%C3%A9{{token}}"
+        );
     }
 }

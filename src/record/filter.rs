@@ -1,8 +1,8 @@
 //! `volley record --filter`: which part of a capture to record, as `KEY=VALUE` terms joined by
 //! commas: `conn=3` (the connection: inspect's connection number, or the HAR entry number of
 //! its first request, as `volley record` lists them), `from=10s` and `to=40s` (a time window,
-//! from the capture's start). HTTP exchanges are kept by the window only: the login before a
-//! connection is on another connection.
+//! from the capture's start). The window cuts the conversation, not what it stands on: the HTTP
+//! calls before it (a login) and the Socket.IO handshake are kept.
 
 use std::str::FromStr;
 
@@ -80,17 +80,24 @@ impl CaptureFilter {
         self.from.is_none_or(|from| at >= from) && self.to.is_none_or(|to| at <= to)
     }
 
-    /// The part of `capture` the filter keeps: exchanges in the window; connections of that
-    /// number that were open in the window, with their messages in it.
+    /// The part of `capture` the filter keeps: the exchanges up to the window's end; the
+    /// connections of that number that were open in the window, with their messages in it and
+    /// their handshake (Engine.IO's open, Socket.IO's CONNECT both ways).
     pub fn apply(&self, mut capture: Capture) -> Capture {
-        capture.exchanges.retain(|e| self.in_window(e.at));
+        capture
+            .exchanges
+            .retain(|e| self.to.is_none_or(|to| e.at <= to));
         capture.sockets.retain(|s| {
             self.conn.is_none_or(|conn| s.conn == conn)
                 && self.to.is_none_or(|to| s.at <= to)
                 && self.from.is_none_or(|from| s.until >= from)
         });
         for socket in &mut capture.sockets {
-            socket.messages.retain(|m| self.in_window(m.at));
+            let engine = socket.engine.is_some();
+            socket.messages.retain(|m| {
+                self.in_window(m.at)
+                    || (engine && (m.text.starts_with('0') || m.text.starts_with("40")))
+            });
         }
         capture
     }

@@ -27,7 +27,7 @@ pub fn read(text: &str) -> Result<Capture, BadInput> {
         .unwrap_or("an unknown program");
     let mut parsed = Vec::with_capacity(entries.len());
     for (i, entry) in entries.iter().enumerate() {
-        parsed.push(Entry::read(entry, i + 1)?);
+        parsed.extend(Entry::read(entry, i + 1)?);
     }
     let zero = parsed.iter().map(|e| e.start).fold(f64::INFINITY, f64::min);
     let mut capture = Capture {
@@ -48,6 +48,10 @@ pub fn read(text: &str) -> Result<Capture, BadInput> {
         let version = engine_version(&entry.url);
         if let Some(version) = version {
             let websocket = entry.url.param("transport") == Some("websocket");
+            // A failed poll (`Session ID unknown` after a restart) carries no packets.
+            if !websocket && !entry.status.is_some_and(|s| (200..300).contains(&s)) {
+                continue;
+            }
             let mut packets = Vec::new();
             if websocket {
                 for m in &entry.ws_messages {
@@ -99,20 +103,20 @@ pub fn read(text: &str) -> Result<Capture, BadInput> {
                     url: entry.url.clone(),
                     request_headers: entry.request_headers.clone(),
                     engine: Some(Engine {
-                        version: if version == engineio::Version::V3 {
-                            3
-                        } else {
-                            4
-                        },
+                        version,
                         sid,
                         polling: false,
                         websocket: false,
                     }),
                     messages: Vec::new(),
+                    messages_missing: None,
                 });
                 sessions.len() - 1
             });
             let session = &mut sessions[index];
+            if websocket && !entry.has_messages {
+                session.messages_missing = Some(place.clone());
+            }
             if let Some(engine) = &mut session.engine {
                 engine.polling |= !websocket;
                 engine.websocket |= websocket;
@@ -134,6 +138,7 @@ pub fn read(text: &str) -> Result<Capture, BadInput> {
                 at,
                 until,
                 conn: entry.number as u64,
+                messages_missing: (!entry.has_messages).then(|| place.clone()),
                 place,
                 url: entry.url,
                 request_headers: entry.request_headers,
@@ -190,12 +195,15 @@ struct Entry {
     response_body: Option<Body>,
     resource_type: Option<String>,
     is_websocket: bool,
+    /// It has `_webSocketMessages` (Chromium writes them; Firefox does not).
+    has_messages: bool,
     /// `_webSocketMessages`, times in epoch seconds.
     ws_messages: Vec<Message>,
 }
 
 impl Entry {
-    fn read(entry: &Value, number: usize) -> Result<Entry, BadInput> {
+    /// The entry, or None for a URL that is not the network's (`data:`, `blob:`, an extension's).
+    fn read(entry: &Value, number: usize) -> Result<Option<Entry>, BadInput> {
         let place = format!("entry {number}");
         let bad = |what: &str| BadInput::at(&place, what.to_string());
         let started = entry
@@ -220,6 +228,24 @@ impl Entry {
             .get("url")
             .and_then(Value::as_str)
             .ok_or_else(|| bad("its request has no `url`"))?;
+        let scheme = url_text
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        const LOCAL: &[&str] = &[
+            "data",
+            "blob",
+            "about",
+            "chrome",
+            "chrome-extension",
+            "moz-extension",
+            "file",
+            "javascript",
+        ];
+        if LOCAL.contains(&scheme.as_str()) {
+            return Ok(None);
+        }
         let url = Url::parse(url_text).ok_or_else(|| {
             bad(&format!(
                 "its request's url {url_text:?} is not an absolute http(s) or ws(s) URL"
@@ -293,7 +319,7 @@ impl Entry {
         let is_websocket = entry.get("_webSocketMessages").is_some()
             || resource_type.as_deref() == Some("websocket")
             || (status == Some(101) && matches!(url.scheme.as_str(), "ws" | "wss"));
-        Ok(Entry {
+        Ok(Some(Entry {
             number,
             started: started.to_string(),
             start,
@@ -307,8 +333,9 @@ impl Entry {
             response_body,
             resource_type,
             is_websocket,
+            has_messages: entry.get("_webSocketMessages").is_some(),
             ws_messages,
-        })
+        }))
     }
 }
 

@@ -23,11 +23,22 @@ struct Conn {
     waiting: VecDeque<Pending>,
     /// The last head seen each way, for the body and packet records that follow it.
     last: [Option<Pending>; 2],
-    /// After a 101: the socket's index, and a text message being put together from fragments.
+    /// After a 101: the socket's index, and the message being put together from fragments,
+    /// each way.
     socket: Option<usize>,
-    fragments: Option<(String, bool, f64, String)>,
+    fragments: [Option<Fragment>; 2],
     /// An upgrade request waiting for its answer.
     upgrade: Option<Opening>,
+}
+
+/// A WebSocket message whose first frames have come and its last not yet.
+#[derive(Debug)]
+struct Fragment {
+    text: String,
+    binary: bool,
+    /// When and where its first frame was.
+    at: f64,
+    place: String,
 }
 
 /// The first request of a socket: its URL, headers, time and place in the file.
@@ -254,7 +265,7 @@ pub fn read(text: &str) -> Result<Capture, BadInput> {
                 else {
                     continue;
                 };
-                let text = packet_text(obj, &place)?;
+                let text = packet_text(obj, dir, &place)?;
                 if sid.is_none() {
                     *sid = text
                         .strip_prefix('0')
@@ -292,36 +303,47 @@ pub fn read(text: &str) -> Result<Capture, BadInput> {
                 };
                 let opcode = str_field("opcode").unwrap_or("");
                 let fin = obj.get("fin").and_then(Value::as_bool).unwrap_or(true);
+                let slot = &mut conn.fragments[if dir == Dir::C2s { 0 } else { 1 }];
                 let binary = match opcode {
                     "text" => false,
                     "binary" => true,
-                    "continuation" => match &conn.fragments {
-                        Some((_, binary, _, _)) => *binary,
+                    "continuation" => match slot {
+                        Some(fragment) => fragment.binary,
                         None => continue,
                     },
                     _ => continue, // Control frames: nothing of the conversation.
                 };
-                if obj.get("truncated").and_then(Value::as_bool) == Some(true) {
+                let cut = obj.get("truncated").and_then(Value::as_bool) == Some(true);
+                // A client's text is sent again: a cut one cannot be. Others are only read.
+                if cut && dir == Dir::C2s && !binary {
                     return Err(bad(format!(
-                        "this frame's payload was cut at volley inspect's --max-payload ({} of {} bytes shown), so \
-                         the message cannot be replayed: capture again with a larger --max-payload",
-                        str_field("text").or(str_field("hex")).map_or(0, str::len)
-                            / if binary { 2 } else { 1 },
+                        "the client's message was cut at volley inspect's --max-payload ({} of {} bytes shown), \
+                         so it cannot be replayed: capture again with a larger --max-payload",
+                        str_field("text").map_or(0, str::len),
                         obj.get("len").and_then(Value::as_u64).unwrap_or(0)
                     )));
                 }
                 let piece = str_field("text").or(str_field("hex")).unwrap_or("");
-                let (mut text, start, first) = match conn.fragments.take() {
-                    Some((text, _, start, first)) if opcode == "continuation" => {
-                        (text, start, first)
-                    }
-                    _ => (String::new(), t, place.clone()),
+                let mut fragment = match slot.take() {
+                    Some(fragment) if opcode == "continuation" => fragment,
+                    _ => Fragment {
+                        text: String::new(),
+                        binary,
+                        at: t,
+                        place: place.clone(),
+                    },
                 };
-                text.push_str(piece);
+                fragment.text.push_str(piece);
                 if !fin {
-                    conn.fragments = Some((text, binary, start, first));
+                    *slot = Some(fragment);
                     continue;
                 }
+                let Fragment {
+                    text,
+                    at: start,
+                    place: first,
+                    ..
+                } = fragment;
                 let socket = &mut sockets[index];
                 socket.until = socket.until.max(t);
                 socket.messages.push(Message {
@@ -352,9 +374,13 @@ pub fn read(text: &str) -> Result<Capture, BadInput> {
     Ok(capture)
 }
 
-/// A packet record's text, whole: a cut one cannot be replayed.
-fn packet_text(obj: &serde_json::Map<String, Value>, place: &str) -> Result<String, BadInput> {
-    if obj.get("truncated").and_then(Value::as_bool) == Some(true) {
+/// A packet record's text; a client's cut one cannot be replayed.
+fn packet_text(
+    obj: &serde_json::Map<String, Value>,
+    dir: Dir,
+    place: &str,
+) -> Result<String, BadInput> {
+    if dir == Dir::C2s && obj.get("truncated").and_then(Value::as_bool) == Some(true) {
         return Err(BadInput::at(
             place,
             "this packet was cut at volley inspect's --max-payload, so it cannot be replayed: \
@@ -393,16 +419,13 @@ fn session(
         url: url.clone(),
         request_headers: headers.to_vec(),
         engine: Some(Engine {
-            version: if version == engineio::Version::V3 {
-                3
-            } else {
-                4
-            },
+            version,
             sid: sid.clone().unwrap_or_default(),
             polling: false,
             websocket: false,
         }),
         messages: Vec::new(),
+        messages_missing: None,
     });
     let index = sockets.len() - 1;
     if let Some(sid) = sid {

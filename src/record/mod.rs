@@ -11,6 +11,7 @@ pub mod conversation;
 pub mod filter;
 pub mod har;
 pub mod jsonl;
+pub mod text;
 pub mod values;
 pub mod write;
 
@@ -163,6 +164,8 @@ pub fn read(path: &Path) -> Result<capture::Capture, RecordError> {
             "not UTF-8 text: a HAR file or a volley inspect --jsonl capture is text".into(),
         ))
     })?;
+    // Some Windows tools start a file with a byte-order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     if text.trim().is_empty() {
         return Err(RecordError::Empty {
             path: path.to_path_buf(),
@@ -186,9 +189,9 @@ pub fn read(path: &Path) -> Result<capture::Capture, RecordError> {
         }
     };
     let capture = if is_har {
-        har::read(&text)
+        har::read(text)
     } else {
-        jsonl::read(&text)
+        jsonl::read(text)
     };
     capture.map_err(malformed)
 }

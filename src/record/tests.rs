@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::conversation::{self, Conversation, HttpBody, Payload, Step};
+use super::conversation::{self, Conversation, HttpBody, Payload, Reply, Step};
 use super::filter::CaptureFilter;
 use super::har;
 
@@ -143,9 +143,13 @@ fn a_raw_websocket_session_becomes_login_connection_steps_streams_replies_and_ex
         panic!("{:?}", c.handlers)
     };
     assert_eq!(handler.matches.as_deref(), Some(r#"/type == "ping""#));
+    let Reply::Emit { event, payload, .. } = &handler.reply else {
+        panic!("{handler:?}")
+    };
+    assert_eq!(event, "pong");
     assert_eq!(
-        handler.payload,
-        Payload::Data(json!({"type": "pong", "id": "{{/id}}"}))
+        payload,
+        &Payload::Data(json!({"type": "pong", "id": "{{/id}}"}))
     );
 
     // The echo comes back; the ticks are a numbered stream with a send time.

@@ -25,6 +25,16 @@ const IDENTITY: &[&str] = &[
     "phone",
 ];
 
+/// An answer's string this long, or longer, may be a value the client sends back (shorter ones
+/// are words: `ok`, `en`).
+const MIN_OFFER: usize = 4;
+/// An answer's value this long is looked for inside longer texts too (`Bearer <token>`).
+const MIN_OFFER_INSIDE: usize = 8;
+/// A response header's value this long may be a session id.
+const MIN_HEADER_OFFER: usize = 8;
+/// A column's value this long is looked for inside other texts (`room-user0`).
+const MIN_COLUMN_INSIDE: usize = 3;
+
 /// Where a step's captured value comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Source {
@@ -39,6 +49,8 @@ pub enum Source {
 struct Offer {
     /// The step that got it (an index the writer knows).
     step: usize,
+    /// When the client had it: seconds from the capture's start.
+    at: f64,
     /// The field's name (the last part of the pointer, or the header's name).
     key: String,
     /// What carried it, for the comments: `the answer to entry 3`.
@@ -61,6 +73,8 @@ pub struct Column {
 #[derive(Debug, Default)]
 pub struct Values {
     offers: Vec<Offer>,
+    /// When the message being templated was sent: only what was offered before it can be used.
+    pub now: f64,
     pub columns: Vec<Column>,
     /// What was generalised and why, for the scenario's comments.
     pub notes: Vec<String>,
@@ -69,7 +83,7 @@ pub struct Values {
 impl Values {
     /// Offers the string (and long number) leaves of `json`, an answer step `step` got, under
     /// JSON pointers from `base` (`""` for the whole body).
-    pub fn offer_json(&mut self, step: usize, from: &str, json: &Value) {
+    pub fn offer_json(&mut self, step: usize, at: f64, from: &str, json: &Value) {
         let mut leaves = Vec::new();
         leaves_of(json, String::new(), &mut leaves);
         for (pointer, value) in leaves {
@@ -77,12 +91,13 @@ impl Values {
                 Value::String(s) => s.clone(),
                 _ => continue,
             };
-            if text.chars().count() < 4 && text != REDACTED {
+            if text.chars().count() < MIN_OFFER && text != REDACTED {
                 continue;
             }
             let key = last_key(&pointer);
             self.offers.push(Offer {
                 step,
+                at,
                 key,
                 from: from.to_string(),
                 value: text,
@@ -92,10 +107,17 @@ impl Values {
         }
     }
 
+    /// Offers the first argument of an answer (an acknowledgement, an awaited message).
+    pub fn offer_args(&mut self, step: usize, at: f64, from: &str, args: &[Value]) {
+        if let Some(first) = args.first() {
+            self.offer_json(step, at, from, first);
+        }
+    }
+
     /// Offers a response header's value (not cookies: the jar has them).
-    pub fn offer_header(&mut self, step: usize, from: &str, name: &str, value: &str) {
+    pub fn offer_header(&mut self, step: usize, at: f64, from: &str, name: &str, value: &str) {
         let lower = name.to_ascii_lowercase();
-        if value.len() < 8
+        if value.len() < MIN_HEADER_OFFER
             || lower == "set-cookie"
             || !(lower.starts_with("x-") || is_secret_name(&lower))
         {
@@ -103,6 +125,7 @@ impl Values {
         }
         self.offers.push(Offer {
             step,
+            at,
             key: lower.clone(),
             from: from.to_string(),
             value: value.to_string(),
@@ -120,24 +143,15 @@ impl Values {
             .collect()
     }
 
-    /// Whether a captured value's name is one that the scenario's secret rule hides by itself.
-    pub fn captured_names(&self) -> Vec<String> {
-        self.offers.iter().filter_map(|o| o.used.clone()).collect()
-    }
-
-    /// The template for string `value` of field `key` in something the client sent; `identity`:
-    /// the field sits beside a credential, so it names the user.
+    /// The template for string `value` of field `key` (empty: none) in something the client sent.
+    /// In this order: a value the capture hid; a value an answer carried (a capture); a
+    /// secret-named value (a column of the data file); a value that holds a column's (the user
+    /// name inside a room's name); a value new in every message (a placeholder); else itself.
     pub fn string(&mut self, key: &str, value: &str) -> String {
         if value == REDACTED {
             return self.hidden(key);
         }
-        // A value the user's row holds (the user name in a room's name).
-        for column in &self.columns {
-            if column.value.chars().count() >= 3 && value.contains(&column.value) {
-                return value.replace(&column.value, &format!("{{{{users.{}}}}}", column.name));
-            }
-        }
-        // A value an answer carried.
+        let value = &self.unbrace(value);
         if let Some(i) = self.offer_in(value) {
             let name = self.use_offer(i);
             let offered = self.offers[i].value.clone();
@@ -146,21 +160,92 @@ impl Values {
         if is_secret_name(key) && !value.is_empty() {
             return self.column(key, value);
         }
-        generated(value).map_or_else(|| value.to_string(), str::to_string)
+        for column in &self.columns {
+            if column.value.chars().count() >= MIN_COLUMN_INSIDE && value.contains(&column.value) {
+                let placeholder = format!("{{{{users.{}}}}}", column.name);
+                return value.replace(&column.value, &placeholder);
+            }
+        }
+        if let Some(placeholder) = generated(value) {
+            return placeholder.to_string();
+        }
+        self.secrets_in_text(value)
+    }
+
+    /// Recorded text made safe for a template: `{{` would open a placeholder, and templates
+    /// have no escape, so it is sent as `{ {` (a note says so).
+    fn unbrace(&mut self, text: &str) -> String {
+        if !text.contains("{{") {
+            return text.to_string();
+        }
+        let mut out = text.to_string();
+        while out.contains("{{") {
+            out = out.replace("{{", "{ {");
+        }
+        self.notes.push(format!(
+            "A recorded value holds `{{{{`, which a scenario's templates read as a placeholder; it is sent with `{{ {{` instead: {:?}",
+            shorten(text)
+        ));
+        out
+    }
+
+    /// A text message that is not JSON (`PASS x`, `passcode:x`, `token=x`): the values after
+    /// secret names become columns.
+    fn secrets_in_text(&mut self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(at) = rest.find([':', '=']) {
+            let before = &rest[..at];
+            let name_start = before
+                .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+                .map_or(0, |i| i + 1);
+            let name = &before[name_start..];
+            let after = &rest[at + 1..];
+            let value_len = after
+                .find(|c: char| c.is_whitespace() || matches!(c, '&' | ';' | ',' | '"' | '\''))
+                .unwrap_or(after.len());
+            out.push_str(&rest[..=at]);
+            if !name.is_empty() && value_len > 0 && is_secret_name(name) {
+                let placeholder = self.column(name, &after[..value_len]);
+                out.push_str(&placeholder);
+                rest = &after[value_len..];
+            } else {
+                rest = after;
+            }
+        }
+        out.push_str(rest);
+        // `PASS secret` (FTP, IRC, POP3): the word after a secret command word.
+        let words: Vec<&str> = out.split(' ').collect();
+        if words.len() == 2 && is_secret_name(words[0]) && !words[1].contains("{{") {
+            let placeholder = self.column(words[0], words[1].trim_end());
+            return format!("{} {placeholder}", words[0]);
+        }
+        out
     }
 
     /// A credential: a column of the data file, with the recorded value.
+    /// Two different values of one name (a `Basic` and a `Bearer` authorization) get columns of
+    /// their own.
     pub fn column(&mut self, key: &str, value: &str) -> String {
-        let name = identifier(key);
-        if !self.columns.iter().any(|c| c.name == name) {
-            self.columns.push(Column {
-                name: name.clone(),
-                value: if value == REDACTED {
-                    String::new()
-                } else {
-                    value.to_string()
-                },
-            });
+        let value = if value == REDACTED { "" } else { value };
+        let base = identifier(key);
+        let mut name = base.clone();
+        let mut k = 2;
+        loop {
+            match self.columns.iter().find(|c| c.name == name) {
+                Some(c) if c.value == value => break,
+                Some(_) => {
+                    name = format!("{base}{k}");
+                    k += 1;
+                }
+                None => {
+                    self.columns.push(Column {
+                        name: name.clone(),
+                        value: value.to_string(),
+                    });
+                    break;
+                }
+            }
         }
         format!("{{{{users.{name}}}}}")
     }
@@ -172,11 +257,11 @@ impl Values {
         let found = self
             .offers
             .iter()
-            .rposition(|o| identifier(&o.key) == wanted && o.value == REDACTED)
+            .rposition(|o| identifier(&o.key) == wanted && o.value == REDACTED && o.at <= self.now)
             .or_else(|| {
                 // `Authorization: [redacted]` and one hidden token: the token, as a bearer.
                 let hidden: Vec<usize> = (0..self.offers.len())
-                    .filter(|&i| self.offers[i].value == REDACTED)
+                    .filter(|&i| self.offers[i].value == REDACTED && self.offers[i].at <= self.now)
                     .collect();
                 (wanted == "authorization" && hidden.len() == 1).then(|| hidden[0])
             });
@@ -210,11 +295,11 @@ impl Values {
         let mut best: Option<usize> = None;
         for (i, offer) in self.offers.iter().enumerate() {
             let o = &offer.value;
-            if o == REDACTED || o.chars().count() < 4 {
+            if o == REDACTED || o.chars().count() < MIN_OFFER || offer.at > self.now {
                 continue;
             }
             let whole = value == o;
-            let inside = o.chars().count() >= 8 && value.contains(o.as_str());
+            let inside = o.chars().count() >= MIN_OFFER_INSIDE && value.contains(o.as_str());
             if (whole || inside) && best.is_none_or(|b| self.offers[b].value.len() <= o.len()) {
                 best = Some(i);
             }
@@ -266,8 +351,11 @@ impl Values {
             Value::Object(map) => {
                 let credential = map.iter().any(|(k, v)| {
                     is_secret_name(k)
-                        && v.is_string()
-                        && self.explains(v.as_str().unwrap_or("")).is_none()
+                        && match v {
+                            Value::String(s) => self.explains(s).is_none(),
+                            Value::Number(_) => true,
+                            _ => false,
+                        }
                 });
                 let mut out = serde_json::Map::new();
                 for (k, v) in map {
@@ -275,6 +363,13 @@ impl Values {
                     let value = match v {
                         Value::String(s) if credential && identity => {
                             Value::String(self.column(k, s))
+                        }
+                        // A secret number (a PIN) is a column too, sent as text.
+                        Value::Number(n) if is_secret_name(k) || (credential && identity) => {
+                            self.notes.push(format!(
+                                "`{k}` is a number the user sent beside its credentials: it is a column of the data file, and a column is sent as a string."
+                            ));
+                            Value::String(self.column(k, &n.to_string()))
                         }
                         _ => self.json_under(v, k),
                     };
@@ -288,8 +383,20 @@ impl Values {
             Value::String(s) => Value::String(self.string(key, s)),
             Value::Number(n) => match n.as_u64().and_then(generated_number) {
                 Some(placeholder) => Value::String(placeholder.to_string()),
+                None if n.is_u64() && n.as_i64().is_none() => {
+                    self.notes.push(format!(
+                        "`{key}` is {n}, larger than a TOML integer can be: it is sent as a string."
+                    ));
+                    json.clone()
+                }
                 None => json.clone(),
             },
+            Value::Null => {
+                self.notes.push(format!(
+                    "`{key}` is null in the recording; TOML has no null, so it is sent as an empty string."
+                ));
+                json.clone()
+            }
             other => other.clone(),
         }
     }
@@ -300,6 +407,14 @@ impl Values {
             return None;
         }
         self.offer_in(value)
+    }
+}
+
+/// The start of a long text, for a note.
+fn shorten(text: &str) -> String {
+    match text.char_indices().nth(60) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
     }
 }
 
@@ -319,7 +434,7 @@ pub fn generated_number(n: u64) -> Option<&'static str> {
         .then_some("{{now_ms}}")
 }
 
-fn is_uuid(value: &str) -> bool {
+pub fn is_uuid(value: &str) -> bool {
     let b = value.as_bytes();
     b.len() == 36
         && b.iter().enumerate().all(|(i, &c)| match i {
@@ -394,6 +509,7 @@ mod tests {
         );
         values.offer_json(
             0,
+            0.0,
             "the login",
             &json!({"token": "abcdef0123456789", "user": "user0"}),
         );
@@ -433,7 +549,7 @@ mod tests {
             json!({"user": "{{users.user}}", "password": "{{users.password}}"})
         );
         assert_eq!(values.columns[1].value, "");
-        values.offer_json(0, "the login", &json!({"token": REDACTED}));
+        values.offer_json(0, 0.0, "the login", &json!({"token": REDACTED}));
         assert_eq!(
             values.json(&json!({"token": REDACTED})),
             json!({"token": "{{token}}"})

@@ -1,0 +1,302 @@
+//! The HTTP calls of a capture as steps, and the connection's settings: what the page's code
+//! asked (not the page, its scripts and images), with the values it sent templated, and what
+//! each answer carried offered to later requests.
+
+use serde_json::Value;
+
+use super::{Conversation, HttpBody, Step};
+use crate::record::capture::{
+    Capture, Exchange, Socket, encode_component, header, media_type, parse_query,
+};
+use crate::record::values::Values;
+use crate::record::{engine_version, is_text_media};
+use crate::transport::engine::Transport;
+
+/// Query keys of Engine.IO's own.
+const ENGINE_KEYS: &[&str] = &["EIO", "transport", "sid", "t", "b64", "j"];
+
+/// The calls as steps: those before the connection go into `c.before_connect`; those made while
+/// it was open are returned with their times, to take their place among the `on_connect` steps.
+/// Calls to an origin other than the connection's and `[http] base` are left out, with a note.
+pub fn calls(
+    capture: &Capture,
+    socket: &Socket,
+    c: &mut Conversation,
+    ids: &mut std::ops::RangeFrom<usize>,
+) -> Vec<(f64, Step)> {
+    let origin = socket.url.http_origin();
+    let calls: Vec<&Exchange> = capture
+        .exchanges
+        .iter()
+        .filter(|e| e.at <= socket.until)
+        .filter(|e| is_call(e))
+        .collect();
+    c.counts.skipped_exchanges = capture.exchanges.len() - calls.len();
+    // One other origin can be `[http] base`: the first call's, when it is not the connection's.
+    c.http_base = calls
+        .first()
+        .map(|e| e.url.http_origin())
+        .filter(|o| *o != origin);
+    let base = c.http_base.clone().unwrap_or_else(|| origin.clone());
+    let mut during = Vec::new();
+    for exchange in calls {
+        let o = exchange.url.http_origin();
+        if o != base {
+            c.values.notes.push(format!(
+                "{} {} {} went to {o}, which is neither the connection's origin nor [http] base ({base}): left out",
+                exchange.place, exchange.method, exchange.url.path
+            ));
+            continue;
+        }
+        c.counts.exchanges += 1;
+        c.values.now = exchange.at;
+        let step = match step(exchange, ids.next().unwrap_or_default(), &mut c.values) {
+            Ok(step) => step,
+            Err(why) => {
+                c.values.notes.push(why);
+                continue;
+            }
+        };
+        if exchange.at < socket.at {
+            c.before_connect.push(step);
+        } else {
+            during.push((exchange.at, step));
+        }
+    }
+    during
+}
+
+/// Whether an exchange is a call the user's code made (not the page, its scripts and images).
+/// Anything but a GET is (a form's POST is a `document` to the browser).
+fn is_call(e: &Exchange) -> bool {
+    if e.method == "OPTIONS" || engine_version(&e.url).is_some() {
+        return false;
+    }
+    if e.method != "GET" {
+        return true;
+    }
+    if let Some(kind) = &e.resource_type {
+        return matches!(kind.as_str(), "xhr" | "fetch");
+    }
+    let mime = media_type(header(&e.response_headers, "content-type").unwrap_or(""));
+    let page = mime.starts_with("text/html")
+        || mime.starts_with("text/css")
+        || mime.contains("javascript")
+        || mime.starts_with("image/")
+        || mime.starts_with("font/");
+    const ASSETS: &[&str] = &[
+        ".js", ".css", ".png", ".jpg", ".svg", ".ico", ".woff", ".woff2", ".map", ".html",
+    ];
+    !page && !ASSETS.iter().any(|ext| e.url.path.ends_with(ext))
+}
+
+/// Request headers a replay sends itself, or the browser adds on its own. Cookies are the
+/// jar's.
+fn is_own_header(name: &str) -> bool {
+    const OWN: &[&str] = &[
+        "host",
+        "connection",
+        "content-length",
+        "content-type",
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "user-agent",
+        "origin",
+        "referer",
+        "cookie",
+        "cache-control",
+        "pragma",
+        "upgrade",
+        "dnt",
+        "priority",
+        "te",
+        "keep-alive",
+        "transfer-encoding",
+        "if-none-match",
+        "if-modified-since",
+        "upgrade-insecure-requests",
+    ];
+    let lower = name.to_ascii_lowercase();
+    OWN.contains(&lower.as_str())
+        || (lower.starts_with("sec-") && lower != "sec-websocket-protocol")
+}
+
+/// The exchange as an HTTP step, or why it cannot be replayed.
+fn step(e: &Exchange, id: usize, values: &mut Values) -> Result<Step, String> {
+    if e.request_body.as_ref().is_some_and(|b| b.truncated) {
+        return Err(format!(
+            "{}: the body of {} {} was cut at volley inspect's --max-body, so the call is left out: \
+             capture again with a larger --max-body",
+            e.place, e.method, e.url.path
+        ));
+    }
+    let path = path_and_query(&e.url.path, &e.url.query, values);
+    let headers = e
+        .request_headers
+        .iter()
+        .filter(|(k, _)| !is_own_header(k))
+        .map(|(k, v)| (k.clone(), values.string(k, v)))
+        .collect();
+    let content_type = header(&e.request_headers, "content-type").unwrap_or("");
+    let body = match &e.request_body {
+        None => HttpBody::None,
+        Some(b) if b.text.is_empty() => HttpBody::None,
+        Some(b) if b.mime.contains("json") => match serde_json::from_str::<Value>(&b.text) {
+            Ok(json @ (Value::Object(_) | Value::Array(_))) => HttpBody::Json(values.json(&json)),
+            _ => HttpBody::Text(values.string("", &b.text), content_type.to_string()),
+        },
+        Some(b) if b.mime == "application/x-www-form-urlencoded" => {
+            let pairs = parse_query(&b.text);
+            let mut keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            if keys.len() < pairs.len() {
+                // A key given twice: a table cannot say it, the text can.
+                let fields: Vec<String> = pairs
+                    .iter()
+                    .map(|(k, v)| {
+                        format!(
+                            "{}={}",
+                            encode_component(k),
+                            encode_component(&values.string(k, v))
+                        )
+                    })
+                    .collect();
+                HttpBody::Text(fields.join("&"), content_type.to_string())
+            } else {
+                let as_json = Value::Object(
+                    pairs
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                        .collect(),
+                );
+                match values.json(&as_json) {
+                    Value::Object(map) => HttpBody::Form(
+                        map.into_iter()
+                            .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string()))
+                            .collect(),
+                    ),
+                    _ => HttpBody::None,
+                }
+            }
+        }
+        Some(b) if is_text_media(&b.mime) || b.mime.is_empty() => {
+            HttpBody::Text(values.string("", &b.text), content_type.to_string())
+        }
+        Some(_) => HttpBody::None,
+    };
+    // What the answer carried, for later requests.
+    let from = format!("the answer to {}", e.place);
+    if let Some(body) = &e.response_body {
+        if let Ok(json) = serde_json::from_str::<Value>(&body.text) {
+            values.offer_json(id, e.at, &from, &json);
+        }
+    }
+    for (k, v) in &e.response_headers {
+        values.offer_header(id, e.at, &from, k, v);
+    }
+    Ok(Step::Http {
+        id,
+        method: e.method.clone(),
+        path,
+        headers,
+        body,
+        status: e.status,
+        place: e.place.clone(),
+    })
+}
+
+/// A path and query with every segment and value templated, the query encoded again.
+fn path_and_query(path: &str, query: &[(String, String)], values: &mut Values) -> String {
+    let segments: Vec<String> = path
+        .split('/')
+        .map(|segment| {
+            if segment.is_empty() {
+                String::new()
+            } else {
+                let decoded = crate::record::capture::percent_decode(segment);
+                let templated = values.string("", &decoded);
+                // A made-up id in a path would name nothing: only known values are templated.
+                if templated == decoded || matches!(templated.as_str(), "{{uuid}}" | "{{now_ms}}") {
+                    segment.to_string()
+                } else {
+                    encode_path_segment(&templated)
+                }
+            }
+        })
+        .collect();
+    let mut out = segments.join("/");
+    let pairs: Vec<String> = query
+        .iter()
+        .map(|(k, v)| {
+            let v = values.string(k, v);
+            format!("{}={}", encode_component(k), encode_component(&v))
+        })
+        .collect();
+    if !pairs.is_empty() {
+        out.push('?');
+        out.push_str(&pairs.join("&"));
+    }
+    out
+}
+
+/// A path segment encoded: as a query component, `@`, `:` and a few others left as they are.
+fn encode_path_segment(text: &str) -> String {
+    encode_component(text)
+        .replace("%40", "@")
+        .replace("%3A", ":")
+        .replace("%2B", "+")
+}
+
+/// The connection's settings: target, path (raw WebSocket) or `[socketio]`, headers.
+pub fn connection(socket: &Socket, c: &mut Conversation) {
+    let url = &socket.url;
+    let headers: Vec<(String, String)> = socket
+        .request_headers
+        .iter()
+        .filter(|(k, _)| !is_own_header(k))
+        .map(|(k, v)| (k.clone(), c.values.string(k, v)))
+        .collect();
+    if headers
+        .iter()
+        .any(|(k, _)| k.eq_ignore_ascii_case("sec-websocket-protocol"))
+    {
+        c.values.notes.push(
+            "The client asked for a WebSocket subprotocol: the scenario asks for it too, in \
+             `headers`."
+                .into(),
+        );
+    }
+    c.headers = headers;
+    let Some(engine) = &socket.engine else {
+        c.target = url.ws_origin();
+        c.path = Some(path_and_query(&url.path, &url.query, &mut c.values));
+        return;
+    };
+    c.target = url.http_origin();
+    let mut query: Vec<(String, String)> = Vec::new();
+    for (k, v) in url
+        .query
+        .iter()
+        .filter(|(k, _)| !ENGINE_KEYS.contains(&k.as_str()))
+    {
+        if query.iter().any(|(seen, _)| seen == k) {
+            c.values.notes.push(format!(
+                "The Engine.IO query gives `{k}` twice; [socketio] query keeps the first."
+            ));
+            continue;
+        }
+        let v = c.values.string(k, v);
+        query.push((k.clone(), v));
+    }
+    if let Some(sio) = &mut c.socketio {
+        sio.transport = match (engine.polling, engine.websocket) {
+            (true, true) => Transport::PollingUpgrade,
+            (true, false) => Transport::Polling,
+            _ => Transport::Websocket,
+        };
+        sio.path = url.path.clone();
+        sio.query = query;
+    }
+}
