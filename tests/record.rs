@@ -585,3 +585,135 @@ async fn a_session_captured_by_volley_inspect_gives_the_scenario_its_har_gives()
         assert_eq!(shown_data, har_data);
     }
 }
+
+/// Captures that once went wrong (a review's reproducers, in tests/record/): each records, keeps
+/// its secrets out of the scenario, and says what it should.
+#[test]
+fn hard_captures_record_without_a_secret_in_the_scenario() {
+    // (file, never in the scenario, in it)
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        // A token that holds the user name; a password that holds the email; a number.
+        (
+            "tokuser.har",
+            &["s3cr3t-pass", "9f8e7d6c5b4a3921"],
+            &[
+                r#"capture = { token = "/token" }"#,
+                r#"token = "{{token}}""#,
+            ],
+        ),
+        (
+            "pwuser.har",
+            &["Secret99"],
+            &[r#"password = "{{users.password}}""#],
+        ),
+        (
+            "numpw.har",
+            &["123456"],
+            &[r#"password = "{{users.password}}""#],
+        ),
+        // Text protocols (IRC, STOMP) and a secret that changes in a stream.
+        (
+            "text.har",
+            &["hunter2secret"],
+            &["PASS {{users.pass}}", "passcode:{{users.pass}}"],
+        ),
+        (
+            "streamsecret.har",
+            &["secretTok"],
+            &[r#"access_token = "{{users.access_token}}""#],
+        ),
+        // A token in paths; two authorizations; a login after the connection, at its origin.
+        (
+            "wspath.har",
+            &["tok-0123456789abcdef"],
+            &[
+                r#"path = "/ws/{{token}}""#,
+                "GET /api/x/{{token}}/y/{{token}}",
+            ],
+        ),
+        (
+            "authz.har",
+            &["Ym9iOmh1bnRlcjI=", "static-token", "key-abcdef"],
+            &[r#"headers = { Authorization = "{{users.authorization2}}" }"#],
+        ),
+        (
+            "latelogin.har",
+            &["pw0secret", "base = "],
+            &[
+                r#"http = "POST /login""#,
+                r#"{ emit = "auth", data = { token = "{{token}}" } }"#,
+            ],
+        ),
+        // A form posted by the page itself; encoded queries; a key given twice.
+        (
+            "formdoc.har",
+            &["hunter2"],
+            &[r#"form = { username = "{{users.username}}", password = "{{users.password}}" }"#],
+        ),
+        (
+            "query.har",
+            &[],
+            &[
+                "GET /api/search?q=a%20b%26c%3Dd&next=%2Fhome%3Fx%3D1",
+                "room=a%26b%23c",
+            ],
+        ),
+        ("dupq.har", &[], &[r#"query = { tag = "a" }"#]),
+        // The client's acknowledgements; Socket.IO 2; a chatty user is not a reply storm.
+        (
+            "acks.har",
+            &[r#"emit = "message""#],
+            &["event = \"confirm\"\nfrom = \"server\"\nanswer = [{ ok = true }]"],
+        ),
+        ("eio3.har", &[], &["eio = 3", r#"emit = "hello""#]),
+        ("storm.har", &["[[group.on]]"], &[r#"emit = "chat""#]),
+        // What TOML and templates cannot hold as recorded; ids new in every message.
+        ("bignum.har", &[], &[r#"id = "18446744073709551615""#]),
+        ("braces.har", &[], &["template { {name}} here"]),
+        ("uuids.har", &[], &[r#"id = "{{uuid}}""#]),
+        (
+            "payloads.har",
+            &[],
+            &[r#"{ emit = "noargs" }"#, r#"args = [1, 2]"#],
+        ),
+        // A value sent before the answer that carries it; a failed poll; fragments both ways.
+        ("order.har", &[], &[r#"room = "room-abcdef12""#]),
+        ("polling400.har", &[], &[r#"transport = "polling""#]),
+        ("frag.jsonl", &[], &[r#"emit = "big""#, r#"emit = "bye""#]),
+    ];
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/record");
+    let dir = tempfile::tempdir().unwrap();
+    for (file, never, always) in cases {
+        std::fs::copy(root.join(file), dir.path().join(file)).unwrap();
+        let name = file.split('.').next().unwrap();
+        let scenario = record(dir.path(), file, name);
+        for secret in *never {
+            assert!(
+                !scenario.contains(secret),
+                "{file}: {secret:?} is in:\n{scenario}"
+            );
+        }
+        for expected in *always {
+            assert!(
+                scenario.contains(expected),
+                "{file}: no {expected:?} in:\n{scenario}"
+            );
+        }
+    }
+    // A Firefox HAR keeps no WebSocket messages: refused with what to do instead.
+    std::fs::copy(
+        root.join("feed-firefox.har"),
+        dir.path().join("feed-firefox.har"),
+    )
+    .unwrap();
+    refused(
+        dir.path(),
+        "feed-firefox.har",
+        "entry 3 is a WebSocket without its messages",
+    );
+    refused(
+        dir.path(),
+        "feed-firefox.har",
+        "Export the HAR from Chromium",
+    );
+}

@@ -385,7 +385,8 @@ impl Values {
                 Some(placeholder) => Value::String(placeholder.to_string()),
                 None if n.is_u64() && n.as_i64().is_none() => {
                     self.notes.push(format!(
-                        "`{key}` is {n}, larger than a TOML integer can be: it is sent as a string."
+                        "{} is {n}, larger than a TOML integer can be: it is sent as a string.",
+                        field(key)
                     ));
                     json.clone()
                 }
@@ -393,7 +394,8 @@ impl Values {
             },
             Value::Null => {
                 self.notes.push(format!(
-                    "`{key}` is null in the recording; TOML has no null, so it is sent as an empty string."
+                    "{} is null in the recording; TOML has no null, so it is sent as an empty string.",
+                    field(key)
                 ));
                 json.clone()
             }
@@ -407,6 +409,15 @@ impl Values {
             return None;
         }
         self.offer_in(value)
+    }
+}
+
+/// A field for a note: `` `name` ``, or "a value" when it has no name (an array's item).
+fn field(key: &str) -> String {
+    if key.is_empty() {
+        "A value".into()
+    } else {
+        format!("`{key}`")
     }
 }
 

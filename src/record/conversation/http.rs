@@ -32,16 +32,19 @@ pub fn calls(
         .filter(|e| is_call(e))
         .collect();
     c.counts.skipped_exchanges = capture.exchanges.len() - calls.len();
-    // One other origin can be `[http] base`: the first call's, when it is not the connection's.
+    // Steps go to the connection's origin, or to one other, `[http] base`: the first call's,
+    // when no call went to the connection's.
+    let to_connection = calls.iter().any(|e| e.url.http_origin() == origin);
     c.http_base = calls
         .first()
         .map(|e| e.url.http_origin())
-        .filter(|o| *o != origin);
+        .filter(|o| *o != origin && !to_connection);
     let base = c.http_base.clone().unwrap_or_else(|| origin.clone());
     let mut during = Vec::new();
     for exchange in calls {
         let o = exchange.url.http_origin();
         if o != base {
+            c.counts.skipped_exchanges += 1;
             c.values.notes.push(format!(
                 "{} {} {} went to {o}, which is neither the connection's origin nor [http] base ({base}): left out",
                 exchange.place, exchange.method, exchange.url.path
@@ -118,8 +121,7 @@ fn is_own_header(name: &str) -> bool {
         "upgrade-insecure-requests",
     ];
     let lower = name.to_ascii_lowercase();
-    OWN.contains(&lower.as_str())
-        || (lower.starts_with("sec-") && lower != "sec-websocket-protocol")
+    OWN.contains(&lower.as_str()) || lower.starts_with("sec-")
 }
 
 /// The exchange as an HTTP step, or why it cannot be replayed.
@@ -252,23 +254,19 @@ fn encode_path_segment(text: &str) -> String {
 /// The connection's settings: target, path (raw WebSocket) or `[socketio]`, headers.
 pub fn connection(socket: &Socket, c: &mut Conversation) {
     let url = &socket.url;
-    let headers: Vec<(String, String)> = socket
+    c.headers = socket
         .request_headers
         .iter()
         .filter(|(k, _)| !is_own_header(k))
         .map(|(k, v)| (k.clone(), c.values.string(k, v)))
         .collect();
-    if headers
-        .iter()
-        .any(|(k, _)| k.eq_ignore_ascii_case("sec-websocket-protocol"))
-    {
-        c.values.notes.push(
-            "The client asked for a WebSocket subprotocol: the scenario asks for it too, in \
-             `headers`."
-                .into(),
-        );
+    if let Some(protocols) = header(&socket.request_headers, "sec-websocket-protocol") {
+        c.values.notes.push(format!(
+            "The client asked for the WebSocket subprotocol(s) `{}`, which a scenario cannot ask \
+             for: a server that requires one refuses the replay.",
+            protocols.split(',').next().unwrap_or("").trim()
+        ));
     }
-    c.headers = headers;
     let Some(engine) = &socket.engine else {
         c.target = url.ws_origin();
         c.path = Some(path_and_query(&url.path, &url.query, &mut c.values));

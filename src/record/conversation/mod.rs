@@ -185,11 +185,6 @@ pub fn read(capture: &Capture, filter: &CaptureFilter) -> Result<Conversation, S
         started: capture.started.clone(),
         ..Conversation::default()
     };
-    let (what, origin) = match socket.engine {
-        Some(_) => ("Socket.IO session", socket.url.http_origin()),
-        None => ("WebSocket", socket.url.ws_origin()),
-    };
-    c.connection = format!("{what} {origin}{} ({})", socket.url.path, socket.place);
     let start = filter.from.map_or(socket.at, |from| from.max(socket.at));
     let mut ids = 0..;
     let mut during = http::calls(capture, socket, &mut c, &mut ids);
@@ -199,6 +194,20 @@ pub fn read(capture: &Capture, filter: &CaptureFilter) -> Result<Conversation, S
     c.length = items.iter().map(|i| i.at).fold(start, f64::max) - start;
     c.values.now = socket.at;
     http::connection(socket, &mut c);
+    // Named by its path as the scenario writes it: a token in it is a placeholder by now.
+    c.connection = match &c.path {
+        Some(path) => format!(
+            "WebSocket {}{path} ({})",
+            socket.url.ws_origin(),
+            socket.place
+        ),
+        None => format!(
+            "Socket.IO session {}{} ({})",
+            socket.url.http_origin(),
+            socket.url.path,
+            socket.place
+        ),
+    };
 
     let is_sio = socket.engine.is_some();
     let (handlers, answered) = replies::find(&items, is_sio);
