@@ -135,33 +135,123 @@ impl RecordError {
 /// the scenario.
 pub fn record(settings: &RecordSettings) -> Result<Recorded, RecordError> {
     let path = &settings.input;
-    let capture = read(path)?;
-    let capture = settings.filter.apply(capture);
-    let conversation =
-        conversation::read(&capture, &settings.filter).map_err(|why| RecordError::Nothing {
+    let (text, format) = read(path)?;
+    let capture_name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |f| f.to_string_lossy().into_owned(),
+    );
+    let names = ScenarioNames {
+        capture: &capture_name,
+        scenario: settings
+            .output
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("recorded"),
+    };
+    let recording = record_text(&text, format, &settings.filter, names).map_err(|e| match e {
+        Unrecordable::Malformed(bad) => RecordError::Malformed {
+            path: path.clone(),
+            bad,
+        },
+        Unrecordable::Nothing(why) => RecordError::Nothing {
             path: path.clone(),
             why,
-        })?;
-    write::write(&conversation, settings)
+        },
+    })?;
+    write::write(&recording, settings)
 }
 
-/// Reads `path` as a HAR file (`.har`, or a JSON document with `log`) or as inspect JSONL.
-pub fn read(path: &Path) -> Result<capture::Capture, RecordError> {
+/// How a capture file is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureFormat {
+    /// A browser's HAR export: one JSON document.
+    Har,
+    /// `volley inspect --jsonl`: one JSON record a line.
+    InspectJsonl,
+}
+
+/// The names a recorded scenario gives itself: the capture's file name (in its first comment),
+/// and its own name (`name`, and its data file's `NAME.users.csv`).
+#[derive(Debug, Clone, Copy)]
+pub struct ScenarioNames<'a> {
+    pub capture: &'a str,
+    pub scenario: &'a str,
+}
+
+/// A capture's conversation and the files that replay it, as text: nothing is written yet.
+#[derive(Debug)]
+pub struct Recording {
+    pub conversation: conversation::Conversation,
+    /// The scenario file's text.
+    pub scenario: String,
+    /// The data file, when the recorded user has credentials.
+    pub data: Option<DataFile>,
+}
+
+/// A data file: its name (beside the scenario, as the scenario's `[[data]] file` says) and its
+/// text (CSV: a header of the columns and the recorded row).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataFile {
+    pub name: String,
+    pub text: String,
+}
+
+/// Why a capture's text gives no scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Unrecordable {
+    /// It is not a capture volley can read: where, and why.
+    Malformed(BadInput),
+    /// It is one, but it holds no one conversation to record: why.
+    Nothing(String),
+}
+
+/// What `volley record` makes of a capture's text, without reading or writing a file: the text
+/// read as `format` says, the part `filter` keeps, its conversation found, and the scenario and
+/// data file that replay it written as text. [`record`] writes them and checks the scenario as
+/// `volley validate` does; the fuzz targets `record_har` and `record_jsonl` check it in memory.
+pub fn record_text(
+    text: &str,
+    format: CaptureFormat,
+    filter: &CaptureFilter,
+    names: ScenarioNames<'_>,
+) -> Result<Recording, Unrecordable> {
+    let capture = match format {
+        CaptureFormat::Har => har::read(text),
+        CaptureFormat::InspectJsonl => jsonl::read(text),
+    }
+    .map_err(Unrecordable::Malformed)?;
+    let capture = filter.apply(capture);
+    let conversation = conversation::read(&capture, filter).map_err(Unrecordable::Nothing)?;
+    let data = (!conversation.values.columns.is_empty()).then(|| DataFile {
+        name: format!("{}.users.csv", names.scenario),
+        text: write::data_text(&conversation),
+    });
+    let scenario =
+        write::scenario_text(&conversation, names, data.as_ref().map(|d| d.name.as_str()));
+    Ok(Recording {
+        conversation,
+        scenario,
+        data,
+    })
+}
+
+/// Reads `path` as a HAR file (`.har`, or a JSON document with `log`) or as inspect JSONL: its
+/// text, and which of the two it is.
+pub fn read(path: &Path) -> Result<(String, CaptureFormat), RecordError> {
     let bytes = std::fs::read(path).map_err(|source| RecordError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    let malformed = |bad: BadInput| RecordError::Malformed {
-        path: path.to_path_buf(),
-        bad,
-    };
     let text = String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
-        malformed(BadInput::at(
-            &format!("line {line}"),
-            "not UTF-8 text: a HAR file or a volley inspect --jsonl capture is text".into(),
-        ))
+        RecordError::Malformed {
+            path: path.to_path_buf(),
+            bad: BadInput::at(
+                &format!("line {line}"),
+                "not UTF-8 text: a HAR file or a volley inspect --jsonl capture is text".into(),
+            ),
+        }
     })?;
     if text.trim().is_empty() {
         return Err(RecordError::Empty {
@@ -185,12 +275,12 @@ pub fn read(path: &Path) -> Result<capture::Capture, RecordError> {
             }
         }
     };
-    let capture = if is_har {
-        har::read(&text)
+    let format = if is_har {
+        CaptureFormat::Har
     } else {
-        jsonl::read(&text)
+        CaptureFormat::InspectJsonl
     };
-    capture.map_err(malformed)
+    Ok((text, format))
 }
 
 /// The Engine.IO version of a request to an Engine.IO server (`EIO=4` in its query).

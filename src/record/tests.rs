@@ -5,7 +5,27 @@ use serde_json::json;
 
 use super::conversation::{self, Conversation, HttpBody, Payload, Step};
 use super::filter::CaptureFilter;
-use super::har;
+use super::{CaptureFormat, DataFile, ScenarioNames, Unrecordable, har, record_text};
+use crate::scenario::data::DataFiles;
+use crate::scenario::{Plan, Source};
+
+const NAMES: ScenarioNames<'static> = ScenarioNames {
+    capture: "feed.har",
+    scenario: "feed",
+};
+
+/// The scenario of a recording compiled as `volley validate` compiles the files `volley record`
+/// writes, its data file given in memory.
+fn compile(scenario: &str, data: Option<&DataFile>) -> Plan {
+    let source = Source::from_bytes("feed.toml".as_ref(), scenario.as_bytes().to_vec()).unwrap();
+    let files: Vec<(&str, &str)> = data
+        .iter()
+        .map(|d| (d.name.as_str(), d.text.as_str()))
+        .collect();
+    let parsed = source.parse().unwrap_or_else(|e| panic!("{e}\n{scenario}"));
+    Plan::compile_with(parsed, &source, DataFiles::Memory(&files))
+        .unwrap_or_else(|e| panic!("{e}\n{scenario}"))
+}
 
 /// A HAR of one raw WebSocket session: a login, then subscribe, pings answered, echoes, ticks.
 fn feed_har(password: &str) -> String {
@@ -168,4 +188,44 @@ fn bad_hars_name_the_entry_or_the_place_in_the_file() {
     let e = har::read(r#"{"log": {"entries": [{"startedDateTime": "2026-12-07T12:00:00Z", "request": {"url": "http://h/"}}, {"request": {}}]}}"#).unwrap_err();
     assert_eq!(e.place, "entry 2");
     assert!(e.message.contains("startedDateTime"), "{e:?}");
+}
+
+#[test]
+fn record_text_makes_the_scenario_and_data_file_without_touching_a_file() {
+    let filter = CaptureFilter::default();
+    let r = record_text(&feed_har("pw0"), CaptureFormat::Har, &filter, NAMES).unwrap();
+    let data = r.data.as_ref().expect("a data file");
+    assert_eq!(data.name, "feed.users.csv");
+    assert_eq!(data.text, "user,password\nuser0,pw0\n");
+    assert!(
+        r.scenario
+            .starts_with("# Recorded by `volley record` from feed.har"),
+        "{}",
+        r.scenario
+    );
+    assert!(
+        r.scenario.contains("file = \"feed.users.csv\""),
+        "{}",
+        r.scenario
+    );
+    let plan = compile(&r.scenario, r.data.as_ref());
+    assert_eq!(plan.name, "feed");
+    assert_eq!(plan.data[0].columns(), ["user", "password"]);
+
+    let bad = record_text("{\"log\": {}}", CaptureFormat::Har, &filter, NAMES).unwrap_err();
+    assert!(
+        matches!(&bad, Unrecordable::Malformed(b) if b.place.is_empty()),
+        "{bad:?}"
+    );
+    let none = record_text(
+        "{\"t\":0,\"conn\":1,\"kind\":\"connect\"}\n",
+        CaptureFormat::InspectJsonl,
+        &filter,
+        NAMES,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&none, Unrecordable::Nothing(why) if why.contains("no WebSocket")),
+        "{none:?}"
+    );
 }

@@ -8,29 +8,22 @@ use serde_json::Value;
 
 use super::conversation::{Conversation, HttpBody, Payload, Step, captures};
 use super::values::Source;
-use super::{RecordError, RecordSettings, Recorded};
+use super::{RecordError, RecordSettings, Recorded, Recording, ScenarioNames};
 use crate::scenario::{self, Overrides};
 
-/// Writes the scenario of `c` (and its data file) where `settings` says, and checks it.
-pub fn write(c: &Conversation, settings: &RecordSettings) -> Result<Recorded, RecordError> {
+/// Writes the recording's scenario (and its data file) where `settings` says, and checks it.
+pub fn write(r: &Recording, settings: &RecordSettings) -> Result<Recorded, RecordError> {
+    let c = &r.conversation;
     let scenario_path = &settings.output;
-    let stem = scenario_path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("recorded")
-        .to_string();
-    let data_path = (!c.values.columns.is_empty())
-        .then(|| scenario_path.with_file_name(format!("{stem}.users.csv")));
+    let data_path = r
+        .data
+        .as_ref()
+        .map(|d| scenario_path.with_file_name(&d.name));
     for path in std::iter::once(scenario_path).chain(data_path.as_ref()) {
         if path.exists() && !settings.force {
             return Err(RecordError::Exists { path: path.clone() });
         }
     }
-    let data_name = data_path
-        .as_ref()
-        .and_then(|p| p.file_name())
-        .map(|n| n.to_string_lossy().into_owned());
-    let text = scenario_text(c, &stem, &settings.input, data_name.as_deref());
     let write_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| RecordError::Write { path, source }
@@ -38,10 +31,10 @@ pub fn write(c: &Conversation, settings: &RecordSettings) -> Result<Recorded, Re
     if let Some(parent) = scenario_path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(write_err(parent))?;
     }
-    if let Some(path) = &data_path {
-        std::fs::write(path, data_text(c)).map_err(write_err(path))?;
+    if let (Some(path), Some(data)) = (&data_path, &r.data) {
+        std::fs::write(path, &data.text).map_err(write_err(path))?;
     }
-    std::fs::write(scenario_path, &text).map_err(write_err(scenario_path))?;
+    std::fs::write(scenario_path, &r.scenario).map_err(write_err(scenario_path))?;
     let plan = scenario::load(scenario_path, &Overrides::default()).map_err(|error| {
         RecordError::Invalid {
             path: scenario_path.clone(),
@@ -75,7 +68,7 @@ pub fn write(c: &Conversation, settings: &RecordSettings) -> Result<Recorded, Re
 }
 
 /// The data file: a header of the columns and the recorded row.
-fn data_text(c: &Conversation) -> Vec<u8> {
+pub fn data_text(c: &Conversation) -> String {
     let mut out = csv::Writer::from_writer(Vec::new());
     let names: Vec<&str> = c
         .values
@@ -89,18 +82,20 @@ fn data_text(c: &Conversation) -> Vec<u8> {
         .iter()
         .map(|col| col.value.as_str())
         .collect();
-    // Writing to a Vec cannot fail.
+    // Writing to a Vec cannot fail, and CSV of text is text.
     let _ = out.write_record(&names);
     let _ = out.write_record(&row);
-    out.into_inner().unwrap_or_default()
+    String::from_utf8(out.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
-fn scenario_text(c: &Conversation, name: &str, input: &Path, data_file: Option<&str>) -> String {
+/// The scenario's text, named as `names` says, with `data_file` its `[[data]]` when it has one.
+pub fn scenario_text(
+    c: &Conversation,
+    names: ScenarioNames<'_>,
+    data_file: Option<&str>,
+) -> String {
     let mut t = String::new();
-    let file = input.file_name().map_or_else(
-        || input.display().to_string(),
-        |f| f.to_string_lossy().into_owned(),
-    );
+    let (file, name) = (names.capture, names.scenario);
     let duration = (c.length.ceil() as u64).max(1);
     let started = c
         .started
