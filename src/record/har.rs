@@ -15,7 +15,7 @@ use crate::wire::record::Dir;
 
 /// Reads the HAR document `text`.
 pub fn read(text: &str) -> Result<Capture, BadInput> {
-    let doc: Value = serde_json::from_str(text).map_err(BadInput::json)?;
+    let doc: Value = serde_json::from_str(text).map_err(|e| BadInput::json(text, e))?;
     let entries = doc
         .get("log")
         .and_then(|log| log.get("entries"))

@@ -66,15 +66,25 @@ impl BadInput {
         }
     }
 
-    /// A JSON document that does not parse, at its line and column.
-    pub fn json(e: serde_json::Error) -> BadInput {
+    /// The JSON document `text` that does not parse, at its line and column (in characters, from
+    /// 1, as everywhere else: serde_json counts bytes, and 0 before a line's first).
+    pub fn json(text: &str, e: serde_json::Error) -> BadInput {
         let message = if e.is_eof() {
             "the JSON ends early: the file is cut short (was it still being written?)".to_string()
         } else {
             format!("not valid JSON: {}", BadInput::json_message(&e))
         };
+        let line = text
+            .split('\n')
+            .nth(e.line().saturating_sub(1))
+            .unwrap_or("");
+        let mut end = e.column().min(line.len());
+        while !line.is_char_boundary(end) {
+            end += 1;
+        }
+        let column = line[..end].chars().count().max(1);
         BadInput {
-            place: format!("line {}, column {}", e.line(), e.column()),
+            place: format!("line {}, column {column}", e.line()),
             message,
         }
     }
