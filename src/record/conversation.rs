@@ -13,6 +13,7 @@ use super::filter::CaptureFilter;
 use super::values::{Source, Values, leaves_of};
 use super::{engine_version, is_text_media};
 use crate::protocol::socketio;
+use crate::secrets::is_secret_name;
 use crate::wire::record::Dir;
 
 /// A reply comes this soon after the push it answers.
@@ -234,7 +235,7 @@ pub fn read(capture: &Capture, filter: &CaptureFilter) -> Result<Conversation, S
     connection(socket, &mut c);
 
     // Replies: what the client sent right after a push of some kind, copying from it.
-    let (handlers, replies) = find_replies(&items, is_sio);
+    let (handlers, replies) = find_replies(&items, is_sio, &mut c.values);
     c.handlers = handlers;
     // Echoes: what came back exactly as sent.
     let echoed: Vec<bool> = echoes(&items);
@@ -775,7 +776,7 @@ fn offer_args(values: &mut Values, step: usize, from: &str, args: &[Value]) {
 type ReplyKinds = (String, String);
 
 /// Handlers for pushes the client answered at once, and which items were such answers.
-fn find_replies(items: &[Item], is_sio: bool) -> (Vec<Handler>, Vec<bool>) {
+fn find_replies(items: &[Item], is_sio: bool, values: &mut Values) -> (Vec<Handler>, Vec<bool>) {
     let mut replies = vec![false; items.len()];
     // (push kind, reply kind) -> the (push, reply) pairs.
     let mut pairs: Vec<(ReplyKinds, Vec<(usize, usize)>)> = Vec::new();
@@ -818,7 +819,7 @@ fn find_replies(items: &[Item], is_sio: bool) -> (Vec<Handler>, Vec<bool>) {
             continue;
         }
         let (push, reply) = list[0];
-        let (payload, copied) = reply_payload(&items[push], &items[reply], is_sio);
+        let (payload, copied) = reply_payload(&items[push], &items[reply], is_sio, values);
         for &(_, r) in &list {
             replies[r] = true;
         }
@@ -882,17 +883,24 @@ fn is_kind_pointer(pointer: &str) -> bool {
     TYPE_KEYS.iter().any(|k| pointer == format!("/{k}"))
 }
 
-/// A reply's payload: the fields it copied from the push read from the received event.
-fn reply_payload(push: &Item, reply: &Item, is_sio: bool) -> (Payload, Vec<String>) {
+/// A reply's payload: the fields it copied from the push read from the received event, the
+/// others what the client sent (a credential a column, a value an answer carried a capture).
+fn reply_payload(
+    push: &Item,
+    reply: &Item,
+    is_sio: bool,
+    values: &mut Values,
+) -> (Payload, Vec<String>) {
     let mut copied = Vec::new();
     let mut from = Vec::new();
     if let Some(first) = push.args.first() {
         leaves_of(first, String::new(), &mut from);
     }
-    let mut args = reply.args.clone();
-    if let Some(first) = args.first_mut() {
+    // Templated before the copies are put in: `values` keeps the shape, so the pointers hold.
+    let mut args: Vec<Value> = reply.args.iter().map(|a| values.json(a)).collect();
+    if let (Some(first), Some(recorded)) = (args.first_mut(), reply.args.first()) {
         let mut to = Vec::new();
-        leaves_of(first, String::new(), &mut to);
+        leaves_of(recorded, String::new(), &mut to);
         for (p, v) in to {
             if is_kind_pointer(&p) {
                 continue;
@@ -977,12 +985,13 @@ fn stream_payload(
     values: &mut Values,
 ) -> (Payload, Vec<String>) {
     let mut varying = Vec::new();
-    let mut args: Vec<Value> = items[run[0]].args.clone();
     let mut first_leaves = Vec::new();
-    for (n, a) in args.iter().enumerate() {
+    for (n, a) in items[run[0]].args.iter().enumerate() {
         leaves_of(a, format!("/{n}"), &mut first_leaves);
     }
-    let mut whole = Value::Array(args.clone());
+    // The first event as the client sent it, templated before the placeholders are put in:
+    // `values` keeps the shape, so the pointers hold, and never reads a placeholder as a value.
+    let mut whole = Value::Array(items[run[0]].args.iter().map(|a| values.json(a)).collect());
     for (pointer, first) in &first_leaves {
         let seen: Vec<Value> = run
             .iter()
@@ -996,6 +1005,13 @@ fn stream_payload(
             continue;
         }
         let key = super::values::last_key(pointer);
+        if is_secret_name(&key) {
+            // A secret: no list of its values; it is what the first event sent (a column).
+            varying.push(format!(
+                "`{key}` changes, a secret sent as the first event had it"
+            ));
+            continue;
+        }
         let numbers: Vec<i64> = seen.iter().filter_map(Value::as_i64).collect();
         let counter = numbers.len() == seen.len() && numbers.windows(2).all(|w| w[1] == w[0] + 1);
         let placeholder = if counter {
@@ -1032,10 +1048,10 @@ fn stream_payload(
         }
         varying.push(format!("`{key}` as {placeholder}"));
     }
-    if let Value::Array(a) = whole {
-        args = a;
-    }
-    let args: Vec<Value> = args.iter().map(|a| values.json(a)).collect();
+    let args = match whole {
+        Value::Array(args) => args,
+        _ => Vec::new(),
+    };
     (payload_of(args, is_sio), varying)
 }
 

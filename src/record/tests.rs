@@ -183,6 +183,13 @@ fn bad_hars_name_the_entry_or_the_place_in_the_file() {
     let e = har::read("{\"log\": {\"entries\": [").unwrap_err();
     assert!(e.message.contains("cut short"), "{e:?}");
     assert_eq!(e.place, "line 1, column 21");
+    // Columns count characters from 1, as everywhere else (serde_json counts bytes, from 0).
+    let e = har::read("{\"log\": {\"été\": x}}").unwrap_err();
+    assert_eq!(e.place, "line 1, column 17", "{e:?}");
+    let e = har::read("").unwrap_err();
+    assert_eq!(e.place, "line 1, column 1", "{e:?}");
+    let e = har::read("{\n").unwrap_err();
+    assert_eq!(e.place, "line 2, column 1", "{e:?}");
     let e = har::read("{\"nothing\": 1}").unwrap_err();
     assert!(e.message.contains("log.entries"), "{e:?}");
     let e = har::read(r#"{"log": {"entries": [{"startedDateTime": "2026-12-07T12:00:00Z", "request": {"url": "http://h/"}}, {"request": {}}]}}"#).unwrap_err();
@@ -228,4 +235,93 @@ fn record_text_makes_the_scenario_and_data_file_without_touching_a_file() {
         matches!(&none, Unrecordable::Nothing(why) if why.contains("no WebSocket")),
         "{none:?}"
     );
+}
+
+/// A HAR of one raw WebSocket and nothing else: `(seconds, "send" or "receive", text)`.
+fn websocket_har(messages: &[(f64, &str, &str)]) -> String {
+    let t0 = 1_796_644_800.0_f64;
+    let messages: Vec<_> = messages
+        .iter()
+        .map(|(at, dir, text)| json!({"type": dir, "time": t0 + at, "opcode": 1, "data": text}))
+        .collect();
+    json!({"log": {"creator": {"name": "test"}, "entries": [
+        {"startedDateTime": "2026-12-07T12:00:00.000Z", "time": 3000.0, "_resourceType": "websocket",
+         "request": {"method": "GET", "url": "ws://127.0.0.1:4000/ws", "headers": []},
+         "response": {"status": 101, "headers": [], "content": {"mimeType": "", "text": ""}},
+         "_webSocketMessages": messages}
+    ]}})
+    .to_string()
+}
+
+#[test]
+fn a_reply_that_sends_a_secret_sends_it_from_the_data_file_not_written_in_the_scenario() {
+    let mut messages = Vec::new();
+    for k in 1..=3 {
+        let at = 0.5 * k as f64;
+        let push = format!(r#"{{"op":"challenge","id":{k}}}"#);
+        let reply = format!(r#"{{"op":"answer","id":{k},"signature":"sg-{k}9f8e7d6"}}"#);
+        messages.push((at, "receive", push));
+        messages.push((at + 0.002, "send", reply));
+    }
+    let messages: Vec<(f64, &str, &str)> = messages
+        .iter()
+        .map(|(a, d, t)| (*a, *d, t.as_str()))
+        .collect();
+    let filter = CaptureFilter::default();
+    let r = record_text(
+        &websocket_har(&messages),
+        CaptureFormat::Har,
+        &filter,
+        NAMES,
+    )
+    .unwrap();
+    let [handler] = r.conversation.handlers.as_slice() else {
+        panic!("{:?}", r.conversation.handlers)
+    };
+    assert_eq!(
+        handler.payload,
+        Payload::Data(json!({"op": "answer", "id": "{{/id}}", "signature": "{{users.signature}}"}))
+    );
+    assert!(!r.scenario.contains("sg-19f8e7d6"), "{}", r.scenario);
+    assert_eq!(r.data.unwrap().text, "signature\nsg-19f8e7d6\n");
+}
+
+#[test]
+fn a_stream_whose_secret_changes_sends_the_first_one_and_lists_none() {
+    let sent: Vec<String> = (1..=4)
+        .map(|n| format!(r#"{{"type":"move","n":{n},"token":"mv-tok-{n}1x2y","text":"hi {n}"}}"#))
+        .collect();
+    let messages: Vec<(f64, &str, &str)> = sent
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (0.3 * (i + 1) as f64, "send", t.as_str()))
+        .collect();
+    let filter = CaptureFilter::default();
+    let r = record_text(
+        &websocket_har(&messages),
+        CaptureFormat::Har,
+        &filter,
+        NAMES,
+    )
+    .unwrap();
+    let [stream] = r.conversation.streams.as_slice() else {
+        panic!("{:?}", r.conversation.streams)
+    };
+    assert_eq!(
+        stream.payload,
+        Payload::Data(
+            json!({"type": "move", "n": "{{seq}}", "token": "{{users.token}}",
+            "text": "{{one_of(hi 1, hi 2, hi 3, hi 4)}}"})
+        )
+    );
+    for n in 1..=4 {
+        assert!(
+            !r.scenario.contains(&format!("mv-tok-{n}1x2y")),
+            "{}",
+            r.scenario
+        );
+    }
+    compile(&r.scenario, r.data.as_ref());
+    // The column holds the value the first event sent, not a placeholder of them all.
+    assert_eq!(r.data.unwrap().text, "token\nmv-tok-11x2y\n");
 }
