@@ -631,6 +631,20 @@ fn decode(socket: &Socket, c: &mut Conversation) -> Result<Vec<Item>, String> {
     let mut items = Vec::new();
     let mut binary = 0;
     let mut namespace: Option<String> = None;
+    // Engine.IO v3 (Socket.IO 2): the client is in `/` without a CONNECT of its own; it sends
+    // one only for another namespace.
+    let v3 = socket.engine.as_ref().is_some_and(|e| e.version == 3);
+    if v3
+        && !socket
+            .messages
+            .iter()
+            .any(|m| m.dir == Dir::C2s && m.text.starts_with("40"))
+    {
+        namespace = Some("/".into());
+        c.socketio
+            .get_or_insert_with(SocketIoConnection::default)
+            .namespace = "/".into();
+    }
     for m in &socket.messages {
         if m.binary {
             binary += 1;

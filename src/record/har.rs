@@ -78,7 +78,12 @@ pub fn read(text: &str) -> Result<Capture, BadInput> {
                 if let Some(body) = &entry.request_body {
                     cut(&body.text, at, Dir::C2s, &mut packets)?;
                 }
-                if let Some(body) = &entry.response_body {
+                // A POST's answer is the server's `ok`, not a payload (v3 could not cut it).
+                if let Some(body) = entry
+                    .response_body
+                    .as_ref()
+                    .filter(|_| entry.method != "POST")
+                {
                     cut(&body.text, end, Dir::S2c, &mut packets)?;
                 }
             }

@@ -325,3 +325,42 @@ fn a_stream_whose_secret_changes_sends_the_first_one_and_lists_none() {
     // The column holds the value the first event sent, not a placeholder of them all.
     assert_eq!(r.data.unwrap().text, "token\nmv-tok-11x2y\n");
 }
+
+#[test]
+fn a_socketio_2_polling_session_is_recorded_its_posts_answered_ok_and_no_client_connect() {
+    let v3 = |packets: &[&str]| -> String {
+        packets
+            .iter()
+            .map(|p| format!("{}:{p}", p.chars().count()))
+            .collect()
+    };
+    let entry = |at: &str, method: &str, query: &str, post: Option<String>, answer: String| {
+        let mut e = json!({"startedDateTime": format!("2026-12-07T12:00:0{at}Z"), "time": 5.0,
+            "_resourceType": "xhr",
+            "request": {"method": method, "url": format!("http://127.0.0.1:5000/socket.io/?EIO=3&transport=polling{query}"), "headers": []},
+            "response": {"status": 200, "headers": [], "content": {"mimeType": "text/plain", "text": answer}}});
+        if let Some(text) = post {
+            e["request"]["postData"] =
+                json!({"mimeType": "text/plain;charset=UTF-8", "text": text});
+        }
+        e
+    };
+    let open = r#"0{"sid":"v3sid","upgrades":[],"pingInterval":25000,"pingTimeout":5000}"#;
+    let har = json!({"log": {"entries": [
+        entry("0.000", "GET", "", None, v3(&[open, "40"])),
+        entry("0.100", "POST", "&sid=v3sid", Some(v3(&[r#"42["join",{"room":"r1"}]"#])), "ok".into()),
+        entry("0.200", "GET", "&sid=v3sid", None, v3(&[r#"42["joined",{"room":"r1"}]"#])),
+    ]}})
+    .to_string();
+    // Socket.IO 2 joins `/` with no CONNECT from the client: the session is still recorded.
+    let filter = CaptureFilter::default();
+    let r = record_text(&har, CaptureFormat::Har, &filter, NAMES).unwrap();
+    let c = &r.conversation;
+    let sio = c.socketio.as_ref().unwrap();
+    assert_eq!(
+        (sio.eio, sio.transport, sio.namespace.as_str()),
+        (3, "polling", "/")
+    );
+    assert_eq!((c.counts.sent, c.counts.received), (1, 1));
+    compile(&r.scenario, None);
+}
