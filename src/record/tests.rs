@@ -364,3 +364,48 @@ fn a_socketio_2_polling_session_is_recorded_its_posts_answered_ok_and_no_client_
     assert_eq!((c.counts.sent, c.counts.received), (1, 1));
     compile(&r.scenario, None);
 }
+
+#[test]
+fn a_recording_as_long_as_any_time_gives_durations_volley_reads() {
+    // 31,000 years between two messages: the duration, the wait and the stream's rate are
+    // the longest volley reads, not numbers its parser refuses.
+    let far = 1e12;
+    let messages = [
+        (0.1, "send", r#"{"type":"hello"}"#),
+        (far, "send", r#"{"type":"tick","n":1}"#),
+        (2.0 * far, "send", r#"{"type":"tick","n":2}"#),
+        (3.0 * far, "send", r#"{"type":"tick","n":3}"#),
+        (3.0 * far + 1.0, "send", r#"{"type":"bye"}"#),
+    ];
+    let filter = CaptureFilter::default();
+    let r = record_text(
+        &websocket_har(&messages),
+        CaptureFormat::Har,
+        &filter,
+        NAMES,
+    )
+    .unwrap();
+    assert!(
+        r.scenario.contains("duration = \"18446744073s\""),
+        "{}",
+        r.scenario
+    );
+    compile(&r.scenario, None);
+}
+
+#[test]
+fn control_characters_of_a_capture_are_escaped_in_the_scenarios_comments() {
+    let jsonl = [
+        r#"{"time":"2026-12-07T12:00:0\u0001Z","t":0,"conn":1,"kind":"connect","upstream":"http://h:1"}"#,
+        r#"{"t":0.1,"conn":1,"dir":"c2s","kind":"http_request","target":"/ws","headers":{"Upgrade":"websocket"}}"#,
+        r#"{"t":0.2,"conn":1,"dir":"s2c","kind":"http_response","status":101}"#,
+        r#"{"t":0.3,"conn":1,"dir":"c2s","kind":"frame","opcode":"text","text":"{\"t\":\"a\u007f\",\"n\":1}"}"#,
+        r#"{"t":0.6,"conn":1,"dir":"c2s","kind":"frame","opcode":"text","text":"{\"t\":\"a\u007f\",\"n\":2}"}"#,
+        r#"{"t":0.9,"conn":1,"dir":"c2s","kind":"frame","opcode":"text","text":"{\"t\":\"a\u007f\",\"n\":3}"}"#,
+    ]
+    .join("\n");
+    let filter = CaptureFilter::default();
+    let r = record_text(&jsonl, CaptureFormat::InspectJsonl, &filter, NAMES).unwrap();
+    assert!(r.scenario.contains("12:00:0\\u0001Z"), "{}", r.scenario);
+    compile(&r.scenario, None);
+}

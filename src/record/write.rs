@@ -96,7 +96,7 @@ pub fn scenario_text(
 ) -> String {
     let mut t = String::new();
     let (file, name) = (names.capture, names.scenario);
-    let duration = (c.length.ceil() as u64).max(1);
+    let duration = seconds(c.length);
     let started = c
         .started
         .as_ref()
@@ -119,7 +119,11 @@ pub fn scenario_text(
         t,
         "# One client replays the recorded user for as long as the recording lasted; for a load test:"
     );
-    let _ = writeln!(t, "#   volley run {name}.toml --clients 200 --duration 1m");
+    let _ = writeln!(
+        t,
+        "#   volley run {}.toml --clients 200 --duration 1m",
+        printable(name)
+    );
     if let Some(data) = data_file {
         let rows = format!(
             "Each user takes a row of {data}: add a row per account (it has the recorded one)."
@@ -221,10 +225,7 @@ pub fn scenario_text(
         for s in &c.streams {
             let mut parts = vec![format!("event = {}", quote(&s.event))];
             parts.extend(payload_parts(&s.payload));
-            parts.push(format!(
-                "rate = \"1/{}ms\"",
-                (s.every * 1000.0).round().max(1.0) as u64
-            ));
+            parts.push(format!("rate = \"1/{}ms\"", millis(s.every).max(1)));
             if s.ack {
                 parts.push("ack = true".into());
             }
@@ -232,7 +233,7 @@ pub fn scenario_text(
             if !s.varying.is_empty() {
                 let _ = write!(why, "; {}", s.varying.join(", "));
             }
-            let _ = writeln!(t, "  # {why}");
+            comment(&mut t, "  ", &why);
             let _ = writeln!(t, "  {{ {} }},", parts.join(", "));
         }
         let _ = writeln!(t, "]");
@@ -296,7 +297,7 @@ pub fn scenario_text(
 
 fn step_text(step: &Step, c: &Conversation) -> String {
     match step {
-        Step::Wait(secs) => format!("{{ wait = \"{}ms\" }},", (secs * 1000.0).round() as u64),
+        Step::Wait(secs) => format!("{{ wait = \"{}ms\" }},", millis(*secs)),
         Step::Http {
             id,
             method,
@@ -387,18 +388,47 @@ fn payload_parts(payload: &Payload) -> Vec<String> {
     }
 }
 
+/// The longest duration volley reads (`u64::MAX` nanoseconds), in whole seconds and in whole
+/// milliseconds: a capture's times can be anything, its scenario's durations cannot.
+const MAX_SECONDS: f64 = (u64::MAX / 1_000_000_000) as f64;
+const MAX_MILLIS: f64 = (u64::MAX / 1_000_000) as f64;
+
+/// Seconds as a whole number of them, at least 1, that volley reads back as a duration.
+fn seconds(secs: f64) -> u64 {
+    secs.ceil().clamp(1.0, MAX_SECONDS) as u64
+}
+
+/// Seconds in whole milliseconds that volley reads back as a duration.
+fn millis(secs: f64) -> u64 {
+    (secs * 1000.0).round().clamp(0.0, MAX_MILLIS) as u64
+}
+
 /// A comment of one or more lines, wrapped at 100 columns.
 fn comment(t: &mut String, indent: &str, text: &str) {
     let mut line = format!("{indent}#");
-    for word in text.split_whitespace() {
+    for word in text.split_whitespace().map(printable) {
         if line.len() + word.len() + 1 > 100 && line.len() > indent.len() + 1 {
             let _ = writeln!(t, "{line}");
             line = format!("{indent}#");
         }
         line.push(' ');
-        line.push_str(word);
+        line.push_str(&word);
     }
     let _ = writeln!(t, "{line}");
+}
+
+/// `text` with its control characters written as escapes (`\u0001`): TOML refuses them in a
+/// comment, and a capture's names and times can hold any.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            let _ = write!(out, "\\u{:04X}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn capitalise(text: &str) -> String {
