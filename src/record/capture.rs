@@ -134,6 +134,13 @@ impl Url {
         } else {
             format!("{authority}:{default_port}")
         };
+        // A host and a port a client can connect to, as a scenario's target must have.
+        let valid = authority
+            .parse::<http::uri::Authority>()
+            .is_ok_and(|a| a.port_u16().is_some() && !a.host().is_empty());
+        if !valid {
+            return None;
+        }
         let mut url = Url::relative(path_query);
         url.scheme = scheme;
         url.authority = authority;
@@ -257,6 +264,16 @@ mod tests {
         assert_eq!(Url::parse("http://h").unwrap().path, "/");
         assert_eq!(Url::parse("http://[::1]/x").unwrap().authority, "[::1]:80");
         assert!(Url::parse("ftp://h/").is_none());
+        // Hosts and ports a client cannot connect to are no URL.
+        for bad in [
+            "http://12\u{fffd}.0.0.1/",
+            "ws://h:99999/",
+            "ws://h:x/",
+            "ws://:80/",
+            "ws://a b/",
+        ] {
+            assert!(Url::parse(bad).is_none(), "{bad}");
+        }
         assert!(Url::parse("/relative").is_none());
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz%41"), "%zzA");

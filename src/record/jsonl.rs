@@ -110,14 +110,26 @@ pub fn read(text: &str) -> Result<Capture, BadInput> {
         let conn = conns.entry(conn_id).or_default();
         match kind {
             "connect" => {
-                conn.upstream = str_field("upstream").and_then(Url::parse);
+                conn.upstream = match str_field("upstream") {
+                    Some(text) => Some(Url::parse(text).ok_or_else(|| {
+                        bad(format!(
+                            "the upstream {text:?} is not an http(s) URL with a host"
+                        ))
+                    })?),
+                    None => None,
+                };
             }
             "http_request" => {
                 let method = str_field("method").unwrap_or("GET").to_string();
                 let target = str_field("target")
                     .ok_or_else(|| bad("an http_request without its `target`".into()))?;
                 let headers = header_list(obj.get("headers"));
-                let url = absolute(target, conn.upstream.as_ref(), &headers);
+                let url = absolute(target, conn.upstream.as_ref(), &headers).ok_or_else(|| {
+                    bad(format!(
+                        "the request's Host {:?} is no host and port, and the connection has no upstream",
+                        header(&headers, "host").unwrap_or("")
+                    ))
+                })?;
                 let upgrade = header(&headers, "upgrade")
                     .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
                 if upgrade {
@@ -423,10 +435,11 @@ fn header_list(headers: Option<&Value>) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-/// A request target made absolute: on the upstream's origin, else the Host header's.
-fn absolute(target: &str, upstream: Option<&Url>, headers: &[(String, String)]) -> Url {
+/// A request target made absolute: on the upstream's origin, else the Host header's (None when
+/// that is no host and port).
+fn absolute(target: &str, upstream: Option<&Url>, headers: &[(String, String)]) -> Option<Url> {
     if let Some(url) = Url::parse(target) {
-        return url;
+        return Some(url);
     }
     let mut url = Url::relative(target);
     match upstream {
@@ -437,10 +450,8 @@ fn absolute(target: &str, upstream: Option<&Url>, headers: &[(String, String)]) 
         None => {
             url.scheme = "http".into();
             let host = header(headers, "host").unwrap_or("localhost");
-            url.authority = Url::parse(&format!("http://{host}"))
-                .map(|u| u.authority)
-                .unwrap_or_else(|| host.to_string());
+            url.authority = Url::parse(&format!("http://{host}"))?.authority;
         }
     }
-    url
+    Some(url)
 }

@@ -409,3 +409,34 @@ fn control_characters_of_a_capture_are_escaped_in_the_scenarios_comments() {
     assert!(r.scenario.contains("12:00:0\\u0001Z"), "{}", r.scenario);
     compile(&r.scenario, None);
 }
+
+#[test]
+fn an_inspect_capture_whose_server_is_no_host_and_port_is_refused_at_its_line() {
+    let capture = |connect: &str, host: &str| {
+        [
+            connect.to_string(),
+            format!(r#"{{"t":0.1,"conn":1,"dir":"c2s","kind":"http_request","target":"/ws","headers":{{"Host":"{host}","Upgrade":"websocket"}}}}"#),
+            r#"{"t":0.2,"conn":1,"dir":"s2c","kind":"http_response","status":101}"#.into(),
+            r#"{"t":0.3,"conn":1,"dir":"c2s","kind":"frame","opcode":"text","text":"hi"}"#.into(),
+        ]
+        .join("\n")
+    };
+    let filter = CaptureFilter::default();
+    let refused = |text: &str| match record_text(text, CaptureFormat::InspectJsonl, &filter, NAMES)
+    {
+        Err(Unrecordable::Malformed(bad)) => bad,
+        other => panic!("{other:?}"),
+    };
+    let bad = refused(&capture(
+        r#"{"t":0,"conn":1,"kind":"connect","upstream":"http://12\ufffd.0.0.1:7000"}"#,
+        "127.0.0.1:7000",
+    ));
+    assert_eq!(bad.place, "line 1");
+    assert!(bad.message.contains("upstream"), "{bad:?}");
+    let bad = refused(&capture(r#"{"t":0,"conn":1,"kind":"connect"}"#, "h:99999"));
+    assert_eq!(bad.place, "line 2");
+    assert!(bad.message.contains("\"h:99999\""), "{bad:?}");
+    let ok = capture(r#"{"t":0,"conn":1,"kind":"connect"}"#, "h:8080");
+    let r = record_text(&ok, CaptureFormat::InspectJsonl, &filter, NAMES).unwrap();
+    assert_eq!(r.conversation.target, "ws://h:8080");
+}
