@@ -14,6 +14,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use crate::protocol::socketio;
 use crate::record::capture::Capture;
 use crate::record::{
     self, BadInput, CaptureFilter, CaptureFormat, Recording, ScenarioNames, Unrecordable, har,
@@ -222,13 +223,22 @@ fn collect_secrets(capture: &Capture, out: &mut Vec<String>) {
         pairs(&s.url.query, out);
         pairs(&s.request_headers, out);
         for m in &s.messages {
-            json_secrets(&m.text, out);
+            // A raw message is JSON or opaque text; an Engine.IO message's data a Socket.IO
+            // packet's.
+            match &s.engine {
+                None => json_secrets(&m.text, out),
+                Some(_) => {
+                    let packet = m.text.strip_prefix('4').map(socketio::decode);
+                    if let Some(Ok(packet)) = packet {
+                        json_secrets(packet.data, out);
+                    }
+                }
+            }
         }
     }
 }
 
-/// The secret-named string leaves of the JSON in `text` (from its first `{` or `[`: a
-/// Socket.IO packet's head is left out), each under its nearest key.
+/// The secret-named string leaves of `text` if it is JSON, each under its nearest key.
 fn json_secrets(text: &str, out: &mut Vec<String>) {
     fn walk(key: &str, value: &Value, out: &mut Vec<String>) {
         match value {
@@ -238,10 +248,7 @@ fn json_secrets(text: &str, out: &mut Vec<String>) {
             _ => {}
         }
     }
-    let Some(start) = text.find(['{', '[']) else {
-        return;
-    };
-    if let Ok(json) = serde_json::from_str::<Value>(&text[start..]) {
+    if let Ok(json) = serde_json::from_str::<Value>(text) {
         walk("", &json, out);
     }
 }
