@@ -206,6 +206,13 @@ pub fn read(capture: &Capture, filter: &CaptureFilter) -> Result<Conversation, S
             c.counts.skipped_exchanges += 1;
             continue;
         }
+        if !is_sendable_method(&exchange.method) {
+            c.values.notes.push(format!(
+                "{}: the call's method {:?} is not one volley sends (upper-case letters): it is left out",
+                exchange.place, exchange.method
+            ));
+            continue;
+        }
         c.counts.exchanges += 1;
         let step = http_step(exchange, id(), &mut c.values);
         let o = exchange.url.http_origin();
@@ -470,6 +477,13 @@ fn is_call(e: &Exchange) -> bool {
     !page && !asset
 }
 
+/// Whether an HTTP step can send `method`: a method as volley writes them, in upper case.
+fn is_sendable_method(method: &str) -> bool {
+    !method.is_empty()
+        && method.bytes().all(|b| b.is_ascii_uppercase())
+        && http::Method::from_bytes(method.as_bytes()).is_ok()
+}
+
 /// Request headers a replay sends itself, or the browser adds on its own.
 fn is_own_header(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
@@ -548,8 +562,14 @@ fn http_step(e: &Exchange, id: usize, values: &mut Values) -> Step {
                 _ => HttpBody::None,
             }
         }
+        // JSON sent as text (`fetch` with a body and no Content-Type): its fields templated.
         Some(b) if is_text_media(&b.mime) || b.mime.is_empty() => {
-            HttpBody::Text(values.string("", &b.text))
+            match serde_json::from_str::<Value>(&b.text) {
+                Ok(json @ (Value::Object(_) | Value::Array(_))) => {
+                    HttpBody::Text(values.json(&json).to_string())
+                }
+                _ => HttpBody::Text(values.string("", &b.text)),
+            }
         }
         Some(_) => HttpBody::None,
     };

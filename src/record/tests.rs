@@ -440,3 +440,75 @@ fn an_inspect_capture_whose_server_is_no_host_and_port_is_refused_at_its_line() 
     let r = record_text(&ok, CaptureFormat::InspectJsonl, &filter, NAMES).unwrap();
     assert_eq!(r.conversation.target, "ws://h:8080");
 }
+
+/// A HAR of HTTP calls only, then a raw WebSocket that says hello: `(method, mime, body)`.
+fn calls_har(calls: &[(&str, &str, &str)]) -> String {
+    let mut entries: Vec<_> = calls
+        .iter()
+        .map(|(method, mime, body)| {
+            json!({"startedDateTime": "2026-12-07T12:00:00.000Z", "time": 5.0, "_resourceType": "fetch",
+             "request": {"method": method, "url": "http://127.0.0.1:4000/login", "headers": [],
+                "postData": {"mimeType": mime, "text": body}},
+             "response": {"status": 200, "headers": [], "content": {"mimeType": "application/json", "text": "{}"}}})
+        })
+        .collect();
+    entries.push(json!({"startedDateTime": "2026-12-07T12:00:01.000Z", "time": 1000.0, "_resourceType": "websocket",
+        "request": {"method": "GET", "url": "ws://127.0.0.1:4000/ws", "headers": []},
+        "response": {"status": 101, "headers": [], "content": {"mimeType": "", "text": ""}},
+        "_webSocketMessages": [{"type": "send", "time": 1_796_644_801.5, "opcode": 1, "data": "hello"}]}));
+    json!({"log": {"entries": entries}}).to_string()
+}
+
+#[test]
+fn json_posted_as_text_has_its_credentials_in_the_data_file() {
+    // `fetch(url, {method: "POST", body: JSON.stringify(...)})` sends text/plain.
+    let body = r#"{"login":"bob","passwd":"b0b-pa55-w0rd"}"#;
+    for mime in ["text/plain;charset=UTF-8", ""] {
+        let har = calls_har(&[("POST", mime, body)]);
+        let filter = CaptureFilter::default();
+        let r = record_text(&har, CaptureFormat::Har, &filter, NAMES).unwrap();
+        let [
+            Step::Http {
+                body: HttpBody::Text(text),
+                ..
+            },
+        ] = r.conversation.before_connect.as_slice()
+        else {
+            panic!("{:?}", r.conversation.before_connect)
+        };
+        assert_eq!(
+            text,
+            r#"{"login":"{{users.login}}","passwd":"{{users.passwd}}"}"#
+        );
+        assert!(!r.scenario.contains("b0b-pa55-w0rd"), "{}", r.scenario);
+        compile(&r.scenario, r.data.as_ref());
+    }
+}
+
+#[test]
+fn a_call_whose_method_volley_cannot_send_is_left_out_with_a_note() {
+    let har = calls_har(&[
+        ("P\u{fffd}ST", "", "x"),
+        ("post", "", "x"),
+        ("PUT", "", "x"),
+    ]);
+    let filter = CaptureFilter::default();
+    let r = record_text(&har, CaptureFormat::Har, &filter, NAMES).unwrap();
+    let methods: Vec<&str> = r
+        .conversation
+        .before_connect
+        .iter()
+        .filter_map(|s| match s {
+            Step::Http { method, .. } => Some(method.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(methods, ["PUT"]);
+    assert!(
+        r.scenario
+            .contains("entry 2: the call's method \"post\" is not one volley sends"),
+        "{}",
+        r.scenario
+    );
+    compile(&r.scenario, r.data.as_ref());
+}
