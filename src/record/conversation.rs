@@ -484,6 +484,32 @@ fn is_sendable_method(method: &str) -> bool {
         && http::Method::from_bytes(method.as_bytes()).is_ok()
 }
 
+/// The request headers a replay sends as recorded, templated: not those it sends itself or the
+/// browser adds, each name once (the first), and only what HTTP allows (the others noted).
+fn replayed_headers(
+    headers: &[(String, String)],
+    place: &str,
+    values: &mut Values,
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (name, value) in headers {
+        if is_own_header(name) || out.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        let valid = http::HeaderName::from_bytes(name.as_bytes()).is_ok()
+            && http::HeaderValue::from_str(value).is_ok();
+        if !valid {
+            values.notes.push(format!(
+                "{place}: header {name:?} has characters HTTP does not allow: it is left out"
+            ));
+            continue;
+        }
+        let value = values.string(name, value);
+        out.push((name.clone(), value));
+    }
+    out
+}
+
 /// Request headers a replay sends itself, or the browser adds on its own.
 fn is_own_header(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
@@ -532,12 +558,7 @@ fn http_step(e: &Exchange, id: usize, values: &mut Values) -> Step {
     if !query.is_empty() {
         path = format!("{path}?{}", query.join("&"));
     }
-    let headers = e
-        .request_headers
-        .iter()
-        .filter(|(k, _)| !is_own_header(k))
-        .map(|(k, v)| (k.clone(), values.string(k, v)))
-        .collect();
+    let headers = replayed_headers(&e.request_headers, &e.place, values);
     let body = match &e.request_body {
         None => HttpBody::None,
         Some(b) if b.text.is_empty() => HttpBody::None,
@@ -596,12 +617,7 @@ fn http_step(e: &Exchange, id: usize, values: &mut Values) -> Step {
 /// The connection's settings: target, path or Socket.IO's, headers.
 fn connection(socket: &Socket, c: &mut Conversation) {
     let url = &socket.url;
-    c.headers = socket
-        .request_headers
-        .iter()
-        .filter(|(k, _)| !is_own_header(k))
-        .map(|(k, v)| (k.clone(), c.values.string(k, v)))
-        .collect();
+    c.headers = replayed_headers(&socket.request_headers, &socket.place, &mut c.values);
     match &socket.engine {
         None => {
             c.target = url.ws_origin();
@@ -634,10 +650,13 @@ fn connection(socket: &Socket, c: &mut Conversation) {
                 .filter(|(k, _)| !ENGINE_KEYS.contains(&k.as_str()))
                 .cloned()
                 .collect();
-            let mut query = Vec::new();
+            let mut query: Vec<(String, String)> = Vec::new();
             for (k, v) in extra {
-                let v = c.values.string(&k, &v);
-                query.push((k, v));
+                // A table has each key once: the first value of a repeated one.
+                if !query.iter().any(|(q, _)| *q == k) {
+                    let v = c.values.string(&k, &v);
+                    query.push((k, v));
+                }
             }
             if let Some(sio) = &mut c.socketio {
                 sio.query = query;

@@ -512,3 +512,48 @@ fn a_call_whose_method_volley_cannot_send_is_left_out_with_a_note() {
     );
     compile(&r.scenario, r.data.as_ref());
 }
+
+#[test]
+fn headers_http_does_not_allow_are_left_out_and_each_name_is_written_once() {
+    let har = json!({"log": {"entries": [
+        {"startedDateTime": "2026-12-07T12:00:00.000Z", "time": 1000.0, "_resourceType": "websocket",
+         "request": {"method": "GET", "url": "ws://127.0.0.1:4000/ws", "headers": [
+            {"name": "Content-T\u{fffd}pe", "value": "a"}, {"name": "X-Bad-Value", "value": "a\u{1}b"},
+            {"name": "X-Room", "value": "blue"}, {"name": "x-room", "value": "red"}]},
+         "response": {"status": 101, "headers": [], "content": {"mimeType": "", "text": ""}},
+         "_webSocketMessages": [{"type": "send", "time": 1_796_644_800.5, "opcode": 1, "data": "hello"}]}
+    ]}})
+    .to_string();
+    let filter = CaptureFilter::default();
+    let r = record_text(&har, CaptureFormat::Har, &filter, NAMES).unwrap();
+    assert_eq!(
+        r.conversation.headers,
+        [("X-Room".to_string(), "blue".to_string())]
+    );
+    assert!(
+        r.scenario
+            .contains("header \"X-Bad-Value\" has characters HTTP does not allow"),
+        "{}",
+        r.scenario
+    );
+    compile(&r.scenario, None);
+}
+
+#[test]
+fn a_socketio_query_key_given_twice_is_written_once() {
+    let har = json!({"log": {"entries": [
+        {"startedDateTime": "2026-12-07T12:00:00.000Z", "time": 1000.0, "_resourceType": "websocket",
+         "request": {"method": "GET", "url": "ws://127.0.0.1:4000/socket.io/?EIO=4&transport=websocket&room=a&room=b", "headers": []},
+         "response": {"status": 101, "headers": [], "content": {"mimeType": "", "text": ""}},
+         "_webSocketMessages": [
+            {"type": "receive", "time": 1_796_644_800.1, "opcode": 1, "data": r#"0{"sid":"s1","upgrades":[],"pingInterval":25000,"pingTimeout":5000}"#},
+            {"type": "send", "time": 1_796_644_800.2, "opcode": 1, "data": "40"},
+            {"type": "send", "time": 1_796_644_800.5, "opcode": 1, "data": r#"42["hello",1]"#}]}
+    ]}})
+    .to_string();
+    let filter = CaptureFilter::default();
+    let r = record_text(&har, CaptureFormat::Har, &filter, NAMES).unwrap();
+    let query = &r.conversation.socketio.as_ref().unwrap().query;
+    assert_eq!(query, &[("room".to_string(), "a".to_string())]);
+    compile(&r.scenario, None);
+}
