@@ -206,6 +206,9 @@ pub fn read(capture: &Capture, filter: &CaptureFilter) -> Result<Conversation, S
             c.counts.skipped_exchanges += 1;
             continue;
         }
+        if exchange.at > socket.until {
+            continue; // After the conversation: no step of the scenario.
+        }
         if !is_sendable_method(&exchange.method) {
             c.values.notes.push(format!(
                 "{}: the call's method {:?} is not one volley sends (upper-case letters): it is left out",
@@ -214,6 +217,7 @@ pub fn read(capture: &Capture, filter: &CaptureFilter) -> Result<Conversation, S
             continue;
         }
         c.counts.exchanges += 1;
+        c.values.sent_at(exchange.at);
         let step = http_step(exchange, id(), &mut c.values);
         let o = exchange.url.http_origin();
         if !http_origins.contains(&o) {
@@ -221,7 +225,7 @@ pub fn read(capture: &Capture, filter: &CaptureFilter) -> Result<Conversation, S
         }
         if exchange.at < socket.at {
             c.before_connect.push(step);
-        } else if exchange.at <= socket.until {
+        } else {
             during.push((exchange.at, step));
         }
     }
@@ -235,12 +239,15 @@ pub fn read(capture: &Capture, filter: &CaptureFilter) -> Result<Conversation, S
         }
     }
 
-    // The connection.
+    // The connection: it can use what the before_connect steps captured.
+    c.values.sent_at(socket.at);
     let items = decode(socket, &mut c)?;
     c.counts.sent = items.iter().filter(|i| i.dir == Dir::C2s).count();
     c.counts.received = items.len() - c.counts.sent;
     connection(socket, &mut c);
 
+    // Replies and streams run all along: they can use what any step captures.
+    c.values.sent_at(f64::INFINITY);
     // Replies: what the client sent right after a push of some kind, copying from it.
     let (handlers, replies) = find_replies(&items, is_sio, &mut c.values);
     c.handlers = handlers;
@@ -304,6 +311,7 @@ pub fn read(capture: &Capture, filter: &CaptureFilter) -> Result<Conversation, S
         }
         let item = &items[i];
         let step_id = id();
+        c.values.sent_at(item.at);
         let (event, payload) = step_payload(item, is_sio, &mut c.values);
         steps.push((
             item.at,
@@ -317,7 +325,7 @@ pub fn read(capture: &Capture, filter: &CaptureFilter) -> Result<Conversation, S
         ));
         if let Some(answer) = acked_by(&items, i) {
             let from = format!("the acknowledgement at {}", items[answer].place);
-            offer_args(&mut c.values, step_id, &from, &items[answer].args);
+            offer_args(&mut c.values, step_id, item.at, &from, &items[answer].args);
         }
         // The first of a kind seen once, before the client's next message: awaited.
         let next = sent.get(n + 1).map_or(f64::INFINITY, |&j| items[j].at);
@@ -341,7 +349,7 @@ pub fn read(capture: &Capture, filter: &CaptureFilter) -> Result<Conversation, S
                 ("*".to_string(), matches, name)
             };
             let from = format!("the answer at {}", answer.place);
-            offer_args(&mut c.values, wait_id, &from, &answer.args);
+            offer_args(&mut c.values, wait_id, answer.at, &from, &answer.args);
             steps.push((
                 answer.at,
                 Step::WaitFor {
@@ -597,11 +605,11 @@ fn http_step(e: &Exchange, id: usize, values: &mut Values) -> Step {
     // What the answer carried, for later requests.
     if let Some(body) = &e.response_body {
         if let Ok(json) = serde_json::from_str::<Value>(&body.text) {
-            values.offer_json(id, &format!("the answer to {}", e.place), &json);
+            values.offer_json(id, e.at, &format!("the answer to {}", e.place), &json);
         }
     }
     for (k, v) in &e.response_headers {
-        values.offer_header(id, &format!("the answer to {}", e.place), k, v);
+        values.offer_header(id, e.at, &format!("the answer to {}", e.place), k, v);
     }
     Step::Http {
         id,
@@ -819,9 +827,9 @@ fn acked_by(items: &[Item], i: usize) -> Option<usize> {
 }
 
 /// Offers the first argument's leaves of an answer to later steps.
-fn offer_args(values: &mut Values, step: usize, from: &str, args: &[Value]) {
+fn offer_args(values: &mut Values, step: usize, at: f64, from: &str, args: &[Value]) {
     if let Some(first) = args.first() {
-        values.offer_json(step, from, first);
+        values.offer_json(step, at, from, first);
     }
 }
 

@@ -557,3 +557,46 @@ fn a_socketio_query_key_given_twice_is_written_once() {
     assert_eq!(query, &[("room".to_string(), "a".to_string())]);
     compile(&r.scenario, None);
 }
+
+#[test]
+fn a_value_is_captured_only_by_a_step_before_what_uses_it() {
+    // The connection opens before the login that answers its token (clocks of a capture need
+    // not agree), and an emit comes before the call whose answer holds what it sends: neither
+    // can use a capture of a later step.
+    let jsonl = [
+        r#"{"t":0.0,"conn":2,"kind":"connect","upstream":"http://127.0.0.1:4000"}"#,
+        r#"{"t":0.1,"conn":2,"dir":"c2s","kind":"http_request","target":"/feed?token=tok-0123456789","headers":{"Upgrade":"websocket"}}"#,
+        r#"{"t":0.2,"conn":2,"dir":"s2c","kind":"http_response","status":101}"#,
+        r#"{"t":0.3,"conn":2,"dir":"c2s","kind":"frame","opcode":"text","text":"{\"type\":\"join\",\"room\":\"room-42abcdef\"}"}"#,
+        r#"{"t":0.5,"conn":1,"kind":"connect","upstream":"http://127.0.0.1:4000"}"#,
+        r#"{"t":0.6,"conn":1,"dir":"c2s","kind":"http_request","method":"POST","target":"/login","headers":{}}"#,
+        r#"{"t":0.7,"conn":1,"dir":"s2c","kind":"http_response","status":200,"headers":{"Content-Type":"application/json"}}"#,
+        r#"{"t":0.7,"conn":1,"dir":"s2c","kind":"http_body","text":"{\"token\":\"tok-0123456789\",\"room\":\"room-42abcdef\"}"}"#,
+        r#"{"t":0.9,"conn":2,"dir":"c2s","kind":"frame","opcode":"text","text":"{\"type\":\"say\",\"room\":\"room-42abcdef\"}"}"#,
+    ]
+    .join("\n");
+    let filter = CaptureFilter::default();
+    let r = record_text(&jsonl, CaptureFormat::InspectJsonl, &filter, NAMES).unwrap();
+    assert_eq!(
+        r.conversation.path.as_deref(),
+        Some("/feed?token={{users.token}}")
+    );
+    let sent: Vec<&Payload> = r
+        .conversation
+        .on_connect
+        .iter()
+        .filter_map(|s| match s {
+            Step::Emit { payload, .. } => Some(payload),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            &Payload::Data(json!({"type": "join", "room": "room-42abcdef"})),
+            &Payload::Data(json!({"type": "say", "room": "{{room}}"})),
+        ]
+    );
+    compile(&r.scenario, r.data.as_ref());
+}
+

@@ -39,6 +39,8 @@ pub enum Source {
 struct Offer {
     /// The step that got it (an index the writer knows).
     step: usize,
+    /// When that step is, in seconds: only what is sent after it can use the value.
+    at: f64,
     /// The field's name (the last part of the pointer, or the header's name).
     key: String,
     /// What carried it, for the comments: `the answer to entry 3`.
@@ -61,6 +63,9 @@ pub struct Column {
 #[derive(Debug, Default)]
 pub struct Values {
     offers: Vec<Offer>,
+    /// When what is templated now was sent: offers of steps at or after it are not used.
+    /// None: every offer is.
+    horizon: Option<f64>,
     pub columns: Vec<Column>,
     /// What was generalised and why, for the scenario's comments.
     pub notes: Vec<String>,
@@ -69,7 +74,7 @@ pub struct Values {
 impl Values {
     /// Offers the string (and long number) leaves of `json`, an answer step `step` got, under
     /// JSON pointers from `base` (`""` for the whole body).
-    pub fn offer_json(&mut self, step: usize, from: &str, json: &Value) {
+    pub fn offer_json(&mut self, step: usize, at: f64, from: &str, json: &Value) {
         let mut leaves = Vec::new();
         leaves_of(json, String::new(), &mut leaves);
         for (pointer, value) in leaves {
@@ -83,6 +88,7 @@ impl Values {
             let key = last_key(&pointer);
             self.offers.push(Offer {
                 step,
+                at,
                 key,
                 from: from.to_string(),
                 value: text,
@@ -93,7 +99,7 @@ impl Values {
     }
 
     /// Offers a response header's value (not cookies: the jar has them).
-    pub fn offer_header(&mut self, step: usize, from: &str, name: &str, value: &str) {
+    pub fn offer_header(&mut self, step: usize, at: f64, from: &str, name: &str, value: &str) {
         let lower = name.to_ascii_lowercase();
         if value.len() < 8
             || lower == "set-cookie"
@@ -103,12 +109,24 @@ impl Values {
         }
         self.offers.push(Offer {
             step,
+            at,
             key: lower.clone(),
             from: from.to_string(),
             value: value.to_string(),
             source: Source::Header(lower),
             used: None,
         });
+    }
+
+    /// What is templated next was sent at `at` (seconds from the capture's start): it uses
+    /// only the values answers carried to steps before it, which a replay has captured by
+    /// then. `f64::INFINITY` for what runs all along (emit streams, replies).
+    pub fn sent_at(&mut self, at: f64) {
+        self.horizon = Some(at);
+    }
+
+    fn visible(&self, offer: &Offer) -> bool {
+        self.horizon.is_none_or(|horizon| offer.at < horizon)
     }
 
     /// The captures step `step` must make: name and source, in the order they were used.
@@ -172,11 +190,11 @@ impl Values {
         let found = self
             .offers
             .iter()
-            .rposition(|o| identifier(&o.key) == wanted && o.value == REDACTED)
+            .rposition(|o| identifier(&o.key) == wanted && o.value == REDACTED && self.visible(o))
             .or_else(|| {
                 // `Authorization: [redacted]` and one hidden token: the token, as a bearer.
                 let hidden: Vec<usize> = (0..self.offers.len())
-                    .filter(|&i| self.offers[i].value == REDACTED)
+                    .filter(|&i| self.offers[i].value == REDACTED && self.visible(&self.offers[i]))
                     .collect();
                 (wanted == "authorization" && hidden.len() == 1).then(|| hidden[0])
             });
@@ -210,7 +228,7 @@ impl Values {
         let mut best: Option<usize> = None;
         for (i, offer) in self.offers.iter().enumerate() {
             let o = &offer.value;
-            if o == REDACTED || o.chars().count() < 4 {
+            if o == REDACTED || o.chars().count() < 4 || !self.visible(offer) {
                 continue;
             }
             let whole = value == o;
@@ -394,6 +412,7 @@ mod tests {
         );
         values.offer_json(
             0,
+            0.0,
             "the login",
             &json!({"token": "abcdef0123456789", "user": "user0"}),
         );
@@ -433,7 +452,7 @@ mod tests {
             json!({"user": "{{users.user}}", "password": "{{users.password}}"})
         );
         assert_eq!(values.columns[1].value, "");
-        values.offer_json(0, "the login", &json!({"token": REDACTED}));
+        values.offer_json(0, 0.0, "the login", &json!({"token": REDACTED}));
         assert_eq!(
             values.json(&json!({"token": REDACTED})),
             json!({"token": "{{token}}"})
