@@ -600,3 +600,38 @@ fn a_value_is_captured_only_by_a_step_before_what_uses_it() {
     compile(&r.scenario, r.data.as_ref());
 }
 
+#[test]
+fn a_match_on_a_kind_with_a_control_character_is_written_as_toml_reads_it() {
+    let mut messages = Vec::new();
+    for k in 1..=3 {
+        let at = 0.5 * k as f64;
+        messages.push((
+            at,
+            "receive",
+            format!("{{\"type\":\"pi\u{7f}ng\",\"id\":{k}}}"),
+        ));
+        messages.push((
+            at + 0.002,
+            "send",
+            format!("{{\"type\":\"pong\",\"id\":{k}}}"),
+        ));
+    }
+    let messages: Vec<(f64, &str, &str)> = messages
+        .iter()
+        .map(|(a, d, t)| (*a, *d, t.as_str()))
+        .collect();
+    let filter = CaptureFilter::default();
+    let r = record_text(
+        &websocket_har(&messages),
+        CaptureFormat::Har,
+        &filter,
+        NAMES,
+    )
+    .unwrap();
+    assert!(
+        r.scenario.contains(r#"match = "/type == \"pi\u007Fng\"""#),
+        "{}",
+        r.scenario
+    );
+    compile(&r.scenario, None);
+}

@@ -462,7 +462,11 @@ pub fn quote(text: &str) -> String {
 
 /// A TOML literal string when the text allows one (a match expression reads better so).
 fn literal(text: &str) -> String {
-    if text.contains('\'') || text.contains('\n') {
+    // A literal string has no escapes: no `'`, and no control character but a tab.
+    if text
+        .chars()
+        .any(|c| c == '\'' || (c.is_control() && c != '\t'))
+    {
         quote(text)
     } else {
         format!("'{text}'")
