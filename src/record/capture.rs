@@ -141,26 +141,27 @@ impl Url {
         if !valid {
             return None;
         }
-        let mut url = Url::relative(path_query);
+        let mut url = Url::relative(path_query)?;
         url.scheme = scheme;
         url.authority = authority;
         Some(url)
     }
 
-    /// A path and query with no origin yet.
-    pub fn relative(path_query: &str) -> Url {
+    /// A path and query with no origin yet; None when the path is not one a request can have.
+    pub fn relative(path_query: &str) -> Option<Url> {
         let (path, query) = path_query.split_once('?').unwrap_or((path_query, ""));
         let path = if path.starts_with('/') {
             path.to_string()
         } else {
             format!("/{path}")
         };
-        Url {
+        path.parse::<http::uri::PathAndQuery>().ok()?;
+        Some(Url {
             scheme: String::new(),
             authority: String::new(),
             path,
             query: parse_query(query),
-        }
+        })
     }
 
     /// The value of query parameter `key`.
@@ -271,6 +272,8 @@ mod tests {
             "ws://h:x/",
             "ws://:80/",
             "ws://a b/",
+            "ws://h/a b",
+            "ws://h/a\u{1}b",
         ] {
             assert!(Url::parse(bad).is_none(), "{bad}");
         }

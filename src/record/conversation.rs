@@ -8,8 +8,9 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::capture::{Capture, Exchange, Socket, header, parse_query};
+use super::capture::{Capture, Exchange, Socket, Url, header, parse_query};
 use super::filter::CaptureFilter;
+use super::literal::{Literal, literal};
 use super::values::{Source, Values, leaves_of};
 use super::{engine_version, is_text_media};
 use crate::protocol::socketio;
@@ -549,23 +550,7 @@ fn is_own_header(name: &str) -> bool {
 }
 
 fn http_step(e: &Exchange, id: usize, values: &mut Values) -> Step {
-    let mut path = e.url.path.clone();
-    for (n, segment) in e.url.path.split('/').enumerate().skip(1) {
-        let templated = values.string("", segment);
-        if templated != segment {
-            let mut parts: Vec<&str> = path.split('/').collect();
-            parts[n] = &templated;
-            path = parts.join("/");
-            break;
-        }
-    }
-    let mut query = Vec::new();
-    for (k, v) in &e.url.query {
-        query.push(format!("{k}={}", values.string(k, v)));
-    }
-    if !query.is_empty() {
-        path = format!("{path}?{}", query.join("&"));
-    }
+    let path = path_template(&e.url, values, true);
     let headers = replayed_headers(&e.request_headers, &e.place, values);
     let body = match &e.request_body {
         None => HttpBody::None,
@@ -622,6 +607,37 @@ fn http_step(e: &Exchange, id: usize, values: &mut Values) -> Step {
     }
 }
 
+/// A URL's path and query as a template: the query's values templated (and percent-encoded
+/// again: the capture decoded them), and with `segment` the first path segment that an answer
+/// or the user's row holds.
+fn path_template(url: &Url, values: &mut Values, segment: bool) -> String {
+    let mut templated = !segment;
+    let mut path: Vec<String> = Vec::new();
+    for (n, part) in url.path.split('/').enumerate() {
+        let plain = literal(part, Literal::Text);
+        if n == 0 || templated {
+            path.push(plain);
+            continue;
+        }
+        let template = values.string("", part);
+        templated = template != plain;
+        path.push(template);
+    }
+    let mut path = path.join("/");
+    let query: Vec<String> = url
+        .query
+        .iter()
+        .map(|(k, v)| {
+            let value = values.string_as(k, v, Literal::Query);
+            format!("{}={value}", literal(k, Literal::Query))
+        })
+        .collect();
+    if !query.is_empty() {
+        path = format!("{path}?{}", query.join("&"));
+    }
+    path
+}
+
 /// The connection's settings: target, path or Socket.IO's, headers.
 fn connection(socket: &Socket, c: &mut Conversation) {
     let url = &socket.url;
@@ -629,16 +645,7 @@ fn connection(socket: &Socket, c: &mut Conversation) {
     match &socket.engine {
         None => {
             c.target = url.ws_origin();
-            let mut path = url.path.clone();
-            let query: Vec<String> = url
-                .query
-                .iter()
-                .map(|(k, v)| format!("{k}={}", c.values.string(k, v)))
-                .collect();
-            if !query.is_empty() {
-                path = format!("{path}?{}", query.join("&"));
-            }
-            c.path = Some(path);
+            c.path = Some(path_template(url, &mut c.values, false));
         }
         Some(engine) => {
             c.target = url.http_origin();
@@ -966,10 +973,12 @@ fn reply_payload(
             if is_kind_pointer(&p) {
                 continue;
             }
-            if let Some((q, _)) = from
-                .iter()
-                .find(|(q, w)| *w == v && super::values::last_key(q) == super::values::last_key(&p))
-            {
+            // `{{/pointer}}` ends at the first `}}`: a pointer with braces cannot be one.
+            if let Some((q, _)) = from.iter().find(|(q, w)| {
+                *w == v
+                    && super::values::last_key(q) == super::values::last_key(&p)
+                    && !q.contains(['{', '}'])
+            }) {
                 if let Some(slot) = first.pointer_mut(&p) {
                     *slot = Value::String(format!("{{{{{q}}}}}"));
                     copied.push(q.clone());

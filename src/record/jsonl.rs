@@ -124,12 +124,7 @@ pub fn read(text: &str) -> Result<Capture, BadInput> {
                 let target = str_field("target")
                     .ok_or_else(|| bad("an http_request without its `target`".into()))?;
                 let headers = header_list(obj.get("headers"));
-                let url = absolute(target, conn.upstream.as_ref(), &headers).ok_or_else(|| {
-                    bad(format!(
-                        "the request's Host {:?} is no host and port, and the connection has no upstream",
-                        header(&headers, "host").unwrap_or("")
-                    ))
-                })?;
+                let url = absolute(target, conn.upstream.as_ref(), &headers).map_err(bad)?;
                 let upgrade = header(&headers, "upgrade")
                     .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
                 if upgrade {
@@ -435,13 +430,18 @@ fn header_list(headers: Option<&Value>) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-/// A request target made absolute: on the upstream's origin, else the Host header's (None when
-/// that is no host and port).
-fn absolute(target: &str, upstream: Option<&Url>, headers: &[(String, String)]) -> Option<Url> {
+/// A request target made absolute: on the upstream's origin, else the Host header's; or why
+/// it cannot be.
+fn absolute(
+    target: &str,
+    upstream: Option<&Url>,
+    headers: &[(String, String)],
+) -> Result<Url, String> {
     if let Some(url) = Url::parse(target) {
-        return Some(url);
+        return Ok(url);
     }
-    let mut url = Url::relative(target);
+    let mut url = Url::relative(target)
+        .ok_or_else(|| format!("the request's target {target:?} is not a URL path"))?;
     match upstream {
         Some(up) => {
             url.scheme = up.scheme.clone();
@@ -450,8 +450,14 @@ fn absolute(target: &str, upstream: Option<&Url>, headers: &[(String, String)]) 
         None => {
             url.scheme = "http".into();
             let host = header(headers, "host").unwrap_or("localhost");
-            url.authority = Url::parse(&format!("http://{host}"))?.authority;
+            url.authority = Url::parse(&format!("http://{host}"))
+                .ok_or_else(|| {
+                    format!(
+                        "the request's Host {host:?} is no host and port, and the connection has no upstream"
+                    )
+                })?
+                .authority;
         }
     }
-    Some(url)
+    Ok(url)
 }

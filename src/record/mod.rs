@@ -11,6 +11,7 @@ pub mod conversation;
 pub mod filter;
 pub mod har;
 pub mod jsonl;
+pub mod literal;
 pub mod values;
 pub mod write;
 

@@ -635,3 +635,72 @@ fn a_match_on_a_kind_with_a_control_character_is_written_as_toml_reads_it() {
     );
     compile(&r.scenario, None);
 }
+
+#[test]
+fn query_values_are_percent_encoded_again_as_the_capture_had_them() {
+    let har = json!({"log": {"entries": [
+        {"startedDateTime": "2026-12-07T12:00:00.000Z", "time": 5.0, "_resourceType": "fetch",
+         "request": {"method": "GET", "url": "http://127.0.0.1:4000/search?q=a%20b+c&next=%2Fhome%3Fx%3D1", "headers": []},
+         "response": {"status": 200, "headers": [], "content": {"mimeType": "application/json", "text": "{}"}}},
+        {"startedDateTime": "2026-12-07T12:00:01.000Z", "time": 1000.0, "_resourceType": "websocket",
+         "request": {"method": "GET", "url": "ws://127.0.0.1:4000/feed?%22EIO=3&room=%7B%7Bblue%7D%7D", "headers": []},
+         "response": {"status": 101, "headers": [], "content": {"mimeType": "", "text": ""}},
+         "_webSocketMessages": [{"type": "send", "time": 1_796_644_801.5, "opcode": 1, "data": "hello"}]}
+    ]}})
+    .to_string();
+    let filter = CaptureFilter::default();
+    let r = record_text(&har, CaptureFormat::Har, &filter, NAMES).unwrap();
+    let [Step::Http { path, .. }] = r.conversation.before_connect.as_slice() else {
+        panic!("{:?}", r.conversation.before_connect)
+    };
+    assert_eq!(path, "/search?q=a%20b%20c&next=%2Fhome%3Fx%3D1");
+    assert_eq!(
+        r.conversation.path.as_deref(),
+        Some("/feed?%22EIO=3&room=%7B%7Bblue%7D%7D")
+    );
+    compile(&r.scenario, None);
+}
+
+#[test]
+fn recorded_text_with_braces_is_written_as_templates_render_it() {
+    let messages = [(
+        0.5,
+        "send",
+        r#"{"type":"say","text":"{{not a placeholder}}","{{key}}":"{","user":"{ann"}"#,
+    )];
+    let filter = CaptureFilter::default();
+    let r = record_text(
+        &websocket_har(&messages),
+        CaptureFormat::Har,
+        &filter,
+        NAMES,
+    )
+    .unwrap();
+    let [Step::Wait(_), Step::Emit { payload, .. }] = r.conversation.on_connect.as_slice() else {
+        panic!("{:?}", r.conversation.on_connect)
+    };
+    assert_eq!(
+        payload,
+        &Payload::Data(
+            json!({"type": "say", "text": "{{one_of({)}}{not a placeholder}}",
+            "{{one_of({)}}{key}}": "{", "user": "{ann"})
+        )
+    );
+    // And the replay sends what was recorded.
+    let plan = compile(&r.scenario, None);
+    let sent = plan.groups[0]
+        .on_connect
+        .iter()
+        .find_map(|step| match &step.action {
+            crate::scenario::Action::Emit { message, .. } => Some(
+                message.args[0]
+                    .render(&crate::scenario::template::Fill::basic(0, 0, "users"), None),
+            ),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&sent).unwrap(),
+        serde_json::from_str::<serde_json::Value>(messages[0].2).unwrap()
+    );
+}

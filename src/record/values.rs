@@ -7,6 +7,7 @@
 
 use serde_json::Value;
 
+use super::literal::{Literal, literal, with_placeholder};
 use crate::secrets::REDACTED;
 use crate::secrets::names::is_secret_name;
 
@@ -143,28 +144,34 @@ impl Values {
         self.offers.iter().filter_map(|o| o.used.clone()).collect()
     }
 
-    /// The template for string `value` of field `key` in something the client sent; `identity`:
-    /// the field sits beside a credential, so it names the user.
+    /// The template for string `value` of field `key` in something the client sent: its text,
+    /// or placeholders for what the user's row or an answer holds, or what is new each time.
     pub fn string(&mut self, key: &str, value: &str) -> String {
+        self.string_as(key, value, Literal::Text)
+    }
+
+    /// [`Values::string`], its literal text written `how` (percent-encoded in a query).
+    pub fn string_as(&mut self, key: &str, value: &str, how: Literal) -> String {
         if value == REDACTED {
             return self.hidden(key);
         }
         // A value the user's row holds (the user name in a room's name).
         for column in &self.columns {
             if column.value.chars().count() >= 3 && value.contains(&column.value) {
-                return value.replace(&column.value, &format!("{{{{users.{}}}}}", column.name));
+                let placeholder = format!("{{{{users.{}}}}}", column.name);
+                return with_placeholder(value, &column.value, &placeholder, how);
             }
         }
         // A value an answer carried.
         if let Some(i) = self.offer_in(value) {
             let name = self.use_offer(i);
             let offered = self.offers[i].value.clone();
-            return value.replace(&offered, &format!("{{{{{name}}}}}"));
+            return with_placeholder(value, &offered, &format!("{{{{{name}}}}}"), how);
         }
         if is_secret_name(key) && !value.is_empty() {
             return self.column(key, value);
         }
-        generated(value).map_or_else(|| value.to_string(), str::to_string)
+        generated(value).map_or_else(|| literal(value, how), str::to_string)
     }
 
     /// A credential: a column of the data file, with the recorded value.
@@ -296,7 +303,8 @@ impl Values {
                         }
                         _ => self.json_under(v, k),
                     };
-                    out.insert(k.clone(), value);
+                    // A key is template text too (a placeholder can be one).
+                    out.insert(literal(k, Literal::Text), value);
                 }
                 Value::Object(out)
             }
