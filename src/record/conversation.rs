@@ -376,15 +376,19 @@ pub fn read(capture: &Capture, filter: &CaptureFilter) -> Result<Conversation, S
     Ok(c)
 }
 
-/// Gives every expect and awaited answer a metric name of its own, none of volley's
-/// (`connect`, the phases of connect).
+/// Gives every expect and awaited answer a metric name of its own, none of volley's (`connect`
+/// and its phases, `ack`, `reconnect`). An awaited Socket.IO event is its own metric's name
+/// unless that name is not one, or is taken.
 fn unique_metric_names(c: &mut Conversation) {
     let mut taken: Vec<String> = Vec::new();
-    let mut unique = |name: &mut String| {
-        let base = if name == "connect" || name.starts_with("connect_") {
+    let mut unique = |name: &str| {
+        let name = metric_name(name);
+        let base = if ["connect", "ack", "reconnect"].contains(&name.as_str())
+            || name.starts_with("connect_")
+        {
             format!("{name}_event")
         } else {
-            name.clone()
+            name
         };
         let mut candidate = base.clone();
         let mut k = 2;
@@ -393,17 +397,17 @@ fn unique_metric_names(c: &mut Conversation) {
             k += 1;
         }
         taken.push(candidate.clone());
-        *name = candidate;
+        candidate
     };
     for e in &mut c.expects {
-        unique(&mut e.name);
+        e.name = unique(&e.name);
     }
     for step in &mut c.on_connect {
-        if let Step::WaitFor {
-            name: Some(name), ..
-        } = step
-        {
-            unique(name);
+        if let Step::WaitFor { event, name, .. } = step {
+            let metric = unique(name.as_deref().unwrap_or(event));
+            if name.is_some() || metric != *event {
+                *name = Some(metric);
+            }
         }
     }
 }

@@ -704,3 +704,55 @@ fn recorded_text_with_braces_is_written_as_templates_render_it() {
         serde_json::from_str::<serde_json::Value>(messages[0].2).unwrap()
     );
 }
+
+/// A HAR of one Socket.IO session over WebSocket: `(seconds, "send" or "receive", packet)`
+/// after the open and the CONNECT.
+fn socketio_har(packets: &[(f64, &str, &str)]) -> String {
+    let mut messages = vec![
+        (
+            0.01,
+            "receive",
+            r#"0{"sid":"s1","upgrades":[],"pingInterval":25000,"pingTimeout":5000}"#,
+        ),
+        (0.02, "send", "40"),
+        (0.03, "receive", r#"40{"sid":"n1"}"#),
+    ];
+    messages.extend_from_slice(packets);
+    let har = websocket_har(&messages);
+    har.replace(
+        "ws://127.0.0.1:4000/ws",
+        "ws://127.0.0.1:4000/socket.io/?EIO=4&transport=websocket",
+    )
+}
+
+#[test]
+fn awaited_socketio_events_get_metric_names_volley_takes() {
+    let packets = [
+        (0.5, "send", r#"42["go",1]"#),
+        (0.6, "receive", r#"42["ack",{"ok":true}]"#),
+        (1.5, "send", r#"42["join",1]"#),
+        (1.6, "receive", "42[\"joi\u{fffd}ed\",{}]"),
+        (2.5, "send", r#"42["leave",1]"#),
+        (2.6, "receive", r#"42["left",{}]"#),
+    ];
+    let filter = CaptureFilter::default();
+    let r = record_text(&socketio_har(&packets), CaptureFormat::Har, &filter, NAMES).unwrap();
+    let waits: Vec<(&str, Option<&str>)> = r
+        .conversation
+        .on_connect
+        .iter()
+        .filter_map(|s| match s {
+            Step::WaitFor { event, name, .. } => Some((event.as_str(), name.as_deref())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        waits,
+        [
+            ("ack", Some("ack_event")),
+            ("joi\u{fffd}ed", Some("joi_ed")),
+            ("left", None)
+        ]
+    );
+    compile(&r.scenario, None);
+}

@@ -105,6 +105,7 @@ impl Values {
         if value.len() < 8
             || lower == "set-cookie"
             || !(lower.starts_with("x-") || is_secret_name(&lower))
+            || http::HeaderName::from_bytes(lower.as_bytes()).is_err()
         {
             return;
         }
@@ -467,6 +468,15 @@ mod tests {
         );
         assert_eq!(values.string("Authorization", REDACTED), "Bearer {{token}}");
         assert_eq!(values.string("apiKey", REDACTED), "{{users.api_key}}");
+    }
+
+    #[test]
+    fn a_response_header_whose_name_http_does_not_allow_is_not_captured() {
+        let mut values = Values::default();
+        values.offer_header(0, 0.0, "the login", "X-Ti\u{fffd}cket", "tkt-aa11bb22cc33");
+        values.offer_header(0, 0.0, "the login", "X-Ticket", "tkt-99887766");
+        assert_eq!(values.string("t", "tkt-aa11bb22cc33"), "tkt-aa11bb22cc33");
+        assert_eq!(values.string("t", "tkt-99887766"), "{{x_ticket}}");
     }
 
     #[test]
