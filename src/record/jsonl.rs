@@ -165,9 +165,12 @@ pub fn read(text: &str) -> Result<Capture, BadInput> {
             "http_response" => {
                 let status = obj
                     .get("status")
-                    .and_then(Value::as_u64)
-                    .map(|s| s as u16)
                     .ok_or_else(|| bad("an http_response without its `status`".into()))?;
+                let status = status
+                    .as_u64()
+                    .and_then(|s| u16::try_from(s).ok())
+                    .filter(|s| (100..1000).contains(s))
+                    .ok_or_else(|| bad(format!("the status {status} is no HTTP status")))?;
                 let headers = header_list(obj.get("headers"));
                 if status == 101 {
                     if let Some(Opening {

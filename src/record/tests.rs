@@ -756,3 +756,48 @@ fn awaited_socketio_events_get_metric_names_volley_takes() {
     );
     compile(&r.scenario, None);
 }
+
+#[test]
+fn statuses_a_step_cannot_check_are_not_written_and_no_status_is_wrapped() {
+    let mut har: serde_json::Value =
+        serde_json::from_str(&calls_har(&[("POST", "", "x")])).unwrap();
+    har["log"]["entries"][0]["response"]["status"] = json!(799);
+    let filter = CaptureFilter::default();
+    let r = record_text(&har.to_string(), CaptureFormat::Har, &filter, NAMES).unwrap();
+    assert!(!r.scenario.contains("status ="), "{}", r.scenario);
+    compile(&r.scenario, r.data.as_ref());
+
+    // 70000 is no status; as 16 bits it was 4464.
+    let jsonl = [
+        r#"{"t":0,"conn":1,"kind":"connect","upstream":"http://h:1"}"#,
+        r#"{"t":0.1,"conn":1,"dir":"c2s","kind":"http_request","method":"POST","target":"/login"}"#,
+        r#"{"t":0.2,"conn":1,"dir":"s2c","kind":"http_response","status":70000}"#,
+    ]
+    .join("\n");
+    let Err(Unrecordable::Malformed(bad)) =
+        record_text(&jsonl, CaptureFormat::InspectJsonl, &filter, NAMES)
+    else {
+        panic!("not refused")
+    };
+    assert_eq!(bad.place, "line 3");
+    assert!(bad.message.contains("70000 is no HTTP status"), "{bad:?}");
+}
+
+#[test]
+fn a_number_larger_than_toml_integers_is_sent_as_the_nearest_float() {
+    let messages = [(0.5, "send", r#"{"type":"big","id":18446744073709551615}"#)];
+    let filter = CaptureFilter::default();
+    let r = record_text(
+        &websocket_har(&messages),
+        CaptureFormat::Har,
+        &filter,
+        NAMES,
+    )
+    .unwrap();
+    assert!(
+        r.scenario.contains("id = 1.8446744073709552e+19"),
+        "{}",
+        r.scenario
+    );
+    compile(&r.scenario, None);
+}

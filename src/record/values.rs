@@ -313,9 +313,20 @@ impl Values {
                 Value::Array(items.iter().map(|v| self.json_under(v, key)).collect())
             }
             Value::String(s) => Value::String(self.string(key, s)),
-            Value::Number(n) => match n.as_u64().and_then(generated_number) {
-                Some(placeholder) => Value::String(placeholder.to_string()),
-                None => json.clone(),
+            Value::Number(n) => match n.as_u64() {
+                Some(n) if generated_number(n).is_some() => {
+                    Value::String(generated_number(n).unwrap_or_default().to_string())
+                }
+                // TOML's integers stop at 2^63 - 1: a larger one is the float nearest to it.
+                Some(big) if i64::try_from(big).is_err() => {
+                    self.notes.push(format!(
+                        "`{key}` was {big}, more than a TOML integer holds: it is written as \
+                         the nearest float, {}",
+                        big as f64
+                    ));
+                    Value::from(big as f64)
+                }
+                _ => json.clone(),
             },
             other => other.clone(),
         }
@@ -477,6 +488,14 @@ mod tests {
         values.offer_header(0, 0.0, "the login", "X-Ticket", "tkt-99887766");
         assert_eq!(values.string("t", "tkt-aa11bb22cc33"), "tkt-aa11bb22cc33");
         assert_eq!(values.string("t", "tkt-99887766"), "{{x_ticket}}");
+    }
+
+    #[test]
+    fn integers_toml_cannot_hold_become_floats_with_a_note() {
+        let mut values = Values::default();
+        let sent = values.json(&json!({"id": u64::MAX, "n": i64::MAX}));
+        assert_eq!(sent, json!({"id": 1.8446744073709552e19, "n": i64::MAX}));
+        assert_eq!(values.notes.len(), 1, "{:?}", values.notes);
     }
 
     #[test]

@@ -317,7 +317,8 @@ fn step_text(step: &Step, c: &Conversation) -> String {
                 HttpBody::Form(pairs) => parts.push(format!("form = {}", table(pairs))),
                 HttpBody::Text(text) => parts.push(format!("body = {}", quote(text))),
             }
-            if let Some(status) = status {
+            // The statuses a step can check; another is not checked.
+            if let Some(status) = status.filter(|s| (100..600).contains(s)) {
                 parts.push(format!("status = {status}"));
             }
             push_captures(&mut parts, captures(&c.values, *id));
