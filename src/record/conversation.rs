@@ -746,9 +746,23 @@ fn decode(socket: &Socket, c: &mut Conversation) -> Result<Vec<Item>, String> {
             socketio::Kind::Connect if m.dir == Dir::C2s => {
                 let sio = c.socketio.get_or_insert_with(SocketIoConnection::default);
                 if namespace.is_none() {
+                    socketio::check_namespace(p.namespace).map_err(|why| {
+                        format!(
+                            "{}: the client connected to a namespace volley cannot: {why}",
+                            m.place
+                        )
+                    })?;
                     namespace = Some(p.namespace.to_string());
                     sio.namespace = p.namespace.to_string();
                     sio.auth = match data {
+                        // Socket.IO 2 servers take no CONNECT auth.
+                        Some(Value::Object(map)) if !map.is_empty() && v3 => {
+                            c.values.notes.push(format!(
+                                "{}: the CONNECT carried a payload, which Socket.IO 2 (eio = 3) servers do not read: the scenario sends none",
+                                m.place
+                            ));
+                            None
+                        }
                         Some(Value::Object(map)) if !map.is_empty() => {
                             Some(c.values.json(&Value::Object(map)))
                         }

@@ -801,3 +801,44 @@ fn a_number_larger_than_toml_integers_is_sent_as_the_nearest_float() {
     );
     compile(&r.scenario, None);
 }
+
+#[test]
+fn a_namespace_volley_cannot_connect_to_is_no_conversation_to_record() {
+    let har = socketio_har(&[(0.5, "send", r#"42["hello",1]"#)])
+        .replace(r#""data":"40""#, r#""data":"40/chat text\"x,""#);
+    let filter = CaptureFilter::default();
+    let Err(Unrecordable::Nothing(why)) = record_text(&har, CaptureFormat::Har, &filter, NAMES)
+    else {
+        panic!("recorded")
+    };
+    assert!(
+        why.starts_with(
+            "entry 1, WebSocket message 2: the client connected to a namespace volley cannot"
+        ),
+        "{why}"
+    );
+}
+
+#[test]
+fn a_socketio_2_connect_payload_is_left_out_with_a_note() {
+    let har = socketio_har(&[(0.5, "send", r#"42["hello",1]"#)])
+        .replace("EIO=4", "EIO=3")
+        .replace(
+            r#""data":"40""#,
+            r#""data":"40/chat,{\"token\":\"tok-12345678\"}""#,
+        );
+    let filter = CaptureFilter::default();
+    let r = record_text(&har, CaptureFormat::Har, &filter, NAMES).unwrap();
+    let sio = r.conversation.socketio.as_ref().unwrap();
+    assert_eq!(
+        (sio.namespace.as_str(), sio.auth.is_none()),
+        ("/chat", true)
+    );
+    assert!(
+        r.scenario
+            .contains("the CONNECT carried a payload, which Socket.IO 2"),
+        "{}",
+        r.scenario
+    );
+    compile(&r.scenario, r.data.as_ref());
+}
