@@ -1101,7 +1101,10 @@ fn stream_payload(
             continue;
         }
         let numbers: Vec<i64> = seen.iter().filter_map(Value::as_i64).collect();
-        let counter = numbers.len() == seen.len() && numbers.windows(2).all(|w| w[1] == w[0] + 1);
+        let counter = numbers.len() == seen.len()
+            && numbers
+                .windows(2)
+                .all(|w| w[0].checked_add(1) == Some(w[1]));
         let placeholder = if counter {
             "{{seq}}".to_string()
         } else if numbers.len() == seen.len()
@@ -1216,7 +1219,7 @@ fn server_streams(items: &[Item], is_sio: bool, taken: &[String], expects: &mut 
                         break;
                     };
                     if let Some(prev) = last.insert(k, n) {
-                        if n != prev + 1 {
+                        if prev.checked_add(1) != Some(n) {
                             ok = false;
                             break;
                         }

@@ -842,3 +842,41 @@ fn a_socketio_2_connect_payload_is_left_out_with_a_note() {
     );
     compile(&r.scenario, r.data.as_ref());
 }
+
+#[test]
+fn numbers_at_the_top_of_their_range_are_no_counter_and_no_panic() {
+    // A server stream numbered up to u64::MAX, a client stream up to i64::MAX: one more
+    // overflowed (a panic in a debug build).
+    let mut messages = Vec::new();
+    for k in 0..3u64 {
+        let at = 0.3 * (k + 1) as f64;
+        let tick = format!(r#"{{"type":"tick","seq":{}}}"#, u64::MAX - 2 + k);
+        let sent = format!(r#"{{"type":"move","n":{}}}"#, i64::MAX - 2 + k as i64);
+        messages.push((at, "receive", tick));
+        messages.push((at + 0.01, "send", sent));
+    }
+    messages.push((1.5, "receive", r#"{"type":"tick","seq":0}"#.to_string()));
+    messages.push((
+        1.51,
+        "send",
+        r#"{"type":"move","n":-9223372036854775808}"#.to_string(),
+    ));
+    let messages: Vec<(f64, &str, &str)> = messages
+        .iter()
+        .map(|(a, d, t)| (*a, *d, t.as_str()))
+        .collect();
+    let filter = CaptureFilter::default();
+    let r = record_text(
+        &websocket_har(&messages),
+        CaptureFormat::Har,
+        &filter,
+        NAMES,
+    )
+    .unwrap();
+    assert!(
+        r.conversation.expects.is_empty(),
+        "{:?}",
+        r.conversation.expects
+    );
+    compile(&r.scenario, None);
+}
