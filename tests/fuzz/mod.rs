@@ -101,12 +101,12 @@ fn scenario_files_compile_or_point_at_their_error() {
 }
 
 #[test]
-fn recorded_hars_give_scenarios_that_compile_or_refusals_that_point_inside() {
+fn record_har_gives_scenarios_that_compile_or_refusals_that_point_inside() {
     fuzz("record_har");
 }
 
 #[test]
-fn recorded_inspect_captures_give_scenarios_that_compile_or_refusals_that_point_inside() {
+fn record_jsonl_gives_scenarios_that_compile_or_refusals_that_point_inside() {
     fuzz("record_jsonl");
 }
 
