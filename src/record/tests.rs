@@ -399,14 +399,22 @@ fn control_characters_of_a_capture_are_escaped_in_the_scenarios_comments() {
         r#"{"time":"2026-12-07T12:00:0\u0001Z","t":0,"conn":1,"kind":"connect","upstream":"http://h:1"}"#,
         r#"{"t":0.1,"conn":1,"dir":"c2s","kind":"http_request","target":"/ws","headers":{"Upgrade":"websocket"}}"#,
         r#"{"t":0.2,"conn":1,"dir":"s2c","kind":"http_response","status":101}"#,
-        r#"{"t":0.3,"conn":1,"dir":"c2s","kind":"frame","opcode":"text","text":"{\"t\":\"a\u007f\",\"n\":1}"}"#,
-        r#"{"t":0.6,"conn":1,"dir":"c2s","kind":"frame","opcode":"text","text":"{\"t\":\"a\u007f\",\"n\":2}"}"#,
-        r#"{"t":0.9,"conn":1,"dir":"c2s","kind":"frame","opcode":"text","text":"{\"t\":\"a\u007f\",\"n\":3}"}"#,
+        r#"{"t":0.3,"conn":1,"dir":"c2s","kind":"frame","opcode":"text","text":"{\"type\":\"a\u007f\",\"n\\n\\u0001\":1}"}"#,
+        r#"{"t":0.6,"conn":1,"dir":"c2s","kind":"frame","opcode":"text","text":"{\"type\":\"a\u007f\",\"n\\n\\u0001\":2}"}"#,
+        r#"{"t":0.9,"conn":1,"dir":"c2s","kind":"frame","opcode":"text","text":"{\"type\":\"a\u007f\",\"n\\n\\u0001\":3}"}"#,
     ]
     .join("\n");
     let filter = CaptureFilter::default();
     let r = record_text(&jsonl, CaptureFormat::InspectJsonl, &filter, NAMES).unwrap();
     assert!(r.scenario.contains("12:00:0\\u0001Z"), "{}", r.scenario);
+    // A stream's comment names the field that varies: on one line, escaped.
+    assert_eq!(r.conversation.streams.len(), 1);
+    assert!(
+        r.scenario
+            .contains("  # sent 3 times, every 300 ms; `n \\u0001` as {{seq}}\n"),
+        "{}",
+        r.scenario
+    );
     compile(&r.scenario, None);
 }
 

@@ -233,7 +233,8 @@ pub fn scenario_text(
             if !s.varying.is_empty() {
                 let _ = write!(why, "; {}", s.varying.join(", "));
             }
-            comment(&mut t, "  ", &why);
+            // One line, however long: what varies reads whole.
+            let _ = writeln!(t, "  # {}", one_line(&why));
             let _ = writeln!(t, "  {{ {} }},", parts.join(", "));
         }
         let _ = writeln!(t, "]");
@@ -416,6 +417,14 @@ fn comment(t: &mut String, indent: &str, text: &str) {
         line.push_str(&word);
     }
     let _ = writeln!(t, "{line}");
+}
+
+/// `text` for a comment of one line: its words, control characters escaped.
+fn one_line(text: &str) -> String {
+    text.split_whitespace()
+        .map(printable)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// `text` with its control characters written as escapes (`\u0001`): TOML refuses them in a
