@@ -669,7 +669,7 @@ fn hard_captures_record_without_a_secret_in_the_scenario() {
         ("storm.har", &["[[group.on]]"], &[r#"emit = "chat""#]),
         // What TOML and templates cannot hold as recorded; ids new in every message.
         ("bignum.har", &[], &[r#"id = "18446744073709551615""#]),
-        ("braces.har", &[], &["template { {name}} here"]),
+        ("braces.har", &[], &["template {{one_of({)}}{name}} here"]),
         ("uuids.har", &[], &[r#"id = "{{uuid}}""#]),
         (
             "payloads.har",

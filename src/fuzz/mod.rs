@@ -19,6 +19,7 @@ mod engineio;
 mod filter;
 mod http1;
 mod pointer;
+mod record;
 mod scenario;
 mod secrets;
 mod socketio;
@@ -110,6 +111,16 @@ pub const TARGETS: &[Target] = &[
         name: "scenario",
         input: "a scenario file (TOML)",
         check: scenario::check_scenario,
+    },
+    Target {
+        name: "record_har",
+        input: "a HAR file (a browser's export) for volley record",
+        check: record::check_har,
+    },
+    Target {
+        name: "record_jsonl",
+        input: "a volley inspect --jsonl capture for volley record",
+        check: record::check_jsonl,
     },
 ];
 

@@ -137,26 +137,34 @@ impl Url {
         } else {
             format!("{authority}:{default_port}")
         };
-        let mut url = Url::relative(path_query);
+        // A host and a port a client can connect to, as a scenario's target must have.
+        let valid = authority
+            .parse::<http::uri::Authority>()
+            .is_ok_and(|a| a.port_u16().is_some() && !a.host().is_empty());
+        if !valid {
+            return None;
+        }
+        let mut url = Url::relative(path_query)?;
         url.scheme = scheme;
         url.authority = authority;
         Some(url)
     }
 
-    /// A path and query with no origin yet.
-    pub fn relative(path_query: &str) -> Url {
+    /// A path and query with no origin yet; None when the path is not one a request can have.
+    pub fn relative(path_query: &str) -> Option<Url> {
         let (path, query) = path_query.split_once('?').unwrap_or((path_query, ""));
         let path = if path.starts_with('/') {
             path.to_string()
         } else {
             format!("/{path}")
         };
-        Url {
+        path.parse::<http::uri::PathAndQuery>().ok()?;
+        Some(Url {
             scheme: String::new(),
             authority: String::new(),
             path,
             query: parse_query(query),
-        }
+        })
     }
 
     /// The value of query parameter `key`.
@@ -223,32 +231,6 @@ pub fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Percent-encodes a query key or value for a URL, leaving `{{placeholders}}` as they are.
-pub fn encode_component(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while !rest.is_empty() {
-        if rest.starts_with("{{") {
-            if let Some(close) = rest.find("}}") {
-                out.push_str(&rest[..close + 2]);
-                rest = &rest[close + 2..];
-                continue;
-            }
-        }
-        let c = rest.chars().next().unwrap_or_default();
-        if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~') {
-            out.push(c);
-        } else {
-            let mut bytes = [0; 4];
-            for b in c.encode_utf8(&mut bytes).bytes() {
-                out.push_str(&format!("%{b:02X}"));
-            }
-        }
-        rest = &rest[c.len_utf8()..];
-    }
-    out
-}
-
 /// The value of header `name` (any case), the first of its name.
 pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers
@@ -286,12 +268,20 @@ mod tests {
         assert_eq!(Url::parse("http://h").unwrap().path, "/");
         assert_eq!(Url::parse("http://[::1]/x").unwrap().authority, "[::1]:80");
         assert!(Url::parse("ftp://h/").is_none());
+        // Hosts and ports a client cannot connect to are no URL.
+        for bad in [
+            "http://12\u{fffd}.0.0.1/",
+            "ws://h:99999/",
+            "ws://h:x/",
+            "ws://:80/",
+            "ws://a b/",
+            "ws://h/a b",
+            "ws://h/a\u{1}b",
+        ] {
+            assert!(Url::parse(bad).is_none(), "{bad}");
+        }
         assert!(Url::parse("/relative").is_none());
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz%41"), "%zzA");
-        assert_eq!(
-            encode_component("a b&c=/é{{token}}"),
-            "a%20b%26c%3D%2F%C3%A9{{token}}"
-        );
     }
 }

@@ -15,7 +15,7 @@ use crate::wire::record::Dir;
 
 /// Reads the HAR document `text`.
 pub fn read(text: &str) -> Result<Capture, BadInput> {
-    let doc: Value = serde_json::from_str(text).map_err(BadInput::json)?;
+    let doc: Value = serde_json::from_str(text).map_err(|e| BadInput::json(text, e))?;
     let entries = doc
         .get("log")
         .and_then(|log| log.get("entries"))
@@ -82,7 +82,12 @@ pub fn read(text: &str) -> Result<Capture, BadInput> {
                 if let Some(body) = &entry.request_body {
                     cut(&body.text, at, Dir::C2s, &mut packets)?;
                 }
-                if let Some(body) = &entry.response_body {
+                // A POST's answer is the server's `ok`, not a payload (v3 could not cut it).
+                if let Some(body) = entry
+                    .response_body
+                    .as_ref()
+                    .filter(|_| entry.method != "POST")
+                {
                     cut(&body.text, end, Dir::S2c, &mut packets)?;
                 }
             }

@@ -121,14 +121,21 @@ pub fn read(text: &str) -> Result<Capture, BadInput> {
         let conn = conns.entry(conn_id).or_default();
         match kind {
             "connect" => {
-                conn.upstream = str_field("upstream").and_then(Url::parse);
+                conn.upstream = match str_field("upstream") {
+                    Some(text) => Some(Url::parse(text).ok_or_else(|| {
+                        bad(format!(
+                            "the upstream {text:?} is not an http(s) URL with a host"
+                        ))
+                    })?),
+                    None => None,
+                };
             }
             "http_request" => {
                 let method = str_field("method").unwrap_or("GET").to_string();
                 let target = str_field("target")
                     .ok_or_else(|| bad("an http_request without its `target`".into()))?;
                 let headers = header_list(obj.get("headers"));
-                let url = absolute(target, conn.upstream.as_ref(), &headers);
+                let url = absolute(target, conn.upstream.as_ref(), &headers).map_err(bad)?;
                 let upgrade = header(&headers, "upgrade")
                     .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
                 if upgrade {
@@ -169,9 +176,12 @@ pub fn read(text: &str) -> Result<Capture, BadInput> {
             "http_response" => {
                 let status = obj
                     .get("status")
-                    .and_then(Value::as_u64)
-                    .map(|s| s as u16)
                     .ok_or_else(|| bad("an http_response without its `status`".into()))?;
+                let status = status
+                    .as_u64()
+                    .and_then(|s| u16::try_from(s).ok())
+                    .filter(|s| (100..1000).contains(s))
+                    .ok_or_else(|| bad(format!("the status {status} is no HTTP status")))?;
                 let headers = header_list(obj.get("headers"));
                 if status == 101 {
                     if let Some(Opening {
@@ -446,12 +456,18 @@ fn header_list(headers: Option<&Value>) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-/// A request target made absolute: on the upstream's origin, else the Host header's.
-fn absolute(target: &str, upstream: Option<&Url>, headers: &[(String, String)]) -> Url {
+/// A request target made absolute: on the upstream's origin, else the Host header's; or why
+/// it cannot be.
+fn absolute(
+    target: &str,
+    upstream: Option<&Url>,
+    headers: &[(String, String)],
+) -> Result<Url, String> {
     if let Some(url) = Url::parse(target) {
-        return url;
+        return Ok(url);
     }
-    let mut url = Url::relative(target);
+    let mut url = Url::relative(target)
+        .ok_or_else(|| format!("the request's target {target:?} is not a URL path"))?;
     match upstream {
         Some(up) => {
             url.scheme = up.scheme.clone();
@@ -461,9 +477,13 @@ fn absolute(target: &str, upstream: Option<&Url>, headers: &[(String, String)]) 
             url.scheme = "http".into();
             let host = header(headers, "host").unwrap_or("localhost");
             url.authority = Url::parse(&format!("http://{host}"))
-                .map(|u| u.authority)
-                .unwrap_or_else(|| host.to_string());
+                .ok_or_else(|| {
+                    format!(
+                        "the request's Host {host:?} is no host and port, and the connection has no upstream"
+                    )
+                })?
+                .authority;
         }
     }
-    url
+    Ok(url)
 }

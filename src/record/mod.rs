@@ -3,14 +3,16 @@
 //! credentials. `har` and `jsonl` read the file into a [`capture::Capture`]; `filter` keeps one
 //! connection or a time window; `conversation` reads the user's part out of it (HTTP steps,
 //! the connection, steps, streams, replies, what must come back); `values` decides what each
-//! recorded value becomes (a literal, a placeholder, a capture or a data column); `write` writes
-//! the commented scenario, which is then checked as `volley validate` checks it.
+//! recorded value becomes (a literal, a placeholder, a capture or a data column), `literal` how
+//! recorded text is written in a template; `text` makes the commented scenario and the data
+//! file, and `write` puts them in files, checked as `volley validate` checks them.
 
 pub mod capture;
 pub mod conversation;
 pub mod filter;
 pub mod har;
 pub mod jsonl;
+pub mod literal;
 pub mod text;
 pub mod values;
 pub mod write;
@@ -67,15 +69,25 @@ impl BadInput {
         }
     }
 
-    /// A JSON document that does not parse, at its line and column.
-    pub fn json(e: serde_json::Error) -> BadInput {
+    /// The JSON document `text` that does not parse, at its line and column (in characters, from
+    /// 1, as everywhere else: serde_json counts bytes, and 0 before a line's first).
+    pub fn json(text: &str, e: serde_json::Error) -> BadInput {
         let message = if e.is_eof() {
             "the JSON ends early: the file is cut short (was it still being written?)".to_string()
         } else {
             format!("not valid JSON: {}", BadInput::json_message(&e))
         };
+        let line = text
+            .split('\n')
+            .nth(e.line().saturating_sub(1))
+            .unwrap_or("");
+        let mut end = e.column().min(line.len());
+        while !line.is_char_boundary(end) {
+            end += 1;
+        }
+        let column = line[..end].chars().count().max(1);
         BadInput {
-            place: format!("line {}, column {}", e.line(), e.column()),
+            place: format!("line {}, column {column}", e.line()),
             message,
         }
     }
@@ -136,33 +148,123 @@ impl RecordError {
 /// the scenario.
 pub fn record(settings: &RecordSettings) -> Result<Recorded, RecordError> {
     let path = &settings.input;
-    let capture = read(path)?;
-    let capture = settings.filter.apply(capture);
-    let conversation =
-        conversation::read(&capture, &settings.filter).map_err(|why| RecordError::Nothing {
+    let (text, format) = read(path)?;
+    let capture_name = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |f| f.to_string_lossy().into_owned(),
+    );
+    let names = ScenarioNames {
+        capture: &capture_name,
+        scenario: settings
+            .output
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("recorded"),
+    };
+    let recording = record_text(&text, format, &settings.filter, names).map_err(|e| match e {
+        Unrecordable::Malformed(bad) => RecordError::Malformed {
+            path: path.clone(),
+            bad,
+        },
+        Unrecordable::Nothing(why) => RecordError::Nothing {
             path: path.clone(),
             why,
-        })?;
-    write::write(&conversation, settings)
+        },
+    })?;
+    write::write(&recording, settings)
 }
 
-/// Reads `path` as a HAR file (`.har`, or a JSON document with `log`) or as inspect JSONL.
-pub fn read(path: &Path) -> Result<capture::Capture, RecordError> {
+/// How a capture file is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaptureFormat {
+    /// A browser's HAR export: one JSON document.
+    Har,
+    /// `volley inspect --jsonl`: one JSON record a line.
+    InspectJsonl,
+}
+
+/// The names a recorded scenario gives itself: the capture's file name (in its first comment),
+/// and its own name (`name`, and its data file's `NAME.users.csv`).
+#[derive(Debug, Clone, Copy)]
+pub struct ScenarioNames<'a> {
+    pub capture: &'a str,
+    pub scenario: &'a str,
+}
+
+/// A capture's conversation and the files that replay it, as text: nothing is written yet.
+#[derive(Debug)]
+pub struct Recording {
+    pub conversation: conversation::Conversation,
+    /// The scenario file's text.
+    pub scenario: String,
+    /// The data file, when the recorded user has credentials.
+    pub data: Option<DataFile>,
+}
+
+/// A data file: its name (beside the scenario, as the scenario's `[[data]] file` says) and its
+/// text (CSV: a header of the columns and the recorded row).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataFile {
+    pub name: String,
+    pub text: String,
+}
+
+/// Why a capture's text gives no scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Unrecordable {
+    /// It is not a capture volley can read: where, and why.
+    Malformed(BadInput),
+    /// It is one, but it holds no one conversation to record: why.
+    Nothing(String),
+}
+
+/// What `volley record` makes of a capture's text, without reading or writing a file: the text
+/// read as `format` says, the part `filter` keeps, its conversation found, and the scenario and
+/// data file that replay it written as text. [`record`] writes them and checks the scenario as
+/// `volley validate` does; the fuzz targets `record_har` and `record_jsonl` check it in memory.
+pub fn record_text(
+    text: &str,
+    format: CaptureFormat,
+    filter: &CaptureFilter,
+    names: ScenarioNames<'_>,
+) -> Result<Recording, Unrecordable> {
+    let capture = match format {
+        CaptureFormat::Har => har::read(text),
+        CaptureFormat::InspectJsonl => jsonl::read(text),
+    }
+    .map_err(Unrecordable::Malformed)?;
+    let capture = filter.apply(capture);
+    let conversation = conversation::read(&capture, filter).map_err(Unrecordable::Nothing)?;
+    let data = text::data(&conversation).map(|text| DataFile {
+        name: format!("{}.users.csv", names.scenario),
+        text,
+    });
+    let data_name = data.as_ref().map(|d| d.name.as_str());
+    let scenario = text::scenario(&conversation, names.scenario, names.capture, data_name);
+    Ok(Recording {
+        conversation,
+        scenario,
+        data,
+    })
+}
+
+/// Reads `path` as a HAR file (`.har`, or a JSON document with `log`) or as inspect JSONL: its
+/// text, and which of the two it is.
+pub fn read(path: &Path) -> Result<(String, CaptureFormat), RecordError> {
     let bytes = std::fs::read(path).map_err(|source| RecordError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    let malformed = |bad: BadInput| RecordError::Malformed {
-        path: path.to_path_buf(),
-        bad,
-    };
     let text = String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
-        malformed(BadInput::at(
-            &format!("line {line}"),
-            "not UTF-8 text: a HAR file or a volley inspect --jsonl capture is text".into(),
-        ))
+        RecordError::Malformed {
+            path: path.to_path_buf(),
+            bad: BadInput::at(
+                &format!("line {line}"),
+                "not UTF-8 text: a HAR file or a volley inspect --jsonl capture is text".into(),
+            ),
+        }
     })?;
     // Some Windows tools start a file with a byte-order mark.
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
@@ -188,12 +290,12 @@ pub fn read(path: &Path) -> Result<capture::Capture, RecordError> {
             }
         }
     };
-    let capture = if is_har {
-        har::read(text)
+    let format = if is_har {
+        CaptureFormat::Har
     } else {
-        jsonl::read(text)
+        CaptureFormat::InspectJsonl
     };
-    capture.map_err(malformed)
+    Ok((text.to_string(), format))
 }
 
 /// The Engine.IO version of a request to an Engine.IO server (`EIO=4` in its query).

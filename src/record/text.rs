@@ -15,6 +15,41 @@ use crate::transport::engine::Transport;
 /// Comments are wrapped at this many columns.
 const WIDTH: usize = 100;
 
+/// The longest duration volley reads (`u64::MAX` nanoseconds), in whole seconds and in whole
+/// milliseconds: a capture's times can be anything, its scenario's durations cannot.
+const MAX_SECONDS: f64 = (u64::MAX / 1_000_000_000) as f64;
+const MAX_MILLIS: f64 = (u64::MAX / 1_000_000) as f64;
+
+/// Seconds as a whole number of them, at least 1, that volley reads back as a duration.
+fn seconds(secs: f64) -> u64 {
+    if secs.is_nan() {
+        return 1;
+    }
+    secs.ceil().clamp(1.0, MAX_SECONDS) as u64
+}
+
+/// Seconds in whole milliseconds that volley reads back as a duration.
+fn millis(secs: f64) -> u64 {
+    if secs.is_nan() {
+        return 0;
+    }
+    (secs * 1000.0).round().clamp(0.0, MAX_MILLIS) as u64
+}
+
+/// `text` with its control characters written as escapes (`\u0001`): TOML refuses them in a
+/// comment, and a capture's names and times can hold any.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            let _ = write!(out, "\\u{:04X}", c as u32);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The data file: a header of the columns and the recorded row; None without columns.
 pub fn data(c: &Conversation) -> Option<String> {
     if c.values.columns.is_empty() {
@@ -46,7 +81,7 @@ pub fn scenario(c: &Conversation, name: &str, input: &str, data_file: Option<&st
     if let Some(path) = &c.path {
         let _ = writeln!(t, "path = {}", quote(path));
     }
-    let duration = (c.length.ceil() as u64).max(1);
+    let duration = seconds(c.length);
     let _ = writeln!(
         t,
         "duration = \"{duration}s\"                 # the recording's length"
@@ -112,7 +147,11 @@ fn header(t: &mut String, c: &Conversation, name: &str, input: &str, data_file: 
         t,
         "One client replays the recorded user for as long as the recording lasted; for a load test:",
     );
-    let _ = writeln!(t, "#   volley run {name}.toml --clients 200 --duration 1m");
+    let _ = writeln!(
+        t,
+        "#   volley run {}.toml --clients 200 --duration 1m",
+        printable(name)
+    );
     if let Some(data) = data_file {
         comment(
             t,
@@ -189,7 +228,7 @@ fn streams(t: &mut String, c: &Conversation) {
     for s in &c.streams {
         let mut parts = vec![format!("event = {}", quote(&s.event))];
         parts.extend(payload_parts(&s.payload));
-        let every_ms = (s.every * 1000.0).round().max(1.0) as u64;
+        let every_ms = millis(s.every).max(1);
         parts.push(format!("rate = \"1/{every_ms}ms\""));
         if s.ack {
             parts.push("ack = true".into());
@@ -278,7 +317,7 @@ fn expect(t: &mut String, e: &Expectation) {
 
 fn step_text(step: &Step, c: &Conversation) -> String {
     match step {
-        Step::Wait(secs) => format!("{{ wait = \"{}ms\" }},", (secs * 1000.0).round() as u64),
+        Step::Wait(secs) => format!("{{ wait = \"{}ms\" }},", millis(*secs)),
         Step::Http {
             id,
             method,
@@ -304,7 +343,8 @@ fn step_text(step: &Step, c: &Conversation) -> String {
             if !headers.is_empty() {
                 parts.insert(1, format!("headers = {}", table(&headers)));
             }
-            if let Some(status) = status {
+            // The statuses a step can check; another is not checked.
+            if let Some(status) = status.filter(|s| (100..600).contains(s)) {
                 parts.push(format!("status = {status}"));
             }
             push_captures(&mut parts, c.values.captures_of(*id));
@@ -382,13 +422,13 @@ fn comment(t: &mut String, text: &str) {
 
 fn comment_indented(t: &mut String, indent: &str, text: &str) {
     let mut line = format!("{indent}#");
-    for word in text.split_whitespace() {
+    for word in text.split_whitespace().map(printable) {
         if line.len() + word.len() + 1 > WIDTH && line.len() > indent.len() + 1 {
             let _ = writeln!(t, "{line}");
             line = format!("{indent}#");
         }
         line.push(' ');
-        line.push_str(word);
+        line.push_str(&word);
     }
     let _ = writeln!(t, "{line}");
 }
@@ -424,7 +464,11 @@ pub fn quote(text: &str) -> String {
 
 /// A TOML literal string when the text allows one (a match expression reads better so).
 fn literal(text: &str) -> String {
-    if text.contains(['\'', '\n', '\r']) || text.chars().any(char::is_control) {
+    // A literal string has no escapes: no `'`, and no control character but a tab.
+    if text
+        .chars()
+        .any(|c| c == '\'' || (c.is_control() && c != '\t'))
+    {
         quote(text)
     } else {
         format!("'{text}'")

@@ -7,6 +7,7 @@
 
 use serde_json::Value;
 
+use super::literal::{Literal, TemplateText, literal, with_placeholder};
 use crate::secrets::REDACTED;
 use crate::secrets::names::is_secret_name;
 
@@ -73,8 +74,9 @@ pub struct Column {
 #[derive(Debug, Default)]
 pub struct Values {
     offers: Vec<Offer>,
-    /// When the message being templated was sent: only what was offered before it can be used.
-    pub now: f64,
+    /// When what is templated now was sent: offers of steps at or after it are not used. None:
+    /// every offer is.
+    horizon: Option<f64>,
     pub columns: Vec<Column>,
     /// What was generalised and why, for the scenario's comments.
     pub notes: Vec<String>,
@@ -120,6 +122,7 @@ impl Values {
         if value.len() < MIN_HEADER_OFFER
             || lower == "set-cookie"
             || !(lower.starts_with("x-") || is_secret_name(&lower))
+            || http::HeaderName::from_bytes(lower.as_bytes()).is_err()
         {
             return;
         }
@@ -134,6 +137,17 @@ impl Values {
         });
     }
 
+    /// What is templated next was sent at `at` (seconds from the capture's start): it uses
+    /// only the values answers carried to steps before it, which a replay has captured by
+    /// then. `f64::INFINITY` for what runs all along (replies).
+    pub fn sent_at(&mut self, at: f64) {
+        self.horizon = Some(at);
+    }
+
+    fn visible(&self, offer: &Offer) -> bool {
+        self.horizon.is_none_or(|horizon| offer.at < horizon)
+    }
+
     /// The captures step `step` must make: name and source, in the order they were used.
     pub fn captures_of(&self, step: usize) -> Vec<(String, Source)> {
         self.offers
@@ -146,16 +160,21 @@ impl Values {
     /// The template for string `value` of field `key` (empty: none) in something the client sent.
     /// In this order: a value the capture hid; a value an answer carried (a capture); a
     /// secret-named value (a column of the data file); a value that holds a column's (the user
-    /// name inside a room's name); a value new in every message (a placeholder); else itself.
+    /// name inside a room's name); a value new in every message (a placeholder); else itself,
+    /// written so that the template renders it as recorded.
     pub fn string(&mut self, key: &str, value: &str) -> String {
+        self.string_as(key, value, Literal::Text)
+    }
+
+    /// [`Values::string`], its literal text written `how` (percent-encoded in a query).
+    pub fn string_as(&mut self, key: &str, value: &str, how: Literal) -> String {
         if value == REDACTED {
             return self.hidden(key);
         }
-        let value = &self.unbrace(value);
         if let Some(i) = self.offer_in(value) {
             let name = self.use_offer(i);
             let offered = self.offers[i].value.clone();
-            return value.replace(&offered, &format!("{{{{{name}}}}}"));
+            return with_placeholder(value, &offered, &format!("{{{{{name}}}}}"), how);
         }
         if is_secret_name(key) && !value.is_empty() {
             return self.column(key, value);
@@ -163,36 +182,28 @@ impl Values {
         for column in &self.columns {
             if column.value.chars().count() >= MIN_COLUMN_INSIDE && value.contains(&column.value) {
                 let placeholder = format!("{{{{users.{}}}}}", column.name);
-                return value.replace(&column.value, &placeholder);
+                return with_placeholder(value, &column.value, &placeholder, how);
             }
         }
         if let Some(placeholder) = generated(value) {
             return placeholder.to_string();
         }
-        self.secrets_in_text(value)
-    }
-
-    /// Recorded text made safe for a template: `{{` would open a placeholder, and templates
-    /// have no escape, so it is sent as `{ {` (a note says so).
-    fn unbrace(&mut self, text: &str) -> String {
-        if !text.contains("{{") {
-            return text.to_string();
-        }
-        let mut out = text.to_string();
-        while out.contains("{{") {
-            out = out.replace("{{", "{ {");
-        }
-        self.notes.push(format!(
-            "A recorded value holds `{{{{`, which a scenario's templates read as a placeholder; it is sent with `{{ {{` instead: {:?}",
-            shorten(text)
-        ));
-        out
+        self.secrets_in_text(value, how)
     }
 
     /// A text message that is not JSON (`PASS x`, `passcode:x`, `token=x`): the values after
     /// secret names become columns.
-    fn secrets_in_text(&mut self, text: &str) -> String {
-        let mut out = String::with_capacity(text.len());
+    fn secrets_in_text(&mut self, text: &str, how: Literal) -> String {
+        let mut template = TemplateText::default();
+        // `PASS secret` (FTP, IRC, POP3): the word after a secret command word.
+        if let Some((command, word)) = text.trim_end().split_once(' ') {
+            if is_secret_name(command) && !word.is_empty() && !word.contains(' ') {
+                let placeholder = self.column(command, word);
+                template.literal(&format!("{command} "), how);
+                template.placeholder(&placeholder);
+                return template.finish();
+            }
+        }
         let mut rest = text;
         while let Some(at) = rest.find([':', '=']) {
             let before = &rest[..at];
@@ -204,23 +215,17 @@ impl Values {
             let value_len = after
                 .find(|c: char| c.is_whitespace() || matches!(c, '&' | ';' | ',' | '"' | '\''))
                 .unwrap_or(after.len());
-            out.push_str(&rest[..=at]);
+            template.literal(&rest[..=at], how);
             if !name.is_empty() && value_len > 0 && is_secret_name(name) {
                 let placeholder = self.column(name, &after[..value_len]);
-                out.push_str(&placeholder);
+                template.placeholder(&placeholder);
                 rest = &after[value_len..];
             } else {
                 rest = after;
             }
         }
-        out.push_str(rest);
-        // `PASS secret` (FTP, IRC, POP3): the word after a secret command word.
-        let words: Vec<&str> = out.split(' ').collect();
-        if words.len() == 2 && is_secret_name(words[0]) && !words[1].contains("{{") {
-            let placeholder = self.column(words[0], words[1].trim_end());
-            return format!("{} {placeholder}", words[0]);
-        }
-        out
+        template.literal(rest, how);
+        template.finish()
     }
 
     /// A credential: a column of the data file, with the recorded value.
@@ -257,11 +262,11 @@ impl Values {
         let found = self
             .offers
             .iter()
-            .rposition(|o| identifier(&o.key) == wanted && o.value == REDACTED && o.at <= self.now)
+            .rposition(|o| identifier(&o.key) == wanted && o.value == REDACTED && self.visible(o))
             .or_else(|| {
                 // `Authorization: [redacted]` and one hidden token: the token, as a bearer.
                 let hidden: Vec<usize> = (0..self.offers.len())
-                    .filter(|&i| self.offers[i].value == REDACTED && self.offers[i].at <= self.now)
+                    .filter(|&i| self.offers[i].value == REDACTED && self.visible(&self.offers[i]))
                     .collect();
                 (wanted == "authorization" && hidden.len() == 1).then(|| hidden[0])
             });
@@ -295,7 +300,7 @@ impl Values {
         let mut best: Option<usize> = None;
         for (i, offer) in self.offers.iter().enumerate() {
             let o = &offer.value;
-            if o == REDACTED || o.chars().count() < MIN_OFFER || offer.at > self.now {
+            if o == REDACTED || o.chars().count() < MIN_OFFER || !self.visible(offer) {
                 continue;
             }
             let whole = value == o;
@@ -373,7 +378,8 @@ impl Values {
                         }
                         _ => self.json_under(v, k),
                     };
-                    out.insert(k.clone(), value);
+                    // A key is template text too.
+                    out.insert(literal(k, Literal::Text), value);
                 }
                 Value::Object(out)
             }
@@ -418,14 +424,6 @@ fn field(key: &str) -> String {
         "A value".into()
     } else {
         format!("`{key}`")
-    }
-}
-
-/// The start of a long text, for a note.
-fn shorten(text: &str) -> String {
-    match text.char_indices().nth(60) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_string(),
     }
 }
 
@@ -567,6 +565,15 @@ mod tests {
         );
         assert_eq!(values.string("Authorization", REDACTED), "Bearer {{token}}");
         assert_eq!(values.string("apiKey", REDACTED), "{{users.api_key}}");
+    }
+
+    #[test]
+    fn a_response_header_whose_name_http_does_not_allow_is_not_captured() {
+        let mut values = Values::default();
+        values.offer_header(0, 0.0, "the login", "X-Ti\u{fffd}cket", "tkt-aa11bb22cc33");
+        values.offer_header(0, 0.0, "the login", "X-Ticket", "tkt-99887766");
+        assert_eq!(values.string("t", "tkt-aa11bb22cc33"), "tkt-aa11bb22cc33");
+        assert_eq!(values.string("t", "tkt-99887766"), "{{x_ticket}}");
     }
 
     #[test]

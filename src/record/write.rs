@@ -1,40 +1,25 @@
-//! The scenario and its data file written beside each other, then checked as `volley validate`
-//! checks it: the scenario goes to a temporary name first, so that a scenario that fails its
-//! check (a bug of volley's) leaves nothing behind.
+//! The recording's scenario and data file written beside each other, then checked as `volley
+//! validate` checks them: the scenario goes to a temporary name first, so that a scenario that
+//! fails its check (a bug of volley's) leaves nothing behind.
 
 use std::path::{Path, PathBuf};
 
-use super::conversation::Conversation;
-use super::{RecordError, RecordSettings, Recorded, text};
+use super::{RecordError, RecordSettings, Recorded, Recording};
 use crate::scenario::{self, Overrides};
 
-/// Writes the scenario of `c` (and its data file) where `settings` says, and checks it.
-pub fn write(c: &Conversation, settings: &RecordSettings) -> Result<Recorded, RecordError> {
+/// Writes the recording's scenario (and its data file) where `settings` says, and checks it.
+pub fn write(r: &Recording, settings: &RecordSettings) -> Result<Recorded, RecordError> {
+    let c = &r.conversation;
     let scenario_path = &settings.output;
-    let stem = scenario_path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .unwrap_or("recorded")
-        .to_string();
-    let data = text::data(c);
-    let data_path = data
+    let data_path = r
+        .data
         .as_ref()
-        .map(|_| scenario_path.with_file_name(format!("{stem}.users.csv")));
+        .map(|d| scenario_path.with_file_name(&d.name));
     for path in std::iter::once(scenario_path).chain(data_path.as_ref()) {
         if path.exists() && !settings.force {
             return Err(RecordError::Exists { path: path.clone() });
         }
     }
-    let input = settings.input.file_name().map_or_else(
-        || settings.input.display().to_string(),
-        |f| f.to_string_lossy().into_owned(),
-    );
-    let data_name = data_path
-        .as_ref()
-        .and_then(|p| p.file_name())
-        .map(|n| n.to_string_lossy().into_owned());
-    let scenario_text = text::scenario(c, &stem, &input, data_name.as_deref());
-
     let write_err = |path: &Path| {
         let path = path.to_path_buf();
         move |source| RecordError::Write { path, source }
@@ -42,13 +27,15 @@ pub fn write(c: &Conversation, settings: &RecordSettings) -> Result<Recorded, Re
     if let Some(parent) = scenario_path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(write_err(parent))?;
     }
-    if let (Some(path), Some(data)) = (&data_path, &data) {
-        std::fs::write(path, data).map_err(write_err(path))?;
+    if let (Some(path), Some(data)) = (&data_path, &r.data) {
+        std::fs::write(path, &data.text).map_err(write_err(path))?;
     }
+    let stem = scenario_path
+        .file_stem()
+        .map_or_else(|| "recorded".into(), |s| s.to_string_lossy().into_owned());
     let trial = scenario_path.with_file_name(format!(".{stem}.toml.checking"));
-    std::fs::write(&trial, &scenario_text).map_err(write_err(&trial))?;
-    let checked = scenario::load(&trial, &Overrides::default());
-    let plan = match checked {
+    std::fs::write(&trial, &r.scenario).map_err(write_err(&trial))?;
+    let plan = match scenario::load(&trial, &Overrides::default()) {
         Ok(plan) => plan,
         Err(error) => {
             let _ = std::fs::remove_file(&trial);

@@ -100,6 +100,16 @@ fn scenario_files_compile_or_point_at_their_error() {
     fuzz("scenario");
 }
 
+#[test]
+fn record_har_gives_scenarios_that_compile_or_refusals_that_point_inside() {
+    fuzz("record_har");
+}
+
+#[test]
+fn record_jsonl_gives_scenarios_that_compile_or_refusals_that_point_inside() {
+    fuzz("record_jsonl");
+}
+
 /// Every target has a test here, seeds, a dictionary, a cargo-fuzz binary and a line in
 /// FUZZING.md; nothing in `fuzz/` names a target that does not exist.
 #[test]

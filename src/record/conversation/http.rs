@@ -5,9 +5,8 @@
 use serde_json::Value;
 
 use super::{Conversation, HttpBody, Step};
-use crate::record::capture::{
-    Capture, Exchange, Socket, encode_component, header, media_type, parse_query,
-};
+use crate::record::capture::{Capture, Exchange, Socket, Url, header, media_type, parse_query};
+use crate::record::literal::{Literal, literal};
 use crate::record::values::Values;
 use crate::record::{engine_version, is_text_media};
 use crate::transport::engine::Transport;
@@ -51,8 +50,16 @@ pub fn calls(
             ));
             continue;
         }
+        if !is_sendable_method(&exchange.method) {
+            c.counts.skipped_exchanges += 1;
+            c.values.notes.push(format!(
+                "{}: the call's method {:?} is not one volley sends (upper-case letters): it is left out",
+                exchange.place, exchange.method
+            ));
+            continue;
+        }
         c.counts.exchanges += 1;
-        c.values.now = exchange.at;
+        c.values.sent_at(exchange.at);
         let step = match step(exchange, ids.next().unwrap_or_default(), &mut c.values) {
             Ok(step) => step,
             Err(why) => {
@@ -91,6 +98,40 @@ fn is_call(e: &Exchange) -> bool {
         ".js", ".css", ".png", ".jpg", ".svg", ".ico", ".woff", ".woff2", ".map", ".html",
     ];
     !page && !ASSETS.iter().any(|ext| e.url.path.ends_with(ext))
+}
+
+/// Whether an HTTP step can send `method`: a method as volley writes them, in upper case.
+fn is_sendable_method(method: &str) -> bool {
+    !method.is_empty()
+        && method.bytes().all(|b| b.is_ascii_uppercase())
+        && http::Method::from_bytes(method.as_bytes()).is_ok()
+}
+
+/// The request headers a replay sends as recorded, templated: not those it sends itself or the
+/// browser adds, each name once (the first; a table takes a key once), and only what HTTP
+/// allows (the others noted).
+fn replayed_headers(
+    headers: &[(String, String)],
+    place: &str,
+    values: &mut Values,
+) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (name, value) in headers {
+        if is_own_header(name) || out.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        let valid = http::HeaderName::from_bytes(name.as_bytes()).is_ok()
+            && http::HeaderValue::from_str(value).is_ok();
+        if !valid {
+            values.notes.push(format!(
+                "{place}: header {name:?} has characters HTTP does not allow: it is left out"
+            ));
+            continue;
+        }
+        let value = values.string(name, value);
+        out.push((name.clone(), value));
+    }
+    out
 }
 
 /// Request headers a replay sends itself, or the browser adds on its own. Cookies are the
@@ -133,13 +174,8 @@ fn step(e: &Exchange, id: usize, values: &mut Values) -> Result<Step, String> {
             e.place, e.method, e.url.path
         ));
     }
-    let path = path_and_query(&e.url.path, &e.url.query, values);
-    let headers = e
-        .request_headers
-        .iter()
-        .filter(|(k, _)| !is_own_header(k))
-        .map(|(k, v)| (k.clone(), values.string(k, v)))
-        .collect();
+    let path = path_template(&e.url, values);
+    let headers = replayed_headers(&e.request_headers, &e.place, values);
     let content_type = header(&e.request_headers, "content-type").unwrap_or("");
     let body = match &e.request_body {
         None => HttpBody::None,
@@ -158,11 +194,8 @@ fn step(e: &Exchange, id: usize, values: &mut Values) -> Result<Step, String> {
                 let fields: Vec<String> = pairs
                     .iter()
                     .map(|(k, v)| {
-                        format!(
-                            "{}={}",
-                            encode_component(k),
-                            encode_component(&values.string(k, v))
-                        )
+                        let value = values.string_as(k, v, Literal::Query);
+                        format!("{}={value}", literal(k, Literal::Query))
                     })
                     .collect();
                 HttpBody::Text(fields.join("&"), content_type.to_string())
@@ -183,8 +216,13 @@ fn step(e: &Exchange, id: usize, values: &mut Values) -> Result<Step, String> {
                 }
             }
         }
+        // JSON sent as text (`fetch` with a string body): its fields templated all the same.
         Some(b) if is_text_media(&b.mime) || b.mime.is_empty() => {
-            HttpBody::Text(values.string("", &b.text), content_type.to_string())
+            let text = match serde_json::from_str::<Value>(&b.text) {
+                Ok(json @ (Value::Object(_) | Value::Array(_))) => values.json(&json).to_string(),
+                _ => values.string("", &b.text),
+            };
+            HttpBody::Text(text, content_type.to_string())
         }
         Some(_) => HttpBody::None,
     };
@@ -209,31 +247,29 @@ fn step(e: &Exchange, id: usize, values: &mut Values) -> Result<Step, String> {
     })
 }
 
-/// A path and query with every segment and value templated, the query encoded again.
-fn path_and_query(path: &str, query: &[(String, String)], values: &mut Values) -> String {
-    let segments: Vec<String> = path
+/// A URL's path and query as a template: every segment an answer or the user's row holds
+/// templated (a made-up id would name nothing, so no generated placeholder), the query's keys
+/// and values templated and percent-encoded again (the capture decoded them).
+fn path_template(url: &Url, values: &mut Values) -> String {
+    let segments: Vec<String> = url
+        .path
         .split('/')
         .map(|segment| {
-            if segment.is_empty() {
-                String::new()
+            let template = values.string("", segment);
+            if matches!(template.as_str(), "{{uuid}}" | "{{now_ms}}") {
+                literal(segment, Literal::Text)
             } else {
-                let decoded = crate::record::capture::percent_decode(segment);
-                let templated = values.string("", &decoded);
-                // A made-up id in a path would name nothing: only known values are templated.
-                if templated == decoded || matches!(templated.as_str(), "{{uuid}}" | "{{now_ms}}") {
-                    segment.to_string()
-                } else {
-                    encode_path_segment(&templated)
-                }
+                template
             }
         })
         .collect();
     let mut out = segments.join("/");
-    let pairs: Vec<String> = query
+    let pairs: Vec<String> = url
+        .query
         .iter()
         .map(|(k, v)| {
-            let v = values.string(k, v);
-            format!("{}={}", encode_component(k), encode_component(&v))
+            let value = values.string_as(k, v, Literal::Query);
+            format!("{}={value}", literal(k, Literal::Query))
         })
         .collect();
     if !pairs.is_empty() {
@@ -243,23 +279,10 @@ fn path_and_query(path: &str, query: &[(String, String)], values: &mut Values) -
     out
 }
 
-/// A path segment encoded: as a query component, `@`, `:` and a few others left as they are.
-fn encode_path_segment(text: &str) -> String {
-    encode_component(text)
-        .replace("%40", "@")
-        .replace("%3A", ":")
-        .replace("%2B", "+")
-}
-
 /// The connection's settings: target, path (raw WebSocket) or `[socketio]`, headers.
 pub fn connection(socket: &Socket, c: &mut Conversation) {
     let url = &socket.url;
-    c.headers = socket
-        .request_headers
-        .iter()
-        .filter(|(k, _)| !is_own_header(k))
-        .map(|(k, v)| (k.clone(), c.values.string(k, v)))
-        .collect();
+    c.headers = replayed_headers(&socket.request_headers, &socket.place, &mut c.values);
     if let Some(protocols) = header(&socket.request_headers, "sec-websocket-protocol") {
         c.values.notes.push(format!(
             "The client asked for the WebSocket subprotocol(s) `{}`, which a scenario cannot ask \
@@ -269,7 +292,7 @@ pub fn connection(socket: &Socket, c: &mut Conversation) {
     }
     let Some(engine) = &socket.engine else {
         c.target = url.ws_origin();
-        c.path = Some(path_and_query(&url.path, &url.query, &mut c.values));
+        c.path = Some(path_template(url, &mut c.values));
         return;
     };
     c.target = url.http_origin();

@@ -43,6 +43,20 @@ pub fn decode(socket: &Socket, c: &mut Conversation) -> Result<Vec<Item>, String
     let mut items = Vec::new();
     let mut binary = 0;
     let mut namespace: Option<String> = None;
+    // Engine.IO v3 (Socket.IO 2): the client is in `/` without a CONNECT of its own; it sends
+    // one only for another namespace.
+    let v3 = socket
+        .engine
+        .as_ref()
+        .is_some_and(|e| e.version == engineio::Version::V3);
+    let asks = socket
+        .messages
+        .iter()
+        .any(|m| m.dir == Dir::C2s && m.text.starts_with("40"));
+    if v3 && !asks {
+        namespace = Some("/".into());
+        c.socketio = Some(connection(socket, "/", None));
+    }
     for m in &socket.messages {
         if m.binary {
             binary += 1;
@@ -89,10 +103,24 @@ pub fn decode(socket: &Socket, c: &mut Conversation) -> Result<Vec<Item>, String
                 if !(asked || given) {
                     continue;
                 }
+                socketio::check_namespace(p.namespace).map_err(|why| {
+                    format!(
+                        "{}: the client connected to a namespace volley cannot: {why}",
+                        m.place
+                    )
+                })?;
                 namespace = Some(p.namespace.to_string());
                 let auth = match data {
+                    // Socket.IO 2 servers read no CONNECT payload.
+                    Some(Value::Object(map)) if asked && !map.is_empty() && v3 => {
+                        c.values.notes.push(format!(
+                            "{}: the CONNECT carried a payload, which Socket.IO 2 (eio = 3) servers do not read: the scenario sends none",
+                            m.place
+                        ));
+                        None
+                    }
                     Some(Value::Object(map)) if asked && !map.is_empty() => {
-                        c.values.now = m.at;
+                        c.values.sent_at(m.at);
                         Some(c.values.json(&Value::Object(map)))
                     }
                     _ => None,
@@ -104,14 +132,7 @@ pub fn decode(socket: &Socket, c: &mut Conversation) -> Result<Vec<Item>, String
                             .into(),
                     );
                 }
-                c.socketio = Some(SocketIoConnection {
-                    namespace: p.namespace.to_string(),
-                    transport: Transport::Websocket,
-                    version: engine.version,
-                    path: socket.url.path.clone(),
-                    auth,
-                    query: Vec::new(),
-                });
+                c.socketio = Some(connection(socket, p.namespace, auth));
             }
             socketio::Kind::Connect
                 if m.dir == Dir::C2s && namespace.as_deref() != Some(p.namespace) =>
@@ -176,6 +197,21 @@ pub fn decode(socket: &Socket, c: &mut Conversation) -> Result<Vec<Item>, String
         );
     }
     Ok(items)
+}
+
+/// The Socket.IO connection to `namespace` with `auth`; `http::connection` fills in the rest.
+fn connection(socket: &Socket, namespace: &str, auth: Option<Value>) -> SocketIoConnection {
+    SocketIoConnection {
+        namespace: namespace.to_string(),
+        transport: Transport::Websocket,
+        version: socket
+            .engine
+            .as_ref()
+            .map_or(engineio::Version::V4, |e| e.version),
+        path: socket.url.path.clone(),
+        auth,
+        query: Vec::new(),
+    }
 }
 
 /// The field that names a raw message's kind.

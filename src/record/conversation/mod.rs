@@ -192,7 +192,7 @@ pub fn read(capture: &Capture, filter: &CaptureFilter) -> Result<Conversation, S
     c.counts.sent = items.iter().filter(|i| i.dir == Dir::C2s).count();
     c.counts.received = items.len() - c.counts.sent;
     c.length = items.iter().map(|i| i.at).fold(start, f64::max) - start;
-    c.values.now = socket.at;
+    c.values.sent_at(socket.at);
     http::connection(socket, &mut c);
     // Named by its path as the scenario writes it: a token in it is a placeholder by now.
     c.connection = match &c.path {
@@ -210,7 +210,9 @@ pub fn read(capture: &Capture, filter: &CaptureFilter) -> Result<Conversation, S
     };
 
     let is_sio = socket.engine.is_some();
-    let (handlers, answered) = replies::find(&items, is_sio);
+    // Replies run all along: they can use what any step captures.
+    c.values.sent_at(f64::INFINITY);
+    let (handlers, answered) = replies::find(&items, is_sio, &mut c.values);
     c.handlers = handlers;
     // What the client sent of its own accord: not replies, not acknowledgements it gave.
     let sent: Vec<usize> = (0..items.len())
@@ -264,7 +266,7 @@ fn steps(
         }
         let item = &items[i];
         let id = ids.next().unwrap_or_default();
-        values.now = item.at;
+        values.sent_at(item.at);
         let args: Vec<Value> = item.args.iter().map(|a| values.json(a)).collect();
         let event = item.kind.clone().unwrap_or_else(|| "message".into());
         steps.push((
@@ -396,15 +398,19 @@ fn metric_name(event: &str) -> String {
     }
 }
 
-/// Gives every expect and awaited answer a metric name of its own, none of volley's
-/// (`connect`, the phases of connect).
+/// Gives every expect and awaited answer a metric name of its own, none of volley's (`connect`
+/// and its phases, `ack`, `reconnect`). An awaited Socket.IO event is its own metric's name
+/// unless that name is not one, or is taken.
 fn unique_metric_names(c: &mut Conversation) {
     let mut taken: Vec<String> = Vec::new();
-    let mut unique = |name: &mut String| {
-        let base = if name == "connect" || name.starts_with("connect_") {
+    let mut unique = |name: &str| {
+        let name = metric_name(name);
+        let base = if ["connect", "ack", "reconnect"].contains(&name.as_str())
+            || name.starts_with("connect_")
+        {
             format!("{name}_event")
         } else {
-            name.clone()
+            name
         };
         let mut candidate = base.clone();
         let mut k = 2;
@@ -413,17 +419,17 @@ fn unique_metric_names(c: &mut Conversation) {
             k += 1;
         }
         taken.push(candidate.clone());
-        *name = candidate;
+        candidate
     };
     for e in &mut c.expects {
-        unique(&mut e.name);
+        e.name = unique(&e.name);
     }
     for step in &mut c.on_connect {
-        if let Step::WaitFor {
-            name: Some(name), ..
-        } = step
-        {
-            unique(name);
+        if let Step::WaitFor { event, name, .. } = step {
+            let metric = unique(name.as_deref().unwrap_or(event));
+            if name.is_some() || metric != *event {
+                *name = Some(metric);
+            }
         }
     }
 }

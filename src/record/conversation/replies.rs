@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::items::{Item, TYPE_KEYS, type_key};
 use super::{Handler, Reply, payload_of};
-use crate::record::values::{last_key, leaves_of};
+use crate::record::values::{Values, last_key, leaves_of};
 use crate::wire::record::Dir;
 
 /// A reply comes this soon after the push it answers.
@@ -24,7 +24,7 @@ struct Replies {
 }
 
 /// The handlers, and for each item whether it is the client's answer to a push.
-pub fn find(items: &[Item], is_sio: bool) -> (Vec<Handler>, Vec<bool>) {
+pub fn find(items: &[Item], is_sio: bool, values: &mut Values) -> (Vec<Handler>, Vec<bool>) {
     let mut answered = vec![false; items.len()];
     let mut handlers = answers(items, &mut answered);
     let mut pairs: Vec<Replies> = Vec::new();
@@ -70,7 +70,7 @@ pub fn find(items: &[Item], is_sio: bool) -> (Vec<Handler>, Vec<bool>) {
             continue;
         }
         let (push, reply) = list[0];
-        let (payload, copied) = reply_payload(items, &items[push], &items[reply], is_sio);
+        let (payload, copied) = reply_payload(items, &items[push], &items[reply], is_sio, values);
         for &(_, r) in &list {
             answered[r] = true;
         }
@@ -167,9 +167,10 @@ fn copied_fields(items: &[Item], push: &Item, reply: &Item) -> Vec<(String, Stri
         if is_kind_pointer(p) || v.is_boolean() || v.is_null() {
             continue;
         }
-        let source = from_leaves
-            .iter()
-            .find(|(q, w)| w == v && !is_kind_pointer(q) && last_key(p) == last_key(q));
+        // `{{/pointer}}` ends at the first `}}`: a pointer with braces cannot be one.
+        let source = from_leaves.iter().find(|(q, w)| {
+            w == v && !is_kind_pointer(q) && last_key(p) == last_key(q) && !q.contains(['{', '}'])
+        });
         if let Some((q, _)) = source {
             let changes = others.iter().any(|o| o.pointer(q) != Some(v));
             if changes {
@@ -186,14 +187,17 @@ fn is_kind_pointer(pointer: &str) -> bool {
         .any(|k| pointer.strip_prefix('/') == Some(*k))
 }
 
-/// A reply's payload: the fields it copied from the push read from the received event.
+/// A reply's payload: the fields it copied from the push read from the received event, the
+/// others what the client sent (a credential a column, a value an answer carried a capture).
+/// Templated before the copies go in: `values` keeps the shape, so the pointers hold.
 fn reply_payload(
     items: &[Item],
     push: &Item,
     reply: &Item,
     is_sio: bool,
+    values: &mut Values,
 ) -> (super::Payload, Vec<String>) {
-    let mut args = reply.args.clone();
+    let mut args: Vec<Value> = reply.args.iter().map(|a| values.json(a)).collect();
     let mut copied = Vec::new();
     if let Some(first) = args.first_mut() {
         for (p, q) in copied_fields(items, push, reply) {

@@ -31,7 +31,7 @@ pub fn find(items: &[Item], sent: &[usize], is_sio: bool, c: &mut Conversation) 
         let kind = first.kind.clone().unwrap_or_default();
         let last = &items[run[run.len() - 1]];
         let every = (last.at - first.at) / (run.len() - 1) as f64;
-        c.values.now = first.at;
+        c.values.sent_at(first.at);
         let (payload, varying) = payload(items, &run, is_sio, c);
         let back = run.iter().filter(|&&i| echoed(items, i)).count();
         if back > 0 && back * 2 >= run.len() {
@@ -126,9 +126,6 @@ fn payload(
     leaves_of(&recorded, String::new(), &mut leaves);
     for (pointer, first) in &leaves {
         let key = last_key(pointer);
-        if is_secret_name(&key) {
-            continue;
-        }
         let seen: Vec<Value> = run
             .iter()
             .filter_map(|&i| {
@@ -138,6 +135,13 @@ fn payload(
             })
             .collect();
         if seen.iter().all(|v| v == first) {
+            continue;
+        }
+        if is_secret_name(&key) {
+            // A secret: no list of its values; it is what the first event sent (a column).
+            varying.push(format!(
+                "`{key}` changes, a secret sent as the first event had it"
+            ));
             continue;
         }
         let Some(placeholder) = placeholder_for(&seen) else {
@@ -168,7 +172,10 @@ fn payload(
 fn placeholder_for(seen: &[Value]) -> Option<String> {
     let numbers: Vec<i64> = seen.iter().filter_map(Value::as_i64).collect();
     if numbers.len() == seen.len() {
-        if numbers.windows(2).all(|w| w[1] == w[0] + 1) {
+        if numbers
+            .windows(2)
+            .all(|w| w[0].checked_add(1) == Some(w[1]))
+        {
             return Some("{{seq}}".into());
         }
         if numbers
@@ -259,7 +266,10 @@ fn numbered(kind: &str, list: &[&Item]) -> Option<Expectation> {
                     ok = false;
                     break;
                 };
-                if last.insert(k, n).is_some_and(|prev| n != prev + 1) {
+                if last
+                    .insert(k, n)
+                    .is_some_and(|prev| prev.checked_add(1) != Some(n))
+                {
                     ok = false;
                     break;
                 }

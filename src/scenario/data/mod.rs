@@ -55,7 +55,45 @@ impl fmt::Debug for DataSet {
     }
 }
 
+/// Where compiling a scenario finds the `[[data]]` files it names.
+#[derive(Debug, Clone, Copy)]
+pub enum DataFiles<'a> {
+    /// On disk, relative to the scenario file's folder: what `volley run` and `validate` read.
+    Disk,
+    /// In memory: each file's name as the scenario writes it in `file`, and its text. For a
+    /// scenario checked whole before anything is written (`volley record`'s fuzz target).
+    Memory(&'a [(&'a str, &'a str)]),
+}
+
 impl DataSet {
+    /// Opens the data set `name` that a scenario declares with `file = FILE`, found at `path`
+    /// (`FILE` resolved against the scenario's folder) or among `files`' texts by `FILE`.
+    pub fn open(
+        name: &str,
+        file: &str,
+        path: &Path,
+        files: DataFiles<'_>,
+    ) -> Result<DataSet, DataError> {
+        let DataFiles::Memory(texts) = files else {
+            return DataSet::load(name, path);
+        };
+        let jsonl = DataSet::is_jsonl(path)?;
+        let Some((_, text)) = texts.iter().find(|(f, _)| *f == file) else {
+            return Err(DataError::Read {
+                path: path.to_path_buf(),
+                error: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no such file among those given",
+                ),
+            });
+        };
+        if jsonl {
+            DataSet::from_jsonl(name, path, text.as_bytes())
+        } else {
+            DataSet::from_csv(name, path, text.as_bytes())
+        }
+    }
+
     /// Reads `path` (already resolved against the scenario's folder) as CSV or JSON Lines, by its
     /// extension.
     pub fn load(name: &str, path: &Path) -> Result<DataSet, DataError> {
@@ -63,19 +101,7 @@ impl DataSet {
             path: path.to_path_buf(),
             error,
         };
-        let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-        let jsonl = match extension.to_ascii_lowercase().as_str() {
-            "csv" => false,
-            "jsonl" | "ndjson" => true,
-            _ => {
-                return Err(DataError::File {
-                    path: path.to_path_buf(),
-                    message: "unknown data format; name the file .csv (a header row, then one \
-                              row per user) or .jsonl (one JSON object per line)"
-                        .into(),
-                });
-            }
-        };
+        let jsonl = DataSet::is_jsonl(path)?;
         let file = File::open(path).map_err(read_error)?;
         let size = file.metadata().map_err(read_error)?.len();
         if size > u64::from(u32::MAX) {
@@ -95,6 +121,21 @@ impl DataSet {
             )
         } else {
             DataSet::read_csv(name, path, file, capacity)
+        }
+    }
+
+    /// Whether `path` names a JSON Lines file (else CSV), by its extension.
+    fn is_jsonl(path: &Path) -> Result<bool, DataError> {
+        let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        match extension.to_ascii_lowercase().as_str() {
+            "csv" => Ok(false),
+            "jsonl" | "ndjson" => Ok(true),
+            _ => Err(DataError::File {
+                path: path.to_path_buf(),
+                message: "unknown data format; name the file .csv (a header row, then one \
+                          row per user) or .jsonl (one JSON object per line)"
+                    .into(),
+            }),
         }
     }
 

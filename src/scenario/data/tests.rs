@@ -291,3 +291,27 @@ fn pick_reads_the_scenario_words() {
     }
     assert!(toml::from_str::<Data>("pick = \"shuffle\"").is_err());
 }
+
+#[test]
+fn a_data_file_given_in_memory_is_read_by_its_name_and_extension() {
+    let files = [
+        ("users.csv", "name,password\nann,pw\n"),
+        ("more.jsonl", "{\"a\":\"1\"}\n"),
+    ];
+    let memory = DataFiles::Memory(&files);
+    let set = DataSet::open("users", "users.csv", Path::new("dir/users.csv"), memory).unwrap();
+    assert_eq!(rows_of(&set), [["ann", "pw"]]);
+    let set = DataSet::open("more", "more.jsonl", Path::new("more.jsonl"), memory).unwrap();
+    assert_eq!(rows_of(&set), [["1"]]);
+    let error = DataSet::open("x", "absent.csv", Path::new("dir/absent.csv"), memory)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.starts_with("cannot read data file dir/absent.csv: "),
+        "{error}"
+    );
+    let error = DataSet::open("x", "users.txt", Path::new("users.txt"), memory)
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("unknown data format"), "{error}");
+}

@@ -22,7 +22,7 @@ use std::time::Duration;
 use crate::scenario::spanned::Spanned;
 use serde::Serialize;
 
-use super::data::{DataSet, Pick};
+use super::data::{DataFiles, DataSet, Pick};
 use super::model::Scenario;
 use super::template::{StampPlacement, Template};
 use super::threshold::{GateThreshold, Threshold, check_name};
@@ -348,8 +348,18 @@ impl Plan {
 
     /// Compiles a parsed scenario: every check that needs more than one value, with the position
     /// of the value at fault (the first one found, in the file's order of sections), and every
-    /// template compiled once.
+    /// template compiled once. Data files are read from disk, beside the scenario.
     pub fn compile(scenario: Scenario, source: &Source) -> Result<Plan, ScenarioError> {
+        Plan::compile_with(scenario, source, DataFiles::Disk)
+    }
+
+    /// [`Plan::compile`], with the data files found where `files` says: a scenario and its data
+    /// files checked as text, before (or without) being written.
+    pub fn compile_with(
+        scenario: Scenario,
+        source: &Source,
+        files: DataFiles<'_>,
+    ) -> Result<Plan, ScenarioError> {
         let err = Errors { source };
         if scenario.name.trim().is_empty() {
             return Err(source.error_at(0..0, "`name` must not be empty"));
@@ -362,7 +372,7 @@ impl Plan {
             ));
         }
         let expects = expects::compile(&scenario, conn.is_socketio(), err)?;
-        let users = users::compile(&scenario, source, err)?;
+        let users = users::compile(&scenario, source, files, err)?;
         let mut metrics = steps::StepMetrics::new(&expects);
         let users::ConnectionTemplates {
             headers: user_headers,

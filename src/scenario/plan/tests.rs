@@ -580,3 +580,22 @@ fn an_empty_scenario_says_what_it_lacks() {
     let err = compile("name = \"n\"\nduration = \"1s\"\ngroup = []\n").unwrap_err();
     assert!(position(err).2.contains("no [[group]]"));
 }
+
+#[test]
+fn data_files_given_in_memory_compile_as_files_beside_the_scenario_do() {
+    let text = format!(
+        "{GOOD}\n[[data]]\nname = \"users\"\nfile = \"s.users.csv\"\n\n[[group]]\nname = \"h\"\n\
+         clients = 1\nemit = [{{ event = \"echo\", data = {{ p = \"{{{{users.password}}}}\" }}, rate = \"5/s\" }}]\n"
+    );
+    let src = source(&text);
+    let files = [("s.users.csv", "user,password\nann,pw\n")];
+    let plan = Plan::compile_with(src.parse().unwrap(), &src, DataFiles::Memory(&files)).unwrap();
+    assert_eq!(plan.data[0].columns(), ["user", "password"]);
+    assert!(!plan.secrets.is_empty(), "the password column is secret");
+    let err = Plan::compile_with(src.parse().unwrap(), &src, DataFiles::Memory(&[])).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("cannot read data file s.users.csv"),
+        "{err}"
+    );
+}

@@ -10,7 +10,7 @@ use crate::scenario::spanned::Spanned;
 use super::connection::Connection;
 use super::{Errors, HttpPlan, Target, parse_target};
 use crate::protocol::engineio::encode_query_value;
-use crate::scenario::data::{DataSet, Pick, is_template_name};
+use crate::scenario::data::{DataFiles, DataSet, Pick, is_template_name};
 use crate::scenario::model::{Scenario, Step};
 use crate::scenario::template::{Scope, Template, UserValues};
 use crate::scenario::{ScenarioError, Source};
@@ -74,6 +74,7 @@ impl Users {
 pub(super) fn compile(
     scenario: &Scenario,
     source: &Source,
+    files: DataFiles<'_>,
     err: Errors,
 ) -> Result<Users, ScenarioError> {
     let dir = source
@@ -97,7 +98,8 @@ pub(super) fn compile(
             return Err(err.of(&decl.name, format!("data set `{name}` is defined twice")));
         }
         let path = dir.join(decl.file.get_ref());
-        let set = DataSet::load(name, &path).map_err(|e| err.of(&decl.file, e.to_string()))?;
+        let set = DataSet::open(name, decl.file.get_ref(), &path, files)
+            .map_err(|e| err.of(&decl.file, e.to_string()))?;
         data.push(Arc::new(set));
         picks.push(decl.pick);
     }
