@@ -208,8 +208,10 @@ impl Values {
         while let Some(at) = rest.find([':', '=']) {
             let before = &rest[..at];
             let name_start = before
-                .rfind(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
-                .map_or(0, |i| i + 1);
+                .char_indices()
+                .rev()
+                .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+                .map_or(0, |(i, c)| i + c.len_utf8());
             let name = &before[name_start..];
             let after = &rest[at + 1..];
             let value_len = after

@@ -119,8 +119,9 @@ pub fn decode(socket: &Socket, c: &mut Conversation) -> Result<Vec<Item>, String
                         ));
                         None
                     }
+                    // Part of connecting: it can use what the before_connect steps captured.
                     Some(Value::Object(map)) if asked && !map.is_empty() => {
-                        c.values.sent_at(m.at);
+                        c.values.sent_at(socket.at);
                         Some(c.values.json(&Value::Object(map)))
                     }
                     _ => None,
