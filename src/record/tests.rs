@@ -900,3 +900,65 @@ fn numbers_at_the_top_of_their_range_are_no_counter_and_no_panic() {
     );
     compile(&r.scenario, None);
 }
+
+#[test]
+fn json_sent_as_a_form_has_its_credentials_in_the_data_file() {
+    // jQuery's $.post(url, JSON.stringify(...)) labels JSON as a form.
+    let body = r#"{"login":"bob","passwd":"b0b-pa55-w0rd"}"#;
+    let har = calls_har(&[("POST", "application/x-www-form-urlencoded", body)]);
+    let filter = CaptureFilter::default();
+    let r = record_text(&har, CaptureFormat::Har, &filter, NAMES).unwrap();
+    assert!(!r.scenario.contains("b0b-pa55-w0rd"), "{}", r.scenario);
+    compile(&r.scenario, r.data.as_ref());
+    // A real form keeps its names as recorded: they are no templates.
+    let har = calls_har(&[(
+        "POST",
+        "application/x-www-form-urlencoded",
+        "a%7B%7Bb=1&user=ann&password=pw-12345678",
+    )]);
+    let r = record_text(&har, CaptureFormat::Har, &filter, NAMES).unwrap();
+    let [
+        Step::Http {
+            body: HttpBody::Form(fields),
+            ..
+        },
+    ] = r.conversation.before_connect.as_slice()
+    else {
+        panic!("{:?}", r.conversation.before_connect)
+    };
+    let names: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names, ["a{{b", "user", "password"]);
+    compile(&r.scenario, r.data.as_ref());
+}
+
+#[test]
+fn a_stream_of_texts_a_choice_list_cannot_hold_is_sent_as_the_first() {
+    for texts in [["a", "", "c"], ["a", " b", "c"]] {
+        let sent: Vec<String> = texts
+            .iter()
+            .enumerate()
+            .map(|(n, t)| format!(r#"{{"type":"say","n":{n},"text":"{t}"}}"#))
+            .collect();
+        let messages: Vec<(f64, &str, &str)> = sent
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (0.3 * (i + 1) as f64, "send", t.as_str()))
+            .collect();
+        let filter = CaptureFilter::default();
+        let r = record_text(
+            &websocket_har(&messages),
+            CaptureFormat::Har,
+            &filter,
+            NAMES,
+        )
+        .unwrap();
+        let [stream] = r.conversation.streams.as_slice() else {
+            panic!("{:?}", r.conversation.streams)
+        };
+        assert_eq!(
+            stream.payload,
+            Payload::Data(json!({"type": "say", "n": "{{seq}}", "text": "a"}))
+        );
+        compile(&r.scenario, None);
+    }
+}

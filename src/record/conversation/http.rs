@@ -5,7 +5,9 @@
 use serde_json::Value;
 
 use super::{Conversation, HttpBody, Step};
-use crate::record::capture::{Capture, Exchange, Socket, Url, header, media_type, parse_query};
+use crate::record::capture::{
+    Body, Capture, Exchange, Socket, Url, header, media_type, parse_query,
+};
 use crate::record::literal::{Literal, literal};
 use crate::record::values::Values;
 use crate::record::{engine_version, is_text_media};
@@ -178,53 +180,8 @@ fn step(e: &Exchange, id: usize, values: &mut Values) -> Result<Step, String> {
     let headers = replayed_headers(&e.request_headers, &e.place, values);
     let content_type = header(&e.request_headers, "content-type").unwrap_or("");
     let body = match &e.request_body {
-        None => HttpBody::None,
-        Some(b) if b.text.is_empty() => HttpBody::None,
-        Some(b) if b.mime.contains("json") => match serde_json::from_str::<Value>(&b.text) {
-            Ok(json @ (Value::Object(_) | Value::Array(_))) => HttpBody::Json(values.json(&json)),
-            _ => HttpBody::Text(values.string("", &b.text), content_type.to_string()),
-        },
-        Some(b) if b.mime == "application/x-www-form-urlencoded" => {
-            let pairs = parse_query(&b.text);
-            let mut keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
-            keys.sort_unstable();
-            keys.dedup();
-            if keys.len() < pairs.len() {
-                // A key given twice: a table cannot say it, the text can.
-                let fields: Vec<String> = pairs
-                    .iter()
-                    .map(|(k, v)| {
-                        let value = values.string_as(k, v, Literal::Query);
-                        format!("{}={value}", literal(k, Literal::Query))
-                    })
-                    .collect();
-                HttpBody::Text(fields.join("&"), content_type.to_string())
-            } else {
-                let as_json = Value::Object(
-                    pairs
-                        .iter()
-                        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                        .collect(),
-                );
-                match values.json(&as_json) {
-                    Value::Object(map) => HttpBody::Form(
-                        map.into_iter()
-                            .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_string()))
-                            .collect(),
-                    ),
-                    _ => HttpBody::None,
-                }
-            }
-        }
-        // JSON sent as text (`fetch` with a string body): its fields templated all the same.
-        Some(b) if is_text_media(&b.mime) || b.mime.is_empty() => {
-            let text = match serde_json::from_str::<Value>(&b.text) {
-                Ok(json @ (Value::Object(_) | Value::Array(_))) => values.json(&json).to_string(),
-                _ => values.string("", &b.text),
-            };
-            HttpBody::Text(text, content_type.to_string())
-        }
-        Some(_) => HttpBody::None,
+        Some(b) if !b.text.is_empty() => http_body(b, content_type, values),
+        _ => HttpBody::None,
     };
     // What the answer carried, for later requests.
     let from = format!("the answer to {}", e.place);
@@ -245,6 +202,61 @@ fn step(e: &Exchange, id: usize, values: &mut Values) -> Result<Step, String> {
         status: e.status,
         place: e.place.clone(),
     })
+}
+
+/// A request's body as a step sends it, templated. JSON is read as JSON whatever its
+/// Content-Type says (`fetch` sends a string body as text/plain, jQuery's `$.post` as a form):
+/// its credentials go to the data file however it was labelled.
+fn http_body(b: &Body, content_type: &str, values: &mut Values) -> HttpBody {
+    let json = serde_json::from_str::<Value>(&b.text)
+        .ok()
+        .filter(|v| v.is_object() || v.is_array());
+    let text = |text: String| HttpBody::Text(text, content_type.to_string());
+    match json {
+        Some(json) if b.mime.contains("json") => HttpBody::Json(values.json(&json)),
+        Some(json) if is_text_media(&b.mime) || b.mime.is_empty() => {
+            text(values.json(&json).to_string())
+        }
+        None if b.mime == "application/x-www-form-urlencoded" => {
+            form(&b.text, content_type, values)
+        }
+        None if is_text_media(&b.mime) || b.mime.is_empty() => text(values.string("", &b.text)),
+        _ => HttpBody::None,
+    }
+}
+
+/// A form's fields, templated as one object (a user name beside a password is a column too);
+/// the names stay as recorded: a form's names are no templates. A name given twice, which a
+/// table cannot say, keeps the body as text.
+fn form(body: &str, content_type: &str, values: &mut Values) -> HttpBody {
+    let pairs = parse_query(body);
+    let mut names: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    if names.len() < pairs.len() {
+        let fields: Vec<String> = pairs
+            .iter()
+            .map(|(k, v)| {
+                let value = values.string_as(k, v, Literal::Query);
+                format!("{}={value}", literal(k, Literal::Query))
+            })
+            .collect();
+        return HttpBody::Text(fields.join("&"), content_type.to_string());
+    }
+    let fields: serde_json::Map<String, Value> = pairs
+        .into_iter()
+        .map(|(k, v)| (k, Value::String(v)))
+        .collect();
+    let Value::Object(templated) = values.json(&Value::Object(fields.clone())) else {
+        return HttpBody::None;
+    };
+    HttpBody::Form(
+        fields
+            .keys()
+            .zip(templated.values())
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+            .collect(),
+    )
 }
 
 /// A URL's path and query as a template: every segment an answer or the user's row holds
