@@ -1,6 +1,8 @@
 //! What `volley record` costs on a long capture: a Socket.IO session of 100,000 inspector
 //! records (a login, then chats acknowledged, pushes answered, pings), read, sorted into its
-//! conversation and written as a checked scenario. Run: `cargo bench --bench record`.
+//! conversation and written as a checked scenario; beside it, in the same run, the least any
+//! reader of the file does: each line parsed by serde_json into a `Value`.
+//! Run: `cargo bench --bench record`.
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -135,6 +137,14 @@ fn bench(c: &mut Criterion) {
     group.throughput(criterion::Throughput::Bytes(text.len() as u64));
     group.bench_function("jsonl_100k_records", |b| {
         b.iter(|| record::record(&settings).unwrap())
+    });
+    group.bench_function("serde_json_lines_only", |b| {
+        b.iter(|| {
+            text.lines()
+                .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+                .filter(serde_json::Value::is_object)
+                .count()
+        })
     });
     group.finish();
 }

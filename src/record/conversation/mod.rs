@@ -285,14 +285,14 @@ fn steps(
         }
         // The first of a kind seen once, before the client's next message: awaited.
         let next = sent.get(n + 1).map_or(f64::INFINITY, |&j| items[j].at);
-        let awaited = items.iter().find(|r| {
-            r.dir == Dir::S2c
-                && r.at >= item.at
-                && r.at < next
-                && r.at - item.at <= ANSWER_WITHIN
-                && !r.is_ack()
-                && r.kind.as_ref().is_some_and(|k| once.contains(k))
-        });
+        let awaited = items[i..]
+            .iter()
+            .take_while(|r| r.at < next && r.at - item.at <= ANSWER_WITHIN)
+            .find(|r| {
+                r.dir == Dir::S2c
+                    && !r.is_ack()
+                    && r.kind.as_ref().is_some_and(|k| once.contains(k))
+            });
         if let Some(answer) = awaited {
             let id = ids.next().unwrap_or_default();
             let kind = answer.kind.clone().unwrap_or_default();

@@ -2,6 +2,8 @@
 //! changing fields (an id), or `pong` after `ping`, becomes a `[[group.on]]` reply; an
 //! acknowledgement the client gave a server event becomes its `answer`.
 
+use std::collections::{HashMap, HashSet};
+
 use serde_json::Value;
 
 use super::items::{Item, TYPE_KEYS, type_key};
@@ -25,6 +27,7 @@ struct Replies {
 
 /// The handlers, and for each item whether it is the client's answer to a push.
 pub fn find(items: &[Item], is_sio: bool, values: &mut Values) -> (Vec<Handler>, Vec<bool>) {
+    let changing = changing_fields(items);
     let mut answered = vec![false; items.len()];
     let mut handlers = answers(items, &mut answered);
     let mut pairs: Vec<Replies> = Vec::new();
@@ -40,7 +43,7 @@ pub fn find(items: &[Item], is_sio: bool, values: &mut Values) -> (Vec<Handler>,
             .take_while(|&j| item.at - items[j].at <= REPLY_WITHIN)
             .find(|&j| {
                 let p = &items[j];
-                p.dir == Dir::S2c && !p.is_ack() && p.kind.is_some() && copies(items, p, item)
+                p.dir == Dir::S2c && !p.is_ack() && p.kind.is_some() && copies(&changing, p, item)
             });
         if let Some(j) = push {
             let key = (
@@ -70,7 +73,8 @@ pub fn find(items: &[Item], is_sio: bool, values: &mut Values) -> (Vec<Handler>,
             continue;
         }
         let (push, reply) = list[0];
-        let (payload, copied) = reply_payload(items, &items[push], &items[reply], is_sio, values);
+        let (payload, copied) =
+            reply_payload(&changing, &items[push], &items[reply], is_sio, values);
         for &(_, r) in &list {
             answered[r] = true;
         }
@@ -119,6 +123,34 @@ fn answers(items: &[Item], answered: &mut [bool]) -> Vec<Handler> {
     handlers
 }
 
+/// For each kind of push, the fields (pointers into the first argument) whose value changes
+/// from push to push: found in one pass over the pushes.
+type Changing = HashMap<String, HashSet<String>>;
+
+fn changing_fields(items: &[Item]) -> Changing {
+    // Per kind: the first push's leaves, and which of them changed since.
+    let mut firsts: HashMap<&str, Vec<(String, Value)>> = HashMap::new();
+    let mut changing: Changing = HashMap::new();
+    for push in items.iter().filter(|i| i.dir == Dir::S2c && !i.is_ack()) {
+        let (Some(kind), Some(arg)) = (push.kind.as_deref(), push.args.first()) else {
+            continue;
+        };
+        let Some(first) = firsts.get(kind) else {
+            let mut leaves = Vec::new();
+            leaves_of(arg, String::new(), &mut leaves);
+            firsts.insert(kind, leaves);
+            continue;
+        };
+        let changed = changing.entry(kind.to_string()).or_default();
+        for (pointer, value) in first {
+            if !changed.contains(pointer) && arg.pointer(pointer) != Some(value) {
+                changed.insert(pointer.clone());
+            }
+        }
+    }
+    changing
+}
+
 /// How a handler picks its pushes: the Socket.IO event, or a raw message's kind field.
 fn selector(push: &Item, kind: &str, is_sio: bool) -> (Option<String>, Option<String>) {
     if is_sio {
@@ -134,7 +166,7 @@ fn selector(push: &Item, kind: &str, is_sio: bool) -> (Option<String>, Option<St
 /// Whether `reply` answers `push`: their kinds pair (`ping`, `pong`), or the reply copies a
 /// field of the push whose value changes from push to push (an id; not a room both always
 /// name, which would make every chatty user a reply storm).
-fn copies(items: &[Item], push: &Item, reply: &Item) -> bool {
+fn copies(changing: &Changing, push: &Item, reply: &Item) -> bool {
     let pair = PAIRS.iter().any(|(a, b)| {
         push.kind
             .as_deref()
@@ -144,12 +176,12 @@ fn copies(items: &[Item], push: &Item, reply: &Item) -> bool {
                 .as_deref()
                 .is_some_and(|k| k.eq_ignore_ascii_case(b))
     });
-    pair || !copied_fields(items, push, reply).is_empty()
+    pair || !copied_fields(changing, push, reply).is_empty()
 }
 
 /// The fields (pointers into the first argument) the reply copies from the push, each one that
 /// changes from push to push of that kind.
-fn copied_fields(items: &[Item], push: &Item, reply: &Item) -> Vec<(String, String)> {
+fn copied_fields(changing: &Changing, push: &Item, reply: &Item) -> Vec<(String, String)> {
     let (Some(from), Some(to)) = (push.args.first(), reply.args.first()) else {
         return Vec::new();
     };
@@ -157,11 +189,7 @@ fn copied_fields(items: &[Item], push: &Item, reply: &Item) -> Vec<(String, Stri
     leaves_of(from, String::new(), &mut from_leaves);
     let mut to_leaves = Vec::new();
     leaves_of(to, String::new(), &mut to_leaves);
-    let others: Vec<&Value> = items
-        .iter()
-        .filter(|it| it.dir == Dir::S2c && it.kind == push.kind)
-        .filter_map(|it| it.args.first())
-        .collect();
+    let kind = push.kind.as_deref().unwrap_or_default();
     let mut copied = Vec::new();
     for (p, v) in &to_leaves {
         if is_kind_pointer(p) || v.is_boolean() || v.is_null() {
@@ -172,8 +200,7 @@ fn copied_fields(items: &[Item], push: &Item, reply: &Item) -> Vec<(String, Stri
             w == v && !is_kind_pointer(q) && last_key(p) == last_key(q) && !q.contains(['{', '}'])
         });
         if let Some((q, _)) = source {
-            let changes = others.iter().any(|o| o.pointer(q) != Some(v));
-            if changes {
+            if changing.get(kind).is_some_and(|fields| fields.contains(q)) {
                 copied.push((p.clone(), q.clone()));
             }
         }
@@ -191,7 +218,7 @@ fn is_kind_pointer(pointer: &str) -> bool {
 /// others what the client sent (a credential a column, a value an answer carried a capture).
 /// Templated before the copies go in: `values` keeps the shape, so the pointers hold.
 fn reply_payload(
-    items: &[Item],
+    changing: &Changing,
     push: &Item,
     reply: &Item,
     is_sio: bool,
@@ -200,7 +227,7 @@ fn reply_payload(
     let mut args: Vec<Value> = reply.args.iter().map(|a| values.json(a)).collect();
     let mut copied = Vec::new();
     if let Some(first) = args.first_mut() {
-        for (p, q) in copied_fields(items, push, reply) {
+        for (p, q) in copied_fields(changing, push, reply) {
             if let Some(slot) = first.pointer_mut(&p) {
                 *slot = Value::String(format!("{{{{{q}}}}}"));
                 copied.push(q);
