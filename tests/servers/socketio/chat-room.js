@@ -56,68 +56,17 @@
 const http = require("node:http");
 const path = require("node:path");
 const crypto = require("node:crypto");
-const { parseArgs } = require("node:util");
 const { Server } = require("socket.io");
-const { Accounts, pageHandler, sendJson, stopOnSignals } = require("./login.js");
+const { Accounts, UserCounts, appRequests, parseAppOptions, stopOnSignals } = require("./login.js");
 
-function usage(message) {
-  process.stderr.write(
-    `chat-room.js: ${message}\n` +
-      "usage: node chat-room.js --port PORT [--users N] [--ping-every MS] [--keep-stdin] [--verbose]\n",
-  );
-  process.exit(2);
-}
-
-function parseOptions() {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      options: {
-        port: { type: "string" },
-        users: { type: "string", default: "1000" },
-        "ping-every": { type: "string", default: "500" },
-        "keep-stdin": { type: "boolean", default: false },
-        verbose: { type: "boolean", default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (err) {
-    usage(err.message);
-  }
-  const integer = (name, min, max = Number.MAX_SAFE_INTEGER) => {
-    const text = values[name];
-    if (text === undefined) usage(`--${name} is required (--port 0 picks a free port)`);
-    const n = Number(text);
-    if (text.trim() === "" || !Number.isInteger(n) || n < min || n > max) {
-      usage(`--${name} must be an integer from ${min} to ${max}, got "${text}"`);
-    }
-    return n;
-  };
-  return {
-    port: integer("port", 0, 65535),
-    users: integer("users", 1),
-    pingEvery: integer("ping-every", 1),
-    keepStdin: values["keep-stdin"],
-    verbose: values.verbose,
-  };
-}
-
-const options = parseOptions();
-const log = options.verbose ? (line) => process.stderr.write(`chat-room.js: ${line}\n`) : () => {};
+const options = parseAppOptions("chat-room.js", { "ping-every": "500" });
+const log = options.log;
 
 // ---- counts ------------------------------------------------------------------------------------
 
 const COUNTS = ["logins", "connects", "joins", "chats", "chat_acks", "messages", "pings", "pongs", "pongs_unmatched"];
-const users = new Map(); // name -> {counts, sockets}
-function userState(name) {
-  let user = users.get(name);
-  if (!user) {
-    user = { counts: Object.fromEntries(COUNTS.map((c) => [c, 0])), sockets: new Set() };
-    users.set(name, user);
-  }
-  return user;
-}
+const counts = new UserCounts(COUNTS);
+const userState = (name) => counts.user(name);
 let connectionsRefused = 0;
 
 const accounts = new Accounts(options.users);
@@ -126,42 +75,11 @@ accounts.onLogin = (name) => {
   log(`login ${name}`);
 };
 
-function stats() {
-  const totals = Object.fromEntries([...COUNTS, "connected"].map((c) => [c, 0]));
-  const perUser = {};
-  const byIndex = [...users.keys()].sort((a, b) => Number(a.slice(4)) - Number(b.slice(4)));
-  for (const name of byIndex) {
-    const user = users.get(name);
-    const row = { ...user.counts, connected: user.sockets.size };
-    for (const [key, value] of Object.entries(row)) totals[key] += value;
-    perUser[name] = row;
-  }
-  return {
-    users: perUser,
-    totals,
-    logins_refused: accounts.refused,
-    logins_bad: accounts.bad,
-    connections_refused: connectionsRefused,
-  };
-}
+const stats = () => counts.stats(accounts, { connections_refused: connectionsRefused });
 
 // ---- HTTP --------------------------------------------------------------------------------------
 
-const page = pageHandler(path.join(__dirname, "pages", "chat-room.html"));
-
-function onRequest(req, res) {
-  const url = new URL(req.url, "http://localhost").pathname;
-  if (req.method === "GET" && url === "/") {
-    page(res);
-  } else if (req.method === "POST" && url === "/login") {
-    accounts.handle(req, res);
-  } else if (req.method === "GET" && url === "/stats") {
-    sendJson(res, 200, stats());
-  } else {
-    req.resume();
-    sendJson(res, 404, { error: "not found" });
-  }
-}
+const onRequest = appRequests(path.join(__dirname, "pages", "chat-room.html"), accounts, stats);
 
 const httpServer = http.createServer(onRequest);
 const io = new Server(httpServer, { serveClient: true });

@@ -13,6 +13,8 @@
 // end of a server's life (SIGTERM/SIGINT, or stdin closing unless --keep-stdin).
 "use strict";
 
+const { parseArgs } = require("node:util");
+
 const crypto = require("node:crypto");
 const fs = require("node:fs");
 
@@ -150,4 +152,123 @@ function stopOnSignals(keepStdin, stop) {
   }
 }
 
-module.exports = { Accounts, pageHandler, sendJson, stopOnSignals };
+// ---- what the two apps share: their options, their counts per user, their HTTP ----------------
+
+/// The options of an app: `--port` (required), `--users N` (default 1000), `--keep-stdin`,
+/// `--verbose`, and the app's own whole-number options `extra` ({"ping-every": "500"}: name and
+/// default), returned camel-cased (`pingEvery`). A bad one exits 2 with the usage line.
+function parseAppOptions(script, extra) {
+  const usage = (message) => {
+    const own = Object.keys(extra).map((name) => `[--${name} MS] `).join("");
+    process.stderr.write(
+      `${script}: ${message}\n` +
+        `usage: node ${script} --port PORT [--users N] ${own}[--keep-stdin] [--verbose]\n`,
+    );
+    process.exit(2);
+  };
+  const numbers = { port: undefined, users: "1000", ...extra };
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        ...Object.fromEntries(
+          Object.entries(numbers).map(([name, fallback]) => [
+            name,
+            fallback === undefined ? { type: "string" } : { type: "string", default: fallback },
+          ]),
+        ),
+        "keep-stdin": { type: "boolean", default: false },
+        verbose: { type: "boolean", default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    usage(err.message);
+  }
+  const integer = (name, min, max = Number.MAX_SAFE_INTEGER) => {
+    const text = values[name];
+    if (text === undefined) usage(`--${name} is required (--port 0 picks a free port)`);
+    const n = Number(text);
+    if (text.trim() === "" || !Number.isInteger(n) || n < min || n > max) {
+      usage(`--${name} must be an integer from ${min} to ${max}, got "${text}"`);
+    }
+    return n;
+  };
+  const options = {
+    port: integer("port", 0, 65535),
+    users: integer("users", 1),
+    keepStdin: values["keep-stdin"],
+    verbose: values.verbose,
+  };
+  for (const name of Object.keys(extra)) {
+    options[name.replace(/-(.)/g, (_, c) => c.toUpperCase())] = integer(name, 1);
+  }
+  options.log = values.verbose ? (line) => process.stderr.write(`${script}: ${line}\n`) : () => {};
+  return options;
+}
+
+/// The counts of each user that logged in (`COUNTS` by name) and its sockets, and /stats.
+class UserCounts {
+  constructor(counts) {
+    this.names = counts;
+    this.users = new Map(); // name -> {counts, sockets}
+  }
+
+  user(name) {
+    let user = this.users.get(name);
+    if (!user) {
+      user = { counts: Object.fromEntries(this.names.map((c) => [c, 0])), sockets: new Set() };
+      this.users.set(name, user);
+    }
+    return user;
+  }
+
+  /// /stats: every user by index with `connected`, the totals, and `more` (the app's own).
+  stats(accounts, more) {
+    const totals = Object.fromEntries([...this.names, "connected"].map((c) => [c, 0]));
+    const perUser = {};
+    const byIndex = [...this.users.keys()].sort((a, b) => Number(a.slice(4)) - Number(b.slice(4)));
+    for (const name of byIndex) {
+      const user = this.users.get(name);
+      const row = { ...user.counts, connected: user.sockets.size };
+      for (const [key, value] of Object.entries(row)) totals[key] += value;
+      perUser[name] = row;
+    }
+    return {
+      users: perUser,
+      totals,
+      logins_refused: accounts.refused,
+      logins_bad: accounts.bad,
+      ...more,
+    };
+  }
+}
+
+/// The apps' HTTP: `GET /` the page, `POST /login`, `GET /stats`, else 404.
+function appRequests(pageFile, accounts, stats) {
+  const page = pageHandler(pageFile);
+  return (req, res) => {
+    const url = new URL(req.url, "http://localhost").pathname;
+    if (req.method === "GET" && url === "/") {
+      page(res);
+    } else if (req.method === "POST" && url === "/login") {
+      accounts.handle(req, res);
+    } else if (req.method === "GET" && url === "/stats") {
+      sendJson(res, 200, stats());
+    } else {
+      req.resume();
+      sendJson(res, 404, { error: "not found" });
+    }
+  };
+}
+
+module.exports = {
+  Accounts,
+  UserCounts,
+  appRequests,
+  pageHandler,
+  parseAppOptions,
+  sendJson,
+  stopOnSignals,
+};
