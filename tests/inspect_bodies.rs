@@ -8,7 +8,7 @@
 use crate::common;
 
 use std::convert::Infallible;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
@@ -612,13 +612,8 @@ async fn the_inspect_binary_takes_max_body_and_secret() {
         .spawn()
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"));
+    let addr =
+        listening_address(&mut stderr).unwrap_or_else(|line| panic!("no address in {line:?}"));
     let mut client = std::net::TcpStream::connect(addr).unwrap();
     let body = r#"{"pin":"4821-77","user":"somebody"}"#;
     client

@@ -229,20 +229,29 @@ fn users_after(server: &AppServer, n: usize) -> Value {
     stats
 }
 
+/// The app's page played in Chromium, its HAR written to a new folder as NAME.har and recorded
+/// there as NAME.toml: what the page says it did, the folder, the scenario's text.
+async fn recorded_in_chromium(app: &AppServer, name: &str) -> (Value, tempfile::TempDir, String) {
+    let visit = capture_har(&app.page_url()).await;
+    let done = visit.session_done;
+    assert!(done.get("error").is_none(), "the page failed: {done}");
+    let dir = tempfile::tempdir().unwrap();
+    let har = format!("{name}.har");
+    std::fs::write(
+        dir.path().join(&har),
+        serde_json::to_vec_pretty(&visit.har).unwrap(),
+    )
+    .unwrap();
+    let scenario = record(dir.path(), &har, name);
+    (done, dir, scenario)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_chat_session_recorded_from_its_har_replays_with_200_users_each_doing_what_it_did()
  {
     let browser = AppServer::start(App::ChatRoom, &[]);
-    let visit = capture_har(&browser.page_url()).await;
-    let done = &visit.session_done;
-    assert!(done.get("error").is_none(), "the page failed: {done}");
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("chat.har"),
-        serde_json::to_vec_pretty(&visit.har).unwrap(),
-    )
-    .unwrap();
-    let scenario = record(dir.path(), "chat.har", "chat");
+    let (done, dir, scenario) = recorded_in_chromium(&browser, "chat").await;
+    let done = &done;
 
     // What the browser did, generalised: nothing secret is written into the scenario.
     let token = done["token"].as_str().unwrap();
@@ -309,16 +318,8 @@ async fn a_browser_chat_session_recorded_from_its_har_replays_with_200_users_eac
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_browser_raw_websocket_session_recorded_from_its_har_replays_with_100_users() {
     let browser = AppServer::start(App::RawFeed, &[]);
-    let visit = capture_har(&browser.page_url()).await;
-    let done = &visit.session_done;
-    assert!(done.get("error").is_none(), "the page failed: {done}");
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("feed.har"),
-        serde_json::to_vec_pretty(&visit.har).unwrap(),
-    )
-    .unwrap();
-    let scenario = record(dir.path(), "feed.har", "feed");
+    let (done, dir, scenario) = recorded_in_chromium(&browser, "feed").await;
+    let done = &done;
     let token = done["token"].as_str().unwrap();
     assert!(
         !scenario.contains(token),

@@ -8,7 +8,7 @@
 
 use crate::common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
@@ -501,15 +501,8 @@ fn inspect_binary(upstream: &str, extra: &[&str]) -> (SocketAddr, std::process::
         .spawn()
         .unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .parse()
-        .unwrap();
+    let addr =
+        listening_address(&mut stderr).unwrap_or_else(|line| panic!("no address in {line:?}"));
     // The rest of stderr is read so that the inspector never blocks on a full pipe.
     std::thread::spawn(move || {
         let mut rest = String::new();

@@ -14,6 +14,11 @@ const NAMES: ScenarioNames<'static> = ScenarioNames {
     scenario: "feed",
 };
 
+/// What `volley record` makes of `text`, the whole capture kept.
+fn recorded(text: &str, format: CaptureFormat) -> Result<super::Recording, Unrecordable> {
+    record_text(text, format, &CaptureFilter::default(), NAMES)
+}
+
 /// The scenario of a recording compiled as `volley validate` compiles the files `volley record`
 /// writes, its data file given in memory.
 fn compile(scenario: &str, data: Option<&DataFile>) -> Plan {
@@ -203,8 +208,7 @@ fn bad_hars_name_the_entry_or_the_place_in_the_file() {
 
 #[test]
 fn record_text_makes_the_scenario_and_data_file_without_touching_a_file() {
-    let filter = CaptureFilter::default();
-    let r = record_text(&feed_har("pw0"), CaptureFormat::Har, &filter, NAMES).unwrap();
+    let r = recorded(&feed_har("pw0"), CaptureFormat::Har).unwrap();
     let data = r.data.as_ref().expect("a data file");
     assert_eq!(data.name, "feed.users.csv");
     assert_eq!(data.text, "user,password\nuser0,pw0\n");
@@ -223,16 +227,14 @@ fn record_text_makes_the_scenario_and_data_file_without_touching_a_file() {
     assert_eq!(plan.name, "feed");
     assert_eq!(plan.data[0].columns(), ["user", "password"]);
 
-    let bad = record_text("{\"log\": {}}", CaptureFormat::Har, &filter, NAMES).unwrap_err();
+    let bad = recorded("{\"log\": {}}", CaptureFormat::Har).unwrap_err();
     assert!(
         matches!(&bad, Unrecordable::Malformed(b) if b.place.is_empty()),
         "{bad:?}"
     );
-    let none = record_text(
+    let none = recorded(
         "{\"t\":0,\"conn\":1,\"kind\":\"connect\"}\n",
         CaptureFormat::InspectJsonl,
-        &filter,
-        NAMES,
     )
     .unwrap_err();
     assert!(
@@ -271,14 +273,7 @@ fn a_reply_that_sends_a_secret_sends_it_from_the_data_file_not_written_in_the_sc
         .iter()
         .map(|(a, d, t)| (*a, *d, t.as_str()))
         .collect();
-    let filter = CaptureFilter::default();
-    let r = record_text(
-        &websocket_har(&messages),
-        CaptureFormat::Har,
-        &filter,
-        NAMES,
-    )
-    .unwrap();
+    let r = recorded(&websocket_har(&messages), CaptureFormat::Har).unwrap();
     let [handler] = r.conversation.handlers.as_slice() else {
         panic!("{:?}", r.conversation.handlers)
     };
@@ -305,14 +300,7 @@ fn a_stream_whose_secret_changes_sends_the_first_one_and_lists_none() {
         .enumerate()
         .map(|(i, t)| (0.3 * (i + 1) as f64, "send", t.as_str()))
         .collect();
-    let filter = CaptureFilter::default();
-    let r = record_text(
-        &websocket_har(&messages),
-        CaptureFormat::Har,
-        &filter,
-        NAMES,
-    )
-    .unwrap();
+    let r = recorded(&websocket_har(&messages), CaptureFormat::Har).unwrap();
     let [stream] = r.conversation.streams.as_slice() else {
         panic!("{:?}", r.conversation.streams)
     };
@@ -362,8 +350,7 @@ fn a_socketio_2_polling_session_is_recorded_its_posts_answered_ok_and_no_client_
     ]}})
     .to_string();
     // Socket.IO 2 joins `/` with no CONNECT from the client: the session is still recorded.
-    let filter = CaptureFilter::default();
-    let r = record_text(&har, CaptureFormat::Har, &filter, NAMES).unwrap();
+    let r = recorded(&har, CaptureFormat::Har).unwrap();
     let c = &r.conversation;
     let sio = c.socketio.as_ref().unwrap();
     assert_eq!(
@@ -390,14 +377,7 @@ fn a_recording_as_long_as_any_time_gives_durations_volley_reads() {
         (3.0 * far, "send", r#"{"type":"tick","n":3}"#),
         (3.0 * far + 1.0, "send", r#"{"type":"bye"}"#),
     ];
-    let filter = CaptureFilter::default();
-    let r = record_text(
-        &websocket_har(&messages),
-        CaptureFormat::Har,
-        &filter,
-        NAMES,
-    )
-    .unwrap();
+    let r = recorded(&websocket_har(&messages), CaptureFormat::Har).unwrap();
     assert!(
         r.scenario.contains("duration = \"18446744073s\""),
         "{}",
@@ -417,8 +397,7 @@ fn control_characters_of_a_capture_are_escaped_in_the_scenarios_comments() {
         r#"{"t":0.9,"conn":1,"dir":"c2s","kind":"frame","opcode":"text","text":"{\"type\":\"a\u007f\",\"n\\n\\u0001\":3}"}"#,
     ]
     .join("\n");
-    let filter = CaptureFilter::default();
-    let r = record_text(&jsonl, CaptureFormat::InspectJsonl, &filter, NAMES).unwrap();
+    let r = recorded(&jsonl, CaptureFormat::InspectJsonl).unwrap();
     assert!(r.scenario.contains("12:00:0\\u0001Z"), "{}", r.scenario);
     // A stream's comment names the field that varies, escaped.
     assert_eq!(r.conversation.streams.len(), 1);
@@ -441,9 +420,7 @@ fn an_inspect_capture_whose_server_is_no_host_and_port_is_refused_at_its_line() 
         ]
         .join("\n")
     };
-    let filter = CaptureFilter::default();
-    let refused = |text: &str| match record_text(text, CaptureFormat::InspectJsonl, &filter, NAMES)
-    {
+    let refused = |text: &str| match recorded(text, CaptureFormat::InspectJsonl) {
         Err(Unrecordable::Malformed(bad)) => bad,
         other => panic!("{other:?}"),
     };
@@ -457,7 +434,7 @@ fn an_inspect_capture_whose_server_is_no_host_and_port_is_refused_at_its_line() 
     assert_eq!(bad.place, "line 2");
     assert!(bad.message.contains("\"h:99999\""), "{bad:?}");
     let ok = capture(r#"{"t":0,"conn":1,"kind":"connect"}"#, "h:8080");
-    let r = record_text(&ok, CaptureFormat::InspectJsonl, &filter, NAMES).unwrap();
+    let r = recorded(&ok, CaptureFormat::InspectJsonl).unwrap();
     assert_eq!(r.conversation.target, "ws://h:8080");
 }
 
@@ -485,8 +462,7 @@ fn json_posted_as_text_has_its_credentials_in_the_data_file() {
     let body = r#"{"login":"bob","passwd":"b0b-pa55-w0rd"}"#;
     for mime in ["text/plain;charset=UTF-8", ""] {
         let har = calls_har(&[("POST", mime, body)]);
-        let filter = CaptureFilter::default();
-        let r = record_text(&har, CaptureFormat::Har, &filter, NAMES).unwrap();
+        let r = recorded(&har, CaptureFormat::Har).unwrap();
         let [
             Step::Http {
                 body: HttpBody::Text(text, _),
@@ -512,8 +488,7 @@ fn a_call_whose_method_volley_cannot_send_is_left_out_with_a_note() {
         ("post", "", "x"),
         ("PUT", "", "x"),
     ]);
-    let filter = CaptureFilter::default();
-    let r = record_text(&har, CaptureFormat::Har, &filter, NAMES).unwrap();
+    let r = recorded(&har, CaptureFormat::Har).unwrap();
     let methods: Vec<&str> = r
         .conversation
         .before_connect
@@ -544,8 +519,7 @@ fn headers_http_does_not_allow_are_left_out_and_each_name_is_written_once() {
          "_webSocketMessages": [{"type": "send", "time": 1_796_644_800.5, "opcode": 1, "data": "hello"}]}
     ]}})
     .to_string();
-    let filter = CaptureFilter::default();
-    let r = record_text(&har, CaptureFormat::Har, &filter, NAMES).unwrap();
+    let r = recorded(&har, CaptureFormat::Har).unwrap();
     assert_eq!(
         r.conversation.headers,
         [("X-Room".to_string(), "blue".to_string())]
@@ -571,8 +545,7 @@ fn a_socketio_query_key_given_twice_is_written_once() {
             {"type": "send", "time": 1_796_644_800.5, "opcode": 1, "data": r#"42["hello",1]"#}]}
     ]}})
     .to_string();
-    let filter = CaptureFilter::default();
-    let r = record_text(&har, CaptureFormat::Har, &filter, NAMES).unwrap();
+    let r = recorded(&har, CaptureFormat::Har).unwrap();
     let query = &r.conversation.socketio.as_ref().unwrap().query;
     assert_eq!(query, &[("room".to_string(), "a".to_string())]);
     compile(&r.scenario, None);
@@ -595,8 +568,7 @@ fn a_value_is_captured_only_by_a_step_before_what_uses_it() {
         r#"{"t":0.9,"conn":2,"dir":"c2s","kind":"frame","opcode":"text","text":"{\"type\":\"say\",\"room\":\"room-42abcdef\"}"}"#,
     ]
     .join("\n");
-    let filter = CaptureFilter::default();
-    let r = record_text(&jsonl, CaptureFormat::InspectJsonl, &filter, NAMES).unwrap();
+    let r = recorded(&jsonl, CaptureFormat::InspectJsonl).unwrap();
     assert_eq!(
         r.conversation.path.as_deref(),
         Some("/feed?token={{users.token}}")
@@ -640,14 +612,7 @@ fn a_match_on_a_kind_with_a_control_character_is_written_as_toml_reads_it() {
         .iter()
         .map(|(a, d, t)| (*a, *d, t.as_str()))
         .collect();
-    let filter = CaptureFilter::default();
-    let r = record_text(
-        &websocket_har(&messages),
-        CaptureFormat::Har,
-        &filter,
-        NAMES,
-    )
-    .unwrap();
+    let r = recorded(&websocket_har(&messages), CaptureFormat::Har).unwrap();
     assert!(
         r.scenario.contains(r#"match = "/type == \"pi\u007Fng\"""#),
         "{}",
@@ -668,8 +633,7 @@ fn query_values_are_percent_encoded_again_as_the_capture_had_them() {
          "_webSocketMessages": [{"type": "send", "time": 1_796_644_801.5, "opcode": 1, "data": "hello"}]}
     ]}})
     .to_string();
-    let filter = CaptureFilter::default();
-    let r = record_text(&har, CaptureFormat::Har, &filter, NAMES).unwrap();
+    let r = recorded(&har, CaptureFormat::Har).unwrap();
     let [Step::Http { path, .. }] = r.conversation.before_connect.as_slice() else {
         panic!("{:?}", r.conversation.before_connect)
     };
@@ -688,14 +652,7 @@ fn recorded_text_with_braces_is_written_as_templates_render_it() {
         "send",
         r#"{"type":"say","text":"{{not a placeholder}}","{{key}}":"{","user":"{ann"}"#,
     )];
-    let filter = CaptureFilter::default();
-    let r = record_text(
-        &websocket_har(&messages),
-        CaptureFormat::Har,
-        &filter,
-        NAMES,
-    )
-    .unwrap();
+    let r = recorded(&websocket_har(&messages), CaptureFormat::Har).unwrap();
     let [Step::Wait(_), Step::Emit { payload, .. }] = r.conversation.on_connect.as_slice() else {
         panic!("{:?}", r.conversation.on_connect)
     };
@@ -755,8 +712,7 @@ fn awaited_socketio_events_get_metric_names_volley_takes() {
         (2.5, "send", r#"42["leave",1]"#),
         (2.6, "receive", r#"42["left",{}]"#),
     ];
-    let filter = CaptureFilter::default();
-    let r = record_text(&socketio_har(&packets), CaptureFormat::Har, &filter, NAMES).unwrap();
+    let r = recorded(&socketio_har(&packets), CaptureFormat::Har).unwrap();
     let waits: Vec<(&str, Option<&str>)> = r
         .conversation
         .on_connect
@@ -782,8 +738,7 @@ fn statuses_a_step_cannot_check_are_not_written_and_no_status_is_wrapped() {
     let mut har: serde_json::Value =
         serde_json::from_str(&calls_har(&[("POST", "", "x")])).unwrap();
     har["log"]["entries"][0]["response"]["status"] = json!(799);
-    let filter = CaptureFilter::default();
-    let r = record_text(&har.to_string(), CaptureFormat::Har, &filter, NAMES).unwrap();
+    let r = recorded(&har.to_string(), CaptureFormat::Har).unwrap();
     assert!(!r.scenario.contains("status ="), "{}", r.scenario);
     compile(&r.scenario, r.data.as_ref());
 
@@ -794,9 +749,7 @@ fn statuses_a_step_cannot_check_are_not_written_and_no_status_is_wrapped() {
         r#"{"t":0.2,"conn":1,"dir":"s2c","kind":"http_response","status":70000}"#,
     ]
     .join("\n");
-    let Err(Unrecordable::Malformed(bad)) =
-        record_text(&jsonl, CaptureFormat::InspectJsonl, &filter, NAMES)
-    else {
+    let Err(Unrecordable::Malformed(bad)) = recorded(&jsonl, CaptureFormat::InspectJsonl) else {
         panic!("not refused")
     };
     assert_eq!(bad.place, "line 3");
@@ -806,14 +759,7 @@ fn statuses_a_step_cannot_check_are_not_written_and_no_status_is_wrapped() {
 #[test]
 fn a_number_larger_than_toml_integers_is_sent_as_its_digits_in_a_string() {
     let messages = [(0.5, "send", r#"{"type":"big","id":18446744073709551615}"#)];
-    let filter = CaptureFilter::default();
-    let r = record_text(
-        &websocket_har(&messages),
-        CaptureFormat::Har,
-        &filter,
-        NAMES,
-    )
-    .unwrap();
+    let r = recorded(&websocket_har(&messages), CaptureFormat::Har).unwrap();
     assert!(
         r.scenario.contains(r#"id = "18446744073709551615""#),
         "{}",
@@ -826,9 +772,7 @@ fn a_number_larger_than_toml_integers_is_sent_as_its_digits_in_a_string() {
 fn a_namespace_volley_cannot_connect_to_is_no_conversation_to_record() {
     let har = socketio_har(&[(0.5, "send", r#"42["hello",1]"#)])
         .replace(r#""data":"40""#, r#""data":"40/chat text\"x,""#);
-    let filter = CaptureFilter::default();
-    let Err(Unrecordable::Nothing(why)) = record_text(&har, CaptureFormat::Har, &filter, NAMES)
-    else {
+    let Err(Unrecordable::Nothing(why)) = recorded(&har, CaptureFormat::Har) else {
         panic!("recorded")
     };
     assert!(
@@ -847,8 +791,7 @@ fn a_socketio_2_connect_payload_is_left_out_with_a_note() {
             r#""data":"40""#,
             r#""data":"40/chat,{\"token\":\"tok-12345678\"}""#,
         );
-    let filter = CaptureFilter::default();
-    let r = record_text(&har, CaptureFormat::Har, &filter, NAMES).unwrap();
+    let r = recorded(&har, CaptureFormat::Har).unwrap();
     let sio = r.conversation.socketio.as_ref().unwrap();
     assert_eq!(
         (sio.namespace.as_str(), sio.auth.is_none()),
@@ -885,14 +828,7 @@ fn numbers_at_the_top_of_their_range_are_no_counter_and_no_panic() {
         .iter()
         .map(|(a, d, t)| (*a, *d, t.as_str()))
         .collect();
-    let filter = CaptureFilter::default();
-    let r = record_text(
-        &websocket_har(&messages),
-        CaptureFormat::Har,
-        &filter,
-        NAMES,
-    )
-    .unwrap();
+    let r = recorded(&websocket_har(&messages), CaptureFormat::Har).unwrap();
     assert!(
         r.conversation.expects.is_empty(),
         "{:?}",
@@ -906,8 +842,7 @@ fn json_sent_as_a_form_has_its_credentials_in_the_data_file() {
     // jQuery's $.post(url, JSON.stringify(...)) labels JSON as a form.
     let body = r#"{"login":"bob","passwd":"b0b-pa55-w0rd"}"#;
     let har = calls_har(&[("POST", "application/x-www-form-urlencoded", body)]);
-    let filter = CaptureFilter::default();
-    let r = record_text(&har, CaptureFormat::Har, &filter, NAMES).unwrap();
+    let r = recorded(&har, CaptureFormat::Har).unwrap();
     assert!(!r.scenario.contains("b0b-pa55-w0rd"), "{}", r.scenario);
     compile(&r.scenario, r.data.as_ref());
     // A real form keeps its names as recorded: they are no templates.
@@ -916,7 +851,7 @@ fn json_sent_as_a_form_has_its_credentials_in_the_data_file() {
         "application/x-www-form-urlencoded",
         "a%7B%7Bb=1&user=ann&password=pw-12345678",
     )]);
-    let r = record_text(&har, CaptureFormat::Har, &filter, NAMES).unwrap();
+    let r = recorded(&har, CaptureFormat::Har).unwrap();
     let [
         Step::Http {
             body: HttpBody::Form(fields),
@@ -944,14 +879,7 @@ fn a_stream_of_texts_a_choice_list_cannot_hold_is_sent_as_the_first() {
             .enumerate()
             .map(|(i, t)| (0.3 * (i + 1) as f64, "send", t.as_str()))
             .collect();
-        let filter = CaptureFilter::default();
-        let r = record_text(
-            &websocket_har(&messages),
-            CaptureFormat::Har,
-            &filter,
-            NAMES,
-        )
-        .unwrap();
+        let r = recorded(&websocket_har(&messages), CaptureFormat::Har).unwrap();
         let [stream] = r.conversation.streams.as_slice() else {
             panic!("{:?}", r.conversation.streams)
         };

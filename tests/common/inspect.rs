@@ -142,17 +142,13 @@ impl InspectBinary {
             .spawn()
             .unwrap();
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        stderr.read_line(&mut line).unwrap();
-        let addr = line
-            .split("http://")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|addr| addr.parse().ok());
-        let Some(addr) = addr else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("volley inspect printed no address: {line:?}");
+        let addr = match listening_address(&mut stderr) {
+            Ok(addr) => addr,
+            Err(line) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("volley inspect printed no address: {line:?}");
+            }
         };
         // The rest of stderr (the summary at the end) is kept, and read so that the inspector
         // never blocks on a full pipe.
@@ -257,4 +253,16 @@ pub async fn scripted_server(
         received
     });
     (addr, task)
+}
+
+/// The address `volley inspect` (the binary) listens on, read from the first line of its stderr
+/// (`... http://127.0.0.1:PORT ...`); that line when it names none.
+pub fn listening_address(stderr: &mut impl BufRead) -> Result<SocketAddr, String> {
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    line.split("http://")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.parse().ok())
+        .ok_or(line)
 }
